@@ -1,0 +1,74 @@
+"""Shared fixtures: one bake per combination of answers, shared by every test that needs it."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tools/ and hooks/ are importable from the tests
+
+from tools.venvs import cached_venv  # noqa: E402
+
+DEFAULTS = json.loads((REPO / "cookiecutter.json").read_text())
+# The fast tier never locks: the real lock has its own tests (test_lock.py).
+NO_LOCK = {"lock_dependencies": False}
+
+
+def combination_id(answers):
+    """Readable test id for a combination of answers: key:value joined by '-'."""
+    return "-".join(f"{key}:{value}" for key, value in answers.items()) or "defaults"
+
+
+@pytest.fixture(scope="session")
+def bake(cookies_session):
+    """bake(**answers) -> Path of the generated project; each combination is baked once."""
+    baked = {}
+
+    def _bake(**answers):
+        context = {**NO_LOCK, **answers}
+        key = json.dumps(context, sort_keys=True)
+        if key not in baked:
+            result = cookies_session.bake(extra_context=context)
+            assert result.exit_code == 0, f"bake failed for {context}: {result.exception}"
+            baked[key] = Path(result.project_path)
+        return baked[key]
+
+    return _bake
+
+
+@pytest.fixture(scope="session")
+def default_project(bake):
+    return bake()
+
+
+def pipfile_requirements(project, sections=("packages", "dev-packages")):
+    """The requirement strings of a baked project's Pipfile (name + version spec)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+    pipfile = tomllib.loads((project / "source" / "Pipfile").read_text())
+    return [
+        name if spec == "*" else f"{name}{spec}"
+        for section in sections
+        for name, spec in pipfile.get(section, {}).items()
+    ]
+
+
+@pytest.fixture(scope="session")
+def project_venv(default_project):
+    """A cached venv with the default project's Pipfile packages (dev included)."""
+    return cached_venv(pipfile_requirements(default_project))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI (CI=true) a skipped test is a failure: every tool must be there."""
+    report = yield
+    if report.skipped and os.environ.get("CI") == "true" and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every check must run: {reason}"
+    return report

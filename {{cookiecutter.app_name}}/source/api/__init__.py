@@ -1,0 +1,27 @@
+"""{{ cookiecutter.app_name }}: the Flask application factory.
+
+gunicorn serves ``api:create_app()``; nothing happens at import time.
+"""
+from flask import Flask
+
+from . import errors, health, logs
+from .config import settings_from_env
+from .greetings import bp as greetings_bp
+
+
+def create_app(test_config=None):
+    """Build and configure the application.
+
+    Configuration comes from environment variables (see ``api.config``);
+    ``test_config`` overrides it in tests.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(settings_from_env())
+    if test_config is not None:
+        app.config.update(test_config)
+
+    logs.configure(app)
+    errors.register(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(greetings_bp, url_prefix="/api/v1")
+    return app

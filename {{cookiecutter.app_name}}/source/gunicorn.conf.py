@@ -1,0 +1,33 @@
+"""gunicorn settings, read from the environment with the platform's defaults.
+
+Command-line flags override them, as in the README's `docker run ... gunicorn -w 6 -b :8080`.
+"""
+import os
+
+wsgi_app = "api:create_app()"
+bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
+workers = int(os.environ.get("GUNICORN_WORKERS", "{{ cookiecutter.gunicorn_workers }}"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# Kubernetes waits terminationGracePeriodSeconds (longer than this) before it kills the pod.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+keepalive = 5
+
+# Access and error logs go to stdout as JSON lines, like the application's own.
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus "%(a)s"'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "api.logs.JsonFormatter"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"},
+    },
+    "loggers": {
+        "gunicorn.error": {
+            "level": os.environ.get("LOG_LEVEL", "INFO").upper(),
+            "handlers": ["stdout"],
+            "propagate": False,
+        },
+        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+    },
+}
