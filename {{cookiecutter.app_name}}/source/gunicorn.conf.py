@@ -15,9 +15,11 @@ keepalive = 5
 # Access and error logs go to stdout as JSON lines, like the application's own.
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus "%(a)s"'
+# gunicorn merges this over its defaults key by key, so "root" must be redefined too.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["stdout"]},
     "formatters": {"json": {"()": "api.logs.JsonFormatter"}},
     "handlers": {
         "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"},

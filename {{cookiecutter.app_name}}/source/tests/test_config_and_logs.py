@@ -19,8 +19,9 @@ def test_create_app_reads_the_process_environment(monkeypatch):
     assert create_app().config["GREETING"] == "Howdy"
 
 
-def test_log_lines_are_json_with_extra_fields(client, capsys):
-    client.get("/api/v1/hello?name=Ada")
+def test_log_lines_are_json_with_extra_fields(capsys):
+    # The app is made after capsys has replaced stdout, so its log handler writes there.
+    create_app({"TESTING": True}).test_client().get("/api/v1/hello?name=Ada")
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["message"] == "greeted"
     assert line["level"] == "INFO"
