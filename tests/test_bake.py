@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from conftest import DEFAULTS, combination_id
+from conftest import DEFAULTS, REPO, combination_id
 
 EXPECTED_FILES = [
     "README.md",
@@ -111,3 +111,24 @@ def test_gunicorn_workers_is_the_default_worker_count(custom_project):
 def test_private_index_reaches_the_pipfile_without_credentials(bake):
     pipfile = (bake(**COMBINATIONS[3]) / "source/Pipfile").read_text()
     assert 'url = "https://${PYPI_USER}:${PYPI_TOKEN}@artifactory.example.com/api/pypi/pypi/simple"' in pipfile
+
+
+PROMPTED = [name for name in DEFAULTS if not name.startswith("_")]
+
+
+@pytest.mark.parametrize("name", PROMPTED)
+def test_every_variable_has_a_question(name):
+    assert name in DEFAULTS["__prompts__"], f"{name} has no question in __prompts__"
+
+
+@pytest.mark.parametrize("name", PROMPTED)
+def test_every_variable_is_in_the_readme_table(name):
+    readme = (REPO / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    assert any(f"`{name}`" in row.split("|")[1] for row in rows), f"{name} is not documented in README.md"
+
+
+@pytest.mark.parametrize("name", [n for n in PROMPTED if isinstance(DEFAULTS[n], list)])
+def test_every_choice_option_has_a_label(name):
+    labels = DEFAULTS["__prompts__"][name]
+    assert set(DEFAULTS[name]) <= set(labels), f"{name}: options without a label"
