@@ -54,7 +54,7 @@ def ensure_venv():
 def main(argv):
     commands = {
         "generate": ["-m", "cookiecutter", str(HERE)],
-        "test": ["-m", "pytest", "-n", os.environ.get("APPSTACK_TEST_WORKERS", "auto")],
+        "test": ["-m", "pytest", "-n", os.environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup"],
         "bench": [str(HERE / "benchmarks" / "run.py")],
     }
     if not argv or argv[0] not in commands:

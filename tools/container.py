@@ -1,0 +1,469 @@
+"""A real container engine and a Python base image for the test suite (stdlib only).
+
+The machines this template is tested on reach PyPI and Debian's mirrors, but no
+container registry.  So the tests use Debian's ``docker.io`` (dockerd 20.10 with
+BuildKit built in) and make their Python base image from Debian packages::
+
+    from tools.container import Dockerd, ensure_base_image, ensure_packages, pip_build_options
+
+    ensure_packages()
+    with Dockerd() as engine:
+        base = ensure_base_image("3.11", engine)      # localhost/appstack-python:3.11-slim
+        engine.docker("build", *engine.network_args(), *pip_build_options(),
+                      "--build-arg", f"BASE_IMAGE={base}", "-t", "app:test", ".")
+
+Caches (under ``${XDG_CACHE_HOME:-~/.cache}/flask-appstack``): ``docker/`` is the
+engine's data-root, so images survive between sessions; ``rootfs/`` keeps the
+debootstrapped root filesystems as tarballs, so a fresh data-root costs only a
+``docker import``.  The daemon's socket, pidfile and exec-root live in a short
+per-data-root directory under the temp dir (unix socket paths are limited to
+108 bytes).
+
+Run ``python -m tools.container`` to set everything up and list the images.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+#: Debian's client. A newer ``docker`` earlier on PATH may lack buildx and cannot build.
+DOCKER = "/usr/bin/docker"
+DOCKERD = "/usr/sbin/dockerd"
+#: Debian packages we need, and the binary each one provides.
+PACKAGES = {"docker.io": DOCKERD, "debootstrap": "/usr/sbin/debootstrap"}
+#: Python minor version -> the Debian release whose ``python3`` it is.
+SUITES = {"3.9": "bullseye", "3.11": "bookworm", "3.13": "trixie"}
+BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+BASE_REPO = "localhost/appstack-python"
+#: Bump when the recipe below changes: it invalidates cached tarballs and images.
+RECIPE_VERSION = "1"
+RECIPE_LABEL = "org.flask-appstack.base-recipe"
+#: Flags that make dockerd work where it cannot create a bridge or iptables rules.
+#: Then builds and runs need ``--network host`` (``-p`` is silently ignored).
+FALLBACK_FLAGS = ("--iptables=false", "--ip6tables=false", "--bridge=none")
+DEBIAN_CODENAMES = {"buster", "bullseye", "bookworm", "trixie", "forky", "sid",
+                    "oldstable", "stable", "testing", "unstable"}
+
+
+def cache_dir() -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/flask-appstack``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "flask-appstack"
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive flock on ``path`` (serialises pytest-xdist workers)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run(*cmd, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("check", True)
+    log.debug("+ %s", " ".join(map(str, cmd)))
+    return subprocess.run([str(c) for c in cmd], **kw)
+
+
+def _installed(pkg: str) -> bool:
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip() == "install ok installed"
+
+
+def ensure_packages(packages=tuple(PACKAGES)) -> list[str]:
+    """apt-get install whichever of ``packages`` is missing; return what was installed.
+
+    Idempotent: when everything is present it runs neither ``apt-get update`` nor
+    ``install``.  ``docker.io`` pulls in containerd, runc, tini and iptables; running
+    as root needs nothing else (no uidmap, no fuse-overlayfs).
+    """
+    missing = [p for p in packages if not _installed(p)]
+    if not missing:
+        return []
+    if os.geteuid() != 0:
+        raise PermissionError(f"need root to apt-get install {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    t0 = time.monotonic()
+    _run("apt-get", "update", "-q", env=env, stdout=subprocess.DEVNULL)
+    _run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing,
+         env=env, stdout=subprocess.DEVNULL)
+    log.info("apt-get installed %s in %.1fs", " ".join(missing), time.monotonic() - t0)
+    return missing
+
+
+class Dockerd:
+    """A docker engine for this session: reused if one answers, else started here.
+
+    ``with Dockerd() as d:`` exports nothing globally; use ``d.env`` (for your own
+    subprocesses), ``d.docker(...)`` and ``d.network_args()``.  Only a daemon this
+    object started is stopped at exit (by PID: SIGTERM, wait, SIGKILL), unless
+    ``keep=True``.  Under pytest-xdist, keep the container tests in one worker
+    (``xdist_group``) or use ``keep=True``: a worker must not stop the engine
+    another worker is still using.
+    """
+
+    def __init__(self, data_root: os.PathLike | str | None = None, *, reuse_system: bool = True,
+                 keep: bool = False, timeout: float = 60):
+        self.data_root = Path(data_root or cache_dir() / "docker").resolve()
+        tag = hashlib.sha256(str(self.data_root).encode()).hexdigest()[:10]
+        self.run_dir = Path(tempfile.gettempdir()) / f"appstack-dockerd-{tag}"
+        self.exec_root = self.run_dir / "exec"
+        self.pidfile = self.run_dir / "dockerd.pid"
+        self.logfile = self.run_dir / "dockerd.log"
+        self.host = f"unix://{self.run_dir / 'docker.sock'}"
+        self.reuse_system, self.keep, self.timeout = reuse_system, keep, timeout
+        self.proc: subprocess.Popen | None = None   # set only if we started dockerd
+        self.flags: tuple[str, ...] = ()             # extra dockerd flags that were needed
+        self.host_network = False                    # True: no bridge, use --network host
+
+    # -- the client ---------------------------------------------------------------
+    @property
+    def env(self) -> dict:
+        """Environment for ``/usr/bin/docker``: this engine, BuildKit on."""
+        return dict(os.environ, DOCKER_HOST=self.host, DOCKER_BUILDKIT="1")
+
+    def docker(self, *args, **kw) -> subprocess.CompletedProcess:
+        """Run Debian's docker client against this engine (``check=True`` by default)."""
+        kw.setdefault("env", self.env)
+        return _run(DOCKER, *args, **kw)
+
+    def network_args(self) -> list[str]:
+        """``["--network", "host"]`` when the engine has no bridge, else ``[]``."""
+        return ["--network", "host"] if self.host_network else []
+
+    def _answers(self, host: str) -> bool:
+        env = dict(os.environ, DOCKER_HOST=host)
+        try:
+            r = subprocess.run([DOCKER, "version", "--format", "{{.Server.Version}}"], env=env,
+                               capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return r.returncode == 0 and bool(r.stdout.strip())
+
+    # -- life cycle -----------------------------------------------------------------
+    def start(self) -> "Dockerd":
+        candidates = [self.host]
+        if self.reuse_system:
+            candidates += [os.environ.get("DOCKER_HOST", ""), "unix:///var/run/docker.sock"]
+        with _locked(self.run_dir.with_suffix(".lock")):
+            for host in filter(None, candidates):
+                if (not host.startswith("unix://") or os.path.exists(host[7:])) and self._answers(host):
+                    log.info("reusing the docker engine at %s", host)
+                    self.host = host
+                    break
+            else:
+                self._spawn(())
+                if self.proc is None:
+                    log.warning("dockerd failed with default flags; retrying with %s", FALLBACK_FLAGS)
+                    self._spawn(FALLBACK_FLAGS)
+                if self.proc is None:
+                    raise RuntimeError(f"dockerd did not start; see {self.logfile}:\n{self._log_tail()}")
+        nets = self.docker("network", "ls", "--format", "{{.Name}}", capture_output=True, text=True)
+        self.host_network = "bridge" not in nets.stdout.split()
+        return self
+
+    def _spawn(self, flags: tuple[str, ...]) -> None:
+        """Start dockerd with ``flags``; leave ``self.proc`` set only if it became ready."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.data_root.mkdir(parents=True, exist_ok=True)
+        self._unmount_leftovers()
+        cmd = [DOCKERD, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
+               "--pidfile", str(self.pidfile), "--host", self.host, *flags]
+        # Debian's containerd/runc/iptables, whatever else is first on PATH.
+        env = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin:" + os.environ.get("PATH", ""))
+        env.pop("DOCKER_HOST", None)
+        t0 = time.monotonic()
+        with open(self.logfile, "wb") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        while time.monotonic() - t0 < self.timeout:
+            if proc.poll() is not None:
+                return
+            if os.path.exists(self.host[7:]) and self._answers(self.host):
+                self.proc, self.flags = proc, flags
+                log.info("dockerd%s ready in %.1fs (pid %d)", "".join(" " + f for f in flags), time.monotonic() - t0, proc.pid)
+                return
+            time.sleep(0.2)
+        self.proc = proc
+        self.stop()
+        raise RuntimeError(f"dockerd not ready after {self.timeout}s:\n{self._log_tail()}")
+
+    def stop(self) -> None:
+        """Stop the daemon we started: SIGTERM, wait 30 s, then SIGKILL it and its children."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            _terminate(proc.pid, proc)
+            self._unmount_leftovers()
+
+    def stop_leftover(self) -> bool:
+        """Stop a dockerd that an earlier ``keep=True`` session left on this data-root."""
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(self.pidfile.read_text())
+            if str(self.data_root).encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                _terminate(pid)
+                self._unmount_leftovers()
+                return True
+        return False
+
+    def _unmount_leftovers(self) -> None:
+        """Lazily unmount what a stopped dockerd left under its exec-root (e.g. netns)."""
+        prefix = str(self.exec_root) + "/"
+        with open("/proc/self/mountinfo") as fh:
+            points = [line.split()[4] for line in fh]
+        for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+
+    def _log_tail(self, lines: int = 25) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def __enter__(self) -> "Dockerd":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        if not self.keep:
+            self.stop()
+
+
+def _terminate(pid: int, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    """SIGTERM ``pid``, wait up to ``timeout`` s, then SIGKILL it and its children."""
+    children = _children(pid)          # containerd: exits by itself after a clean stop
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (proc.poll() is not None) if proc else not _alive(pid):
+            return
+        time.sleep(0.2)
+    log.warning("dockerd %d ignored SIGTERM; killing it", pid)
+    for victim in [pid, *children]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    if proc:
+        proc.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                kids.append(int(stat.split("/")[2]))
+    return kids
+
+
+# -- the base image ---------------------------------------------------------------------
+def debian_mirror() -> str:
+    """The Debian mirror apt already uses here (``$APPSTACK_DEBIAN_MIRROR`` overrides).
+
+    Reads one-line ``.list`` and deb822 ``.sources`` files and takes the first enabled
+    ``deb`` entry for a Debian release with the ``main`` component.
+    """
+    if os.environ.get("APPSTACK_DEBIAN_MIRROR"):
+        return os.environ["APPSTACK_DEBIAN_MIRROR"]
+    entries = []  # (uris, suites, components)
+    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*.list"))]:
+        with contextlib.suppress(OSError):
+            for line in Path(path).read_text().splitlines():
+                words = [w for w in line.split("#", 1)[0].split() if not w.startswith("[")]
+                if len(words) >= 4 and words[0] == "deb":
+                    entries.append((words[1:2], words[2:3], words[3:]))
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in Path(path).read_text().split("\n\n"):
+            fields, key = {}, None
+            for line in stanza.splitlines():
+                if line.startswith("#") or not line.strip():
+                    continue
+                if line[0].isspace() and key:
+                    fields[key] += " " + line.strip()
+                elif ":" in line:
+                    key, value = line.split(":", 1)
+                    key = key.strip().lower()
+                    fields[key] = value.strip()
+            if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+                entries.append((fields.get("uris", "").split(), fields.get("suites", "").split(),
+                                fields.get("components", "").split()))
+    for uris, suites, components in entries:
+        if uris and "main" in components and DEBIAN_CODENAMES & set(suites):
+            return uris[0].rstrip("/")
+    raise RuntimeError("no Debian mirror in /etc/apt/sources.list(.d); set APPSTACK_DEBIAN_MIRROR")
+
+
+def _apt_proxy_env() -> dict:
+    """http(s)_proxy for debootstrap from apt's Acquire::http(s)::Proxy, if apt has one."""
+    env = {}
+    for scheme in ("http", "https"):
+        r = subprocess.run(["apt-config", "dump", f"Acquire::{scheme}::Proxy"], capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            if key == f"Acquire::{scheme}::Proxy" and value.strip('";') not in ("", "DIRECT", "false"):
+                env[f"{scheme}_proxy"] = value.strip('";')
+    return env
+
+
+def _python_minor(python: str) -> str:
+    minor = ".".join(str(python).split(".")[:2])
+    if minor not in SUITES:
+        raise ValueError(f"no Debian release ships Python {python}; the base image can be made for "
+                         + ", ".join(f"{v} ({s})" for v, s in SUITES.items()))
+    return minor
+
+
+def base_image_tag(python: str = "3.11") -> str:
+    """``localhost/appstack-python:X.Y-slim`` — a valid ``BASE_IMAGE`` build-arg value."""
+    return f"{BASE_REPO}:{_python_minor(python)}-slim"
+
+
+def rootfs_tarball(python: str = "3.11") -> Path:
+    """Debootstrap (once) a minimal Debian with Python; return the cached tarball."""
+    minor = _python_minor(python)
+    suite = SUITES[minor]
+    recipe = hashlib.sha256(f"{RECIPE_VERSION} {suite} {' '.join(BASE_PACKAGES)}".encode()).hexdigest()[:12]
+    tarball = cache_dir() / "rootfs" / f"{suite}-python{minor}-{recipe}.tar"
+    with _locked(tarball.with_suffix(".lock")):
+        if tarball.exists():
+            return tarball
+        mirror = debian_mirror()
+        work = Path(tempfile.mkdtemp(prefix=f"{suite}-", dir=tarball.parent))
+        try:
+            t0 = time.monotonic()
+            _run(PACKAGES["debootstrap"], "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES),
+                 suite, work / "rootfs", mirror, stdout=subprocess.DEVNULL,
+                 env=dict(os.environ, **_apt_proxy_env()))
+            log.info("debootstrap %s from %s in %.1fs", suite, mirror, time.monotonic() - t0)
+            root = work / "rootfs"
+            for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*",
+                            "usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "var/log/*", "tmp/*"):
+                for path in glob.glob(str(root / pattern)):
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
+            _run("tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", work / "rootfs.tar", ".")
+            os.replace(work / "rootfs.tar", tarball)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return tarball
+
+
+def ensure_base_image(python: str = "3.11", engine: Dockerd | None = None) -> str:
+    """Make sure ``base_image_tag(python)`` exists in ``engine``; return the tag.
+
+    Costs nothing if the engine already has it (same recipe label), a ``docker import``
+    (~3 s) if only the cached tarball exists, and a debootstrap (~40-60 s) otherwise.
+    ``engine=None`` uses ``$DOCKER_HOST`` with Debian's client.
+    """
+    tag = base_image_tag(python)
+    run = engine.docker if engine else (lambda *a, **kw: _run(DOCKER, *a, **kw))
+    tarball = rootfs_tarball(python)
+    recipe = tarball.stem.rsplit("-", 1)[1]
+    have = run("image", "inspect", "--format", "{{index .Config.Labels \"%s\"}}" % RECIPE_LABEL, tag,
+               check=False, capture_output=True, text=True)
+    if have.returncode == 0 and have.stdout.strip() == recipe:
+        return tag
+    t0 = time.monotonic()
+    run("import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]',
+        "--change", f"LABEL {RECIPE_LABEL}={recipe}", tarball, tag, stdout=subprocess.DEVNULL)
+    log.info("docker import %s in %.1fs", tag, time.monotonic() - t0)
+    return tag
+
+
+# -- how the host's pip settings reach a build -------------------------------------------
+def _host_pip_config() -> dict:
+    """pip's effective settings on this host: config files, overridden by PIP_* env vars."""
+    r = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
+    config, rank = {}, {"global": 0, "install": 1, ":env:": 2}   # later wins
+    lines = [line.partition("=") for line in r.stdout.splitlines()]  # global.index-url='https://...'
+    for key, _, value in sorted(lines, key=lambda kv: rank.get(kv[0].split(".", 1)[0], -1)):
+        section, _, name = key.partition(".")
+        if section in rank:
+            config[name] = value.strip("'\"")
+    return config
+
+
+def _ca_bundle(config: dict) -> str | None:
+    for candidate in (config.get("cert"), os.environ.get("REQUESTS_CA_BUNDLE"),
+                      os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def pip_build_options(secret_id: str = "ca_bundle") -> list[str]:
+    """``docker build`` options that make pip inside the build use the host's index and CA.
+
+    - The index: ``--build-arg PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL`` /
+      ``PIP_TRUSTED_HOST`` only when the host configures them (otherwise pip's default
+      index, as on the host).  Local ``file://`` indexes and paths are dropped: the build
+      cannot see them.  A URL with credentials is refused: build args show in
+      ``docker history``; credentials belong in the PYPI_TOKEN secret.
+    - The CA: the bundle the host's pip trusts, as ``--secret id=<secret_id>``; the
+      Dockerfile mounts it for the pip RUN step (``--mount=type=secret,id=ca_bundle``) and
+      points ``PIP_CERT`` at ``/run/secrets/ca_bundle`` when the file is non-empty.  It is
+      never part of a layer.  An undeclared secret mount is simply absent.
+    """
+    config, opts = _host_pip_config(), []
+    for key in ("index-url", "extra-index-url", "trusted-host"):
+        values = config.get(key, "").split()
+        if key != "trusted-host":
+            values = [v for v in values if urlsplit(v).scheme in ("http", "https")]
+            if any(urlsplit(v).username or urlsplit(v).password for v in values):
+                raise ValueError(f"pip's {key} carries credentials; they would end up in docker history")
+        if not values:
+            continue
+        opts += ["--build-arg", f"PIP_{key.replace('-', '_').upper()}={' '.join(values)}"]
+    bundle = _ca_bundle(config)
+    if bundle:
+        opts += ["--secret", f"id={secret_id},src={bundle}"]
+    return opts
+
+
+def main() -> int:
+    """``python -m tools.container [X.Y] [--keep | --stop]``: set up, list images, stop.
+
+    ``--keep`` leaves the daemon running for later sessions to reuse; ``--stop`` stops
+    such a leftover daemon and does nothing else.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    python = next((a for a in sys.argv[1:] if not a.startswith("-")), "3.11")
+    if "--stop" in sys.argv:
+        print("stopped" if Dockerd().stop_leftover() else "no leftover dockerd")
+        return 0
+    ensure_packages()
+    with Dockerd(keep="--keep" in sys.argv) as engine:
+        log.info("engine %s, dockerd flags %s, host network only: %s",
+                 engine.host, " ".join(engine.flags) or "(defaults)", engine.host_network)
+        ensure_base_image(python, engine)
+        engine.docker("images")
+        log.info("pip build options: %s", " ".join(pip_build_options()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
