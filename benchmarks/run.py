@@ -1,0 +1,150 @@
+"""Benchmarks of the template, each a ratio against a baseline measured in the same run.
+
+    python3 tasks.py bench [--requests N] [--suite]
+
+- bake: generating a project (no lock) against cookiecutter's own start-up;
+- serve: the generated app's requests/s and p99 latency under gunicorn against a bare
+  Flask app with the same gunicorn settings (127.0.0.1 only, a bounded number of requests);
+- suite (with --suite): the template's test suite wall time, against the bake.
+Results print as a table and go to benchmarks/results.json (not committed).
+"""
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import pipfile_requirements  # noqa: E402
+from tools.venvs import cached_venv  # noqa: E402
+
+BARE_APP = '''from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.get("/livez")
+def livez():
+    return {"status": "ok"}
+'''
+
+
+def best_of(runs, command, **kwargs):
+    """Fastest wall time of ``runs`` executions of ``command``."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, **kwargs)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bake(output_dir, **answers):
+    extra = [f"{key}={value}" for key, value in {"lock_dependencies": "no", **answers}.items()]
+    return [sys.executable, "-m", "cookiecutter", str(REPO), "--no-input", "-f", "-o", str(output_dir), *extra]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load(port, path, requests, concurrency):
+    """Send ``requests`` GETs from ``concurrency`` threads; return (requests/s, p99 ms)."""
+    latencies = []
+    lock = threading.Lock()
+    per_thread = requests // concurrency
+
+    def worker():
+        mine = []
+        for _ in range(per_thread):
+            start = time.perf_counter()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", path)
+            connection.getresponse().read()
+            connection.close()
+            mine.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
+    return len(latencies) / elapsed, p99
+
+
+def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
+    port = free_port()
+    command = [str(venv / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app]
+    if pythonpath:
+        command += ["--pythonpath", str(pythonpath)]
+    # Logs off for both: the benchmark measures request handling, not the terminal.
+    server = subprocess.Popen(command, cwd=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "LOG_LEVEL": "WARNING"})
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        load(port, "/livez", concurrency * 10, concurrency)  # warm-up
+        return load(port, "/livez", requests, concurrency)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
+    args = parser.parse_args(argv)
+    results = {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        startup = best_of(5, [sys.executable, "-m", "cookiecutter", "--version"])
+        bake_time = best_of(5, bake(tmp))
+        results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
+
+        project = tmp / "flask-app"
+        venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
+        (tmp / "bare.py").write_text(BARE_APP)
+        source = project / "source"
+        bare_rps, bare_p99 = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
+        app_rps, app_p99 = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
+        results["serve"] = {
+            "baseline_rps": bare_rps, "measured_rps": app_rps, "rps_ratio": app_rps / bare_rps,
+            "baseline_p99_ms": bare_p99, "measured_p99_ms": app_p99, "p99_ratio": app_p99 / bare_p99,
+        }
+
+    if args.suite:
+        suite = best_of(1, [sys.executable, str(REPO / "tasks.py"), "test", "-q"])
+        results["suite"] = {"baseline_s": bake_time, "measured_s": suite, "ratio": suite / bake_time}
+
+    for name, values in results.items():
+        print(f"{name:6} " + "  ".join(f"{key}={value:.3f}" for key, value in values.items()))
+    (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
