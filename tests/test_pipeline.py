@@ -1,0 +1,372 @@
+"""CI/CD pipeline: azure-pipelines.yaml lints, validates against Microsoft's schema, has the
+structure the SCALE templates expect, and agrees with the chart and the rest of the project."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import DEFAULTS, NO_LOCK, combination_id
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+# Pairwise over hpa on/off, pvc off/ReadWriteOnce/ReadWriteMany, anti-affinity
+# none/preferred/required, dr on/off, custom URL on/off, one/several hostspaces; every
+# (pvc, anti-affinity) pair except ReadWriteOnce with required, which the template rejects.
+COMBINATIONS = [
+    {},
+    {"pod_anti_affinity": "none", "dr": False, "custom_url": "api.example.org", "hostspaces": "dev"},
+    {"hpa": False, "pod_anti_affinity": "required", "hostspaces": "sandbox", "python_version": "3.11"},
+    {"hpa": False, "pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "none",
+     "dr": False, "hostspaces": "test, prod"},
+    {"pvc": True, "pvc_access_mode": "ReadWriteOnce", "custom_url": "orders.example.org", "hostspaces": "dev",
+     "dr_active_region": "eastus2", "dr_passive_region": "centralus"},
+    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "pvc_storage_class": "nfs-shared",
+     "pvc_mount_path": "/srv/shared", "pod_anti_affinity": "none", "hostspaces": "dev"},
+    {"hpa": False, "pvc": True, "pvc_access_mode": "ReadWriteMany", "dr": False,
+     "custom_url": "api.example.org", "hostspaces": "dev, qa, uat, prod"},
+    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "pod_anti_affinity": "required", "dr": False,
+     "custom_url": "www.orders.example.org", "hostspaces": "dev, stage, prod", "python_version": "3.12.1",
+     "hpa_min_replicas": "3", "hpa_max_replicas": "9", "hpa_cpu_target": "60", "pvc_size": "5Gi"},
+]
+
+# Characters that mean something to YAML, Jinja and Azure. Answers given as extra context
+# are rendered by cookiecutter, so `{{ '{{' }}` is how an answer spells a literal `{{`.
+HOSTILE_DESCRIPTION_ANSWER = (
+    "Orders: the \"single\" source of 'truth' # not a comment, \\d+ {{ '{{' }} not Jinja }} "
+    "and ${{ '{{' }} not Azure }}, on a line long enough to need yamllint's line-length exception"
+)
+HOSTILE_DESCRIPTION = (
+    "Orders: the \"single\" source of 'truth' # not a comment, \\d+ {{ not Jinja }} "
+    "and ${{ not Azure }}, on a line long enough to need yamllint's line-length exception"
+)
+
+TEMPLATE = "devops/flask.yml@spaces"
+ENVIRONMENTS = ("development", "preproduction", "production")
+# The pipeline parameter and the chart value (values.yaml) that come from the same answer.
+SHARED_WITH_VALUES = [
+    ("image.repository", "image.repository"),
+    ("hpa.enabled", "autoscaling.enabled"),
+    ("hpa.minReplicas", "autoscaling.minReplicas"),
+    ("hpa.maxReplicas", "autoscaling.maxReplicas"),
+    ("hpa.targetCPUUtilizationPercentage", "autoscaling.targetCPUUtilizationPercentage"),
+    ("pvc.enabled", "persistence.enabled"),
+    ("pvc.size", "persistence.size"),
+    ("pvc.storageClassName", "persistence.storageClassName"),
+    ("pvc.accessMode", "persistence.accessMode"),
+    ("pvc.mountPath", "persistence.mountPath"),
+    ("podAntiAffinity", "podAntiAffinity.type"),
+    ("dr.enabled", "dr.enabled"),
+    ("dr.activeRegion", "dr.sites.active.region"),
+    ("dr.passiveRegion", "dr.sites.passive.region"),
+]
+MISSING = object()
+# pipenv pinned anywhere in the project: `pipenv==X` (README, Makefile) or PIPENV_VERSION=X (Dockerfile).
+PIPENV_PIN = re.compile(r"(?:pipenv==|PIPENV_VERSION[=:]\s*[\"']?)([0-9][^\s'\"&;)]*)")
+
+
+def answers_of(answers):
+    return {**DEFAULTS, **NO_LOCK, **answers}
+
+
+def hostspaces_of(answers):
+    return [name.strip() for name in answers_of(answers)["hostspaces"].split(",")]
+
+
+def dig(data, dotted):
+    for key in dotted.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return MISSING
+        data = data[key]
+    return data
+
+
+def load_pipeline(project):
+    return yaml.safe_load((project / "azure-pipelines.yaml").read_text())
+
+
+def run_tool(module, *args, cwd, env=None):
+    """Run a tool of the test environment (.venv) as `python -m module`."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def yamllint(project, *paths):
+    return run_tool("yamllint", "--strict", "-c", ".yamllint.yaml", *paths, cwd=project)
+
+
+def validate_against_azure_schema(project, path="azure-pipelines.yaml"):
+    """check-jsonschema with the Azure Pipelines schema it ships (vendored, offline).
+
+    Every proxy points at a closed local port: a download attempt would fail the check.
+    """
+    offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        offline[name] = "http://127.0.0.1:9"
+    return run_tool("check_jsonschema", "--builtin-schema", "vendor.azure-pipelines",
+                    "--regex-variant", "python", path, cwd=project, env=offline)
+
+
+@pytest.fixture(params=COMBINATIONS, ids=combination_id)
+def case(request, bake):
+    """(answers, baked project, parsed pipeline) of one combination."""
+    project = bake(**request.param)
+    return answers_of(request.param), project, load_pipeline(project)
+
+
+# --- the file: YAML, lint, Microsoft's schema ---------------------------------------------
+
+
+def test_pipeline_passes_yamllint(case):
+    _, project, _ = case
+    result = yamllint(project, "azure-pipelines.yaml", ".yamllint.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pipeline_validates_against_the_azure_pipelines_schema(case):
+    _, project, _ = case
+    result = validate_against_azure_schema(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_rejects_an_unquoted_boolean_in_a_typed_field(default_project, tmp_path):
+    """The schema types trigger.batch as a string: proof that the validation above bites."""
+    text = (default_project / "azure-pipelines.yaml").read_text()
+    assert 'batch: "true"' in text
+    broken = tmp_path / "azure-pipelines.yaml"
+    broken.write_text(text.replace('batch: "true"', "batch: true"))
+    result = validate_against_azure_schema(tmp_path)
+    assert result.returncode == 1
+    assert "$.trigger.batch: True is not of type 'string'" in result.stdout
+
+
+def test_azure_template_expression_survives_baking(default_project):
+    pipeline = load_pipeline(default_project)
+    assert pipeline["extends"]["parameters"]["skipDeployments"] == "${{ parameters.skipDeployments }}"
+
+
+def test_yamllint_config_covers_the_chart_values(case):
+    """The generated project's yamllint settings accept its chart values and Chart.yaml too."""
+    _, project, _ = case
+    files = sorted(str(path.relative_to(project)) for path in (project / "chart").glob("*.yaml"))
+    assert "chart/values.yaml" in files
+    result = yamllint(project, *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- structure -----------------------------------------------------------------------------
+
+
+def test_pipeline_extends_the_flask_template_from_the_spaces_repository(case):
+    answers, _, pipeline = case
+    assert pipeline["extends"]["template"] == TEMPLATE
+    repositories = {repo["repository"]: repo for repo in pipeline["resources"]["repositories"]}
+    assert repositories["spaces"] == {
+        "repository": "spaces",
+        "type": "git",
+        "name": answers["pipeline_repository"],
+        "ref": f"refs/tags/v{answers['app_version']}",
+    }
+    assert pipeline["extends"]["parameters"]["appVersion"] == answers["app_version"]
+
+
+def test_pipeline_runs_for_main_release_tags_and_pull_requests(case):
+    _, _, pipeline = case
+    assert pipeline["trigger"]["branches"] == {"include": ["main"]}
+    assert pipeline["trigger"]["tags"] == {"include": ["v*"]}
+    assert pipeline["pr"]["branches"] == {"include": ["main"]}
+
+
+def test_flask_parameters_are_the_python_and_pipenv_answers(case):
+    answers, _, pipeline = case
+    python = answers["python_version"]
+    expected_python = python if python.count(".") == 2 else f"{python}.0"
+    assert pipeline["extends"]["parameters"]["flask"] == {
+        "python": expected_python,
+        "pipenvVersion": answers["pipenv_version"],
+    }
+    # Written as the brief shows it: plain X.Y.Z, not quoted.
+    assert f"      python: {expected_python}  #" in (case[1] / "azure-pipelines.yaml").read_text()
+
+
+def test_hostspaces_are_the_answer_in_promotion_order(case):
+    answers, _, pipeline = case
+    hostspaces = pipeline["extends"]["parameters"]["hostspaces"]
+    names = hostspaces_of(answers)
+    assert [hostspace["name"] for hostspace in hostspaces] == names
+    assert [hostspace["valuesFile"] for hostspace in hostspaces] == [f"chart/values-{name}.yaml" for name in names]
+    assert [hostspace["hostname"] for hostspace in hostspaces] == [
+        f"{answers['app_name']}-{name}.{answers['platform_domain']}" for name in names
+    ]
+
+
+def test_preproduction_and_production_hostspaces_are_gated(case):
+    answers, _, pipeline = case
+    environments = [hostspace["environment"] for hostspace in pipeline["extends"]["parameters"]["hostspaces"]]
+    assert set(environments) <= set(ENVIRONMENTS)
+    if len(environments) == 1:
+        assert environments == ["development"]
+    else:
+        # Only the first hostspace deploys without an approval; the last is production.
+        assert environments == ["development", *["preproduction"] * (len(environments) - 2), "production"]
+
+
+def test_deployments_can_be_skipped_per_hostspace_and_per_run(case):
+    _, _, pipeline = case
+    assert all(hostspace["skip"] is False for hostspace in pipeline["extends"]["parameters"]["hostspaces"])
+    run_parameters = {parameter["name"]: parameter for parameter in pipeline["parameters"]}
+    assert run_parameters["skipDeployments"]["type"] == "boolean"
+    assert run_parameters["skipDeployments"]["default"] == "false"
+    assert pipeline["extends"]["parameters"]["skipDeployments"] == "${{ parameters.skipDeployments }}"
+
+
+def test_custom_url_is_served_by_the_production_hostspace_only(case):
+    answers, _, pipeline = case
+    custom_urls = [hostspace.get("customUrl") for hostspace in pipeline["extends"]["parameters"]["hostspaces"]]
+    expected = [None] * len(custom_urls)
+    if answers["custom_url"]:
+        expected[-1] = answers["custom_url"]
+    assert custom_urls == expected
+
+
+def test_disabled_features_leave_no_settings_behind(case):
+    answers, _, pipeline = case
+    parameters = pipeline["extends"]["parameters"]
+    for feature in ("hpa", "pvc", "dr"):
+        if not answers[feature]:
+            assert parameters[feature] == {"enabled": False}
+        else:
+            assert parameters[feature]["enabled"] is True and len(parameters[feature]) > 1
+
+
+def test_image_repository_and_tag_convention(case):
+    answers, _, pipeline = case
+    image = pipeline["extends"]["parameters"]["image"]
+    assert image == {
+        "repository": f"{answers['docker_registry']}/{answers['appcode']}/{answers['app_name']}",
+        "tag": "$(Build.BuildNumber)",
+    }
+    # The run number, which becomes the tag, is made only of characters a Docker tag allows.
+    assert re.fullmatch(r"(\$\([A-Za-z.:]+\)|[-_.A-Za-z0-9])+", pipeline["name"])
+
+
+def test_scan_thresholds_and_coverage_gate_match_the_project(case):
+    _, project, pipeline = case
+    parameters = pipeline["extends"]["parameters"]
+    addopts = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    assert parameters["codeCoverage"] == {"minimumPercent": 90}
+    assert f"--cov-fail-under={parameters['codeCoverage']['minimumPercent']}" in addopts.split()
+    thresholds = parameters["securityScan"]
+    assert set(thresholds) == {"maxCritical", "maxHigh", "maxMedium"}
+    assert thresholds["maxCritical"] == thresholds["maxHigh"] == 0 and isinstance(thresholds["maxMedium"], int)
+
+
+# --- one source of truth -------------------------------------------------------------------
+
+
+def test_pipeline_and_chart_values_agree(case):
+    """Every setting both hold: values.yaml and each hostspace's values file against the pipeline."""
+    answers, project, pipeline = case
+    parameters = pipeline["extends"]["parameters"]
+    values = yaml.safe_load((project / "chart/values.yaml").read_text())
+    disagreements = []
+    for parameter, value in SHARED_WITH_VALUES:
+        feature = parameter.split(".")[0]
+        if parameter.count(".") and parameters[feature] == {"enabled": False}:
+            continue  # a disabled feature carries no settings in the pipeline
+        in_pipeline, in_chart = dig(parameters, parameter), dig(values, value)
+        if in_pipeline is MISSING or in_pipeline != in_chart:
+            disagreements.append(f"{parameter}={in_pipeline!r} but values.yaml {value}={in_chart!r}")
+    for hostspace in parameters["hostspaces"]:
+        values_file = project / hostspace["valuesFile"]
+        assert values_file.is_file(), f"{hostspace['valuesFile']} is missing"
+        own = yaml.safe_load(values_file.read_text())
+        expected = {"platform": hostspace["hostname"], "custom": hostspace.get("customUrl", MISSING)}
+        for key, hostname in expected.items():
+            in_chart = dig(own, f"hosts.{key}.hostname")
+            if in_chart != hostname:
+                disagreements.append(f"{hostspace['name']}: hostname {key}={hostname!r}, values file {in_chart!r}")
+        if parameters["dr"]["enabled"]:
+            if dig(own, "dr.globalHostname") != hostspace["hostname"]:
+                disagreements.append(f"{hostspace['name']}: DR global hostname {dig(own, 'dr.globalHostname')!r}")
+            for site in ("active", "passive"):
+                region = parameters["dr"][f"{site}Region"]
+                site_hostname = f"{answers['app_name']}-{hostspace['name']}.{region}.{answers['platform_domain']}"
+                if dig(own, f"dr.sites.{site}.hostname") != site_hostname:
+                    disagreements.append(f"{hostspace['name']}: DR {site} site is not in {region}")
+    assert disagreements == []
+
+
+def test_every_hostspace_values_file_is_deployed(case):
+    _, project, pipeline = case
+    deployed = {hostspace["valuesFile"] for hostspace in pipeline["extends"]["parameters"]["hostspaces"]}
+    on_disk = {str(path.relative_to(project)) for path in (project / "chart").glob("values-*.yaml")}
+    assert on_disk == deployed
+
+
+def test_python_pipenv_name_and_description_agree_with_the_rest_of_the_project(case):
+    answers, project, pipeline = case
+    parameters = pipeline["extends"]["parameters"]
+    pipfile = tomllib.loads((project / "source/Pipfile").read_text())
+    assert parameters["flask"]["python"].startswith(pipfile["requires"]["python_version"] + ".")
+    pins = {
+        (str(path.relative_to(project)), pin)
+        for path in project.rglob("*")
+        if path.is_file() and path.name != "Pipfile.lock" and path.suffix != ".pyc"
+        for pin in PIPENV_PIN.findall(path.read_text(errors="ignore"))
+    }
+    assert ("README.md", parameters["flask"]["pipenvVersion"]) in pins
+    assert {pin for pin in pins if pin[1] != parameters["flask"]["pipenvVersion"]} == set()
+    chart = yaml.safe_load((project / "chart/Chart.yaml").read_text())
+    assert (chart["name"], chart["description"]) == (parameters["appName"], parameters["description"])
+    assert parameters["appName"] == answers["app_name"] and parameters["appCode"] == answers["appcode"]
+
+
+# --- answers that mean something to YAML, Jinja or Azure ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def hostile_project(bake):
+    return bake(description=HOSTILE_DESCRIPTION_ANSWER, custom_url="api.example.org")
+
+
+def test_hostile_description_yields_a_valid_pipeline_with_the_description_verbatim(hostile_project):
+    pipeline = load_pipeline(hostile_project)
+    assert pipeline["extends"]["parameters"]["description"] == HOSTILE_DESCRIPTION
+    lint = yamllint(hostile_project, "azure-pipelines.yaml")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    schema = validate_against_azure_schema(hostile_project)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+
+
+# --- the README documents the pipeline --------------------------------------------------
+
+
+def parameter_paths(data, prefix=""):
+    """Dotted paths of every setting: hostspaces[].name for the items of a list."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from parameter_paths(value, f"{prefix}{key}.")
+    elif isinstance(data, list) and data and isinstance(data[0], dict):
+        for item in data:
+            yield from parameter_paths(item, f"{prefix[:-1]}[].")
+    else:
+        yield prefix[:-1]
+
+
+@pytest.mark.parametrize("answers", [COMBINATIONS[0], COMBINATIONS[7]], ids=combination_id)
+def test_readme_documents_every_pipeline_parameter(bake, answers):
+    project = bake(**answers)
+    readme = (project / "README.md").read_text()
+    section = readme[readme.index("## CI/CD pipeline"):]
+    section = section[: section.index("\n## ", 1)]
+    parameters = load_pipeline(project)["extends"]["parameters"]
+    undocumented = sorted({path for path in parameter_paths(parameters) if f"`{path}`" not in section})
+    assert undocumented == []
+    for heading in ("Pipeline definition", "Defining hostspaces", "Skipping deployments",
+                    "Custom pipenv version", "Upgrading to pipeline v4.7", "Troubleshooting"):
+        assert f"### {heading}" in section
