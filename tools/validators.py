@@ -1,0 +1,120 @@
+"""Offline validators for the chart tests: checkov, and where the shared schemas live.
+
+checkov pulls in a few hundred packages; pip takes about a minute to install them, uv a
+few seconds. So uv itself comes from a small cached venv (``tools.venvs.cached_venv``),
+and uv builds checkov's venv once under ``${XDG_CACHE_HOME:-~/.cache}/flask-appstack/venvs``.
+Resolution is pinned twice: checkov by version, its dependencies by ``--exclude-newer``,
+so the same set of packages is installed on every machine until the pins move. Where uv
+cannot reach an index (it ignores pip's configuration), pip installs the same checkov.
+
+CLI: ``python -m tools.validators`` installs checkov if needed and prints its version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+try:
+    from tools.venvs import cache_dir, cached_venv, file_lock
+except ModuleNotFoundError:  # run as a script from tools/
+    from venvs import cache_dir, cached_venv, file_lock
+
+REPO = Path(__file__).resolve().parents[1]
+
+UV = "uv==0.13.8"
+CHECKOV = "checkov==3.3.30"
+# Dependencies released after this moment are ignored: checkov's tree resolves the same
+# way on every machine until CHECKOV (and this date with it) is moved on.
+EXCLUDE_NEWER = "2026-11-01T00:00:00Z"
+
+# checkov otherwise asks the package index for a newer checkov on every run, and fetches
+# its guideline mapping from its cloud service.
+CHECKOV_ENV = {"CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "BC_SKIP_MAPPING": "TRUE"}
+
+
+def uv() -> Path:
+    """Return the path of a pinned uv, installed once into a cached venv."""
+    return cached_venv([UV]) / "bin" / "uv"
+
+
+def checkov() -> Path:
+    """Return the path of the pinned checkov executable, installing it on first use."""
+    key = hashlib.sha256(f"{sys.executable}\n{CHECKOV}\n{EXCLUDE_NEWER}".encode()).hexdigest()[:16]
+    root = cache_dir("venvs")
+    venv = root / f"checkov-{key}"
+    with file_lock(root / f"checkov-{key}.lock"):
+        if not (venv / ".complete").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            try:
+                _install_with_uv(venv)
+            except (OSError, subprocess.CalledProcessError):
+                # uv reads neither pip's configuration nor its index settings: where it cannot
+                # reach an index, pip (as configured on this machine) still can, only slower.
+                shutil.rmtree(venv, ignore_errors=True)
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+                subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                                CHECKOV], check=True)
+            (venv / ".complete").write_text(f"{CHECKOV}\n")
+    return venv / "bin" / "checkov"
+
+
+def _install_with_uv(venv: Path) -> None:
+    uv_bin = str(uv())
+    # --native-tls: trust the system's CA store, as pip does, so a TLS-inspecting proxy works.
+    env = dict(os.environ, UV_CACHE_DIR=str(cache_dir("uv")), UV_NATIVE_TLS="1")
+    if os.environ.get("PIP_INDEX_URL") and not os.environ.get("UV_INDEX_URL"):
+        env["UV_INDEX_URL"] = os.environ["PIP_INDEX_URL"]
+    subprocess.run([uv_bin, "venv", "--quiet", "--python", sys.executable, str(venv)],
+                   check=True, env=env)
+    subprocess.run(
+        [uv_bin, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+         "--exclude-newer", EXCLUDE_NEWER, CHECKOV],
+        check=True, env=env,
+    )
+
+
+def run_checkov(target: Path, config: Path | None = None, framework: str = "kubernetes",
+                output: str = "cli"):
+    """Scan a directory or file with checkov offline; return the CompletedProcess.
+
+    ``--skip-download`` keeps checkov from fetching policies from its cloud service; the
+    quiet compact cli output lists only failed checks (``output="json"``: every result).
+    """
+    target = Path(target)
+    args = [str(checkov()), "--framework", framework, "--skip-download", "--compact",
+            "--output", output]
+    if output == "cli":
+        args.append("--quiet")
+    args += ["--directory", str(target)] if target.is_dir() else ["--file", str(target)]
+    if config is not None:
+        args += ["--config-file", str(config)]
+    return subprocess.run(args, capture_output=True, text=True,
+                          env=dict(os.environ, **CHECKOV_ENV), timeout=600)
+
+
+def schemas_dir() -> Path | None:
+    """Return the shared schemas folder (APPSTACK_SCHEMAS, else ../shared/schemas), or None."""
+    configured = os.environ.get("APPSTACK_SCHEMAS")
+    candidates = [Path(configured)] if configured else []
+    candidates.append(REPO.parent / "shared" / "schemas")
+    for candidate in candidates:
+        if (candidate / "helm-testsuite.json").is_file():
+            return candidate
+    return None
+
+
+def main() -> None:
+    """Install checkov if needed and print its path and version."""
+    path = checkov()
+    out = subprocess.run([str(path), "--version"], capture_output=True, text=True,
+                         env=dict(os.environ, **CHECKOV_ENV), check=True)
+    print(f"checkov: {path}\n  {out.stdout.strip()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+{{/*
+Names and labels shared by every template, as `helm create` writes them: change a label
+here and every object follows.
+*/}}
+
+{{/*
+The chart name, or nameOverride.
+*/}}
+{{- define "app.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The fully qualified name of the release's objects, at most 63 characters (some Kubernetes
+name fields are limited to that). A release named after the chart keeps its own name.
+*/}}
+{{- define "app.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "app.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object.
+*/}}
+{{- define "app.labels" -}}
+helm.sh/chart: {{ include "app.chart" . }}
+{{ include "app.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Labels that select the release's pods (Service, PDB, anti-affinity) and its Mappings
+(each Host's mappingSelector). They never change after the first install.
+*/}}
+{{- define "app.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "app.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The ServiceAccount the pods run as.
+*/}}
+{{- define "app.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "app.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Replicas the Deployment asks for when no HPA owns the count: a passive DR site runs its
+reduced count.
+*/}}
+{{- define "app.replicas" -}}
+{{- if and .Values.dr.enabled (eq .Values.dr.role "passive") }}
+{{- .Values.dr.passiveReplicas }}
+{{- else }}
+{{- .Values.replicaCount }}
+{{- end }}
+{{- end }}
+
+{{/*
+The HPA's lower bound: at a passive DR site, the reduced count, so the site stays warm
+and cheap and still scales up when traffic fails over to it.
+*/}}
+{{- define "app.minReplicas" -}}
+{{- if and .Values.dr.enabled (eq .Values.dr.role "passive") }}
+{{- min .Values.dr.passiveReplicas .Values.autoscaling.maxReplicas }}
+{{- else }}
+{{- .Values.autoscaling.minReplicas }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when more than one pod can run at once (then a PodDisruptionBudget makes sense).
+*/}}
+{{- define "app.multipleReplicas" -}}
+{{- if .Values.autoscaling.enabled }}
+{{- gt (int .Values.autoscaling.maxReplicas) 1 }}
+{{- else }}
+{{- gt (int (include "app.replicas" .)) 1 }}
+{{- end }}
+{{- end }}
+
+{{/*
+This site's DR settings: {role, region, peerRegion, hostname, tlsSecret}. The role picks
+the site; the other one is the peer.
+*/}}
+{{- define "app.drSite" -}}
+{{- $site := get .Values.dr.sites .Values.dr.role }}
+{{- $peer := get .Values.dr.sites (ternary "passive" "active" (eq .Values.dr.role "active")) }}
+{{- dict "role" .Values.dr.role "region" $site.region "peerRegion" $peer.region "hostname" $site.hostname "tlsSecret" $site.tlsSecret | toJson }}
+{{- end }}
+
+{{/*
+Every hostname the release serves, as a list of {key, hostname, tlsSecret}: the hosts
+value (platform hostname, custom URL) and, with DR on, this site's own hostname. Entries
+without a hostname (values.yaml alone sets none) serve nothing.
+The key names the Host and the Mapping: <fullname>-<key>.
+*/}}
+{{- define "app.hosts" -}}
+{{- $hosts := list }}
+{{- range $key, $host := .Values.hosts }}
+{{- if and $host $host.hostname }}
+{{- $hosts = append $hosts (dict "key" $key "hostname" $host.hostname "tlsSecret" $host.tlsSecret) }}
+{{- end }}
+{{- end }}
+{{- if .Values.dr.enabled }}
+{{- $site := include "app.drSite" . | fromJson }}
+{{- if $site.hostname }}
+{{- $hosts = append $hosts (dict "key" "site" "hostname" $site.hostname "tlsSecret" $site.tlsSecret) }}
+{{- end }}
+{{- end }}
+{{- toJson $hosts }}
+{{- end }}
