@@ -72,3 +72,31 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every check must run: {reason}"
     return report
+
+
+def load_hook(name):
+    """hooks/<name>.py imported unrendered: its rules and helpers, without cookiecutter."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"hook_{name}", REPO / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---- measurements: what a test measured, printed at the end of the run -------------------------
+# A test calls record_property("measurement", "image size: 183 MB"); the line is printed in the
+# terminal summary, also under pytest-xdist (user_properties travel with the reports).
+MEASUREMENTS = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        MEASUREMENTS.extend(value for name, value in report.user_properties if name == "measurement")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in MEASUREMENTS:
+            terminalreporter.write_line(line)

@@ -1,0 +1,413 @@
+"""Pre-generation: check every answer before cookiecutter writes a single file.
+
+The rules are data: RULES checks one variable each and reads like the README's variable
+table (variable, check, accepted form); COMBINATIONS checks answers that are fine alone
+but cannot work together. `problems(answers)` runs both and returns every failure, so one
+run reports all of them.
+
+Cookiecutter renders this file with Jinja before running it. Only `main()` holds a Jinja
+expression, and it brings the answers in as JSON data (`tojson`), never as Python source:
+no answer can execute code or break this file. The rest sits in a Jinja raw block, so the
+tests import the file unrendered (importlib) and call the same functions. Standard
+library only: the hook runs in cookiecutter's own interpreter.
+"""
+# {% raw %}  (Jinja leaves everything down to the closing tag alone)
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import sys
+from typing import Callable, NamedTuple, Union
+
+# A check returns True when the value is fine; False, or a short reason, when it is not.
+Check = Callable[[object], Union[bool, str]]
+
+
+class Rule(NamedTuple):
+    variable: str
+    check: Check
+    accepted: str
+
+
+class Combination(NamedTuple):
+    variables: tuple  # the answers a failure names
+    check: Callable[[dict], Union[bool, str]]
+    accepted: str
+    needs: tuple = ()  # other answers it reads; it runs only when all of them passed RULES
+
+
+class Problem(NamedTuple):
+    variables: tuple
+    values: tuple
+    accepted: str
+    reason: str = ""
+
+    def __str__(self):
+        given = ", ".join(
+            f"{name} = {json.dumps(value, ensure_ascii=False)}"
+            for name, value in zip(self.variables, self.values)
+        )
+        reason = f"{self.reason}; " if self.reason else ""
+        return f"{given}: {reason}expected {self.accepted}"
+
+
+# ---- single values -------------------------------------------------------------------
+
+LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # also a DNS-1035 label: Service names
+NUMBER = re.compile(r"0|[1-9][0-9]*")
+
+
+def is_bool(value):
+    return isinstance(value, bool)
+
+
+def text(value):
+    return isinstance(value, str)
+
+
+def matches(pattern):
+    compiled = re.compile(pattern)
+    return lambda value: text(value) and compiled.fullmatch(value) is not None
+
+
+def one_of(*choices):
+    return lambda value: value in choices
+
+
+def empty_or(check):
+    return lambda value: value == "" or check(value)
+
+
+def dns_label(max_length=63, pattern=LABEL):
+    return lambda value: text(value) and len(value) <= max_length and pattern.fullmatch(value) is not None
+
+
+def dns_name(value, min_labels=2):
+    """A lowercase DNS name such as api.example.com: no scheme, port, path or wildcard."""
+    if not text(value) or len(value) > 253:
+        return False
+    labels = value.split(".")
+    return (
+        len(labels) >= min_labels
+        and all(len(label) <= 63 and LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()  # an IPv4 address is not a DNS name
+    )
+
+
+def dns_subdomain(value):
+    return dns_name(value, min_labels=1)
+
+
+def whole_number(minimum, maximum=None):
+    def check(value):
+        if not text(value) or not NUMBER.fullmatch(value):
+            return False
+        return int(value) >= minimum and (maximum is None or int(value) <= maximum)
+
+    return check
+
+
+def one_line(value):
+    """Any text on one line. Jinja's openers are out: cookiecutter renders every answer as
+    a Jinja template again when it runs without prompts, and so does `cruft update`, which
+    would then fail on this project (TemplateSyntaxError) or change the text."""
+    if not text(value):
+        return False
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        return "it contains a line break or control character"
+    opener = next((token for token in ("{{", "{%", "{#") if token in value), None)
+    if opener:
+        return f"it contains {opener!r}, which cookiecutter and `cruft update` render as Jinja"
+    return True
+
+
+PYTHON_VERSION = re.compile(r"3\.(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))?")
+
+
+def python_version_form(value):
+    return text(value) and PYTHON_VERSION.fullmatch(value) is not None
+
+
+def python_version_supported(value):
+    # Checked after python_version_form, so the value is 3.Y or 3.Y.Z.
+    return int(value.split(".")[1]) >= 9
+
+
+PIPENV_VERSION = re.compile(
+    r"(?P<year>[1-9][0-9]*)(\.(0|[1-9][0-9]*)){2}((a|b|rc)(0|[1-9][0-9]*))?(\.post(0|[1-9][0-9]*))?"
+)
+
+
+def pipenv_version(value):
+    match = text(value) and PIPENV_VERSION.fullmatch(value)
+    return bool(match) and int(match.group("year")) >= 2022
+
+
+QUANTITY = re.compile(r"(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+
+
+def storage_quantity(value):
+    match = text(value) and QUANTITY.fullmatch(value)
+    return bool(match) and float(match.group("number")) > 0
+
+
+# Mounting over these would hide what the image needs (the Dockerfile puts the code in
+# /app, the packages in /opt/venv; the chart mounts an emptyDir at /tmp) or the system.
+RESERVED_PATHS = ("/", "/app", "/app/api", "/opt", "/opt/venv", "/tmp",
+                  "/bin", "/sbin", "/lib", "/lib64", "/usr", "/etc", "/var", "/run", "/home")
+SYSTEM_TREES = ("/proc", "/sys", "/dev")
+PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")
+
+
+def mount_path(value):
+    if not text(value) or not PATH.fullmatch(value):
+        return False
+    if any(part in (".", "..") for part in value.split("/")):
+        return "'.' and '..' are not allowed"
+    if value in RESERVED_PATHS or any(value == tree or value.startswith(tree + "/") for tree in SYSTEM_TREES):
+        return f"{value} is used by the image or the system"
+    return True
+
+
+def host_and_port(value):
+    """host or host:port, where host is a DNS name (one label allowed) or an IPv4 address."""
+    if not text(value):
+        return False
+    host, colon, port = value.partition(":")
+    if colon and not (NUMBER.fullmatch(port) and 1 <= int(port) <= 65535):
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+        return True
+    except ValueError:
+        return dns_subdomain(host)
+
+
+URL = re.compile(r"(?P<scheme>https?)://(?P<netloc>[^/?#@\s]+)(?P<path>/[A-Za-z0-9._~%+/-]*)?")
+
+
+def index_url(value):
+    """An http(s) URL with a host and a path; credentials come from PYPI_USER/PYPI_TOKEN."""
+    if not text(value):
+        return False
+    if re.match(r"https?://[^/]*@", value):
+        return "it contains credentials: they come from PYPI_USER and PYPI_TOKEN at build time"
+    match = URL.fullmatch(value)
+    return bool(match) and host_and_port(match.group("netloc"))
+
+
+def hostspace_list(value):
+    if not text(value):
+        return False
+    names = [name.strip() for name in value.split(",")]
+    if "" in names:
+        return "an entry is empty"
+    for name in names:
+        if not dns_label()(name):
+            return f"{name!r} is not a DNS-1123 label"
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        return f"{', '.join(duplicates)} appears more than once"
+    return True
+
+
+def hostspaces(answers):
+    return [name.strip() for name in answers["hostspaces"].split(",")]
+
+
+# The table: one line per variable of cookiecutter.json, in its order.
+RULES = [
+    Rule("app_name", dns_label(40, NAME),
+         "a DNS-1123 label of at most 40 characters: lowercase letters, digits and '-', "
+         "starting with a letter and not ending with '-'"),
+    Rule("appcode", matches(r"[a-z][a-z0-9]{0,9}"),
+         "lowercase letters and digits, at most 10 characters, starting with a letter"),
+    Rule("description", one_line, "one line of text"),
+    Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
+    Rule("python_version", python_version_supported,
+         "3.9 or newer: the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9"),
+    Rule("pipenv_version", pipenv_version,
+         "a pipenv release from 2022 on (YYYY.M.D), such as 2026.10.3 or 2022.7.24"),
+    Rule("app_version", matches(r"4\.7\.(0|[1-9][0-9]*)"), "4.7.N, a SCALE pipeline v4.7 release such as 4.7.0"),
+    Rule("hostspaces", hostspace_list,
+         "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod'"),
+    Rule("platform_domain", dns_name, "a DNS name such as scale.example.com (no scheme, port or path)"),
+    Rule("custom_url", empty_or(dns_name),
+         "empty, or a DNS name such as orders.example.com (no scheme, port or path)"),
+    Rule("hpa", is_bool, "true or false"),
+    Rule("hpa_min_replicas", whole_number(1), "a whole number ≥ 1"),
+    Rule("hpa_max_replicas", whole_number(1), "a whole number ≥ 1"),
+    Rule("hpa_cpu_target", whole_number(1, 100), "a whole number from 1 to 100 (percent)"),
+    Rule("pvc", is_bool, "true or false"),
+    Rule("pvc_size", storage_quantity, "a positive Kubernetes quantity such as 1Gi, 500Mi or 10G"),
+    Rule("pvc_storage_class", empty_or(dns_subdomain),
+         "empty for the cluster's default, or a storage class name (a DNS-1123 subdomain)"),
+    Rule("pvc_access_mode", one_of("ReadWriteOnce", "ReadWriteMany"), "ReadWriteOnce or ReadWriteMany"),
+    Rule("pvc_mount_path", mount_path,
+         "an absolute path such as /data (letters, digits, '.', '_', '-'; no '..'), "
+         "not one the image or the system uses (" + ", ".join(RESERVED_PATHS + SYSTEM_TREES) + ")"),
+    Rule("pod_anti_affinity", one_of("preferred", "required", "none"), "preferred, required or none"),
+    Rule("dr", is_bool, "true or false"),
+    Rule("dr_active_region", dns_label(), "a DNS-1123 label such as east"),
+    Rule("dr_passive_region", dns_label(), "a DNS-1123 label such as west"),
+    Rule("docker_registry", host_and_port,
+         "a host name, optionally with :port, such as registry.example.com or localhost:5000 (no scheme or path)"),
+    Rule("package_index", empty_or(index_url),
+         "empty for this machine's configured index, or an http(s) URL without credentials, "
+         "such as https://artifactory.example.com/api/pypi/pypi/simple"),
+    Rule("pipeline_repository", matches(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*"),
+         "<Azure DevOps project>/<repository>, such as SCALE/devops-pipelines"),
+    Rule("gunicorn_workers", whole_number(1), "a whole number ≥ 1"),
+    Rule("lock_dependencies", is_bool, "true or false"),
+]
+
+
+# ---- combinations --------------------------------------------------------------------
+
+# The chart rolls out with maxUnavailable 0 and maxSurge ≥ 1: a rollout runs one pod more.
+ROLLOUT_SURGE = 1
+
+
+def most_pods(answers):
+    """The most pods that run at once: the HPA's maximum, or the largest per-hostspace
+    replicaCount (1 in development, 2 elsewhere, as values-<hostspace>.yaml sets it),
+    plus the rollout's extra pod."""
+    if answers["hpa"]:
+        replicas = int(answers["hpa_max_replicas"])
+    else:
+        replicas = 1 if len(hostspaces(answers)) == 1 else 2
+    return replicas + ROLLOUT_SURGE
+
+
+def min_not_above_max(answers):
+    return int(answers["hpa_min_replicas"]) <= int(answers["hpa_max_replicas"])
+
+
+def volume_can_schedule(answers):
+    if not (answers["pvc"] and answers["pvc_access_mode"] == "ReadWriteOnce"
+            and answers["pod_anti_affinity"] == "required"):
+        return True
+    return (
+        f"up to {most_pods(answers)} pods run at once (replicas plus the rollout's extra pod), "
+        "but a ReadWriteOnce volume attaches to one node and required anti-affinity never "
+        "puts two pods on one node, so every pod after the first stays Pending"
+    )
+
+
+def platform_hostnames(answers):
+    """Every hostname the chart serves besides custom_url: platform, then DR sites."""
+    app, domain = answers["app_name"], answers["platform_domain"]
+    names = [f"{app}-{space}.{domain}" for space in hostspaces(answers)]
+    if answers["dr"]:
+        names += [
+            f"{app}-{space}.{answers[region]}.{domain}"
+            for space in hostspaces(answers)
+            for region in ("dr_active_region", "dr_passive_region")
+        ]
+    return names
+
+
+def custom_url_is_its_own(answers):
+    if answers["custom_url"] in platform_hostnames(answers):
+        return "it is already a platform or DR site hostname of this service"
+    return True
+
+
+def hostnames_fit_dns(answers):
+    app = answers["app_name"]
+    for space in hostspaces(answers):
+        if len(f"{app}-{space}") > 63:
+            return f"{app}-{space} is longer than a DNS label's 63 characters"
+    too_long = [name for name in platform_hostnames(answers) if len(name) > 253]
+    return f"{too_long[0]} is longer than 253 characters" if too_long else True
+
+
+# The image's build stage installs pipenv on the chosen Python, and the lock resolves on it
+# too, so the two must fit: pipenv's Requires-Python is >= 3.10 from 2025.1 on, and before
+# 2023.4.20 pipenv imports `imp` / pkgutil.ImpImporter, which Python 3.12 removed.
+PIPENV_NEEDS_PYTHON_3_10 = (2025, 1)
+PIPENV_RUNS_ON_PYTHON_3_12 = (2023, 4, 20)
+
+
+def pipenv_supports_python(answers):
+    pipenv = tuple(int(part) for part in re.findall(r"[0-9]+", answers["pipenv_version"])[:3])
+    python = tuple(int(part) for part in answers["python_version"].split(".")[:2])
+    if pipenv >= PIPENV_NEEDS_PYTHON_3_10 and python < (3, 10):
+        return f"pipenv {answers['pipenv_version']} needs Python ≥ 3.10"
+    if pipenv < PIPENV_RUNS_ON_PYTHON_3_12 and python >= (3, 12):
+        return f"pipenv {answers['pipenv_version']} does not run on Python 3.12 or newer"
+    return True
+
+
+def regions_differ(answers):
+    return not answers["dr"] or answers["dr_active_region"] != answers["dr_passive_region"]
+
+
+COMBINATIONS = [
+    Combination(("hpa_min_replicas", "hpa_max_replicas"), min_not_above_max,
+                "hpa_min_replicas ≤ hpa_max_replicas"),
+    Combination(("pvc", "pvc_access_mode", "pod_anti_affinity"), volume_can_schedule,
+                "a volume the pods can share: ReadWriteMany, or preferred (or no) anti-affinity",
+                needs=("hpa", "hpa_max_replicas", "hostspaces")),
+    Combination(("custom_url",), custom_url_is_its_own,
+                "a hostname other than <app_name>-<hostspace>.[<region>.]<platform_domain>",
+                needs=("app_name", "hostspaces", "platform_domain", "dr", "dr_active_region", "dr_passive_region")),
+    Combination(("app_name", "hostspaces"), hostnames_fit_dns,
+                "<app_name>-<hostspace> of at most 63 characters and hostnames of at most 253",
+                needs=("platform_domain", "dr", "dr_active_region", "dr_passive_region")),
+    Combination(("python_version", "pipenv_version"), pipenv_supports_python,
+                "a pipenv release that runs on this Python: 2025.0.4 or older for Python 3.9, "
+                "2023.4.20 or newer for Python 3.12 and newer"),
+    Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ,
+                "two different regions when dr is on"),
+]
+
+
+# ---- running the tables --------------------------------------------------------------
+
+
+def problems(answers):
+    """Every problem with these answers (a dict of the cookiecutter context), in table order."""
+    found, failed = [], set()
+    for rule in RULES:
+        if rule.variable in failed:
+            continue  # one line per variable: its first failing rule
+        value = answers.get(rule.variable)
+        result = rule.check(value) if rule.variable in answers else "it is missing"
+        if result is not True:
+            failed.add(rule.variable)
+            reason = result if isinstance(result, str) else ""
+            found.append(Problem((rule.variable,), (value,), rule.accepted, reason))
+    for combination in COMBINATIONS:
+        if failed.intersection(combination.variables + combination.needs):
+            continue
+        result = combination.check(answers)
+        if result is not True:
+            values = tuple(answers[name] for name in combination.variables)
+            reason = result if isinstance(result, str) else ""
+            found.append(Problem(combination.variables, values, combination.accepted, reason))
+    return found
+
+
+def report(found):
+    lines = [f"flask-appstack: {len(found)} answer(s) cannot be used, so nothing was generated:"]
+    lines += [f"  - {problem}" for problem in found]
+    lines.append("Run cookiecutter (or cruft create) again with these answers corrected.")
+    return "\n".join(lines)
+
+
+# {% endraw %}
+def main():
+    answers = json.loads(r'''{{ cookiecutter | tojson }}''')
+    found = problems(answers)
+    if found:
+        sys.stderr.reconfigure(errors="backslashreplace")
+        print(report(found), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

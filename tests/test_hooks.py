@@ -1,0 +1,345 @@
+"""The hooks at work in real bakes: every bad answer stops cookiecutter before it writes
+anything; odd but valid text survives verbatim; the post-generation hook finishes the
+project. Its helpers are also called directly, on baked projects."""
+import json
+import os
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from cookiecutter.exceptions import FailedHookException
+
+from conftest import NO_LOCK, load_hook
+
+post = load_hook("post_gen_project")
+
+# (variable the message must name, answers). Each is rejected by the pre-generation hook.
+INVALID = {
+    "app_name upper case": ("app_name", {"app_name": "Orders"}),
+    "app_name with a space": ("app_name", {"app_name": "orders api"}),
+    "app_name with ..": ("app_name", {"app_name": "orders..api"}),
+    "app_name climbing out with ../": ("app_name", {"app_name": "../orders"}),
+    "app_name with shell metacharacters": ("app_name", {"app_name": "orders;rm -rf ~"}),
+    "app_name with a newline": ("app_name", {"app_name": "orders\napi"}),
+    "app_name of 41 characters": ("app_name", {"app_name": "a" * 41}),
+    "appcode with /": ("appcode", {"appcode": "de/mo"}),
+    "appcode with $()": ("appcode", {"appcode": "demo$(id)"}),
+    "description with a newline": ("description", {"description": "two\nlines"}),
+    # cookiecutter renders answers given without prompts as Jinja: this one reaches the
+    # hook as "{{ x }}", as if typed at the prompt.
+    "description with jinja": ("description", {"description": "{{ '{{' }} x }}"}),
+    "python_version malformed": ("python_version", {"python_version": "3.10.x"}),
+    "python_version 2.7": ("python_version", {"python_version": "2.7"}),
+    "python_version 3.8": ("python_version", {"python_version": "3.8"}),
+    "pipenv_version latest": ("pipenv_version", {"pipenv_version": "latest"}),
+    "pipenv_version with a command": ("pipenv_version", {"pipenv_version": "2022.7.24 && curl x"}),
+    "app_version 4.6.1": ("app_version", {"app_version": "4.6.1"}),
+    "hostspaces empty": ("hostspaces", {"hostspaces": ""}),
+    "hostspaces with an empty entry": ("hostspaces", {"hostspaces": "dev, , prod"}),
+    "hostspaces duplicated": ("hostspaces", {"hostspaces": "dev, prod, dev"}),
+    "hostspaces with /": ("hostspaces", {"hostspaces": "dev/prod"}),
+    "platform_domain with a scheme": ("platform_domain", {"platform_domain": "https://scale.example.com"}),
+    "custom_url with a scheme": ("custom_url", {"custom_url": "https://orders.example.org"}),
+    "custom_url with a path": ("custom_url", {"custom_url": "orders.example.org/v1"}),
+    "custom_url with a backtick": ("custom_url", {"custom_url": "`id`.example.org"}),
+    "hpa_min_replicas 0": ("hpa_min_replicas", {"hpa_min_replicas": "0"}),
+    "hpa_cpu_target 150": ("hpa_cpu_target", {"hpa_cpu_target": "150"}),
+    "pvc_size 1GB": ("pvc_size", {"pvc": True, "pvc_size": "1GB"}),
+    "pvc_size zero": ("pvc_size", {"pvc": True, "pvc_size": "0Gi"}),
+    "pvc_mount_path relative": ("pvc_mount_path", {"pvc": True, "pvc_mount_path": "data"}),
+    "pvc_mount_path with ..": ("pvc_mount_path", {"pvc": True, "pvc_mount_path": "/data/../etc"}),
+    "pvc_storage_class upper case": ("pvc_storage_class", {"pvc": True, "pvc_storage_class": "Fast"}),
+    "dr region with a dot": ("dr_active_region", {"dr_active_region": "us.east"}),
+    "docker_registry with a path": ("docker_registry", {"docker_registry": "registry.example.com/team"}),
+    "package_index with credentials": (
+        "package_index", {"package_index": "https://me:s3cret@artifactory.example.com/simple"}),
+    "package_index without scheme": ("package_index", {"package_index": "artifactory.example.com/simple"}),
+    "pipeline_repository without project": ("pipeline_repository", {"pipeline_repository": "pipelines"}),
+    "gunicorn_workers 0": ("gunicorn_workers", {"gunicorn_workers": "0"}),
+    "hpa min above max": ("hpa_min_replicas", {"hpa_min_replicas": "6", "hpa_max_replicas": "3"}),
+    "rwo volume with required anti-affinity": (
+        "pvc_access_mode", {"pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "required"}),
+    "custom_url equal to the production hostname": (
+        "custom_url", {"custom_url": "flask-app-prod.scale.example.com"}),
+    "custom_url equal to a dr site hostname": ("custom_url", {"custom_url": "flask-app-dev.east.scale.example.com"}),
+    "same dr regions": ("dr_passive_region", {"dr_passive_region": "east"}),
+    "pipenv too new for python 3.9": ("pipenv_version", {"python_version": "3.9"}),
+}
+
+
+def bake_dir(tmpdir):
+    """pytest-cookies' output folder of a function's first bake."""
+    return Path(tmpdir) / "cookies" / "bake00"
+
+
+@pytest.mark.parametrize("variable, answers", INVALID.values(), ids=INVALID.keys())
+def test_invalid_answers_stop_the_bake(cookies, tmpdir, capfd, variable, answers):
+    result = cookies.bake(extra_context={**NO_LOCK, **answers})
+    err = capfd.readouterr().err
+    assert result.exit_code != 0
+    assert isinstance(result.exception, FailedHookException)
+    assert "cannot be used, so nothing was generated" in err
+    assert any(f"{variable} = " in line for line in err.splitlines() if line.startswith("  - "))
+    assert list(bake_dir(tmpdir).iterdir()) == []
+    # "../orders" made its directory beside the output folder: gone again too.
+    assert sorted(path.name for path in bake_dir(tmpdir).parent.iterdir()) == ["bake00"]
+
+
+def test_one_bake_reports_every_problem(cookies, tmpdir, capfd):
+    result = cookies.bake(extra_context={
+        **NO_LOCK, "app_name": "Orders", "python_version": "3.8", "hostspaces": "dev, dev",
+        "pvc_size": "lots", "hpa_min_replicas": "9",
+    })
+    problems = [line for line in capfd.readouterr().err.splitlines() if line.startswith("  - ")]
+    assert isinstance(result.exception, FailedHookException)
+    assert [line.split(" = ")[0] for line in problems] == [
+        "  - app_name", "  - python_version", "  - hostspaces", "  - pvc_size", "  - hpa_min_replicas"]
+    assert "the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9" in problems[1]
+    assert list(bake_dir(tmpdir).iterdir()) == []
+
+
+# ---- valid text survives verbatim ----------------------------------------------------------
+
+DESCRIPTIONS = {
+    "quotes colons and hash": "Orders: the \"single\" source of truth # for 'orders' -- really: yes",
+    "yaml indicators": "- [list]: {map} & *alias !tag %directive @at `tick` | pipe > fold ? key",
+    "braces without jinja": "a lone { or } and }} and %} is plain text",
+    "non-ascii": "Bestellungen für Kunden — 東京 ✓ naïve café",
+    "backslashes": r"C:\new\table and \"escaped\" \\ two",
+}
+
+
+def hostile(marker):
+    """A description that would run a command if an answer were ever pasted into code."""
+    command = f"touch {marker}"
+    return f"'''); import os; os.system(\"{command}\") #\"\"\"); os.system('{command}') # $({command}) `{command}`"
+
+
+def assert_verbatim(project, description):
+    assert description in (project / "README.md").read_text(encoding="utf-8")
+    chart = project / "chart" / "Chart.yaml"
+    if chart.exists():
+        assert yaml.safe_load(chart.read_text(encoding="utf-8"))["description"] == description
+    pipeline = project / "azure-pipelines.yaml"
+    if pipeline.exists():
+        parameters = yaml.safe_load(pipeline.read_text(encoding="utf-8"))["extends"]["parameters"]
+        assert parameters["description"] == description
+    for path in project.rglob("*.py"):
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")  # a quote broke no Python file
+
+
+@pytest.mark.parametrize("description", DESCRIPTIONS.values(), ids=DESCRIPTIONS.keys())
+def test_descriptions_survive_verbatim(bake, description):
+    assert_verbatim(bake(description=description), description)
+
+
+def test_a_hostile_description_runs_nothing_and_survives(cookies, tmp_path):
+    marker = tmp_path / "pwned"
+    description = hostile(marker)
+    result = cookies.bake(extra_context={**NO_LOCK, "description": description})
+    assert result.exit_code == 0, result.exception
+    assert not marker.exists()
+    assert_verbatim(result.project_path, description)
+
+
+# ---- the post-generation hook in a bake ----------------------------------------------------
+
+
+def test_next_steps_are_printed_and_git_is_left_to_the_user(cookies, capfd):
+    result = cookies.bake(extra_context=NO_LOCK)
+    out = capfd.readouterr().out
+    project = result.project_path
+    assert f"cd {project}\n" in out
+    assert "git init -b main && git add ." in out
+    assert "git push -u origin main" in out
+    assert "from azure-pipelines.yaml" in out
+    assert "Pipfile.lock: not locked (lock_dependencies is false)." in out
+    assert not (project / ".git").exists()
+
+
+def test_the_hostspace_values_are_split_and_the_combined_file_is_gone(bake):
+    chart = bake(hostspaces="sandbox, qa, live") / "chart"
+    assert sorted(path.name for path in chart.glob("values-*.yaml")) == [
+        "values-live.yaml", "values-qa.yaml", "values-sandbox.yaml"]
+    assert (chart / "values-live.yaml").read_text().startswith("# values-live.yaml: ")
+
+
+def test_the_environment_variable_skips_the_lock(cookies, capfd, monkeypatch):
+    monkeypatch.setenv("APPSTACK_SKIP_LOCK", "1")
+    result = cookies.bake(extra_context={"lock_dependencies": True})
+    out = capfd.readouterr().out
+    assert result.exit_code == 0, result.exception
+    assert not (result.project_path / "source" / "Pipfile.lock").exists()
+    assert "not locked (APPSTACK_SKIP_LOCK is set)" in out
+    assert "pip install pipenv==2026.10.3 && pipenv lock" in out  # the README's docker command
+
+
+def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files(cookies, tmpdir):
+    first, second = (cookies.bake(extra_context=NO_LOCK).project_path for _ in range(2))
+    for project in (first, second):
+        assert [path.name for path in project.parent.iterdir()] == [project.name]
+
+    def tree(root):
+        return {path.relative_to(root).as_posix(): path.read_bytes()
+                for path in sorted(root.rglob("*")) if path.is_file()}
+
+    assert tree(first) == tree(second)
+
+
+PIP_INDEX = "https://mirror.example.com/pypi/simple"
+
+
+@pytest.fixture
+def pip_without_config(monkeypatch):
+    """No pip configuration and no PIP_INDEX_URL unless a test sets one."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    return monkeypatch
+
+
+def pipfile_sources(project):
+    return tomllib.loads((project / "source" / "Pipfile").read_text()).get("source", [])
+
+
+def test_without_package_index_the_machines_index_url_goes_into_the_pipfile(cookies, pip_without_config):
+    pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)
+    project = cookies.bake(extra_context=NO_LOCK).project_path
+    assert pipfile_sources(project) == [{"name": "pip-index", "url": PIP_INDEX, "verify_ssl": True}]
+    assert (project / "source" / "Pipfile").read_text().startswith("# The package index this machine's pip")
+
+
+def test_without_any_index_url_the_pipfile_has_no_source(cookies, pip_without_config):
+    assert pipfile_sources(cookies.bake(extra_context=NO_LOCK).project_path) == []
+
+
+def test_an_index_url_with_credentials_is_never_written(cookies, capfd, pip_without_config):
+    pip_without_config.setenv("PIP_INDEX_URL", "https://me:s3cret@mirror.example.com/simple")
+    project = cookies.bake(extra_context=NO_LOCK).project_path
+    assert pipfile_sources(project) == []
+    assert "s3cret" not in (project / "source" / "Pipfile").read_text()
+    assert "it holds credentials" in capfd.readouterr().out
+
+
+def test_package_index_wins_over_the_machines_index(cookies, pip_without_config):
+    pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)
+    project = cookies.bake(extra_context={
+        **NO_LOCK, "package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}).project_path
+    assert [source["name"] for source in pipfile_sources(project)] == ["private"]
+
+
+# ---- the post-generation helpers, called directly ------------------------------------------
+
+
+def test_split_hostspace_values_names_each_file_by_its_first_line():
+    text = "# values-dev.yaml: dev\na: 1\n---\n# values-prod.yaml: prod\na: 2\n"
+    assert post.split_hostspace_values(text) == {
+        "values-dev.yaml": "# values-dev.yaml: dev\na: 1\n", "values-prod.yaml": "# values-prod.yaml: prod\na: 2\n"}
+
+
+PIP_CONFIG_LIST = """\
+:env:.cert='/etc/ssl/certs/ca.pem'
+global.extra-index-url='https://extra.example.com/simple'
+global.index-url='https://global.example.com/simple'
+global.proxy='http://proxy.example.com:3128'
+install.index-url='https://install.example.com/simple'
+install.cert='/etc/pip/ca.pem'
+"""
+
+
+def test_the_configured_index_url_follows_pips_precedence():
+    assert post.configured_index_url(PIP_CONFIG_LIST, {}) == "https://install.example.com/simple"
+    assert post.configured_index_url(PIP_CONFIG_LIST, {"PIP_INDEX_URL": PIP_INDEX}) == PIP_INDEX
+    only_global = PIP_CONFIG_LIST.replace("install.index-url", "install.nothing")
+    assert post.configured_index_url(only_global, {}) == "https://global.example.com/simple"
+    assert post.configured_index_url("global.extra-index-url='https://extra.example.com/simple'\n", {}) == ""
+
+
+def test_an_http_index_is_written_without_ssl_verification():
+    block, _ = post.index_source("http://pypi.internal:8080/simple")
+    assert tomllib.loads(block)["source"] == [
+        {"name": "pip-index", "url": "http://pypi.internal:8080/simple", "verify_ssl": False}]
+    assert post.index_source('https://x.example.com/simple" evil = "1')[0] is None
+
+
+def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
+    env = post.pipenv_environment(
+        {"PIP_INDEX_URL": PIP_INDEX, "PIP_FIND_LINKS": "/wheels", "VIRTUAL_ENV": "/venv", "PIP_CERT": "/mine.pem"},
+        PIP_CONFIG_LIST)
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert env["PIP_CERT"] == "/mine.pem"  # the environment wins over pip's files, as in pip
+    assert env["PIP_PROXY"] == "http://proxy.example.com:3128"
+    assert not {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "VIRTUAL_ENV"} & set(env)
+    assert env["PIPENV_VENV_IN_PROJECT"] == "1"
+
+
+def test_interpreters_are_looked_for_on_path_and_in_pyenv(tmp_path):
+    versions = tmp_path / "pyenv" / "versions"
+    for name in ("3.10.2", "3.10.13", "3.10.13t", "3.11.7"):
+        (versions / name / "bin").mkdir(parents=True)
+    environ = {"PYENV_ROOT": str(tmp_path / "pyenv"), "PATH": f"/usr/local/bin{os.pathsep}/usr/bin"}
+    assert post.interpreter_candidates("3.10", environ, tmp_path) == [
+        Path("/usr/local/bin/python3.10"), Path("/usr/bin/python3.10"),
+        versions / "3.10.13" / "bin" / "python3.10", versions / "3.10.2" / "bin" / "python3.10"]
+    assert post.interpreter_candidates("3.10.2", environ, tmp_path)[0] == versions / "3.10.2" / "bin" / "python3.10"
+
+
+def test_find_python_runs_the_interpreter_it_reports():
+    minor = "%d.%d" % sys.version_info[:2]
+    executable, version = post.find_python(minor)
+    assert version.startswith(minor + ".")
+    assert post.python_version(executable) == version
+    assert post.find_python("3.99") is None
+
+
+def test_old_pipenv_gets_the_virtualenv_it_needs():
+    assert post.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2"]
+    assert post.pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
+
+
+def test_the_pipenv_cache_honours_xdg_cache_home(tmp_path):
+    path = post.pipenv_venv_path("2026.10.3", "3.10.13", {"XDG_CACHE_HOME": str(tmp_path)}, Path("/nowhere"))
+    assert path == tmp_path / "flask-appstack" / "pipenv-2026.10.3-py3.10"
+
+
+def test_the_lock_is_skipped_by_answer_or_environment():
+    assert post.skip_reason({"lock_dependencies": False}, {}) == "lock_dependencies is false"
+    assert post.skip_reason({"lock_dependencies": True}, {"APPSTACK_SKIP_LOCK": "1"}) == "APPSTACK_SKIP_LOCK is set"
+    assert post.skip_reason({"lock_dependencies": True}, {"APPSTACK_SKIP_LOCK": "0"}) == ""
+
+
+def test_the_reason_of_a_failure_is_pips_error_line():
+    output = "Resolving...\n\x1b[31mERROR: No matching distribution found for flask\x1b[0m\nTraceback...\nValueError: x\n"
+    assert post.last_error(output) == "ERROR: No matching distribution found for flask"
+
+
+def test_the_lock_command_is_the_readmes(default_project):
+    command = post.readme_lock_command(default_project)
+    assert command.startswith("docker run ") and command.endswith("pipenv lock'")
+    assert command in (default_project / "README.md").read_text()
+
+
+def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project)
+    assert post.data_file_problems(project) == []
+    (project / "chart" / "values-dev.yaml").write_text("replicaCount: [1\n")
+    (project / "chart" / "values.schema.json").write_text("{")
+    assert [problem.split(" does not parse")[0] for problem in post.data_file_problems(project)] == [
+        "chart/values-dev.yaml", "chart/values.schema.json"]
+
+
+@pytest.mark.slow
+def test_helm_lint_runs_for_every_hostspace_and_names_a_broken_chart(default_project, tmp_path):
+    from tools.helm import helm_binaries
+
+    helm = str(helm_binaries()["3.17"])
+    answers = {"hostspaces": "dev, stage, prod"}
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project)
+    assert post.helm_problems(project, answers, helm) == []
+    (project / "chart" / "values-prod.yaml").write_text("replicaCount: many\n")
+    assert [problem.split(" failed")[0] for problem in post.helm_problems(project, answers, helm)] == [
+        "helm lint of chart/ with values-prod.yaml"]

@@ -1,0 +1,112 @@
+"""The real lock: the post-generation hook runs pipenv lock, and the result installs.
+
+The default project is locked by the hook (pipenv 2026.10.3, Python 3.10 from this
+machine), checked against its Pipfile, installed with `pipenv install --deploy` into a
+fresh virtualenv of that Python, and its own tests (with the coverage gate) pass there.
+A lock against an index nobody listens on fails, and the project is kept.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+
+import pytest
+
+from conftest import DEFAULTS, load_hook
+
+pytestmark = pytest.mark.slow
+
+post = load_hook("post_gen_project")
+
+
+def pipenv(project, answers, *args, timeout=900):
+    """Run the pipenv the hook installed for these answers, in the project's source/."""
+    _, runner_version = post.find_python(answers["python_version"])
+    venv = post.pipenv_venv_path(answers["pipenv_version"], runner_version)
+    env = post.pipenv_environment(os.environ, post.pip_config_list())
+    return subprocess.run([str(post.venv_python(venv)), "-m", "pipenv", *args], cwd=project / "source",
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# The tests of the default lock share one worker, so that the project is locked once.
+same_worker = pytest.mark.xdist_group("default-lock")
+
+
+@pytest.fixture(scope="module")
+def locked(bake):
+    answers = {"lock_dependencies": True}
+    return bake(**answers), {**DEFAULTS, **answers}
+
+
+@same_worker
+def test_the_lock_resolves_for_the_chosen_python(locked):
+    project, _ = locked
+    lock = json.loads((project / "source" / "Pipfile.lock").read_text())
+    assert lock["_meta"]["requires"] == {"python_version": "3.10"}
+    assert {"flask", "gunicorn"} <= set(lock["default"])
+    assert {"pytest", "pytest-cov", "bandit"} <= set(lock["develop"])
+    for name, entry in {**lock["default"], **lock["develop"]}.items():
+        assert entry["version"].startswith("=="), name
+        assert entry["hashes"], name
+
+
+@same_worker
+def test_the_lock_matches_the_pipfile_and_a_changed_pipfile_does_not(locked, tmp_path):
+    project, answers = locked
+    verified = pipenv(project, answers, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    changed = tmp_path / "changed"
+    shutil.copytree(project, changed)
+    pipfile = changed / "source" / "Pipfile"
+    pipfile.write_text(pipfile.read_text().replace('gunicorn = ">=23"', 'gunicorn = ">=23.1"'))
+    assert pipenv(changed, answers, "verify").returncode != 0
+
+
+@same_worker
+def test_the_lock_installs_with_deploy_in_a_fresh_venv_and_the_tests_pass(locked, tmp_path):
+    project, answers = locked
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    python, version = post.find_python(answers["python_version"])
+    installed = pipenv(copy, answers, "install", "--deploy", "--dev", "--python", str(python))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    venv_python = post.venv_python(copy / "source" / ".venv")
+    assert post.python_version(venv_python) == version
+    tests = subprocess.run([str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=copy,
+                           capture_output=True, text=True, timeout=600)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "Required test coverage of 90% reached" in tests.stdout
+
+
+def test_the_briefs_pipenv_locks_on_python_3_11(bake):
+    answers = {**DEFAULTS, "python_version": "3.11", "pipenv_version": "2022.7.24", "lock_dependencies": True}
+    project = bake(**{key: answers[key] for key in ("python_version", "pipenv_version", "lock_dependencies")})
+    lock = json.loads((project / "source" / "Pipfile.lock").read_text())
+    assert lock["_meta"]["requires"] == {"python_version": "3.11"}
+    verified = pipenv(project, answers, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def closed_port():
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, capfd):
+    index = f"http://127.0.0.1:{closed_port()}/simple"
+    result = cookies.bake(extra_context={"lock_dependencies": True, "package_index": index})
+    out, err = capfd.readouterr()
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    assert (project / "README.md").is_file() and (project / "source" / "Pipfile").is_file()
+    assert not (project / "source" / "Pipfile.lock").exists()
+    assert not (project / "source" / ".venv").exists()
+    assert "Pipfile.lock: NOT LOCKED" in out
+    assert "WARNING: source/Pipfile.lock was NOT created: pipenv lock failed." in err
+    assert "Reason: ERROR: No matching distribution found for" in err
+    assert f"Hint: {index} cannot be reached" in err and "Connection refused" in err
+    assert "The project was generated and kept" in err
+    assert post.readme_lock_command(project) in err

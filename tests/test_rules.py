@@ -1,0 +1,329 @@
+"""The pre-generation rules (hooks/pre_gen_project.py), called directly: no bake."""
+import json
+
+import pytest
+
+from conftest import DEFAULTS, REPO, load_hook
+
+pre = load_hook("pre_gen_project")
+
+VARIABLES = [key for key in DEFAULTS if not key.startswith("_")]
+CHOICES = {key: value for key, value in DEFAULTS.items() if key in VARIABLES and isinstance(value, list)}
+
+
+def answers(**changes):
+    """cookiecutter.json's defaults as cookiecutter hands them to the hook, plus changes."""
+    base = {key: value[0] if isinstance(value, list) else value for key, value in DEFAULTS.items()}
+    return {**base, **changes}
+
+
+def named(found):
+    """The variables each problem names, e.g. ["app_name", "hpa_min_replicas+hpa_max_replicas"]."""
+    return ["+".join(problem.variables) for problem in found]
+
+
+# ---- the table covers cookiecutter.json --------------------------------------------------
+
+
+def test_every_variable_of_cookiecutter_json_has_a_rule():
+    assert sorted(set(VARIABLES) - {rule.variable for rule in pre.RULES}) == []
+
+
+def test_every_rule_is_about_a_variable_of_cookiecutter_json():
+    named_in_rules = {rule.variable for rule in pre.RULES}
+    named_in_rules |= {name for rule in pre.COMBINATIONS for name in rule.variables + rule.needs}
+    assert sorted(named_in_rules - set(VARIABLES)) == []
+
+
+def test_the_table_follows_cookiecutter_json_order():
+    order = list(dict.fromkeys(rule.variable for rule in pre.RULES))
+    assert order == VARIABLES
+
+
+def test_the_defaults_pass():
+    assert pre.problems(answers()) == []
+
+
+@pytest.mark.parametrize("variable", sorted(CHOICES))
+def test_choice_rules_accept_exactly_cookiecutter_json_choices(variable):
+    for choice in CHOICES[variable]:
+        assert pre.problems(answers(**{variable: choice})) == [], choice
+    assert named(pre.problems(answers(**{variable: "sometimes"}))) == [variable]
+
+
+@pytest.mark.parametrize("variable", [key for key, value in DEFAULTS.items() if isinstance(value, bool)])
+def test_boolean_rules_take_json_booleans_only(variable):
+    assert pre.problems(answers(**{variable: not DEFAULTS[variable]})) == []
+    assert named(pre.problems(answers(**{variable: "yes"}))) == [variable]
+
+
+# ---- single values -------------------------------------------------------------------------
+
+VALID = [
+    ("app_name", "a"),
+    ("app_name", "orders-api-2"),
+    ("app_name", "a" * 40),
+    ("appcode", "ord7"),
+    ("appcode", "d"),
+    ("description", ""),
+    ("description", "Orders: the \"single\" source of truth # for 'orders' — déjà vu, 東京"),
+    ("description", "'''); import os; os.system(\"touch /tmp/pwned\") #"),
+    ("description", "a lone } and }} and %} are plain text"),
+    ("python_version", "3.12.1"),
+    ("python_version", "3.13"),
+    ("pipenv_version", "2022.7.24"),
+    ("pipenv_version", "2024.0.1rc1"),
+    ("app_version", "4.7.12"),
+    ("hostspaces", "dev"),
+    ("hostspaces", "dev,stage , prod"),
+    ("hostspaces", "1st, 2nd"),
+    ("platform_domain", "apps.example.internal"),
+    ("custom_url", "orders.example.org"),
+    ("hpa_min_replicas", "1"),
+    ("hpa_max_replicas", "20"),
+    ("hpa_cpu_target", "1"),
+    ("hpa_cpu_target", "100"),
+    ("pvc_size", "500Mi"),
+    ("pvc_size", "1.5Gi"),
+    ("pvc_size", "10G"),
+    ("pvc_storage_class", "fast-ssd.storage.k8s.io"),
+    ("pvc_mount_path", "/var/lib/orders"),
+    ("pvc_mount_path", "/app/data"),
+    ("dr_active_region", "us-east-1"),
+    ("docker_registry", "registry.example.com"),
+    ("docker_registry", "localhost:5000"),
+    ("docker_registry", "10.0.0.7:443"),
+    ("package_index", "https://artifactory.example.com/api/pypi/pypi/simple"),
+    ("package_index", "http://127.0.0.1:8080/simple/"),
+    ("pipeline_repository", "Platform.Team/devops_pipelines-v4"),
+    ("gunicorn_workers", "1"),
+]
+
+INVALID = [
+    ("app_name", "Orders"),
+    ("app_name", "orders api"),
+    ("app_name", "orders_api"),
+    ("app_name", "-orders"),
+    ("app_name", "orders-"),
+    ("app_name", "1orders"),
+    ("app_name", "a" * 41),
+    ("app_name", "../orders"),
+    ("app_name", ""),
+    ("appcode", "DEMO"),
+    ("appcode", "de-mo"),
+    ("appcode", "42"),
+    ("appcode", "averyverylong"),
+    ("description", "two\nlines"),
+    ("description", "tab\tseparated"),
+    ("description", "{{ cookiecutter.app_name }}"),
+    ("description", "{% if x %}"),
+    ("description", "{# note #}"),
+    ("python_version", "3"),
+    ("python_version", "3.10.x"),
+    ("python_version", "python3.10"),
+    ("python_version", "3.010"),
+    ("python_version", "2.7"),
+    ("python_version", "4.0"),
+    ("python_version", "3.8"),
+    ("python_version", "3.5.0"),
+    ("pipenv_version", "latest"),
+    ("pipenv_version", "2022.7"),
+    ("pipenv_version", "v2022.7.24"),
+    ("pipenv_version", "2018.11.26"),
+    ("pipenv_version", "2022.07.24"),
+    ("pipenv_version", "2022.7.24; rm -rf /"),
+    ("app_version", "4.6.0"),
+    ("app_version", "4.7"),
+    ("app_version", "4.7.x"),
+    ("hostspaces", ""),
+    ("hostspaces", "dev,,prod"),
+    ("hostspaces", "dev, prod,"),
+    ("hostspaces", "dev, dev"),
+    ("hostspaces", "Dev, prod"),
+    ("hostspaces", "dev stage"),
+    ("hostspaces", "dev;prod"),
+    ("platform_domain", "localhost"),
+    ("platform_domain", "https://scale.example.com"),
+    ("platform_domain", "Scale.Example.com"),
+    ("custom_url", "https://orders.example.org"),
+    ("custom_url", "orders.example.org/api"),
+    ("custom_url", "orders.example.org:8443"),
+    ("custom_url", "*.example.org"),
+    ("custom_url", "orders"),
+    ("custom_url", "10.0.0.1"),
+    ("hpa_min_replicas", "0"),
+    ("hpa_min_replicas", "-1"),
+    ("hpa_min_replicas", "02"),
+    ("hpa_max_replicas", "five"),
+    ("hpa_cpu_target", "0"),
+    ("hpa_cpu_target", "101"),
+    ("hpa_cpu_target", "75%"),
+    ("pvc_size", "1GB"),
+    ("pvc_size", "0Gi"),
+    ("pvc_size", "-1Gi"),
+    ("pvc_size", "1 Gi"),
+    ("pvc_size", "100m"),
+    ("pvc_storage_class", "Fast_SSD"),
+    ("pvc_mount_path", "data"),
+    ("pvc_mount_path", "/data/../etc"),
+    ("pvc_mount_path", "/data/"),
+    ("pvc_mount_path", "/"),
+    ("pvc_mount_path", "/tmp"),
+    ("pvc_mount_path", "/app"),
+    ("pvc_mount_path", "/opt/venv"),
+    ("pvc_mount_path", "/proc/data"),
+    ("pvc_mount_path", "/my data"),
+    ("pvc_mount_path", "/data;rm"),
+    ("dr_active_region", "East"),
+    ("dr_passive_region", "west.1"),
+    ("docker_registry", "https://registry.example.com"),
+    ("docker_registry", "registry.example.com/library"),
+    ("docker_registry", "registry.example.com:99999"),
+    ("docker_registry", "Registry.example.com"),
+    ("package_index", "artifactory.example.com/simple"),
+    ("package_index", "ftp://artifactory.example.com/simple"),
+    ("package_index", "https://user:secret@artifactory.example.com/simple"),
+    ("package_index", "https://token@artifactory.example.com/simple"),
+    ("package_index", "https://artifactory.example.com/simple?token=x"),
+    ("package_index", "https://artifactory.example.com/simple\" malicious = \"1"),
+    ("pipeline_repository", "devops-pipelines"),
+    ("pipeline_repository", "SCALE/devops pipelines"),
+    ("pipeline_repository", "SCALE/devops/pipelines"),
+    ("gunicorn_workers", "0"),
+    ("gunicorn_workers", "auto"),
+]
+
+
+def value_id(case):
+    variable, value = case
+    return f"{variable}={json.dumps(value, ensure_ascii=False)[:40]}"
+
+
+@pytest.mark.parametrize("case", VALID, ids=value_id)
+def test_valid_values_pass(case):
+    variable, value = case
+    assert pre.problems(answers(**{variable: value})) == []
+
+
+@pytest.mark.parametrize("case", INVALID, ids=value_id)
+def test_invalid_values_are_named(case):
+    variable, value = case
+    found = pre.problems(answers(**{variable: value}))
+    assert named(found) == [variable]
+    line = str(found[0])
+    assert line.startswith(f"{variable} = {json.dumps(value, ensure_ascii=False)}: ")
+    assert "expected " in line and "\n" not in line
+
+
+def test_python_below_3_9_says_what_the_design_asks():
+    [problem] = pre.problems(answers(python_version="3.8"))
+    assert "the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9" in str(problem)
+
+
+def test_jinja_in_an_answer_is_rejected_with_the_reason():
+    [problem] = pre.problems(answers(description="uses {{ braces }}"))
+    assert "cruft update" in str(problem)
+
+
+def test_a_missing_answer_is_a_problem():
+    base = answers()
+    del base["appcode"]
+    assert [str(problem) for problem in pre.problems(base)] == [
+        f'appcode = null: it is missing; expected {pre.RULES[1].accepted}'
+    ]
+
+
+# ---- combinations --------------------------------------------------------------------------
+
+COMBINATIONS = {
+    "hpa min above max": (
+        {"hpa_min_replicas": "6", "hpa_max_replicas": "5"}, ["hpa_min_replicas+hpa_max_replicas"]),
+    "rwo pvc, required anti-affinity, hpa": (
+        {"pvc": True, "pod_anti_affinity": "required"}, ["pvc+pvc_access_mode+pod_anti_affinity"]),
+    "rwo pvc, required anti-affinity, hpa max 1 (a rollout still runs 2)": (
+        {"pvc": True, "pod_anti_affinity": "required", "hpa_min_replicas": "1", "hpa_max_replicas": "1"},
+        ["pvc+pvc_access_mode+pod_anti_affinity"]),
+    "rwo pvc, required anti-affinity, no hpa, one hostspace": (
+        {"pvc": True, "pod_anti_affinity": "required", "hpa": False, "hostspaces": "dev"},
+        ["pvc+pvc_access_mode+pod_anti_affinity"]),
+    "custom url is a platform hostname": (
+        {"custom_url": "flask-app-prod.scale.example.com"}, ["custom_url"]),
+    "custom url is another hostspace's platform hostname": (
+        {"custom_url": "flask-app-dev.scale.example.com"}, ["custom_url"]),
+    "custom url is a dr site hostname": (
+        {"custom_url": "flask-app-prod.west.scale.example.com"}, ["custom_url"]),
+    "hostname label over 63 characters": (
+        {"app_name": "a" * 40, "hostspaces": "dev, " + "p" * 23}, ["app_name+hostspaces"]),
+    "same dr regions": ({"dr_passive_region": "east"}, ["dr+dr_active_region+dr_passive_region"]),
+    "recent pipenv on python 3.9": ({"python_version": "3.9"}, ["python_version+pipenv_version"]),
+    "old pipenv on python 3.12": ({"python_version": "3.12", "pipenv_version": "2022.7.24"},
+                                  ["python_version+pipenv_version"]),
+    "old pipenv on python 3.13.0": ({"python_version": "3.13.0", "pipenv_version": "2023.3.20"},
+                                    ["python_version+pipenv_version"]),
+}
+
+COMBINATIONS_THAT_WORK = {
+    "rwx pvc with required anti-affinity": {"pvc": True, "pvc_access_mode": "ReadWriteMany",
+                                            "pod_anti_affinity": "required"},
+    "rwo pvc with preferred anti-affinity": {"pvc": True, "pod_anti_affinity": "preferred"},
+    "rwo pvc without anti-affinity": {"pvc": True, "pod_anti_affinity": "none"},
+    "required anti-affinity without pvc": {"pod_anti_affinity": "required"},
+    "hpa min equals max": {"hpa_min_replicas": "3", "hpa_max_replicas": "3"},
+    "a dr site hostname is free when dr is off": {"dr": False,
+                                                  "custom_url": "flask-app-prod.west.scale.example.com"},
+    "the same regions when dr is off": {"dr": False, "dr_passive_region": "east"},
+    "python 3.9 with the last pipenv for it": {"python_version": "3.9", "pipenv_version": "2025.0.4"},
+    "python 3.12 with the first pipenv for it": {"python_version": "3.12", "pipenv_version": "2023.4.20"},
+    "python 3.11 with the brief's pipenv": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
+    "hostname label of exactly 63 characters": {"app_name": "a" * 40, "hostspaces": "p" * 22},
+}
+
+
+@pytest.mark.parametrize("changes, expected", COMBINATIONS.values(), ids=COMBINATIONS.keys())
+def test_combinations_that_cannot_work(changes, expected):
+    assert named(pre.problems(answers(**changes))) == expected
+
+
+@pytest.mark.parametrize("changes", COMBINATIONS_THAT_WORK.values(), ids=COMBINATIONS_THAT_WORK.keys())
+def test_combinations_that_work(changes):
+    assert pre.problems(answers(**changes)) == []
+
+
+def test_the_volume_message_explains_why_pods_stay_pending():
+    [problem] = pre.problems(answers(pvc=True, pod_anti_affinity="required"))
+    assert "up to 6 pods run at once" in str(problem)
+    assert "stays Pending" in str(problem)
+
+
+def test_a_combination_is_not_checked_when_one_of_its_values_is_invalid():
+    found = pre.problems(answers(hpa_min_replicas="6", hpa_max_replicas="many"))
+    assert named(found) == ["hpa_max_replicas"]
+
+
+# ---- all at once ---------------------------------------------------------------------------
+
+
+def test_every_problem_is_reported_at_once_in_table_order():
+    found = pre.problems(answers(
+        app_name="Orders", python_version="3.8", hostspaces="dev, dev", pvc_size="lots",
+        gunicorn_workers="0", hpa_min_replicas="9", dr_passive_region="east",
+    ))
+    assert named(found) == [
+        "app_name", "python_version", "hostspaces", "pvc_size", "gunicorn_workers",
+        "hpa_min_replicas+hpa_max_replicas", "dr+dr_active_region+dr_passive_region",
+    ]
+
+
+def test_the_report_has_one_line_per_problem_even_for_multiline_values():
+    found = pre.problems(answers(description="a\nb", appcode="x\ny"))
+    lines = pre.report(found).splitlines()
+    assert len(lines) == 2 + len(found)
+    assert lines[1] == f'  - appcode = "x\\ny": expected {pre.RULES[1].accepted}'
+
+
+def test_the_readme_shows_the_report_as_the_hook_prints_it():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Hooks", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    found = pre.problems(answers(python_version="3.8", hpa_min_replicas="6"))
+    shown = pre.report(found).splitlines()
+    assert example.splitlines() == shown[:-1]  # the README leaves out the closing advice
