@@ -113,11 +113,15 @@ class Dockerd:
     """A docker engine for this session: reused if one answers, else started here.
 
     ``with Dockerd() as d:`` exports nothing globally; use ``d.env`` (for your own
-    subprocesses), ``d.docker(...)`` and ``d.network_args()``.  Only a daemon this
-    object started is stopped at exit (by PID: SIGTERM, wait, SIGKILL), unless
-    ``keep=True``.  Under pytest-xdist, keep the container tests in one worker
-    (``xdist_group``) or use ``keep=True``: a worker must not stop the engine
-    another worker is still using.
+    subprocesses), ``d.docker(...)`` and ``d.network_args()``.
+
+    The daemon on this data-root is shared: every session that uses it holds a shared
+    flock on ``<run_dir>.users``, and at exit the last one stops it (by PID: SIGTERM,
+    wait, SIGKILL), whichever session started it.  So two test sessions on one machine
+    (or two pytest-xdist workers) never stop the engine under each other.  A daemon
+    started with ``keep=True`` (``python -m tools.container --keep``) is marked kept and
+    outlives every session until ``stop_leftover()``.  A system engine that answers is
+    used as is and never stopped.
     """
 
     def __init__(self, data_root: os.PathLike | str | None = None, *, reuse_system: bool = True,
@@ -131,6 +135,7 @@ class Dockerd:
         self.host = f"unix://{self.run_dir / 'docker.sock'}"
         self.reuse_system, self.keep, self.timeout = reuse_system, keep, timeout
         self.proc: subprocess.Popen | None = None   # set only if we started dockerd
+        self._users = None                           # our shared flock on the users file
         self.flags: tuple[str, ...] = ()             # extra dockerd flags that were needed
         self.host_network = False                    # True: no bridge, use --network host
 
@@ -176,6 +181,11 @@ class Dockerd:
                     self._spawn(FALLBACK_FLAGS)
                 if self.proc is None:
                     raise RuntimeError(f"dockerd did not start; see {self.logfile}:\n{self._log_tail()}")
+            if self.host == self._own_host:
+                self._users = open(self.run_dir.with_suffix(".users"), "a")
+                fcntl.flock(self._users, fcntl.LOCK_SH)
+                if self.keep:
+                    (self.run_dir / "kept").touch()
         nets = self.docker("network", "ls", "--format", "{{.Name}}", capture_output=True, text=True)
         self.host_network = "bridge" not in nets.stdout.split()
         return self
@@ -184,6 +194,8 @@ class Dockerd:
         """Start dockerd with ``flags``; leave ``self.proc`` set only if it became ready."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.run_dir / "kept").unlink()   # the mark of a daemon that is gone
         self._unmount_leftovers()
         cmd = [DOCKERD, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
                "--pidfile", str(self.pidfile), "--host", self.host, *flags]
@@ -206,15 +218,49 @@ class Dockerd:
         self.stop()
         raise RuntimeError(f"dockerd not ready after {self.timeout}s:\n{self._log_tail()}")
 
+    @property
+    def _own_host(self) -> str:
+        return f"unix://{self.run_dir / 'docker.sock'}"
+
     def stop(self) -> None:
-        """Stop the daemon we started: SIGTERM, wait 30 s, then SIGKILL it and its children."""
+        """Leave the engine; the last session using this data-root's daemon stops it
+        (SIGTERM, wait 30 s, then SIGKILL it and its children), unless it is kept."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            _terminate(proc.pid, proc)
-            self._unmount_leftovers()
+        users, self._users = self._users, None
+        if users is None:  # a system engine, or a daemon that never became ready
+            if proc is not None and proc.poll() is None:
+                _terminate(proc.pid, proc)
+                self._unmount_leftovers()
+            return
+        with _locked(self.run_dir.with_suffix(".lock")):
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)  # only if nobody else holds it
+                last = True
+            except BlockingIOError:
+                last = False
+            users.close()
+            if not last or (self.run_dir / "kept").exists():
+                log.info("leaving dockerd running: %s", "other sessions use it" if not last else "it is kept")
+            elif proc is not None and proc.poll() is None:
+                _terminate(proc.pid, proc)
+                self._unmount_leftovers()
+            else:
+                self._stop_pidfile_daemon()
+
+    def _release(self) -> None:
+        """Drop our share of the engine without stopping it (``keep=True``)."""
+        users, self._users = self._users, None
+        if users is not None:
+            users.close()
 
     def stop_leftover(self) -> bool:
         """Stop a dockerd that an earlier ``keep=True`` session left on this data-root."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.run_dir / "kept").unlink()
+        return self._stop_pidfile_daemon()
+
+    def _stop_pidfile_daemon(self) -> bool:
+        """Stop the dockerd of this data-root named by its pidfile (another session's)."""
         with contextlib.suppress(OSError, ValueError):
             pid = int(self.pidfile.read_text())
             if str(self.data_root).encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
@@ -240,7 +286,9 @@ class Dockerd:
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        if not self.keep:
+        if self.keep:
+            self._release()
+        else:
             self.stop()
 
 

@@ -1,0 +1,503 @@
+"""The container image: the README's build and run commands, for real.
+
+No container registry is reachable from the machines that run this suite, so the module
+starts a docker engine of its own (Debian's docker.io, stopped again at the end) and makes
+its Python base image from Debian packages, cached between runs (tools/container.py).
+Bookworm's Python is 3.11, hence python_version 3.11 in the bakes below.
+
+Images are built with the command printed in the generated README, with this test's values
+(the user; BASE_IMAGE = the local base image) and PYPI_TOKEN.txt holding a random dummy
+token. Added to it is only what this machine needs: its pip settings and CA bundle
+(pip_build_options; the package index is reached through a TLS-inspecting proxy), and
+`--no-cache` (a cached layer would have been built with another token than the one the
+leak checks look for).
+
+The default project needs no credentials, so its token only proves that nothing copies it.
+A second project points package_index at a private index that this module serves on
+127.0.0.1 and that, like Artifactory, answers only to PYPI_USER and the token: there the
+token really reaches pip, and still leaves no trace.
+"""
+import base64
+import hashlib
+import html
+import json
+import platform
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import DEFAULTS, pipfile_requirements
+
+from tools.container import DOCKER, Dockerd, ensure_base_image, ensure_packages, pip_build_options
+from tools.venvs import cache_dir, file_lock
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
+
+PYTHON = "3.11"  # the Python of the Debian-made base image (bookworm)
+APP = DEFAULTS["app_name"]
+USER = "ci-user"
+APP_UID = "10001"  # the Dockerfile's USER
+# What the Dockerfile copies: these, and source/api/*.py
+BUILD_FILES = {"source/Pipfile", "source/Pipfile.lock", "source/gunicorn.conf.py"}
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url):
+    """(status, body) of a GET, whatever the status; OSError while nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def wait_for(probe, what, timeout=60):
+    """probe() until it returns something true (OSError counts as not yet); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+        except OSError:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.3)
+
+
+def readme_command(project, prefix):
+    """The one-line command of the generated README that starts with `prefix`."""
+    readme = (project / "README.md").read_text()
+    found = [line.strip() for line in readme.splitlines() if line.strip().startswith(prefix)]
+    assert len(found) == 1, f"the README should show one `{prefix} ...` command, found {found}"
+    return found[0]
+
+
+def build_argv(project, base_image, *extra, tag=None):
+    """The README's build command with this test's values, `extra` options before the context."""
+    argv = shlex.split(readme_command(project, "docker build"))
+    assert argv[:2] == ["docker", "build"] and argv[-1] == "."
+    assert "PYPI_USER=<SSO_USERNAME>" in argv and "id=PYPI_TOKEN,src=PYPI_TOKEN.txt" in argv
+    values = {"PYPI_USER": USER, "BASE_IMAGE": base_image}
+    argv = [f"{arg.split('=')[0]}={values[arg.split('=')[0]]}" if arg.split("=")[0] in values else arg
+            for arg in argv]
+    if tag:
+        argv[argv.index("-t") + 1] = tag
+    return [DOCKER, *argv[1:-1], *extra, "."]
+
+
+def docker_build(engine, project, argv):
+    """Run a build in `project`: (CompletedProcess with the whole log in stdout, seconds)."""
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=project, env=engine.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    return result, time.monotonic() - started
+
+
+def plain(log):
+    """A BuildKit log as running text: step prefixes ("#10 4.599 ") gone, wrapped lines joined."""
+    return " ".join(re.sub(r"^#\d+ \d+\.\d+ ", "", line).strip() for line in log.splitlines())
+
+
+def copy_project(source, destination):
+    return Path(shutil.copytree(source, destination))
+
+
+def saved_image(engine, image, scratch):
+    """All that `docker save` writes for `image` (config, history, every layer), as bytes."""
+    engine.docker("save", "-o", str(scratch), image)
+    try:
+        return scratch.read_bytes()
+    finally:
+        scratch.unlink()
+
+
+def docker_output(engine, *args):
+    return engine.docker(*args, capture_output=True, text=True).stdout
+
+
+def image_id(engine, image):
+    return docker_output(engine, "image", "inspect", "-f", "{{.Id}}", image).strip()
+
+
+def ca_bundle():
+    """The CA bundle this machine's pip trusts, as pip_build_options passes it (or None)."""
+    found = [option.split("src=", 1)[1] for option in pip_build_options() if option.startswith("id=ca_bundle,")]
+    return found[0] if found else None
+
+
+def assert_token_absent(token, *texts):
+    for text in texts:
+        assert (token.encode() if isinstance(text, bytes) else token) not in text
+
+
+# ---- the engine, the base image and the happy-path build -----------------------------
+
+@pytest.fixture(scope="module")
+def engine():
+    """A docker engine for this module: started here and stopped at its end (by PID)."""
+    ensure_packages()
+    with Dockerd() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def base_image(engine):
+    return ensure_base_image(PYTHON, engine)
+
+
+@pytest.fixture(scope="module")
+def built(engine, base_image, bake, tmp_path_factory):
+    """The project baked with Python 3.11 and locked by the post-gen hook (a copy: the tests
+    write into it), built with the README's command."""
+    baked = bake(python_version=PYTHON, lock_dependencies=True)
+    assert (baked / "source" / "Pipfile.lock").is_file(), "the post-gen hook did not lock the project"
+    project = copy_project(baked, tmp_path_factory.mktemp("container") / APP)
+    token = secrets.token_urlsafe(24)
+    (project / "PYPI_TOKEN.txt").write_text(token + "\n")
+    argv = build_argv(project, base_image, *pip_build_options(), *engine.network_args(), "--no-cache")
+    result, seconds = docker_build(engine, project, argv)
+    assert result.returncode == 0, result.stdout
+    # By its ID from here on: another test session on this machine may reuse the tag.
+    image = image_id(engine, f"{APP}:local")
+    yield SimpleNamespace(project=project, image=image, token=token, log=result.stdout, seconds=seconds)
+    engine.docker("rmi", image, check=False, capture_output=True)
+
+
+# ---- the build context ----------------------------------------------------------------
+
+def test_dockerignore_leaves_only_what_the_image_needs_in_the_context(engine, default_project, tmp_path):
+    project = copy_project(default_project, tmp_path / APP)
+    decoys = ["PYPI_TOKEN.txt", ".git/HEAD", ".env", "source/.venv/bin/python", "source/api/__pycache__/x.pyc",
+              ".pytest_cache/README.md", "coverage.xml", "source/tests/__pycache__/y.pyc"]
+    for decoy in decoys:
+        (project / decoy).parent.mkdir(parents=True, exist_ok=True)
+        (project / decoy).write_text("decoy\n")
+    (project / "source" / "Pipfile.lock").write_text("{}\n")  # the fast bake has none
+    # A build whose only output is its context shows what `docker build` receives.
+    subprocess.run([DOCKER, "build", "-q", "-f", "-", "-o", f"type=local,dest={tmp_path / 'context'}", "."],
+                   input="FROM scratch\nCOPY . /\n", cwd=project, env=engine.env, check=True,
+                   capture_output=True, text=True)
+    context = {path.relative_to(tmp_path / "context").as_posix()
+               for path in (tmp_path / "context").rglob("*") if path.is_file()}
+    api = {f"source/api/{path.name}" for path in (project / "source" / "api").glob("*.py")}
+    assert api and context == BUILD_FILES | api
+
+
+# ---- the README's run command and the image's own ----------------------------------------
+
+@pytest.fixture(scope="module")
+def readme_run(engine, built):
+    """The image run with the README's command: the source mounted, gunicorn reloading."""
+    port = free_port()
+    argv = shlex.split(readme_command(built.project, f"docker run --rm --name {APP}"))
+    assert argv[argv.index("-p") + 1] == "8080:8080" and argv[-2:] == ["--reload", "api:create_app()"]
+    argv[argv.index("-p") + 1] = f"127.0.0.1:{port}:8080"  # this machine's loopback, a free port
+    argv = [DOCKER] + [arg.replace("$(pwd)", str(built.project)) for arg in argv[1:]]
+    argv[argv.index(f"{APP}:local")] = built.image  # the image this session built
+    engine.docker("rm", "-f", APP, check=False, capture_output=True)  # left by an interrupted run
+    server = subprocess.Popen(argv, env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = SimpleNamespace(server=server, url=f"http://127.0.0.1:{port}")
+    try:
+        wait_for(lambda: server.poll() is not None or get(f"{run.url}/livez")[0] == 200,
+                 "/livez of the README's run command")
+        yield run
+    finally:
+        engine.docker("stop", APP, check=False, capture_output=True)
+        server.communicate(timeout=60)
+
+
+def test_readme_run_command_serves_livez(readme_run):
+    assert readme_run.server.poll() is None, readme_run.server.stdout.read()
+    assert get(f"{readme_run.url}/livez") == (200, '{"status":"ok"}\n')
+
+
+def test_readme_run_command_reloads_an_edited_module(readme_run, built):
+    """The README's promise: edit source/api/ and the app reloads, no rebuild, no restart."""
+    greetings = built.project / "source" / "api" / "greetings.py"
+    original = greetings.read_text()
+    assert get(f"{readme_run.url}/api/v1/hello")[1] == '{"message":"Hello, world!"}\n'
+    try:
+        greetings.write_text(original.replace('"world"', '"reloaded world"'))
+        wait_for(lambda: "reloaded world" in get(f"{readme_run.url}/api/v1/hello")[1],
+                 "the reload of an edited module", timeout=30)
+    finally:
+        greetings.write_text(original)
+
+
+@pytest.fixture(scope="module")
+def serving(engine, built):
+    """The image run with no command at all: gunicorn.conf.py serves the app."""
+    port, name = free_port(), f"{APP}-no-command"
+    engine.docker("rm", "-f", name, check=False, capture_output=True)
+    # A 1 s health interval instead of 30 s, so that the HEALTHCHECK's verdict comes quickly.
+    engine.docker("run", "-d", "--rm", "--name", name, "--health-interval", "1s",
+                  "-p", f"127.0.0.1:{port}:8080", built.image, capture_output=True)
+    try:
+        yield SimpleNamespace(name=name, url=f"http://127.0.0.1:{port}")
+    finally:
+        engine.docker("stop", name, check=False, capture_output=True)
+
+
+def test_image_serves_livez_without_a_command_and_logs_no_error(engine, serving):
+    assert wait_for(lambda: get(f"{serving.url}/livez")[0], "/livez of the image's own command") == 200
+    logs = engine.docker("logs", serving.name, capture_output=True, text=True)
+    lines = [json.loads(line) for line in (logs.stdout + logs.stderr).splitlines()]
+    assert any(line["message"].startswith("Booting worker") for line in lines)
+    assert [line for line in lines if line["level"] not in ("DEBUG", "INFO")] == []
+
+
+def test_image_reports_healthy(engine, serving):
+    def verdict():
+        status = docker_output(engine, "inspect", "-f", "{{.State.Health.Status}}", serving.name).strip()
+        return status if status != "starting" else None
+
+    assert wait_for(verdict, "the HEALTHCHECK's verdict") == "healthy"
+
+
+def test_container_runs_as_the_numeric_non_root_user_with_only_tmp_writable(engine, serving):
+    assert docker_output(engine, "exec", serving.name, "id", "-u").split() == [APP_UID]
+    assert docker_output(engine, "exec", serving.name, "sh", "-c", 'echo "$HOME"').split() == ["/home/app"]
+    # Everything this user may write on the image's filesystem (not /proc, /dev, /sys).
+    writable = engine.docker("exec", serving.name, "find", "/", "-xdev", "-writable", "-not", "-type", "l",
+                             "-prune", capture_output=True, text=True, check=False).stdout.split()
+    assert writable == ["/tmp"]
+
+
+def test_runtime_image_holds_the_locked_packages_and_no_pipenv_or_compiler(engine, built):
+    probe = ("for tool in pipenv gcc cc c++ make; do command -v $tool; done; ls /opt; "
+             "python3 -c 'import importlib.metadata as m; print(*sorted(d.metadata[\"Name\"].lower() "
+             "for d in m.distributions()))'")
+    output = docker_output(engine, "run", "--rm", built.image, "sh", "-c", probe).splitlines()
+    locked = json.loads((built.project / "source" / "Pipfile.lock").read_text())["default"]
+    assert output == ["venv", " ".join(sorted(locked))]
+
+
+def test_image_configuration(engine, built):
+    config = json.loads(docker_output(engine, "image", "inspect", "-f", "{{json .Config}}", built.image))
+    assert config["User"] == f"{APP_UID}:{APP_UID}"
+    assert config["WorkingDir"] == "/app"
+    assert list(config["ExposedPorts"]) == ["8080/tcp"]
+    assert config["Cmd"] == ["gunicorn"]
+    assert {"PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"} <= set(config["Env"])
+    assert [var for var in config["Env"] if var.startswith("PATH=")][0].startswith("PATH=/opt/venv/bin:")
+
+
+# ---- secrets -----------------------------------------------------------------------------
+
+def test_token_and_ca_bundle_are_in_no_layer_history_or_log(engine, built, base_image, tmp_path):
+    saved = saved_image(engine, built.image, tmp_path / "image.tar")
+    history = docker_output(engine, "history", "--no-trunc", built.image)
+    assert_token_absent(built.token, built.log, saved, history)
+
+    assert ca_bundle(), "this machine's pip trusts a CA bundle, which the build got as the ca_bundle secret"
+    bundle = Path(ca_bundle()).read_bytes()
+    certificates = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", bundle, re.S)
+    # The base image's own CA certificates are in the image, of course; no other one may be.
+    base = saved_image(engine, base_image, tmp_path / "base.tar")
+    foreign = [certificate for certificate in certificates if certificate not in base]
+    assert bundle not in saved
+    assert [certificate for certificate in foreign if certificate in saved] == []
+
+
+# ---- the lock ------------------------------------------------------------------------------
+
+def test_pipfile_edited_after_locking_fails_the_build(engine, base_image, built, tmp_path):
+    project = copy_project(built.project, tmp_path / APP)
+    pipfile = project / "source" / "Pipfile"
+    pipfile.write_text(pipfile.read_text().replace("[packages]\n", '[packages]\nrequests = "*"\n'))
+    argv = build_argv(project, base_image, *pip_build_options(), *engine.network_args(), tag=f"{APP}:stale")
+    result, _ = docker_build(engine, project, argv)
+    assert result.returncode != 0
+    assert re.search(r"Your Pipfile\.lock \(\w+\) is out of date\. Expected: \(\w+\)\.", plain(result.stdout)), \
+        result.stdout
+    assert "ERROR:: Aborting deploy" in result.stdout
+
+
+def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base_image, built, tmp_path):
+    """Step 3 of "Build locally": pipenv lock inside the base image agrees with the hook's lock."""
+    project = copy_project(built.project, tmp_path / APP)
+    hooks_lock = json.loads((project / "source" / "Pipfile.lock").read_text())
+    (project / "source" / "Pipfile.lock").unlink()
+    argv = shlex.split(readme_command(project, "docker run -e PYPI_USER="))
+    image = next(arg for arg in argv if arg.endswith(f"/library/python:{PYTHON}-slim"))
+    # What this machine needs in addition: Docker 20.10 takes no relative bind paths; the
+    # Debian-made base image refuses a system-wide pip install (PEP 668), which the official
+    # images allow; and the CA bundle (the README's troubleshooting table shows these options).
+    machine = ["-e", "PIP_BREAK_SYSTEM_PACKAGES=1"]
+    if ca_bundle():
+        machine += ["-v", f"{ca_bundle()}:/ca.pem:ro", "-e", "PIP_CERT=/ca.pem"]
+    assert argv[:2] == ["docker", "run"]
+    values = {"./source:/source": f"{project / 'source'}:/source", image: base_image}
+    argv = [DOCKER, "run", *machine, *(values.get(arg, arg).replace("$(cat ./PYPI_TOKEN.txt)", built.token)
+                                       .replace("<SSO_USERNAME>", USER) for arg in argv[2:])]
+    result = subprocess.run(argv, cwd=project, env=engine.env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lock = json.loads((project / "source" / "Pipfile.lock").read_text())
+    assert lock["_meta"]["hash"] == hooks_lock["_meta"]["hash"]
+    assert sorted(lock["default"]) == sorted(hooks_lock["default"])
+
+
+# ---- a private index, like Artifactory: the token is used, and still leaves no trace --------
+
+def normalized(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class PrivateIndex(ThreadingHTTPServer):
+    """A PEP 503 package index on 127.0.0.1 that, like Artifactory, serves only requests
+    with Basic auth of USER and the token; it counts what it served and what it refused."""
+
+    def __init__(self, wheels, token):
+        self.files = {path.name: path for path in wheels.glob("*.whl")}
+        self.sha256 = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.files.items()}
+        self.credentials = "Basic " + base64.b64encode(f"{USER}:{token}".encode()).decode()
+        self.served = self.refused = 0
+        super().__init__(("127.0.0.1", 0), IndexHandler)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/simple"
+
+
+class IndexHandler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        index = self.server
+        if self.headers.get("Authorization") != index.credentials:
+            index.refused += 1
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="index"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        index.served += 1
+        parts = [part for part in self.path.split("?")[0].split("/") if part]
+        projects = {}
+        for name in index.files:
+            projects.setdefault(normalized(name.split("-")[0]), []).append(name)
+        if parts == ["simple"]:
+            body = "".join(f'<a href="/simple/{project}/">{project}</a>\n' for project in sorted(projects))
+        elif len(parts) == 2 and parts[0] == "simple" and parts[1] in projects:
+            body = "".join(f'<a href="/files/{html.escape(name)}#sha256={index.sha256[name]}">{html.escape(name)}</a>\n'
+                           for name in sorted(projects[parts[1]]))
+        elif len(parts) == 2 and parts[0] == "files" and parts[1] in index.files:
+            return self._send(index.files[parts[1]].read_bytes(), "application/octet-stream")
+        else:
+            return self._send(b"not found", "text/plain", 404)
+        self._send(f"<!DOCTYPE html><html><body>\n{body}</body></html>\n".encode(), "text/html")
+
+    def _send(self, body, content_type, status=200):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def index_wheels(requirements):
+    """Wheels of `requirements` and their dependencies for the base image (CPython 3.11,
+    glibc 2.36, this machine's architecture), downloaded once into the cache."""
+    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
+    directory = cache_dir("index", key)
+    tags = [f"manylinux_2_{minor}" for minor in range(36, 4, -1)] + ["manylinux2014", "manylinux2010", "manylinux1"]
+    platforms = [option for tag in tags for option in ("--platform", f"{tag}_{platform.machine()}")]
+    with file_lock(directory.with_suffix(".lock")):
+        if not (directory / ".complete").exists():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(directory),
+                 "--only-binary=:all:", "--python-version", PYTHON, "--implementation", "cp",
+                 "--abi", "cp" + PYTHON.replace(".", ""), *platforms, *requirements], check=True)
+            (directory / ".complete").write_text("\n".join(requirements) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def private_index(default_project):
+    """The index, holding what the Pipfile and the image's pipenv need, and its token."""
+    token = secrets.token_urlsafe(24)
+    requirements = [*pipfile_requirements(default_project), f"pipenv=={DEFAULTS['pipenv_version']}"]
+    index = PrivateIndex(index_wheels(requirements), token)
+    threading.Thread(target=index.serve_forever, daemon=True).start()
+    yield SimpleNamespace(index=index, token=token)
+    index.shutdown()
+    index.server_close()
+
+
+def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
+        engine, base_image, bake, private_index, monkeypatch, tmp_path):
+    index, token = private_index.index, private_index.token
+    with monkeypatch.context() as env:  # pipenv lock (the post-gen hook) reads them from the environment
+        env.setenv("PYPI_USER", USER)
+        env.setenv("PYPI_TOKEN", token)
+        baked = bake(python_version=PYTHON, lock_dependencies=True, package_index=index.url)
+    assert (baked / "source" / "Pipfile.lock").is_file(), "the post-gen hook did not lock against the index"
+    project = copy_project(baked, tmp_path / APP)
+    (project / "PYPI_TOKEN.txt").write_text(token + "\n")
+    # The index listens on 127.0.0.1: the build joins the host's network to reach it.
+    argv = build_argv(project, base_image, *pip_build_options(), "--network", "host", "--no-cache",
+                      tag=f"{APP}:private-index")
+    served = index.served
+    result, _ = docker_build(engine, project, argv)
+    assert result.returncode == 0, result.stdout
+    assert index.served > served, "the build installed nothing from the private index"
+    image = image_id(engine, f"{APP}:private-index")
+    saved = saved_image(engine, image, tmp_path / "image.tar")
+    history = docker_output(engine, "history", "--no-trunc", image)
+    engine.docker("rmi", image, capture_output=True)
+    assert_token_absent(token, result.stdout, saved, history)
+
+    # A wrong token: the index refuses it (pip says so only with -v), and the build stops
+    # with the Dockerfile's pointer to the README's troubleshooting table.
+    wrong = secrets.token_urlsafe(24)
+    (project / "PYPI_TOKEN.txt").write_text(wrong + "\n")
+    refused = index.refused
+    result, _ = docker_build(engine, project, argv)
+    assert result.returncode != 0 and index.refused > refused
+    assert f"No matching distribution found for pipenv=={DEFAULTS['pipenv_version']}" in result.stdout
+    assert "see README.md, Troubleshooting the build" in result.stdout
+    assert_token_absent(wrong, result.stdout)
+
+
+# ---- hadolint ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("answers", [{}, {"package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}],
+                         ids=["defaults", "package_index"])
+def test_hadolint_reports_nothing(bake, answers):
+    hadolint = Path(sys.executable).with_name("hadolint")
+    result = subprocess.run([str(hadolint), "--no-color", "Dockerfile"], cwd=bake(**answers),
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+# ---- sizes ---------------------------------------------------------------------------------
+
+def test_report_image_and_base_image_sizes(engine, built, base_image, record_property):
+    size, base = (int(docker_output(engine, "image", "inspect", "-f", "{{.Size}}", image))
+                  for image in (built.image, base_image))
+    assert size > base  # the base image is part of the image
+    record_property("measurement", f"container: the image is {size / 1e6:.1f} MB, its base image {base_image} "
+                                   f"{base / 1e6:.1f} MB (+{(size - base) / 1e6:.1f} MB); "
+                                   f"the happy-path build took {built.seconds:.0f} s")
