@@ -3,6 +3,7 @@
 Command-line flags override them, as in the README's `docker run ... gunicorn -w 6 -b :8080`.
 """
 import os
+import sys
 
 wsgi_app = "api:create_app()"
 bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
@@ -33,3 +34,13 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
+
+
+def post_fork(server, worker):
+    """Let each worker import the application afresh.
+
+    The master imported `api` for the JSON log formatter above; a worker that kept that copy
+    would serve the old code after `--reload` restarts it.
+    """
+    for name in [name for name in sys.modules if name == "api" or name.startswith("api.")]:
+        del sys.modules[name]
