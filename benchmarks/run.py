@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import pipfile_requirements  # noqa: E402
+from conftest import free_port, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
 BARE_APP = '''from flask import Flask
@@ -52,12 +52,6 @@ def best_of(runs, command, **kwargs):
 def bake(output_dir, **answers):
     extra = [f"{key}={value}" for key, value in {"lock_dependencies": "no", **answers}.items()]
     return [sys.executable, "-m", "cookiecutter", str(REPO), "--no-input", "-f", "-o", str(output_dir), *extra]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load(port, path, requests, concurrency):

@@ -31,7 +31,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 HOSTSPACE_VALUES = Path("chart/values-hostspaces.yaml")
 HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)

@@ -1,7 +1,10 @@
 """Shared fixtures: one bake per combination of answers, shared by every test that needs it."""
 import json
 import os
+import socket
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,22 @@ NO_LOCK = {"lock_dependencies": False}
 def combination_id(answers):
     """Readable test id for a combination of answers: key:value joined by '-'."""
     return "-".join(f"{key}:{value}" for key, value in answers.items()) or "defaults"
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url):
+    """(status, body text) of a GET, whatever the status; OSError while nothing listens."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 @pytest.fixture(scope="session")

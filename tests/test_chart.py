@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from functools import cached_property
 from pathlib import Path
 

@@ -26,22 +26,19 @@ import re
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import DEFAULTS, pipfile_requirements
+from conftest import DEFAULTS, free_port, http_get, pipfile_requirements
 
 from tools.container import DOCKER, Dockerd, ensure_base_image, ensure_packages, pip_build_options
-from tools.venvs import cache_dir, file_lock
+from tools.cache import cache_dir, file_lock
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
 
@@ -54,21 +51,6 @@ BUILD_FILES = {"source/Pipfile", "source/Pipfile.lock", "source/gunicorn.conf.py
 
 
 # ---- helpers ----------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get(url):
-    """(status, body) of a GET, whatever the status; OSError while nothing listens."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
 
 def wait_for(probe, what, timeout=60):
     """probe() until it returns something true (OSError counts as not yet); fail after `timeout` s."""
@@ -219,7 +201,7 @@ def readme_run(engine, built):
     server = subprocess.Popen(argv, env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = SimpleNamespace(server=server, url=f"http://127.0.0.1:{port}")
     try:
-        wait_for(lambda: server.poll() is not None or get(f"{run.url}/livez")[0] == 200,
+        wait_for(lambda: server.poll() is not None or http_get(f"{run.url}/livez")[0] == 200,
                  "/livez of the README's run command")
         yield run
     finally:
@@ -229,17 +211,17 @@ def readme_run(engine, built):
 
 def test_readme_run_command_serves_livez(readme_run):
     assert readme_run.server.poll() is None, readme_run.server.stdout.read()
-    assert get(f"{readme_run.url}/livez") == (200, '{"status":"ok"}\n')
+    assert http_get(f"{readme_run.url}/livez") == (200, '{"status":"ok"}\n')
 
 
 def test_readme_run_command_reloads_an_edited_module(readme_run, built):
     """The README's promise: edit source/api/ and the app reloads, no rebuild, no restart."""
     greetings = built.project / "source" / "api" / "greetings.py"
     original = greetings.read_text()
-    assert get(f"{readme_run.url}/api/v1/hello")[1] == '{"message":"Hello, world!"}\n'
+    assert http_get(f"{readme_run.url}/api/v1/hello")[1] == '{"message":"Hello, world!"}\n'
     try:
         greetings.write_text(original.replace('"world"', '"reloaded world"'))
-        wait_for(lambda: "reloaded world" in get(f"{readme_run.url}/api/v1/hello")[1],
+        wait_for(lambda: "reloaded world" in http_get(f"{readme_run.url}/api/v1/hello")[1],
                  "the reload of an edited module", timeout=30)
     finally:
         greetings.write_text(original)
@@ -260,7 +242,7 @@ def serving(engine, built):
 
 
 def test_image_serves_livez_without_a_command_and_logs_no_error(engine, serving):
-    assert wait_for(lambda: get(f"{serving.url}/livez")[0], "/livez of the image's own command") == 200
+    assert wait_for(lambda: http_get(f"{serving.url}/livez")[0], "/livez of the image's own command") == 200
     logs = engine.docker("logs", serving.name, capture_output=True, text=True)
     lines = [json.loads(line) for line in (logs.stdout + logs.stderr).splitlines()]
     assert any(line["message"].startswith("Booting worker") for line in lines)

@@ -1,7 +1,6 @@
 """The hooks at work in real bakes: every bad answer stops cookiecutter before it writes
 anything; odd but valid text survives verbatim; the post-generation hook finishes the
 project. Its helpers are also called directly, on baked projects."""
-import json
 import os
 import shutil
 import sys

@@ -1,30 +1,19 @@
 """The generated Flask service: its own test suite, and real gunicorn on 127.0.0.1."""
 import json
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+from conftest import free_port, http_get
 
 GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def get(url):
     """(status, JSON body) of a GET, whatever the status."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
+    status, body = http_get(url)
+    return status, json.loads(body)
 
 
 def test_generated_test_suite_passes_with_its_coverage_gate(default_project, project_venv):

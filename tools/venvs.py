@@ -3,33 +3,12 @@
 A venv is keyed by its interpreter and requirements; it is built once under
 ${XDG_CACHE_HOME:-~/.cache}/flask-appstack/venvs and reused while they do not change.
 """
-import fcntl
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
-from pathlib import Path
 
-
-def cache_dir(*parts):
-    """The project's cache directory (created), below XDG_CACHE_HOME."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = root.joinpath("flask-appstack", *parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextmanager
-def file_lock(path):
-    """Hold an exclusive lock on ``path`` (created) for the duration of the block."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from .cache import cache_dir, file_lock
 
 
 def cached_venv(requirements, python=sys.executable):
