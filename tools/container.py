@@ -447,7 +447,8 @@ def _ca_bundle(config: dict) -> str | None:
     return None
 
 
-def pip_build_options(secret_id: str = "ca_bundle") -> list[str]:
+# B107 is moot: the default is the name of a BuildKit secret mount, not a password.
+def pip_build_options(secret_id: str = "ca_bundle") -> list[str]:  # nosec B107
     """``docker build`` options that make pip inside the build use the host's index and CA.
 
     - The index: ``--build-arg PIP_INDEX_URL`` / ``PIP_EXTRA_INDEX_URL`` /

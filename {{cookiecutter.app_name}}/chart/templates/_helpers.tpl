@@ -102,17 +102,17 @@ and cheap and still scales up when traffic fails over to it.
 {{- end }}
 
 {{/*
-This site's DR settings: {role, region, peerRegion, hostname, tlsSecret}. The role picks
+This site's DR settings: {role, region, peerRegion, hostname, tlsSecretName}. The role picks
 the site; the other one is the peer.
 */}}
 {{- define "app.drSite" -}}
 {{- $site := get .Values.dr.sites .Values.dr.role }}
 {{- $peer := get .Values.dr.sites (ternary "passive" "active" (eq .Values.dr.role "active")) }}
-{{- dict "role" .Values.dr.role "region" $site.region "peerRegion" $peer.region "hostname" $site.hostname "tlsSecret" $site.tlsSecret | toJson }}
+{{- dict "role" .Values.dr.role "region" $site.region "peerRegion" $peer.region "hostname" $site.hostname "tlsSecretName" $site.tlsSecretName | toJson }}
 {{- end }}
 
 {{/*
-Every hostname the release serves, as a list of {key, hostname, tlsSecret}: the hosts
+Every hostname the release serves, as a list of {key, hostname, tlsSecretName}: the hosts
 value (platform hostname, custom URL) and, with DR on, this site's own hostname. Entries
 without a hostname (values.yaml alone sets none) serve nothing.
 The key names the Host and the Mapping: <fullname>-<key>.
@@ -121,13 +121,13 @@ The key names the Host and the Mapping: <fullname>-<key>.
 {{- $hosts := list }}
 {{- range $key, $host := .Values.hosts }}
 {{- if and $host $host.hostname }}
-{{- $hosts = append $hosts (dict "key" $key "hostname" $host.hostname "tlsSecret" $host.tlsSecret) }}
+{{- $hosts = append $hosts (dict "key" $key "hostname" $host.hostname "tlsSecretName" $host.tlsSecretName) }}
 {{- end }}
 {{- end }}
 {{- if .Values.dr.enabled }}
 {{- $site := include "app.drSite" . | fromJson }}
 {{- if $site.hostname }}
-{{- $hosts = append $hosts (dict "key" "site" "hostname" $site.hostname "tlsSecret" $site.tlsSecret) }}
+{{- $hosts = append $hosts (dict "key" "site" "hostname" $site.hostname "tlsSecretName" $site.tlsSecretName) }}
 {{- end }}
 {{- end }}
 {{- toJson $hosts }}

@@ -1,0 +1,52 @@
+"""Security scanners over what we generate and what we run: clean, or a justified skip."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, combination_id
+from tools.validators import run_checkov
+
+BANDIT = Path(sys.executable).parent / "bandit"
+
+# Each with something that could leak: the default, a private index with credentials from
+# the environment, and every optional part switched on.
+COMBINATIONS = [
+    {},
+    {"package_index": "https://artifactory.example.com/api/pypi/pypi/simple"},
+    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "custom_url": "orders.example.org", "pod_anti_affinity": "required"},
+]
+
+
+def bandit(*args, cwd):
+    return subprocess.run([str(BANDIT), "-q", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_the_generated_code_passes_bandit(default_project):
+    # The command of the generated Makefile's `scan` target, plus the gunicorn settings.
+    result = bandit("-r", "source/api", "source/gunicorn.conf.py", cwd=default_project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_templates_own_code_passes_bandit():
+    # Hooks run on every user's machine; tasks.py and tools/ on developers' and CI's.
+    result = bandit("-c", "pyproject.toml", "-r", "hooks", "tasks.py", "tools", "benchmarks", cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS[:2], ids=combination_id)
+def test_the_dockerfile_passes_checkov(bake, answers):
+    result = run_checkov(bake(**answers) / "Dockerfile", framework="dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_no_generated_file_holds_a_secret(bake, answers):
+    result = run_checkov(bake(**answers), framework="secrets")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_token_file_is_kept_out_of_git_and_the_image(default_project):
+    assert "PYPI_TOKEN.txt" in (default_project / ".gitignore").read_text().split()
+    assert "PYPI_TOKEN.txt" in (default_project / ".dockerignore").read_text().split()
