@@ -3,6 +3,8 @@
     python3 tasks.py bench [--requests N] [--suite]
 
 - bake: generating a project (no lock) against cookiecutter's own start-up;
+- lock: a bake with the post-gen lock against a bare `pipenv lock` of the same Pipfile with
+  the same pipenv and Python (the hook's overhead: finding them, verify, cleaning up);
 - serve: the generated app's requests/s and p99 latency under gunicorn against a bare
   Flask app with the same gunicorn settings (127.0.0.1 only, a bounded number of requests);
 - suite (with --suite): the template's test suite wall time, against the bake.
@@ -12,6 +14,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -25,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import free_port, pipfile_requirements  # noqa: E402
+from conftest import free_port, load_hook, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
 BARE_APP = '''from flask import Flask
@@ -105,6 +108,29 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
         server.wait(timeout=30)
 
 
+def lock_ratio(tmp):
+    """(bare pipenv lock s, bake-with-lock s) for the default answers, pipenv already cached."""
+    hook = load_hook("post_gen_project")
+    answers = json.loads((REPO / "cookiecutter.json").read_text())
+    with_lock = bake(tmp / "locked", lock_dependencies="yes")
+    subprocess.run(with_lock, check=True, capture_output=True)  # installs pipenv once, if needed
+    measured = best_of(3, with_lock)
+
+    target = hook.find_python(answers["python_version"]) or (Path(sys.executable), "%d.%d.%d" % sys.version_info[:3])
+    venv = hook.ensure_pipenv(answers["pipenv_version"], *target)
+    source = tmp / "bare"
+    source.mkdir()
+    (source / "Pipfile").write_text((tmp / "locked" / "flask-app" / "source" / "Pipfile").read_text())
+    env = hook.pipenv_environment(os.environ, hook.pip_config_list())
+    command = [str(hook.venv_python(venv)), "-m", "pipenv", "lock", "--python", str(target[0])]
+    times = []
+    for _ in range(3):  # each from scratch, as in the hook: no lock, no project venv
+        shutil.rmtree(source / ".venv", ignore_errors=True)
+        (source / "Pipfile.lock").unlink(missing_ok=True)
+        times.append(best_of(1, command, cwd=source, env=env))
+    return min(times), measured
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
@@ -118,6 +144,10 @@ def main(argv=None):
         startup = best_of(5, [sys.executable, "-m", "cookiecutter", "--version"])
         bake_time = best_of(5, bake(tmp))
         results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
+
+        lock_baseline, lock_measured = lock_ratio(tmp)
+        results["lock"] = {"baseline_s": lock_baseline, "measured_s": lock_measured,
+                           "ratio": lock_measured / lock_baseline}
 
         project = tmp / "flask-app"
         venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
