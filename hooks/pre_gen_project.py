@@ -273,12 +273,13 @@ ROLLOUT_SURGE = 1
 
 def most_pods(answers):
     """The most pods that run at once: the HPA's maximum, or the largest per-hostspace
-    replicaCount (1 in development, 2 elsewhere, as values-<hostspace>.yaml sets it),
+    replicaCount (1 in development, 2 elsewhere, as values-<hostspace>.yaml sets it; the last
+    hostspace is production),
     plus the rollout's extra pod."""
     if answers["hpa"]:
         replicas = int(answers["hpa_max_replicas"])
     else:
-        replicas = 1 if len(hostspaces(answers)) == 1 else 2
+        replicas = 2  # production's; there is always a production hostspace (the last)
     return replicas + ROLLOUT_SURGE
 
 

@@ -126,9 +126,9 @@ class Chart:
         if label == "values.yaml":
             return None
         index = self.labels.index(label) - 1
-        if len(self.hostspaces) == 1 or index == 0:
-            return "development"
-        return "production" if index == len(self.hostspaces) - 1 else "pre-production"
+        if index == len(self.hostspaces) - 1:
+            return "production"
+        return "development" if index == 0 else "preproduction"
 
     @cached_property
     def values(self):

@@ -204,10 +204,11 @@ def test_preproduction_and_production_hostspaces_are_gated(case):
     answers, _, pipeline = case
     environments = [hostspace["environment"] for hostspace in pipeline["extends"]["parameters"]["hostspaces"]]
     assert set(environments) <= set(ENVIRONMENTS)
+    # The last hostspace is production, even alone; only a first one before it deploys
+    # without an approval.
     if len(environments) == 1:
-        assert environments == ["development"]
+        assert environments == ["production"]
     else:
-        # Only the first hostspace deploys without an approval; the last is production.
         assert environments == ["development", *["preproduction"] * (len(environments) - 2), "production"]
 
 
