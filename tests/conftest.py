@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tools/ and hooks/ are importable from the tests
 
@@ -64,10 +69,6 @@ def default_project(bake):
 
 def pipfile_requirements(project, sections=("packages", "dev-packages")):
     """The requirement strings of a baked project's Pipfile (name + version spec)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
-        import tomli as tomllib
     pipfile = tomllib.loads((project / "source" / "Pipfile").read_text())
     return [
         name if spec == "*" else f"{name}{spec}"

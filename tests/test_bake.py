@@ -1,10 +1,15 @@
 """Generation: the tree, the answers in the right places, no template debris."""
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import DEFAULTS, REPO, combination_id
+from tools.helm import helm_binaries
 
 EXPECTED_FILES = [
     "README.md",
@@ -38,7 +43,16 @@ NON_DEFAULT = {
     "gunicorn_workers": "3",
 }
 
-LEFTOVER = re.compile(r"\{\{|\{%|%\}|cookiecutter\.")
+LEFTOVER = re.compile(r"\{\{|\{%|%\}|\{#|cookiecutter\.")
+AZURE_EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")
+
+
+def leftover(path, line):
+    """Cookiecutter's Jinja left in a generated line. Helm templates are copied verbatim and
+    use {{ }} themselves, and Azure's ${{ }} expressions are meant to survive."""
+    if "chart/templates" in path.as_posix():
+        return "cookiecutter" in line
+    return LEFTOVER.search(AZURE_EXPRESSION.sub("", line)) is not None
 
 
 def text_files(project):
@@ -62,10 +76,8 @@ def test_no_template_debris_is_left(bake, answers):
     debris = [
         f"{path.relative_to(project)}:{number}: {line.strip()}"
         for path, text in text_files(project)
-        # Helm templates are copied verbatim and use {{ }} themselves.
-        if "chart/templates" not in path.as_posix()
         for number, line in enumerate(text.splitlines(), 1)
-        if LEFTOVER.search(line) and "${{" not in line
+        if leftover(path, line)
     ]
     assert debris == []
 
@@ -96,7 +108,8 @@ def test_appcode_reaches_the_rbac_groups_in_the_readme(custom_project):
 
 def test_python_version_sets_pipfile_and_base_image(custom_project):
     assert 'python_version = "3.12"' in (custom_project / "source/Pipfile").read_text()
-    assert "library/python:3.12-slim" in (custom_project / "README.md").read_text()
+    for name in ("README.md", "Dockerfile", "Makefile"):
+        assert "library/python:3.12-slim" in (custom_project / name).read_text(), name
 
 
 def test_description_survives_verbatim(custom_project):
@@ -132,3 +145,35 @@ def test_every_variable_is_in_the_readme_table(name):
 def test_every_choice_option_has_a_label(name):
     labels = DEFAULTS["__prompts__"][name]
     assert set(DEFAULTS[name]) <= set(labels), f"{name}: options without a label"
+
+
+def test_the_makefile_lint_target_passes(default_project):
+    """`make lint`: yamllint over the project, helm lint per hostspace, hadolint."""
+    helm_dir = helm_binaries()["3.17"].parent
+    path = os.pathsep.join([str(Path(sys.executable).parent), str(helm_dir), os.environ["PATH"]])
+    result = subprocess.run(["make", "lint"], cwd=default_project, capture_output=True, text=True,
+                            env={**os.environ, "PATH": path})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(DEFAULTS["hostspaces"].split(","))
+
+
+GENERATED_README_SECTIONS = [
+    "## Getting started", "## Repository structure", "## Application configuration",
+    "## Local development", "### Artifactory token", "### Build locally", "### Run locally",
+    "### Troubleshooting the build", "## CI/CD pipeline", "## Kubernetes deployment", "## Template updates",
+]
+
+
+def test_the_generated_readme_has_every_section(default_project):
+    headings = [line for line in (default_project / "README.md").read_text().splitlines() if line.startswith("#")]
+    assert [h for h in GENERATED_README_SECTIONS if h not in headings] == []
+
+
+def test_every_environment_variable_is_in_the_configuration_table(default_project):
+    source = default_project / "source"
+    used = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', (source / "api/config.py").read_text()))
+    used |= set(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"', (source / "gunicorn.conf.py").read_text()))
+    readme = (default_project / "README.md").read_text()
+    section = readme.split("## Application configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
+    assert used and used - documented == set()

@@ -1,19 +1,22 @@
 """The real lock: the post-generation hook runs pipenv lock, and the result installs.
 
 The default project is locked by the hook (pipenv 2026.10.3, Python 3.10 from this
-machine), checked against its Pipfile, installed with `pipenv install --deploy` into a
-fresh virtualenv of that Python, and its own tests (with the coverage gate) pass there.
+machine), checked against its Pipfile, installed with the generated Makefile (`pipenv install --deploy`)
+into a fresh virtualenv of that Python; its tests (with the coverage gate) and scan pass
+there, and `make run` serves it.
 A lock against an index nobody listens on fails, and the project is kept.
 """
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
-from conftest import DEFAULTS, load_hook
+from conftest import DEFAULTS, free_port, http_get, load_hook
 
 pytestmark = pytest.mark.slow
 
@@ -64,19 +67,43 @@ def test_the_lock_matches_the_pipfile_and_a_changed_pipfile_does_not(locked, tmp
 
 
 @same_worker
-def test_the_lock_installs_with_deploy_in_a_fresh_venv_and_the_tests_pass(locked, tmp_path):
+def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked, tmp_path):
+    """The README's local development without a container: make install, test, scan, run."""
     project, answers = locked
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
     python, version = post.find_python(answers["python_version"])
-    installed = pipenv(copy, answers, "install", "--deploy", "--dev", "--python", str(python))
+    pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
+    env = {**post.pipenv_environment(os.environ, post.pip_config_list()),
+           "PIPENV_PYTHON": str(python), "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}"}
+
+    def make(target):
+        return subprocess.run(["make", target], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+
+    installed = make("install")  # pipenv install --dev --deploy
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    venv_python = post.venv_python(copy / "source" / ".venv")
-    assert post.python_version(venv_python) == version
-    tests = subprocess.run([str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=copy,
-                           capture_output=True, text=True, timeout=600)
-    assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "Required test coverage of 90% reached" in tests.stdout
+    assert post.python_version(post.venv_python(copy / "source" / ".venv")) == version
+    tested = make("test")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Required test coverage of 90% reached" in tested.stdout
+    scanned = make("scan")
+    assert scanned.returncode == 0, scanned.stdout + scanned.stderr
+
+    port = free_port()
+    server = subprocess.Popen(["make", "run"], cwd=copy, env={**env, "PORT": str(port)}, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                if http_get(f"http://127.0.0.1:{port}/livez")[0] == 200:
+                    break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.1)
+        assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
 
 
 def test_the_briefs_pipenv_locks_on_python_3_11(bake):

@@ -8,12 +8,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import DEFAULTS, NO_LOCK, combination_id
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib
+from conftest import DEFAULTS, NO_LOCK, combination_id, tomllib
 
 # Pairwise over hpa on/off, pvc off/ReadWriteOnce/ReadWriteMany, anti-affinity
 # none/preferred/required, dr on/off, custom URL on/off, one/several hostspaces; every
