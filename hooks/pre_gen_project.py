@@ -260,6 +260,8 @@ RULES = [
          "such as https://artifactory.example.com/api/pypi/pypi/simple"),
     Rule("pipeline_repository", matches(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*"),
          "<Azure DevOps project>/<repository>, such as SCALE/devops-pipelines"),
+    Rule("pipeline_ref", matches(r"refs/(heads|tags)/(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]*(?<![/.])"),
+         "a branch or tag ref, such as refs/tags/v4.7.0 or refs/heads/release/4.7"),
     Rule("gunicorn_workers", whole_number(1), "a whole number ≥ 1"),
     Rule("lock_dependencies", is_bool, "true or false"),
 ]

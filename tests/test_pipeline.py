@@ -160,7 +160,7 @@ def test_pipeline_extends_the_flask_template_from_the_spaces_repository(case):
         "repository": "spaces",
         "type": "git",
         "name": answers["pipeline_repository"],
-        "ref": f"refs/tags/v{answers['app_version']}",
+        "ref": answers["pipeline_ref"].replace("{{ cookiecutter.app_version }}", answers["app_version"]),
     }
     assert pipeline["extends"]["parameters"]["appVersion"] == answers["app_version"]
 

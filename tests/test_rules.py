@@ -1,7 +1,9 @@
 """The pre-generation rules (hooks/pre_gen_project.py), called directly: no bake."""
+import copy
 import json
 
 import pytest
+from cookiecutter.prompt import prompt_for_config
 
 from conftest import DEFAULTS, REPO, load_hook
 
@@ -11,10 +13,14 @@ VARIABLES = [key for key in DEFAULTS if not key.startswith("_")]
 CHOICES = {key: value for key, value in DEFAULTS.items() if key in VARIABLES and isinstance(value, list)}
 
 
+# cookiecutter.json's defaults as cookiecutter hands them to the hook (first choices, Jinja
+# defaults such as pipeline_ref rendered), by cookiecutter itself.
+RENDERED_DEFAULTS = prompt_for_config({"cookiecutter": copy.deepcopy(DEFAULTS)}, no_input=True)  # it edits its input
+
+
 def answers(**changes):
-    """cookiecutter.json's defaults as cookiecutter hands them to the hook, plus changes."""
-    base = {key: value[0] if isinstance(value, list) else value for key, value in DEFAULTS.items()}
-    return {**base, **changes}
+    """The default answers, plus changes."""
+    return {**RENDERED_DEFAULTS, **changes}
 
 
 def named(found):
@@ -96,6 +102,8 @@ VALID = [
     ("package_index", "https://artifactory.example.com/api/pypi/pypi/simple"),
     ("package_index", "http://127.0.0.1:8080/simple/"),
     ("pipeline_repository", "Platform.Team/devops_pipelines-v4"),
+    ("pipeline_ref", "refs/tags/v4.7.0"),
+    ("pipeline_ref", "refs/heads/release/4.7"),
     ("gunicorn_workers", "1"),
 ]
 
@@ -189,6 +197,10 @@ INVALID = [
     ("pipeline_repository", "devops-pipelines"),
     ("pipeline_repository", "SCALE/devops pipelines"),
     ("pipeline_repository", "SCALE/devops/pipelines"),
+    ("pipeline_ref", "v4.7.0"),
+    ("pipeline_ref", "refs/tags/v4..7"),
+    ("pipeline_ref", "refs/tags/v4.7.0/"),
+    ("pipeline_ref", "refs/heads/main branch"),
     ("gunicorn_workers", "0"),
     ("gunicorn_workers", "auto"),
 ]

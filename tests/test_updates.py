@@ -4,6 +4,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from conftest import REPO
 
@@ -64,3 +65,23 @@ def test_cruft_update_takes_template_changes_and_keeps_the_teams_code(template_r
     assert "template v2 example change" not in team_code.read_text()  # source/api is skipped
     assert cruft(project, "check").returncode == 0
     assert not list(project.rglob("*.rej"))
+
+
+def test_cruft_update_moves_the_project_to_a_new_pipeline_release(template_repo, tmp_path):
+    """The README's upgrade path: new answers for app_version and pipeline_ref, nothing else."""
+    created = cruft(tmp_path, "create", str(template_repo), "--no-input",
+                    "--extra-context", json.dumps({"lock_dependencies": False}))
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = tmp_path / "flask-app"
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated")
+
+    new = {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"}
+    updated = cruft(project, "update", "--skip-apply-ask", "--variables-to-update", json.dumps(new))
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+
+    pipeline = yaml.safe_load((project / "azure-pipelines.yaml").read_text())
+    assert pipeline["extends"]["parameters"]["appVersion"] == "4.7.3"
+    assert pipeline["resources"]["repositories"][0]["ref"] == "refs/tags/v4.7.3"
+    assert json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["app_version"] == "4.7.3"
