@@ -258,10 +258,13 @@ RULES = [
     Rule("package_index", empty_or(index_url),
          "empty for this machine's configured index, or an http(s) URL without credentials, "
          "such as https://artifactory.example.com/api/pypi/pypi/simple"),
+    Rule("pipeline_repository_type", one_of("git", "github"), "git (Azure Repos) or github"),
     Rule("pipeline_repository", matches(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*"),
          "<Azure DevOps project>/<repository>, such as SCALE/devops-pipelines"),
     Rule("pipeline_ref", matches(r"refs/(heads|tags)/(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]*(?<![/.])"),
          "a branch or tag ref, such as refs/tags/v4.7.0 or refs/heads/release/4.7"),
+    Rule("pipeline_service_connection", empty_or(matches(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")),
+         "empty, or the name of an Azure DevOps service connection (letters, digits, ' ', '.', '_', '-')"),
     Rule("gunicorn_workers", whole_number(1), "a whole number ≥ 1"),
     Rule("lock_dependencies", is_bool, "true or false"),
 ]
@@ -283,6 +286,13 @@ def most_pods(answers):
     else:
         replicas = 2  # production's; there is always a production hostspace (the last)
     return replicas + ROLLOUT_SURGE
+
+
+def service_connection_when_needed(answers):
+    """Azure Pipelines reaches a GitHub repository only through a service connection."""
+    if answers["pipeline_repository_type"] == "github" and not answers["pipeline_service_connection"]:
+        return "a github repository is reached through a service connection"
+    return True
 
 
 def min_not_above_max(answers):
@@ -366,6 +376,8 @@ COMBINATIONS = [
                 "2023.4.20 or newer for Python 3.12 and newer"),
     Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ,
                 "two different regions when dr is on"),
+    Combination(("pipeline_repository_type", "pipeline_service_connection"), service_connection_when_needed,
+                "a service connection name with pipeline_repository_type github"),
 ]
 
 

@@ -16,7 +16,9 @@ from conftest import DEFAULTS, NO_LOCK, combination_id, tomllib
 COMBINATIONS = [
     {},
     {"pod_anti_affinity": "none", "dr": False, "custom_url": "api.example.org", "hostspaces": "dev"},
-    {"hpa": False, "pod_anti_affinity": "required", "hostspaces": "sandbox", "python_version": "3.11"},
+    {"hpa": False, "pod_anti_affinity": "required", "hostspaces": "sandbox", "python_version": "3.11",
+     "pipeline_repository_type": "github", "pipeline_repository": "scale-platform/devops-pipelines",
+     "pipeline_service_connection": "SCALE GitHub"},
     {"hpa": False, "pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "none",
      "dr": False, "hostspaces": "test, prod"},
     {"pvc": True, "pvc_access_mode": "ReadWriteOnce", "custom_url": "orders.example.org", "hostspaces": "dev",
@@ -62,7 +64,9 @@ PIPENV_PIN = re.compile(r"(?:pipenv==|PIPENV_VERSION[=:]\s*[\"']?)([0-9][^\s'\"&
 
 
 def answers_of(answers):
-    return {**DEFAULTS, **NO_LOCK, **answers}
+    """The answers a bake used: defaults (first choices), no lock, then the combination's."""
+    defaults = {key: value[0] if isinstance(value, list) else value for key, value in DEFAULTS.items()}
+    return {**defaults, **NO_LOCK, **answers}
 
 
 def hostspaces_of(answers):
@@ -158,9 +162,10 @@ def test_pipeline_extends_the_flask_template_from_the_spaces_repository(case):
     repositories = {repo["repository"]: repo for repo in pipeline["resources"]["repositories"]}
     assert repositories["spaces"] == {
         "repository": "spaces",
-        "type": "git",
+        "type": answers["pipeline_repository_type"],
         "name": answers["pipeline_repository"],
         "ref": answers["pipeline_ref"].replace("{{ cookiecutter.app_version }}", answers["app_version"]),
+        **({"endpoint": answers["pipeline_service_connection"]} if answers["pipeline_service_connection"] else {}),
     }
     assert pipeline["extends"]["parameters"]["appVersion"] == answers["app_version"]
 
