@@ -21,6 +21,7 @@ import base64
 import hashlib
 import html
 import json
+import os
 import platform
 import re
 import secrets
@@ -138,6 +139,10 @@ def assert_token_absent(token, *texts):
 @pytest.fixture(scope="module")
 def engine():
     """A docker engine for this module: started here and stopped at its end (by PID)."""
+    if not shutil.which("apt-get") or (os.geteuid() != 0 and not Path(DOCKER).exists()):
+        # Where Debian's docker.io cannot be installed, there is no engine to test with.
+        # (In CI, as root on Debian, this never happens, and a skip would fail the run.)
+        pytest.skip("the container tests need Debian's docker.io: run them as root on Debian/Ubuntu")
     ensure_packages()
     with Dockerd() as running:
         yield running
