@@ -344,6 +344,7 @@ def test_disabled_features_render_nothing(chart):
         assert ("envFrom" in pod["containers"][0]) == answers["dr"], label
         assert [v["name"] for v in pod["volumes"]] == (["tmp", "data"] if answers["pvc"] else ["tmp"])
         assert "TLSContext" not in kinds
+        assert "NetworkPolicy" not in kinds, label  # off by default (networkPolicy.enabled)
 
 
 def test_hpa_bounds_and_target_are_the_answers(chart):
@@ -513,6 +514,40 @@ def test_deployment_is_hardened_and_drains_gracefully(chart):
             assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
 
 
+def test_network_policy_admits_only_its_peers_to_the_http_port(default_chart, tmp_path):
+    label = default_chart.labels[-1]
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ambassador"}}}
+    values = tmp_path / "networkpolicy.yaml"
+    values.write_text(yaml.safe_dump({"networkPolicy": {"enabled": True, "from": [peer]}}))
+    result = default_chart.template(label, extra_values=[values])
+    assert result.returncode == 0, result.stderr
+    objects = split_documents(result.stdout)
+    policy = one(objects, "NetworkPolicy")
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+    assert policy["spec"]["podSelector"] == one(objects, "Deployment")["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"from": [peer], "ports": [{"port": "http", "protocol": "TCP"}]}]
+    assert {"name": "http", "containerPort": default_chart.values["containerPort"],
+            "protocol": "TCP"}.items() <= container(objects)["ports"][0].items()
+
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    (renders / label).write_text(result.stdout)
+    validated = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION,
+                     renders / label])
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+
+    # checkov with the chart's skips except CKV2_K8S_6, which this policy now satisfies.
+    config = yaml.safe_load((default_chart.dir / ".checkov.yaml").read_text())
+    config["skip-check"] = [c for c in config["skip-check"] if c != "CKV2_K8S_6"]
+    config_file = tmp_path / "checkov.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    report = json.loads(run_checkov(renders, config=config_file, output="json").stdout)
+    failed = [c["check_id"] for c in report["results"]["failed_checks"]]
+    passed = [c["check_id"] for c in report["results"]["passed_checks"]]
+    assert "CKV2_K8S_6" not in failed and "CKV2_K8S_6" in passed, failed
+
+
 def test_no_tlscontext_anywhere(chart):
     for (label, version), result in chart.renders.items():
         assert "TLSContext" not in {o["kind"] for o in split_documents(result.stdout)}
@@ -601,6 +636,7 @@ TOGGLES = {
     "dr.role": {"active", "passive"},
     "podAntiAffinity.type": {"none", "preferred", "required"},
     "hosts.custom": {"set"},
+    "networkPolicy.enabled": {True, False},
 }
 
 
