@@ -177,3 +177,21 @@ def test_every_environment_variable_is_in_the_configuration_table(default_projec
     section = readme.split("## Application configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
     assert used and used - documented == set()
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_generated_text_is_tidy(bake, answers):
+    """No trailing spaces, and no run of blank lines longer than the file's style allows
+    (two in Python, between top-level definitions; one elsewhere): what Jinja blocks leave."""
+    project = bake(**answers)
+    untidy = []
+    for path, text in text_files(project):
+        allowed = 2 if path.suffix == ".py" else 1
+        blank = 0
+        for number, line in enumerate(text.splitlines(), 1):
+            if line != line.rstrip():
+                untidy.append(f"{path.relative_to(project)}:{number}: trailing space")
+            blank = blank + 1 if not line.strip() else 0
+            if blank > allowed:
+                untidy.append(f"{path.relative_to(project)}:{number}: {blank} blank lines")
+    assert untidy == []
