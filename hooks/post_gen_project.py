@@ -201,7 +201,10 @@ def venv_python(venv):
 
 
 class _FileLock:
-    """An exclusive lock on a file while a cached venv is built (parallel bakes share it)."""
+    """An exclusive lock on a file while a cached venv is built (parallel bakes share it).
+
+    tools/cache.py has the same for the test tooling; a hook cannot import it (it runs
+    from a temporary copy, on the user's machine, with the standard library only)."""
 
     def __init__(self, path):
         self.path = path

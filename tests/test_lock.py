@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -115,15 +114,8 @@ def test_the_briefs_pipenv_locks_on_python_3_11(bake):
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def closed_port():
-    """A port on 127.0.0.1 that nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, capfd):
-    index = f"http://127.0.0.1:{closed_port()}/simple"
+    index = f"http://127.0.0.1:{free_port()}/simple"  # nothing listens there
     result = cookies.bake(extra_context={"lock_dependencies": True, "package_index": index})
     out, err = capfd.readouterr()
     assert result.exit_code == 0, result.exception
