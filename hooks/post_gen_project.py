@@ -22,12 +22,15 @@ the cached pipenv under ${XDG_CACHE_HOME:-~/.cache}/flask-appstack and pipenv's 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -37,6 +40,11 @@ HOSTSPACE_VALUES = Path("chart/values-hostspaces.yaml")
 HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)
 SKIP_LOCK_VARIABLE = "APPSTACK_SKIP_LOCK"
 LOCK_TIMEOUT = 900  # seconds; a resolver that needs longer is stuck on the network
+INSTALL_TIMEOUT = 600  # seconds for the one-time pipenv install into the cache
+TIMEOUT_VARIABLE = "APPSTACK_LOCK_TIMEOUT"  # seconds, for each of the two
+# Written by the pre-generation hook when the directory already held files (only with
+# APPSTACK_OVERWRITE=1): those files are never rewritten here.
+PREEXISTING = Path(".flask-appstack-preexisting.json")
 
 
 def split_hostspace_values(text):
@@ -52,13 +60,25 @@ def split_hostspace_values(text):
     return files
 
 
-def write_hostspace_values(project):
+def write_hostspace_values(project, kept=()):
+    """Write values-<hostspace>.yaml files, except those that were there before the bake."""
     combined = project / HOSTSPACE_VALUES
     if not combined.exists():
         return
     for name, content in split_hostspace_values(combined.read_text()).items():
-        (combined.parent / name).write_text(content)
+        if f"chart/{name}" not in kept:
+            (combined.parent / name).write_text(content)
     combined.unlink()
+
+
+def preexisting_files(project):
+    """The files the directory held before the bake (the pre-generation hook's list), once."""
+    manifest = project / PREEXISTING
+    if not manifest.is_file():
+        return frozenset()
+    kept = frozenset(json.loads(manifest.read_text(encoding="utf-8")))
+    manifest.unlink()
+    return kept
 
 
 def hostspaces(answers):
@@ -107,13 +127,15 @@ def index_source(url):
     return block, ""
 
 
-def use_machine_index(project, answers, environ, config_list=None):
+def use_machine_index(project, answers, environ, config_list=None, kept=()):
     """Without a package_index answer, write the machine's index into source/Pipfile.
 
     When pip has no index-url, the Pipfile keeps no [[source]]: pipenv then uses its
     default index (and records it in Pipfile.lock). Returns a line for the summary."""
     if answers["package_index"]:
         return f"Pipfile: the package index is {answers['package_index']} (package_index)."
+    if "source/Pipfile" in kept:
+        return "Pipfile: kept as it was before this bake."
     url = configured_index_url(pip_config_list() if config_list is None else config_list, environ)
     if not url:
         return "Pipfile: no [[source]]: this machine's pip has no index-url, so pipenv uses its default index."
@@ -122,7 +144,9 @@ def use_machine_index(project, answers, environ, config_list=None):
     if block is None:
         return f"Pipfile: this machine's index-url was not written ({why_not}); pipenv uses its default index."
     pipfile.write_text(block + "\n" + pipfile.read_text().lstrip("\n"))
-    return f"Pipfile: the package index is this machine's index-url, {url}."
+    origin = "PIP_INDEX_URL" if environ.get("PIP_INDEX_URL") else "pip's configured index-url"
+    return (f"Pipfile: the package index is {url}, from this machine's {origin}; it stays in "
+            "source/Pipfile's [[source]] for good: edit that block (then `make lock`) to use another.")
 
 
 # ---- interpreters --------------------------------------------------------------------
@@ -172,11 +196,119 @@ def find_python(version, environ=os.environ, home=Path.home()):
     return None
 
 
-# ---- pipenv in a cached venv ---------------------------------------------------------
+# ---- running tools: bounded, interruptible, and never leaving a process behind ---------
 
 class LockError(Exception):
-    """A lock that could not be made; the message says why."""
+    """A lock that could not be made; the message says why and what to do."""
 
+
+class MachineProblem(LockError):
+    """A lock that this machine cannot make (disk full, a directory it cannot write), with
+    any Python: nothing is tried again."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM while the lock ran."""
+
+
+def on_sigterm(signum, frame):
+    raise Interrupted()
+
+
+def end_process_group(process):
+    """Stop a tool started in a session of its own, and everything it started (resolvers)."""
+    if not hasattr(os, "killpg"):  # Windows: no process groups to end
+        process.kill()
+        process.wait()
+        return
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:  # the leader is gone; its children may not be
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        return
+
+
+def timeouts(environ):
+    """(pipenv install, pipenv lock) time limits in seconds: APPSTACK_LOCK_TIMEOUT for both."""
+    value = environ.get(TIMEOUT_VARIABLE, "")
+    return (int(value),) * 2 if value.isdigit() and int(value) > 0 else (INSTALL_TIMEOUT, LOCK_TIMEOUT)
+
+
+def run_tool(args, what, env, timeout, cwd=None):
+    """Run a tool in its own session with a time limit. On a timeout, Ctrl-C or SIGTERM its
+    whole process group ends; a timeout becomes a LockError that says so."""
+    process = subprocess.Popen([str(arg) for arg in args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               errors="backslashreplace", start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        end_process_group(process)
+        raise LockError(f"{what} gave no result within {timeout} s: the package index did not answer "
+                        "in time (check the network, the proxy and the index URL)") from None
+    except BaseException:
+        end_process_group(process)
+        raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def os_error_reason(error, environ):
+    """One sentence for an OSError of the lock: what could not be done, and the fix."""
+    where = error.filename or "a file"
+    cache, temp = str(cache_root(environ)), tempfile.gettempdir()
+    if error.errno == errno.ENOSPC:
+        return f"no space left on device while writing {where}: free some space there and lock again"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+        if str(where).startswith(cache):
+            fix = "set XDG_CACHE_HOME to a directory you can write"
+        elif str(where).startswith(temp):
+            fix = "set TMPDIR to a directory you can write"
+        else:
+            fix = "check that directory's owner and permissions"
+        return f"cannot write {where}: {error.strerror}; {fix}"
+    return f"{where}: {error.strerror}"
+
+
+# Less free space than this where a tool failed, and the failure was the full disk (venv's
+# ensurepip, for one, only says that it failed).
+LOW_SPACE = 64 * 2**20
+
+
+def tool_failure(output, where):
+    """The reason a tool that wrote into `where` failed: a full disk said plainly (and
+    raised as a MachineProblem), else the tool's last error line."""
+    try:
+        full = shutil.disk_usage(where).free < LOW_SPACE
+    except OSError:
+        full = False
+    if full or "No space left on device" in output or "[Errno 28]" in output:
+        raise MachineProblem(f"no space left on device in {where}: free some space there and lock again")
+    return last_error(output)
+
+
+def last_error(output):
+    """The most telling line of a tool's output: its last ERROR line, else its last line."""
+    lines = [line.strip() for line in strip_ansi(output).splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    errors = errors or [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no output"])[-1]
+
+
+def strip_ansi(text):
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+# ---- pipenv in a cached venv ---------------------------------------------------------
 
 def cache_root(environ=os.environ, home=Path.home()):
     return Path(environ.get("XDG_CACHE_HOME") or Path(home) / ".cache") / "flask-appstack"
@@ -231,35 +363,34 @@ def ensure_pipenv(version, runner, runner_version, environ=os.environ):
         if (venv / ".complete").exists():
             return venv
         shutil.rmtree(venv, ignore_errors=True)
+        print(f"flask-appstack: installing pipenv {version} for Python {runner_version} into {venv} "
+              f"(once; at most {timeouts(environ)[0]} s) ...", flush=True)
         steps = [
-            [str(runner), "-m", "venv", str(venv)],
-            [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            [runner, "-m", "venv", venv],
+            [venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              *pipenv_requirements(version)],
         ]
-        for step in steps:
-            result = subprocess.run(step, capture_output=True, text=True, env=environ, check=False)
-            if result.returncode != 0:
-                shutil.rmtree(venv, ignore_errors=True)
-                raise LockError(f"`{' '.join(step[2:4])} ...` failed with Python {runner_version}: "
-                                f"{last_error(result.stdout + result.stderr)}")
-        (venv / ".complete").write_text("\n".join(pipenv_requirements(version)) + "\n")
+        try:
+            for step in steps:
+                what = f"`{' '.join(map(str, step[1:3]))} ...` with Python {runner_version}"
+                result = run_tool(step, what, environ, timeouts(environ)[0])
+                if result.returncode != 0:
+                    raise LockError(f"{what} failed: {tool_failure(result.stdout + result.stderr, venv.parent)}")
+            (venv / ".complete").write_text("\n".join(pipenv_requirements(version)) + "\n")
+        except BaseException:
+            shutil.rmtree(venv, ignore_errors=True)  # never a half-built venv in the cache
+            raise
     return venv
 
 
-def last_error(output):
-    """The most telling line of a tool's output: its last ERROR line, else its last line."""
-    lines = [line.strip() for line in strip_ansi(output).splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR")]
-    errors = errors or [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["no output"])[-1]
-
-
-def strip_ansi(text):
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
-
-
-# pip settings that only say how to reach an index, kept when pip's configuration is not.
+# One rule for which pip settings reach pipenv, here, in the generated Makefile and in the
+# image build: how to reach an index (certificate, proxy, trusted host, timeouts) does; which
+# index to use (index-url, extra-index-url, find-links, no-index) does not. pipenv counts pip's
+# index settings as sources of a Pipfile without [[source]], so they would change the lock's
+# hash, and the image, which builds without them, would refuse the lock (--deploy). The index
+# a project needs is the Pipfile's [[source]].
 NETWORK_SETTINGS = ("cert", "client-cert", "proxy", "trusted-host", "timeout", "default-timeout", "retries")
+INDEX_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONFIG_FILE")
 
 
 def pip_network_settings(pip_config_list):
@@ -272,21 +403,21 @@ def pip_network_settings(pip_config_list):
     return settings
 
 
-def pipenv_environment(environ, pip_config_list=""):
+def pipenv_environment(environ, pip_config_list="", temp_dir=None):
     """pipenv's environment for lock and verify.
 
     The project's venv goes inside it (removed after the lock); no prompts, colours,
-    spinners, .env files, active venv or pyenv installs. And none of this machine's pip
-    index settings: pipenv counts pip's index-url and extra-index-url as sources of a
-    Pipfile without [[source]], so they would change the lock's hash, and the image, which
-    builds without them, would refuse the lock (--deploy). An index the project needs is
-    in the Pipfile (package_index, or the machine's index-url written there); how to reach
-    it (certificate, proxy) is kept."""
+    spinners, .env files, active venv or pyenv installs; pip's network settings but not its
+    index settings (see NETWORK_SETTINGS). pipenv's own HTTP client reads no pip setting:
+    it gets pip's certificate as REQUESTS_CA_BUNDLE unless the user set one. `temp_dir` is
+    pipenv's private temporary directory: pipenv writes request files there that hold the
+    index URL with the credentials expanded."""
     dropped = ("VIRTUAL_ENV", "PIPENV_PIPFILE", "PIPENV_PYTHON", "PIPENV_CUSTOM_VENV_NAME", "PIPENV_ACTIVE",
-               "PIPENV_PYPI_MIRROR", "PYTHONHOME", "PYTHONPATH",
-               "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONFIG_FILE")
+               "PIPENV_PYPI_MIRROR", "PYTHONHOME", "PYTHONPATH", *INDEX_VARIABLES)
     env = {**pip_network_settings(pip_config_list),
            **{key: value for key, value in environ.items() if key not in dropped}}
+    if env.get("PIP_CERT") and not (env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")):
+        env["REQUESTS_CA_BUNDLE"] = env["PIP_CERT"]
     env.update(
         PIP_CONFIG_FILE=os.devnull,
         PIPENV_VENV_IN_PROJECT="1", PIPENV_IGNORE_VIRTUALENVS="1", PIPENV_YES="1", PIPENV_NOSPIN="1",
@@ -294,30 +425,29 @@ def pipenv_environment(environ, pip_config_list=""):
         PIPENV_HIDE_EMOJIS="1", PIPENV_COLORBLIND="1", NO_COLOR="1", TERM="dumb", COLUMNS="200",
         PYTHONDONTWRITEBYTECODE="1",
     )
+    if temp_dir:
+        env.update(TMPDIR=str(temp_dir), TEMP=str(temp_dir), TMP=str(temp_dir))
     return env
 
 
 def run_pipenv(venv, args, source, env, timeout=LOCK_TIMEOUT):
-    try:
-        return subprocess.run(
-            [str(venv_python(venv)), "-m", "pipenv", *args], cwd=source, env=env,
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
-    except subprocess.TimeoutExpired as error:
-        raise LockError(f"`pipenv {' '.join(args)}` gave no result within {timeout} s") from error
+    return run_tool([venv_python(venv), "-m", "pipenv", *args], f"`pipenv {' '.join(args)}`", env, timeout,
+                    cwd=source)
 
 
 class Lock(NamedTuple):
-    status: str  # locked, skipped or failed
+    status: str  # locked, skipped, failed or interrupted
     summary: str  # one line for the summary
     detail: str = ""  # why it failed, and how to lock later
 
 
-def skip_reason(answers, environ):
+def skip_reason(answers, environ, kept=()):
     if not answers["lock_dependencies"]:
         return "lock_dependencies is false"
     if environ.get(SKIP_LOCK_VARIABLE, "").lower() in ("1", "true", "yes"):
         return f"{SKIP_LOCK_VARIABLE} is set"
+    if "source/Pipfile.lock" in kept:
+        return "source/Pipfile.lock was there before and is kept"
     return ""
 
 
@@ -332,50 +462,77 @@ def choose_runner(answers, environ):
     current = (Path(sys.executable), "%d.%d.%d" % sys.version_info[:3])
     if target is None:
         notes.append(f"Python {answers['python_version']} is not on this machine (PATH, pyenv): "
-                     f"locked for Python {current[1]} instead; markers may differ from the image's.")
+                     f"locked for Python {current[1]} instead; markers may differ from the image's. "
+                     f"Install Python {answers['python_version']} and run `make lock` to lock for it.")
         return [current], current, notes
     runners = [target] + ([current] if current[1] != target[1] else [])
     return runners, target, notes
 
 
-def lock_dependencies(project, answers, environ):
-    """Lock source/Pipfile; the lock never fails the generation (see the module doc)."""
-    reason = skip_reason(answers, environ)
-    if reason:
-        return Lock("skipped", f"Pipfile.lock: not locked ({reason}).", how_to_lock(project, answers))
-    source = project / "source"
-    version = answers["pipenv_version"]
-    runners, target, notes = choose_runner(answers, environ)
-    env = pipenv_environment(environ, pip_config_list())
-    try:
-        venv, failures = None, []
-        for runner, runner_version in runners:
-            try:
-                venv = ensure_pipenv(version, runner, runner_version, environ)
-                break
-            except LockError as error:
-                failures.append(str(error))
-        if venv is None:
-            raise LockError("; ".join(failures))
+def installed_pipenv(version, runners, target, environ, notes):
+    """The venv of pipenv `version`, on the first runner it installs on."""
+    failures = []
+    for runner, runner_version in runners:
+        try:
+            venv = ensure_pipenv(version, runner, runner_version, environ)
+        except MachineProblem:
+            raise
+        except LockError as error:
+            failures.append(str(error))
+            continue
         if failures:
             notes.append(f"pipenv {version} did not install on Python {target[1]} ({failures[0]}), "
                          f"so it ran on Python {runner_version}. The image installs pipenv on Python "
-                         f"{answers['python_version']}: make sure it can.")
+                         f"{target[1]}: make sure it can.")
+        return venv
+    raise LockError("; ".join(failures))
+
+
+def lock_with_pipenv(project, answers, environ, notes):
+    """pipenv lock, then verify, in a private temporary directory that is removed after."""
+    source = project / "source"
+    version = answers["pipenv_version"]
+    runners, target, more_notes = choose_runner(answers, environ)
+    notes += more_notes
+    venv = installed_pipenv(version, runners, target, environ, notes)
+    temp_dir = tempfile.mkdtemp(prefix="flask-appstack-pipenv-")
+    try:
+        env = pipenv_environment(environ, pip_config_list(), temp_dir)
         print(f"flask-appstack: locking source/Pipfile with pipenv {version} for Python {target[1]} ...",
               flush=True)
-        result = run_pipenv(venv, ["lock", "--python", str(target[0])], source, env)
+        result = run_pipenv(venv, ["lock", "--python", str(target[0])], source, env, timeouts(environ)[1])
         if result.returncode != 0 or not (source / "Pipfile.lock").is_file():
-            raise LockError(last_error(result.stdout + result.stderr))
+            raise LockError(tool_failure(result.stdout + result.stderr, source))
         verified = run_pipenv(venv, ["verify"], source, env, timeout=120)
         if verified.returncode != 0:
-            raise LockError(f"Pipfile.lock does not match the Pipfile: {last_error(verified.stdout + verified.stderr)}")
-    except LockError as error:
+            raise LockError("Pipfile.lock does not match the Pipfile: "
+                            f"{last_error(verified.stdout + verified.stderr)}")
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    return f"Pipfile.lock: locked with pipenv {version} for Python {target[1]}; it matches the Pipfile."
+
+
+def lock_dependencies(project, answers, environ, kept=()):
+    """Lock source/Pipfile. Nothing here fails the generation: a lock that cannot be made,
+    for whatever reason of this machine's, leaves the project without Pipfile.lock and
+    says why and how to lock later."""
+    reason = skip_reason(answers, environ, kept)
+    if reason:
+        return Lock("skipped", f"Pipfile.lock: not locked ({reason}).", how_to_lock(project, answers))
+    source, notes = project / "source", []
+    try:
+        summary = lock_with_pipenv(project, answers, environ, notes)
+    except (LockError, OSError) as error:
+        reason = os_error_reason(error, environ) if isinstance(error, OSError) else str(error)
         (source / "Pipfile.lock").unlink(missing_ok=True)  # a half-made lock is worse than none
         return Lock("failed", "Pipfile.lock: NOT LOCKED, pipenv lock failed (see below).",
-                    failure_message(project, answers, str(error), environ))
+                    failure_message(project, answers, reason, environ))
+    except (KeyboardInterrupt, Interrupted):
+        (source / "Pipfile.lock").unlink(missing_ok=True)
+        return Lock("interrupted", "Pipfile.lock: NOT LOCKED, the lock was interrupted.",
+                    interrupted_message(project, answers))
     finally:
         shutil.rmtree(source / ".venv", ignore_errors=True)  # the venv pipenv made to resolve in
-    summary = f"Pipfile.lock: locked with pipenv {version} for Python {target[1]}; it matches the Pipfile."
     return Lock("locked", " ".join([summary, *notes]))
 
 
@@ -417,13 +574,21 @@ def how_to_lock(project, answers):
     return "\n".join(lines)
 
 
+BAR = "!" * 78
+
+
 def failure_message(project, answers, reason, environ):
-    bar = "!" * 78
-    lines = [bar, "flask-appstack: WARNING: source/Pipfile.lock was NOT created: pipenv lock failed.",
+    lines = [BAR, "flask-appstack: WARNING: source/Pipfile.lock was NOT created: pipenv lock failed.",
              f"  Reason: {reason}"]
     lines += [f"  Hint: {hint}" for hint in index_hint(project, environ)]
-    lines += ["The project was generated and kept; only the lock is missing.", how_to_lock(project, answers), bar]
+    lines += ["The project was generated and kept; only the lock is missing.", how_to_lock(project, answers), BAR]
     return "\n".join(lines)
+
+
+def interrupted_message(project, answers):
+    return "\n".join([
+        BAR, "flask-appstack: WARNING: source/Pipfile.lock was NOT created: the lock was interrupted.",
+        "The project was generated and kept; only the lock is missing.", how_to_lock(project, answers), BAR])
 
 
 # ---- checks of the result ------------------------------------------------------------
@@ -447,16 +612,22 @@ def data_file_problems(project):
     return found
 
 
-def helm_problems(project, answers, helm):
-    """`helm lint --strict` of the chart with each hostspace's values."""
+def helm_warnings(project, answers, helm, environ):
+    """`helm lint --strict` of the chart with each hostspace's values, by the user's helm.
+
+    Warnings, not failures: that helm is whatever version the user has; the template's own
+    suite lints every chart with the helm versions it pins."""
     chart = project / "chart"
     found = []
     for space in hostspaces(answers):
         values = chart / f"values-{space}.yaml"
-        args = [helm, "lint", "--strict", str(chart)] + (["-f", str(values)] if values.is_file() else [])
-        result = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+        args = [helm, "lint", "--strict", chart] + (["-f", values] if values.is_file() else [])
+        try:
+            result = run_tool(args, "`helm lint`", environ, 120)
+        except (LockError, OSError) as error:
+            return [f"{helm} could not lint the chart: {error}"]
         if result.returncode != 0:
-            found.append(f"helm lint of chart/ with values-{space}.yaml failed: {last_error(result.stdout + result.stderr)}")
+            found.append(f"{helm} refuses chart/ with values-{space}.yaml: {last_error(result.stdout + result.stderr)}")
     return found
 
 
@@ -478,26 +649,39 @@ def next_steps(project, answers, lines):
     return "\n".join(steps)
 
 
-def finish(project, answers, environ):
-    """Everything after generation; returns the exit status."""
-    write_hostspace_values(project)
-    summary = [use_machine_index(project, answers, environ)]
-    broken = data_file_problems(project)
+def lint_chart(project, answers, environ, summary):
+    """Lint the chart with the helm on PATH, if any; returns warnings."""
     helm = shutil.which("helm", path=environ.get("PATH"))
-    if helm and (project / "chart" / "Chart.yaml").is_file():
-        broken += helm_problems(project, answers, helm)
-        summary.append(f"chart: `helm lint --strict` passes with each hostspace's values ({helm}).")
-    else:
+    if not helm or not (project / "chart" / "Chart.yaml").is_file():
         summary.append("chart: not linted here (no helm on PATH); `make helm-lint` does it.")
+        return []
+    warnings = helm_warnings(project, answers, helm, environ)
+    if warnings:
+        summary.append(f"chart: WARNING: {helm} refuses the chart (see below); `make helm-lint` repeats the check.")
+        return [*warnings, "Your helm may be older or newer than the platform's: the chart targets Helm 3.17 "
+                "and Helm 4; run `helm version` and update helm if it is older."]
+    summary.append(f"chart: `helm lint --strict` passes with each hostspace's values ({helm}).")
+    return []
+
+
+def finish(project, answers, environ):
+    """Everything after generation; returns the exit status (1 only for a broken file)."""
+    kept = preexisting_files(project)
+    write_hostspace_values(project, kept)
+    summary = [use_machine_index(project, answers, environ, kept=kept)]
+    broken = data_file_problems(project)
     if broken:
         print("flask-appstack: the generated project is broken (a template bug, please report it):",
               *[f"  - {problem}" for problem in broken], sep="\n", file=sys.stderr)
         return 1
-    lock = lock_dependencies(project, answers, environ)
+    warnings = lint_chart(project, answers, environ, summary)
+    lock = lock_dependencies(project, answers, environ, kept)
     summary.append(lock.summary)
     print(next_steps(project, answers, summary), flush=True)
+    if warnings:
+        print("flask-appstack: WARNING:", *[f"  - {warning}" for warning in warnings], sep="\n", file=sys.stderr)
     if lock.detail:  # last, so that it is what the user sees: loud when the lock failed
-        print(lock.detail, file=sys.stderr if lock.status == "failed" else sys.stdout)
+        print(lock.detail, file=sys.stderr if lock.status in ("failed", "interrupted") else sys.stdout)
     return 0
 
 
@@ -506,6 +690,7 @@ def main():
     answers = json.loads(r'''{{ cookiecutter | tojson }}''')
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(errors="backslashreplace")
+    signal.signal(signal.SIGTERM, on_sigterm)  # ends the lock as Ctrl-C does: cleanly, project kept
     return finish(Path.cwd(), answers, os.environ)
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import sys
+from pathlib import Path
 from typing import Callable, NamedTuple, Union
 
 # A check returns True when the value is fine; False, or a short reason, when it is not.
@@ -44,12 +46,15 @@ class Problem(NamedTuple):
     reason: str = ""
 
     def __str__(self):
-        given = ", ".join(
-            f"{name} = {json.dumps(value, ensure_ascii=False)}"
-            for name, value in zip(self.variables, self.values)
-        )
+        given = ", ".join(f"{name} = {shown(value)}" for name, value in zip(self.variables, self.values))
         reason = f"{self.reason}; " if self.reason else ""
         return f"{given}: {reason}expected {self.accepted}"
+
+
+def shown(value):
+    """The value as JSON, with every HIDDEN character escaped: a message never hides itself."""
+    return "".join(f"\\u{ord(char):04x}" if ord(char) in HIDDEN else char
+                   for char in json.dumps(value, ensure_ascii=False))
 
 
 # ---- single values -------------------------------------------------------------------
@@ -109,14 +114,22 @@ def whole_number(minimum, maximum=None):
     return check
 
 
+# Characters that break a line or hide what a text says: C0 and C1 controls (U+0085 is a
+# line break to YAML and Python), the Unicode line and paragraph separators, and the
+# bidirectional controls that make a README or values file read differently from what it is.
+HIDDEN = {*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, 0x061C, 0x200E, 0x200F,
+          *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+
+
 def one_line(value):
     """Any text on one line. Jinja's openers are out: cookiecutter renders every answer as
     a Jinja template again when it runs without prompts, and so does `cruft update`, which
     would then fail on this project (TemplateSyntaxError) or change the text."""
     if not text(value):
         return False
-    if any(ord(char) < 32 or ord(char) == 127 for char in value):
-        return "it contains a line break or control character"
+    hidden = next((char for char in value if ord(char) in HIDDEN), None)
+    if hidden is not None:
+        return f"it contains U+{ord(hidden):04X}, a line break, control or bidirectional formatting character"
     opener = next((token for token in ("{{", "{%", "{#") if token in value), None)
     if opener:
         return f"it contains {opener!r}, which cookiecutter and `cruft update` render as Jinja"
@@ -414,13 +427,57 @@ def report(found):
     return "\n".join(lines)
 
 
+# ---- the directory the project goes to ------------------------------------------------
+
+OVERWRITE_VARIABLE = "APPSTACK_OVERWRITE"
+# The post-generation hook reads this list and never rewrites a file on it.
+PREEXISTING = ".flask-appstack-preexisting.json"
+
+
+def existing_files(directory):
+    """The files already in the directory cookiecutter generates into (a fresh one is
+    empty), relative to it; a .git folder alone is not a project."""
+    found = []
+    for root, folders, files in os.walk(directory):
+        folders[:] = [name for name in folders if not (root == str(directory) and name == ".git")]
+        found += [Path(root, name).relative_to(directory).as_posix() for name in files]
+    return sorted(found)
+
+
+def refusal(directory, files):
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    return "\n".join([
+        f"flask-appstack: {directory} already holds files ({shown}), so nothing was generated:",
+        "  generating over them would overwrite your code, values files and Pipfile.",
+        "  To take the template's changes into a project made from it, run `make update` there",
+        "  (cruft update: a three-way merge that keeps your edits). To start afresh, generate",
+        f"  into another directory (--output-dir). To overwrite anyway, set {OVERWRITE_VARIABLE}=1.",
+    ])
+
+
+def check_directory(directory, environ):
+    """None when the project may be generated into `directory`, else why not. With the
+    override, the files that are there are listed for the post-generation hook."""
+    files = existing_files(directory)
+    if not files:
+        return None
+    if environ.get(OVERWRITE_VARIABLE) != "1":
+        return refusal(directory, files)
+    (directory / PREEXISTING).write_text(json.dumps(files), encoding="utf-8")
+    return None
+
+
 # {% endraw %}
 def main():
     answers = json.loads(r'''{{ cookiecutter | tojson }}''')
+    sys.stderr.reconfigure(errors="backslashreplace")
     found = problems(answers)
     if found:
-        sys.stderr.reconfigure(errors="backslashreplace")
         print(report(found), file=sys.stderr)
+        return 1
+    refused = check_directory(Path.cwd(), os.environ)
+    if refused:
+        print(refused, file=sys.stderr)
         return 1
     return 0
 

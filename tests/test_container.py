@@ -17,21 +17,15 @@ A second project points package_index at a private index that this module serves
 127.0.0.1 and that, like Artifactory, answers only to PYPI_USER and the token: there the
 token really reaches pip, and still leaves no trace.
 """
-import base64
-import hashlib
-import html
 import json
 import os
-import platform
 import re
 import secrets
 import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,7 +33,7 @@ import pytest
 from conftest import DEFAULTS, free_port, http_get, pipfile_requirements
 
 from tools.container import DOCKER, Dockerd, ensure_base_image, ensure_packages, pip_build_options
-from tools.cache import cache_dir, file_lock
+from tools.private_index import PrivateIndex, index_wheels
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
 
@@ -347,90 +341,13 @@ def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base
 
 # ---- a private index, like Artifactory: the token is used, and still leaves no trace --------
 
-def normalized(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-class PrivateIndex(ThreadingHTTPServer):
-    """A PEP 503 package index on 127.0.0.1 that, like Artifactory, serves only requests
-    with Basic auth of USER and the token; it counts what it served and what it refused."""
-
-    def __init__(self, wheels, token):
-        self.files = {path.name: path for path in wheels.glob("*.whl")}
-        self.sha256 = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in self.files.items()}
-        self.credentials = "Basic " + base64.b64encode(f"{USER}:{token}".encode()).decode()
-        self.served = self.refused = 0
-        super().__init__(("127.0.0.1", 0), IndexHandler)
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.server_address[1]}/simple"
-
-
-class IndexHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        index = self.server
-        if self.headers.get("Authorization") != index.credentials:
-            index.refused += 1
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="index"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        index.served += 1
-        parts = [part for part in self.path.split("?")[0].split("/") if part]
-        projects = {}
-        for name in index.files:
-            projects.setdefault(normalized(name.split("-")[0]), []).append(name)
-        if parts == ["simple"]:
-            body = "".join(f'<a href="/simple/{project}/">{project}</a>\n' for project in sorted(projects))
-        elif len(parts) == 2 and parts[0] == "simple" and parts[1] in projects:
-            body = "".join(f'<a href="/files/{html.escape(name)}#sha256={index.sha256[name]}">{html.escape(name)}</a>\n'
-                           for name in sorted(projects[parts[1]]))
-        elif len(parts) == 2 and parts[0] == "files" and parts[1] in index.files:
-            return self._send(index.files[parts[1]].read_bytes(), "application/octet-stream")
-        else:
-            return self._send(b"not found", "text/plain", 404)
-        self._send(f"<!DOCTYPE html><html><body>\n{body}</body></html>\n".encode(), "text/html")
-
-    def _send(self, body, content_type, status=200):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def index_wheels(requirements):
-    """Wheels of `requirements` and their dependencies for the base image (CPython 3.11,
-    glibc 2.36, this machine's architecture), downloaded once into the cache."""
-    key = hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()[:16]
-    directory = cache_dir("index", key)
-    tags = [f"manylinux_2_{minor}" for minor in range(36, 4, -1)] + ["manylinux2014", "manylinux2010", "manylinux1"]
-    platforms = [option for tag in tags for option in ("--platform", f"{tag}_{platform.machine()}")]
-    with file_lock(directory.with_suffix(".lock")):
-        if not (directory / ".complete").exists():
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(directory),
-                 "--only-binary=:all:", "--python-version", PYTHON, "--implementation", "cp",
-                 "--abi", "cp" + PYTHON.replace(".", ""), *platforms, *requirements], check=True)
-            (directory / ".complete").write_text("\n".join(requirements) + "\n")
-    return directory
-
-
 @pytest.fixture(scope="module")
 def private_index(default_project):
     """The index, holding what the Pipfile and the image's pipenv need, and its token."""
     token = secrets.token_urlsafe(24)
     requirements = [*pipfile_requirements(default_project), f"pipenv=={DEFAULTS['pipenv_version']}"]
-    index = PrivateIndex(index_wheels(requirements), token)
-    threading.Thread(target=index.serve_forever, daemon=True).start()
-    yield SimpleNamespace(index=index, token=token)
-    index.shutdown()
-    index.server_close()
+    with PrivateIndex(index_wheels(requirements, PYTHON), USER, token) as index:
+        yield SimpleNamespace(index=index, token=token)
 
 
 def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
 
-from conftest import DEFAULTS, NO_LOCK, load_hook, tomllib
+from conftest import DEFAULTS, NO_LOCK, REPO, load_hook, tomllib
 
 post = load_hook("post_gen_project")
 
@@ -26,6 +26,10 @@ INVALID = {
     "appcode with /": ("appcode", {"appcode": "de/mo"}),
     "appcode with $()": ("appcode", {"appcode": "demo$(id)"}),
     "description with a newline": ("description", {"description": "two\nlines"}),
+    "description with U+0085": ("description", {"description": "two\x85lines"}),
+    "description with U+2028": ("description", {"description": "two\u2028lines"}),
+    "description with a right-to-left override": ("description", {"description": "safe \u202eexe.txt"}),
+    "description with a bidi isolate": ("description", {"description": "\u2067hidden\u2069 text"}),
     # cookiecutter renders answers given without prompts as Jinja: this one reaches the
     # hook as "{{ x }}", as if typed at the prompt.
     "description with jinja": ("description", {"description": "{{ '{{' }} x }}"}),
@@ -333,14 +337,86 @@ def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):
 
 
 @pytest.mark.slow
-def test_helm_lint_runs_for_every_hostspace_and_names_a_broken_chart(default_project, tmp_path):
+def test_helm_lint_runs_for_every_hostspace_and_warns_of_a_chart_it_refuses(default_project, tmp_path):
     from tools.helm import helm_binaries
 
     helm = str(helm_binaries()["3.17"])
     answers = {"hostspaces": "dev, stage, prod"}
     project = tmp_path / "project"
     shutil.copytree(default_project, project)
-    assert post.helm_problems(project, answers, helm) == []
+    assert post.helm_warnings(project, answers, helm, os.environ) == []
     (project / "chart" / "values-prod.yaml").write_text("replicaCount: many\n")
-    assert [problem.split(" failed")[0] for problem in post.helm_problems(project, answers, helm)] == [
-        "helm lint of chart/ with values-prod.yaml"]
+    assert [problem.split(": ")[0] for problem in post.helm_warnings(project, answers, helm, os.environ)] == [
+        f"{helm} refuses chart/ with values-prod.yaml"]
+
+
+# ---- generating over an existing project ---------------------------------------------------
+
+def regenerate(output, **options):
+    """cookiecutter again into `output`, over the project made there (overwrite_if_exists)."""
+    from cookiecutter.main import cookiecutter
+
+    return cookiecutter(str(REPO), no_input=True, output_dir=str(output),
+                        overwrite_if_exists=True, extra_context=NO_LOCK, **options)
+
+
+def tree(root):
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def teams_project(cookies, pip_without_config):
+    """A generated project the team has worked on: its code, a values file and the Pipfile."""
+    pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)  # the hook writes it into the Pipfile
+    project = cookies.bake(extra_context=NO_LOCK).project_path
+    for relative in ("source/api/greetings.py", "chart/values-prod.yaml", "source/Pipfile"):
+        path = project / relative
+        path.write_text(path.read_text() + "\n# the team's own line\n")
+    return project
+
+
+def test_generating_over_a_project_refuses_and_changes_nothing(teams_project, capfd):
+    before = tree(teams_project)
+    with pytest.raises(FailedHookException):
+        regenerate(teams_project.parent)
+    err = capfd.readouterr().err
+    assert f"{teams_project} already holds files (" in err
+    assert "run `make update` there" in err and "APPSTACK_OVERWRITE=1" in err
+    assert tree(teams_project) == before
+
+
+def test_with_the_override_and_skip_if_file_exists_nothing_of_the_team_is_rewritten(teams_project, monkeypatch):
+    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
+    before = tree(teams_project)
+    (teams_project / "Makefile").unlink()  # a file the template brings back
+    regenerate(teams_project.parent, skip_if_file_exists=True)
+    after = tree(teams_project)
+    assert after == before  # the Makefile is back; the team's files are as they were
+    assert tomllib.loads(after["source/Pipfile"].decode())["source"] == [
+        {"name": "pip-index", "url": PIP_INDEX, "verify_ssl": True}]  # one [[source]], not two
+
+
+def test_a_git_folder_alone_is_not_a_project(tmp_path):
+    pre = load_hook("pre_gen_project")
+    (tmp_path / ".git" / "objects").mkdir(parents=True)
+    (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    assert pre.check_directory(tmp_path, {}) is None
+    (tmp_path / "README.md").write_text("# from Azure Repos\n")
+    assert "already holds files (README.md)" in pre.check_directory(tmp_path, {})
+
+
+def test_both_hooks_name_the_same_list_of_files_that_were_there():
+    assert load_hook("pre_gen_project").PREEXISTING == str(post.PREEXISTING)
+
+
+def test_pipenv_gets_pips_certificate_for_its_own_requests():
+    env = post.pipenv_environment({}, PIP_CONFIG_LIST)
+    assert env["PIP_CERT"] == env["REQUESTS_CA_BUNDLE"] == "/etc/pip/ca.pem"  # install's wins over :env:'s file
+    assert post.pipenv_environment({"REQUESTS_CA_BUNDLE": "/mine.pem"}, PIP_CONFIG_LIST)["REQUESTS_CA_BUNDLE"] == \
+        "/mine.pem"
+    assert "REQUESTS_CA_BUNDLE" not in post.pipenv_environment({}, "")
+
+
+def test_pipenv_gets_a_private_temporary_directory(tmp_path):
+    env = post.pipenv_environment({"TMPDIR": "/tmp"}, "", tmp_path)
+    assert env["TMPDIR"] == env["TEMP"] == env["TMP"] == str(tmp_path)

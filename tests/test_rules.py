@@ -76,6 +76,7 @@ VALID = [
     ("description", "Orders: the \"single\" source of truth # for 'orders' — déjà vu, 東京"),
     ("description", "'''); import os; os.system(\"touch /tmp/pwned\") #"),
     ("description", "a lone } and }} and %} are plain text"),
+    ("description", "emoji with a joiner: \U0001F469\u200d\U0001F4BB and Arabic \u0645\u0631\u062d\u0628\u0627"),
     ("python_version", "3.12.1"),
     ("python_version", "3.13"),
     ("pipenv_version", "2022.7.24"),
@@ -125,6 +126,11 @@ INVALID = [
     ("appcode", "averyverylong"),
     ("description", "two\nlines"),
     ("description", "tab\tseparated"),
+    ("description", "next\x85line"),
+    ("description", "line\u2028separator"),
+    ("description", "paragraph\u2029separator"),
+    *[("description", f"bidi {chr(code)}control") for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))],
+    ("description", "right-to-left mark \u200f"),
     ("description", "{{ cookiecutter.app_name }}"),
     ("description", "{% if x %}"),
     ("description", "{# note #}"),
@@ -227,8 +233,10 @@ def test_invalid_values_are_named(case):
     found = pre.problems(answers(**{variable: value}))
     assert named(found) == [variable]
     line = str(found[0])
-    assert line.startswith(f"{variable} = {json.dumps(value, ensure_ascii=False)}: ")
-    assert "expected " in line and "\n" not in line
+    assert line.startswith(f"{variable} = ")
+    shown, end = json.JSONDecoder().raw_decode(line, len(f"{variable} = "))
+    assert shown == value and line[end:].startswith(": ")  # the value, as JSON
+    assert "expected " in line and line.isprintable()  # one line that hides nothing
 
 
 def test_python_below_3_9_says_what_the_design_asks():
@@ -239,6 +247,12 @@ def test_python_below_3_9_says_what_the_design_asks():
 def test_jinja_in_an_answer_is_rejected_with_the_reason():
     [problem] = pre.problems(answers(description="uses {{ braces }}"))
     assert "cruft update" in str(problem)
+
+
+def test_a_hidden_character_is_named_by_its_code_point():
+    [problem] = pre.problems(answers(description="invoice \u202egnp.exe"))
+    assert "it contains U+202E, a line break, control or bidirectional formatting character" in str(problem)
+    assert str(problem).startswith('description = "invoice \\u202egnp.exe": ')
 
 
 def test_a_missing_answer_is_a_problem():
