@@ -67,14 +67,18 @@ def test_the_lock_matches_the_pipfile_and_a_changed_pipfile_does_not(locked, tmp
 
 @same_worker
 def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked, tmp_path):
-    """The README's local development without a container: make install, test, scan, run."""
+    """The README's local development without a container: make install, test, scan, run,
+    in a shell that exports pip index settings, as company laptops do: they reach neither
+    the install nor the lock (the image build, which runs without them, accepts both)."""
     project, answers = locked
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
     python, version = post.find_python(answers["python_version"])
     pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
-    env = {**post.pipenv_environment(os.environ, post.pip_config_list()),
-           "PIPENV_PYTHON": str(python), "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}"}
+    nowhere = f"http://127.0.0.1:{free_port()}/simple"
+    env = {**os.environ, "PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python),
+           "PIP_INDEX_URL": nowhere, "PIP_EXTRA_INDEX_URL": nowhere,
+           "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}"}
 
     def make(target):
         return subprocess.run(["make", target], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
@@ -105,9 +109,42 @@ def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked,
         server.wait(timeout=60)
 
 
-def test_the_briefs_pipenv_locks_on_python_3_11(bake):
+@same_worker
+def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_accepts(locked, tmp_path):
+    project, answers = locked
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    _, version = post.find_python(answers["python_version"])
+    pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
+    nowhere = f"http://127.0.0.1:{free_port()}/simple"
+    env = {**os.environ, "PIP_INDEX_URL": nowhere, "PIP_EXTRA_INDEX_URL": nowhere,
+           "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}"}
+    (copy / "source" / "Pipfile.lock").unlink()
+    relocked = subprocess.run(["make", "lock"], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+    assert relocked.returncode == 0, relocked.stdout + relocked.stderr
+
+    def pipfile_hash(root):
+        return json.loads((root / "source" / "Pipfile.lock").read_text())["_meta"]["hash"]
+
+    assert pipfile_hash(copy) == pipfile_hash(project)
+    verified = pipenv(copy, answers, "verify")  # as the image build checks it: without those settings
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert not (copy / "source" / ".venv").exists()
+
+
+# Where pip's configuration holds the certificate of a TLS-inspecting proxy, and nothing else
+# does (no REQUESTS_CA_BUNDLE), pipenv 2022's own requests for hashes must get it too.
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def test_the_briefs_pipenv_locks_on_python_3_11_with_the_ca_only_in_pips_config(cookies, monkeypatch):
+    for variable in CA_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
     answers = {**DEFAULTS, "python_version": "3.11", "pipenv_version": "2022.7.24", "lock_dependencies": True}
-    project = bake(**{key: answers[key] for key in ("python_version", "pipenv_version", "lock_dependencies")})
+    result = cookies.bake(extra_context={key: answers[key] for key in
+                                         ("python_version", "pipenv_version", "lock_dependencies")})
+    project = result.project_path
+    assert (project / "source" / "Pipfile.lock").is_file(), "not locked: see the captured output"
     lock = json.loads((project / "source" / "Pipfile.lock").read_text())
     assert lock["_meta"]["requires"] == {"python_version": "3.11"}
     verified = pipenv(project, answers, "verify")
