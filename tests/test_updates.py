@@ -1,12 +1,18 @@
-"""Template updates: a project made with cruft takes a later template change with `cruft update`."""
+"""Template updates: a project made with cruft takes a later template change with `cruft update`
+(or `make update`, which also lists conflicts and re-locks), and the team's work stays."""
 import json
+import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import DEFAULTS, REPO, load_hook
+
+post = load_hook("post_gen_project")
 
 pytestmark = pytest.mark.slow
 
@@ -35,36 +41,115 @@ def template_repo(tmp_path):
     return repo
 
 
-def test_cruft_update_takes_template_changes_and_keeps_the_teams_code(template_repo, tmp_path):
-    projects = tmp_path / "projects"
-    projects.mkdir()
-    created = cruft(projects, "create", str(template_repo), "--no-input",
+def template_file(template_repo, relative):
+    return template_repo / "{{cookiecutter.app_name}}" / relative
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def teams_project(template_repo, tmp_path):
+    """A project made with cruft, committed, then worked on by its team: a route of its own
+    with a test, and an edited value; the template then gets a fix in errors.py."""
+    created = cruft(tmp_path, "create", str(template_repo), "--no-input",
                     "--extra-context", json.dumps({"app_name": "orders", "lock_dependencies": False}))
     assert created.returncode == 0, created.stdout + created.stderr
-    project = projects / "orders"
+    project = tmp_path / "orders"
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "generated")
+    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
+        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
+    (project / "source" / "tests" / "test_orders.py").write_text(
+        'def test_orders_are_listed(client):\n    assert client.get("/api/v1/orders").json == {"orders": []}\n')
+    edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's work")
 
-    # The team writes code; the platform team changes the template.
-    team_code = project / "source" / "api" / "greetings.py"
-    team_code.write_text(team_code.read_text() + "\n# the team's own change\n")
-    git(project, "commit", "-q", "-am", "team change")
-    makefile = template_repo / "{{cookiecutter.app_name}}" / "Makefile"
-    makefile.write_text(makefile.read_text() + "\n# template v2\n")
-    greetings = template_repo / "{{cookiecutter.app_name}}" / "source" / "api" / "greetings.py"
-    greetings.write_text(greetings.read_text() + "\n# template v2 example change\n")
-    git(template_repo, "commit", "-q", "-am", "template v2")
+    edit(template_file(template_repo, "source/api/errors.py"), "return jsonify(error=error.name,",
+         "return jsonify(error=error.name, status=error.code,")
+    git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+    return project
 
+
+def test_a_template_fix_in_the_service_code_arrives_and_the_teams_work_stays(teams_project):
+    project = teams_project
     assert cruft(project, "check").returncode != 0  # the project is behind
-    updated = cruft(project, "update", "--skip-apply-ask", "--allow-untracked-files")
+    updated = cruft(project, "update", "--skip-apply-ask")
     assert updated.returncode == 0, updated.stdout + updated.stderr
 
-    assert "# template v2" in (project / "Makefile").read_text()
-    assert "# the team's own change" in team_code.read_text()
-    assert "template v2 example change" not in team_code.read_text()  # source/api is skipped
+    assert "status=error.code" in (project / "source" / "api" / "errors.py").read_text()
+    assert '@bp.get("/orders")' in (project / "source" / "api" / "greetings.py").read_text()
+    assert (project / "source" / "tests" / "test_orders.py").is_file()
+    assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
     assert cruft(project, "check").returncode == 0
     assert not list(project.rglob("*.rej"))
+
+
+def make_update(project, *path):
+    """`make update`, with cruft (and whatever else is given) on PATH."""
+    env = {**os.environ, "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]])}
+    return subprocess.run(["make", "update"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_make_update_names_every_conflict_and_fails(teams_project, template_repo):
+    """The team and the template changed the same line: the merge cannot choose."""
+    edit(teams_project / "source" / "api" / "errors.py", "return jsonify(error=error.name,",
+         "return jsonify(error=error.name, team=True,")
+    git(teams_project, "commit", "-q", "-am", "the team's own error format")
+
+    updated = make_update(teams_project)
+    assert updated.returncode != 0, updated.stdout + updated.stderr
+    assert "make update: the template's changes conflict with yours in:\n  source/api/errors.py" in updated.stderr
+    conflicted = (teams_project / "source" / "api" / "errors.py").read_text()
+    assert "<<<<<<<" in conflicted and "team=True" in conflicted and "status=error.code" in conflicted
+    # Whatever cruft left (markers or *.rej files), git shows it.
+    assert "source/api/errors.py" in git(teams_project, "status", "--porcelain")
+
+
+def test_make_update_refuses_a_dirty_working_tree(teams_project):
+    (teams_project / "source" / "api" / "greetings.py").write_text("# half-done work\n")
+    updated = make_update(teams_project)
+    assert updated.returncode != 0
+    assert "make update needs a clean working tree: commit or stash your changes first" in updated.stderr
+    assert (teams_project / "source" / "api" / "greetings.py").read_text() == "# half-done work\n"
+
+
+def test_cruft_conflict_files_are_not_ignored(default_project, tmp_path):
+    shutil.copy(default_project / ".gitignore", tmp_path)
+    git(tmp_path, "init", "-q")
+
+    def ignored(path):
+        return subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=tmp_path).returncode == 0
+
+    assert ignored(".venv/bin/python")  # the check works
+    assert not ignored("source/api/errors.py.rej")
+
+
+def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo, monkeypatch):
+    edit(template_file(template_repo, "source/Pipfile"), "[packages]\n", '[packages]\nsix = ">=1.16"\n')
+    git(template_repo, "commit", "-q", "-am", "template: a new dependency")
+    python, version = post.find_python(DEFAULTS["python_version"])
+    pipenv = post.ensure_pipenv(DEFAULTS["pipenv_version"], python, version)
+    monkeypatch.setenv("PIPENV_PYTHON", str(python))
+    monkeypatch.setenv("PIPENV_VENV_IN_PROJECT", "1")
+
+    updated = make_update(teams_project, pipenv / "bin")
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "make update: source/Pipfile changed: re-locking" in updated.stdout
+    lock = json.loads((teams_project / "source" / "Pipfile.lock").read_text())
+    assert "six" in lock["default"]
+
+
+def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, template_repo):
+    git(template_repo, "revert", "--no-edit", "HEAD")  # the template is as the project was made
+    updated = make_update(teams_project)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "make update: done; source/Pipfile is unchanged, the lock stays." in updated.stdout
 
 
 def test_cruft_update_moves_the_project_to_a_new_pipeline_release(template_repo, tmp_path):
