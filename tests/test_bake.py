@@ -14,6 +14,7 @@ from tools.helm import helm_binaries
 EXPECTED_FILES = [
     "README.md",
     "Makefile",
+    "scripts/pipenv.sh",
     "pyproject.toml",
     ".gitignore",
     "source/Pipfile",

@@ -315,12 +315,18 @@ def test_pipfile_edited_after_locking_fails_the_build(engine, base_image, built,
     assert "ERROR:: Aborting deploy" in result.stdout
 
 
-def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base_image, built, tmp_path):
-    """Step 3 of "Build locally": pipenv lock inside the base image agrees with the hook's lock."""
+# Step 3 of "Build locally": the token as a read-only file first, then the platform's own form.
+README_LOCK_COMMANDS = {"token-as-a-file": "docker run --rm -e PYPI_USER=", "platforms-form": "docker run -e PYPI_USER="}
+
+
+@pytest.mark.parametrize("prefix", README_LOCK_COMMANDS.values(), ids=README_LOCK_COMMANDS.keys())
+def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base_image, built, tmp_path, prefix):
+    """pipenv lock inside the base image, as the README shows it, agrees with the hook's lock."""
     project = copy_project(built.project, tmp_path / APP)
+    (project / "PYPI_TOKEN.txt").write_text(built.token + "\n")
     hooks_lock = json.loads((project / "source" / "Pipfile.lock").read_text())
     (project / "source" / "Pipfile.lock").unlink()
-    argv = shlex.split(readme_command(project, "docker run -e PYPI_USER="))
+    argv = shlex.split(readme_command(project, prefix))
     image = next(arg for arg in argv if arg.endswith(f"/library/python:{PYTHON}-slim"))
     # What this machine needs in addition: Docker 20.10 takes no relative bind paths; the
     # Debian-made base image refuses a system-wide pip install (PEP 668), which the official
@@ -329,7 +335,8 @@ def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base
     if ca_bundle():
         machine += ["-v", f"{ca_bundle()}:/ca.pem:ro", "-e", "PIP_CERT=/ca.pem"]
     assert argv[:2] == ["docker", "run"]
-    values = {"./source:/source": f"{project / 'source'}:/source", image: base_image}
+    values = {"./source:/source": f"{project / 'source'}:/source", image: base_image,
+              "./PYPI_TOKEN.txt:/run/secrets/PYPI_TOKEN:ro": f"{project / 'PYPI_TOKEN.txt'}:/run/secrets/PYPI_TOKEN:ro"}
     argv = [DOCKER, "run", *machine, *(values.get(arg, arg).replace("$(cat ./PYPI_TOKEN.txt)", built.token)
                                        .replace("<SSO_USERNAME>", USER) for arg in argv[2:])]
     result = subprocess.run(argv, cwd=project, env=engine.env, capture_output=True, text=True)
