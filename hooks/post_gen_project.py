@@ -9,10 +9,20 @@ In order:
    APPSTACK_SKIP_LOCK=1; then check that Pipfile.lock matches the Pipfile;
 5. print the next steps. It never runs `git init` (cruft update works on the project
    as the user committed it).
+Files that were in the directory before the bake (listed by the pre-generation hook, only
+with APPSTACK_OVERWRITE=1) are never rewritten.
 
-Exit status: 1 when a generated file is broken (a template bug; cookiecutter then
-deletes the project unless --keep-project-on-failure). A failed lock is not that: the
-project is kept, the hook exits 0 and prints why the lock failed and how to lock later.
+Exit status: 1 only when a generated file does not parse (a template bug; cookiecutter
+then deletes the project unless --keep-project-on-failure). Everything this machine can
+get wrong ends with exit 0, the project kept, one warning that names the cause and the fix,
+and the commands that lock later: a cache or temp directory it cannot write, a full disk,
+pipenv that does not install, a missing Python, an index that does not answer within
+APPSTACK_LOCK_TIMEOUT, Ctrl-C or SIGTERM during the lock (pipenv's whole process group is
+ended, source/.venv removed), a helm on PATH that refuses the chart (a warning).
+
+pipenv runs with one rule for pip's settings (NETWORK_SETTINGS: how to reach an index, yes;
+which index, no), in a private temporary directory removed afterwards: pipenv writes files
+there that hold the index URL with PYPI_USER and PYPI_TOKEN expanded.
 
 Like pre_gen_project.py, only main() holds Jinja (the answers, as JSON data); the rest is
 plain Python that the tests import unrendered. Standard library plus PyYAML, which

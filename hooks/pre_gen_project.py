@@ -5,6 +5,10 @@ table (variable, check, accepted form); COMBINATIONS checks answers that are fin
 but cannot work together. `problems(answers)` runs both and returns every failure, so one
 run reports all of them.
 
+Then the directory: cookiecutter generates into a directory it creates, which is empty when
+this hook runs; one that already holds files (after `cookiecutter -f`) is a project the team
+works on, and generating over it is refused unless APPSTACK_OVERWRITE=1 (`check_directory`).
+
 Cookiecutter renders this file with Jinja before running it. Only `main()` holds a Jinja
 expression, and it brings the answers in as JSON data (`tojson`), never as Python source:
 no answer can execute code or break this file. The rest sits in a Jinja raw block, so the

@@ -206,11 +206,14 @@ def pipfile_sources(project):
     return tomllib.loads((project / "source" / "Pipfile").read_text()).get("source", [])
 
 
-def test_without_package_index_the_machines_index_url_goes_into_the_pipfile(cookies, pip_without_config):
+def test_without_package_index_the_machines_index_url_goes_into_the_pipfile(cookies, capfd, pip_without_config):
     pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)
     project = cookies.bake(extra_context=NO_LOCK).project_path
     assert pipfile_sources(project) == [{"name": "pip-index", "url": PIP_INDEX, "verify_ssl": True}]
     assert (project / "source" / "Pipfile").read_text().startswith("# The package index this machine's pip")
+    summary = capfd.readouterr().out
+    assert f"Pipfile: the package index is {PIP_INDEX}, from this machine's PIP_INDEX_URL; it stays in" in summary
+    assert "edit that block (then `make lock`) to use another" in summary
 
 
 def test_without_any_index_url_the_pipfile_has_no_source(cookies, pip_without_config):
@@ -286,6 +289,14 @@ def test_interpreters_are_looked_for_on_path_and_in_pyenv(tmp_path):
         Path("/usr/local/bin/python3.10"), Path("/usr/bin/python3.10"),
         versions / "3.10.13" / "bin" / "python3.10", versions / "3.10.2" / "bin" / "python3.10"]
     assert post.interpreter_candidates("3.10.2", environ, tmp_path)[0] == versions / "3.10.2" / "bin" / "python3.10"
+
+
+def test_without_the_chosen_python_the_lock_says_what_to_install(tmp_path):
+    runners, target, notes = post.choose_runner({"python_version": "3.99"}, {"PATH": str(tmp_path),
+                                                                            "PYENV_ROOT": str(tmp_path)})
+    assert runners == [target] and target[0] == Path(sys.executable)
+    assert notes == [f"Python 3.99 is not on this machine (PATH, pyenv): locked for Python {target[1]} instead; "
+                     "markers may differ from the image's. Install Python 3.99 and run `make lock` to lock for it."]
 
 
 def test_find_python_runs_the_interpreter_it_reports():
