@@ -1,6 +1,7 @@
 """Generation: the tree, the answers in the right places, no template debris."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,14 +148,75 @@ def test_every_choice_option_has_a_label(name):
     assert set(DEFAULTS[name]) <= set(labels), f"{name}: options without a label"
 
 
-def test_the_makefile_lint_target_passes(default_project):
-    """`make lint`: yamllint over the project, helm lint per hostspace, hadolint."""
+def make(project, *targets, path, **env):
+    """The real make, in a baked project, with this PATH (and environment changes)."""
+    environ = {**os.environ, "PATH": path, **env}
+    return subprocess.run([shutil.which("make"), *targets], cwd=project, capture_output=True, text=True, env=environ)
+
+
+@pytest.mark.slow
+def test_make_tools_then_make_lint_passes(default_project, tmp_path):
+    """`make tools` installs the pinned linters into .tools/; `make lint` then runs yamllint over
+    the project, helm lint per hostspace, hadolint and ruff, with only helm from elsewhere."""
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project)
     helm_dir = helm_binaries()["3.17"].parent
-    path = os.pathsep.join([str(Path(sys.executable).parent), str(helm_dir), os.environ["PATH"]])
-    result = subprocess.run(["make", "lint"], cwd=default_project, capture_output=True, text=True,
-                            env={**os.environ, "PATH": path})
+    path = os.pathsep.join([str(helm_dir), os.environ["PATH"]])
+    tools = make(project, "tools", path=path)
+    assert tools.returncode == 0, tools.stdout + tools.stderr
+    assert sorted(p.name for p in (project / ".tools/bin").iterdir()) == ["bandit", "hadolint", "ruff", "yamllint"]
+    result = make(project, "lint", path=path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(DEFAULTS["hostspaces"].split(","))
+    assert "All checks passed!" in result.stdout  # ruff
+    assert ".tools/" in (project / ".gitignore").read_text().splitlines()
+
+
+def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_path):
+    """Nothing on PATH: each target says which program it misses and how to get it."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    nothing = {"HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
+    lint = make(default_project, "lint", path=str(empty), **nothing)
+    assert lint.returncode != 0
+    assert lint.stderr.splitlines()[:4] == [
+        "make lint: yamllint is not installed: run `make tools`.",
+        "make lint: helm is not installed: install helm 3 (https://helm.sh/docs/intro/install/) and put it on PATH.",
+        "make lint: hadolint is not installed: run `make tools`.",
+        "make lint: ruff is not installed: run `make tools`.",
+    ]
+    install = make(default_project, "install", path=str(empty), **nothing)
+    minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
+    assert install.returncode != 0
+    assert install.stderr.splitlines()[:2] == [
+        f"make install: pipenv is not installed: run `pipx install pipenv=={DEFAULTS['pipenv_version']}` "
+        "(on Debian and Ubuntu: `apt install pipx` first).",
+        f"make install: python{minor} is not installed: it is neither on PATH nor in {tmp_path}/pyenv/versions: "
+        f"run `pyenv install {minor}`, or install the system packages python{minor} and python{minor}-venv, "
+        f"or name one with `make install PYTHON=/path/to/python{minor}`.",
+    ]
+    for target, program in (("test", "pipenv"), ("scan", "bandit"), ("build", "docker"), ("helm-lint", "helm")):
+        result = make(default_project, target, path=str(empty), **nothing)
+        assert f"make {target}: {program} is not installed: " in result.stderr, target
+
+
+def test_make_install_finds_the_projects_python_in_pyenv(default_project, tmp_path):
+    """A pyenv machine has no pythonX.Y on PATH (its shims run only where selected)."""
+    minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
+    versions = tmp_path / "pyenv" / "versions"
+    for build in (f"{minor}.1", f"{minor}.4", f"{minor}.4t", "3.99.0"):
+        (versions / build / "bin").mkdir(parents=True)
+        (versions / build / "bin" / f"python{minor}").symlink_to(sys.executable)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    dry_run = make(default_project, "-n", "install", path=str(empty), PYENV_ROOT=str(tmp_path / "pyenv"))
+    assert f'pipenv install --dev --deploy --python "{versions}/{minor}.4/bin/python{minor}"' in dry_run.stdout
+
+
+def test_make_messages_can_be_echoed_in_single_quotes(default_project):
+    text = (default_project / "Makefile").read_text()
+    hows = [line for line in text.replace("\\\n", "").splitlines() if line.startswith("HOW_")]
+    assert len(hows) == 8 and [line for line in hows if "'" in line] == []
 
 
 GENERATED_README_SECTIONS = [
