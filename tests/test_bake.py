@@ -219,6 +219,39 @@ def test_make_messages_can_be_echoed_in_single_quotes(default_project):
     assert len(hows) == 8 and [line for line in hows if "'" in line] == []
 
 
+def organisation_config():
+    """The user config that the README's "One answer file for the organisation" shows."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## One answer file for the organisation", 1)[1].split("\n## ", 1)[0]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
+    config = tmp_path / "org.yaml"
+    # The README's file, and a replay folder of the test's own instead of ~/.cookiecutter_replay.
+    config.write_text(organisation_config() + f"replay_dir: {tmp_path / 'replay'}\n")
+    platform = yaml.safe_load(config.read_text())["default_context"]
+    assert len(platform) >= 9
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(config), "-o", str(tmp_path / "out"),
+         str(REPO), "app_name=orders", "appcode=ord", "lock_dependencies=no"],
+        capture_output=True, text=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": ""})
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "orders"
+    pipeline = yaml.safe_load((project / "azure-pipelines.yaml").read_text())
+    assert pipeline["resources"]["repositories"][0] == {
+        "repository": "spaces", "type": platform["pipeline_repository_type"], "name": platform["pipeline_repository"],
+        "ref": platform["pipeline_ref"], "endpoint": platform["pipeline_service_connection"]}
+    assert pipeline["extends"]["parameters"]["appVersion"] == platform["app_version"]
+    assert pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
+    values = yaml.safe_load((project / "chart/values.yaml").read_text())
+    assert values["image"]["repository"] == f"{platform['docker_registry']}/ord/orders"
+    assert values["dr"]["sites"]["active"]["region"] == platform["dr_active_region"]
+    assert values["dr"]["sites"]["passive"]["region"] == platform["dr_passive_region"]
+    pipfile = (project / "source/Pipfile").read_text()
+    assert platform["package_index"].split("://", 1)[1] in pipfile
+
+
 GENERATED_README_SECTIONS = [
     "## Getting started", "## Repository structure", "## Application configuration",
     "## Local development", "### Artifactory token", "### Build locally", "### Run locally",
