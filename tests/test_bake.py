@@ -142,6 +142,35 @@ def test_every_variable_is_in_the_readme_table(name):
     assert any(f"`{name}`" in row.split("|")[1] for row in rows), f"{name} is not documented in README.md"
 
 
+FEATURE_QUESTIONS = {
+    "hpa": ["hpa_max_replicas", "hpa_cpu_target"],
+    "pvc": ["pvc_size", "pvc_storage_class", "pvc_access_mode", "pvc_mount_path"],
+    "dr": ["dr_active_region", "dr_passive_region"],
+}
+
+
+@pytest.mark.parametrize("feature", FEATURE_QUESTIONS)
+def test_questions_say_when_they_apply(feature):
+    """cookiecutter cannot skip a question: it says which answer it depends on."""
+    for name in FEATURE_QUESTIONS[feature]:
+        question = DEFAULTS["__prompts__"][name]
+        question = question["__prompt__"] if isinstance(question, dict) else question
+        assert question.endswith(f"(used only when {feature} is yes)"), name
+    prompts = DEFAULTS["__prompts__"]
+    assert "with hpa no, the fixed number of pods in pre-production and production" in prompts["hpa_min_replicas"]
+    assert prompts["custom_url"].startswith("Extra hostname served by production")
+
+
+@pytest.mark.parametrize("hostspaces, expected", [
+    ("dev, stage, prod", {"dev": 1, "stage": 3, "prod": 3}),
+    ("live", {"live": 3}),  # alone, the hostspace is production
+], ids=["three hostspaces", "production alone"])
+def test_without_hpa_production_runs_hpa_min_replicas_pods(bake, hostspaces, expected):
+    chart = bake(hpa=False, hpa_min_replicas="3", hostspaces=hostspaces) / "chart"
+    replicas = {name: yaml.safe_load((chart / f"values-{name}.yaml").read_text())["replicaCount"] for name in expected}
+    assert replicas == expected
+
+
 @pytest.mark.parametrize("name", [n for n in PROMPTED if isinstance(DEFAULTS[n], list)])
 def test_every_choice_option_has_a_label(name):
     labels = DEFAULTS["__prompts__"][name]
