@@ -2,14 +2,18 @@
 """flask-appstack's single entry point: `python3 tasks.py generate|test|bench [args]`.
 
 Standard library only, so it runs on a fresh machine with nothing but Python >= 3.9.
-Each command first makes `.venv` with the pinned tools of requirements/dev.txt (once;
-again only when that file changes), then runs:
+Each command first makes `.venv` with the pinned tools it needs (once; again only when
+their requirements change): `generate` only cookiecutter and cruft (requirements/generate.txt),
+`test` and `bench` the whole test toolset (requirements/dev.txt, which includes them). Then:
 
-  generate [cookiecutter args]  cookiecutter on this template (e.g. --no-input -o ~/src)
+  generate [cookiecutter args]  `cruft create` on this template, so the project gets the
+                                .cruft.json that `cruft check` and `cruft update` need;
+                                takes cookiecutter's arguments (e.g. --no-input -o ~/src key=value)
   test [pytest args]            the template's whole test suite, in parallel
   bench [args]                  the benchmarks (benchmarks/run.py)
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
+GENERATE = HERE / "requirements" / "generate.txt"
 REQUIREMENTS = HERE / "requirements" / "dev.txt"
 
 
@@ -39,29 +44,97 @@ def _make_venv():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
 
 
-def ensure_venv():
-    """Install the pinned tools into .venv unless they are already there."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()
+def _digest(requirements):
+    """Of a requirements file, the files it includes (-r) and this Python."""
+    data = requirements.read_bytes()
+    for line in requirements.read_text().splitlines():
+        if line.startswith("-r "):
+            data += _digest(requirements.parent / line[3:].strip()).encode()
+    return hashlib.sha256(data + sys.version.encode()).hexdigest()
+
+
+def ensure_venv(requirements=REQUIREMENTS):
+    """Install the pinned tools into .venv unless they, or the whole toolset, are there."""
     stamp = VENV / ".requirements.sha256"
-    if stamp.exists() and stamp.read_text() == digest and _venv_python().exists():
+    enough = {_digest(requirements), _digest(REQUIREMENTS)}
+    if stamp.exists() and stamp.read_text() in enough and _venv_python().exists():
         return
     _make_venv()
     pip = [str(_venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
-    stamp.write_text(digest)
+    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    stamp.write_text(_digest(requirements))
+
+
+# cookiecutter's options and what cruft create calls them; key=value answers become
+# --extra-context. Options that take a value are listed with it.
+CRUFT_OPTIONS = {"--no-input": "--no-input", "-f": "--overwrite-if-exists",
+                 "--overwrite-if-exists": "--overwrite-if-exists", "--default-config": "--default-config"}
+CRUFT_VALUE_OPTIONS = {"-o": "--output-dir", "--output-dir": "--output-dir", "--config-file": "--config-file",
+                       "-c": "--checkout", "--checkout": "--checkout"}
+
+
+def cruft_create_args(argv):
+    """cookiecutter's command line (options, key=value answers) as cruft create's, or None
+    when it holds something cruft does not take."""
+    args, answers, words = [], {}, list(argv)
+    while words:
+        word = words.pop(0)
+        option, equals, value = word.partition("=")
+        if word in CRUFT_OPTIONS:
+            args.append(CRUFT_OPTIONS[word])
+        elif option in CRUFT_VALUE_OPTIONS and (equals or words):
+            args += [CRUFT_VALUE_OPTIONS[option], value if equals else words.pop(0)]
+        elif equals and not word.startswith("-"):
+            answers[option] = value
+        else:
+            return None
+    if answers:
+        args += ["--extra-context", json.dumps(answers)]
+    return args
+
+
+def _template_commit_state(template):
+    """(is a git work tree, has uncommitted changes) of the template."""
+    if not shutil.which("git"):
+        return False, False
+    inside = subprocess.run(["git", "-C", str(template), "rev-parse", "--is-inside-work-tree"],
+                            capture_output=True, text=True)
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return False, False
+    status = subprocess.run(["git", "-C", str(template), "status", "--porcelain"], capture_output=True, text=True)
+    return True, bool(status.stdout.strip())
+
+
+def generate_command(argv, template=HERE):
+    """Python's arguments for cruft create with these (cookiecutter's) arguments; plain
+    cookiecutter where cruft cannot work, with a note."""
+    is_repository, dirty = _template_commit_state(template)
+    cruft_args = cruft_create_args(argv)
+    if is_repository and cruft_args is not None:
+        if dirty:
+            print("tasks.py: cruft generates from this template's last commit; "
+                  "its uncommitted changes are not in the project.", file=sys.stderr)
+        return ["-m", "cruft", "create", *cruft_args, str(template)]
+    why = "this template is not a git repository" if not is_repository else f"cruft takes no {' '.join(argv)}"
+    print(f"tasks.py: generating with cookiecutter ({why}): the project gets no .cruft.json; "
+          "its README (Template updates) shows the `cruft link` that adds one.", file=sys.stderr)
+    return ["-m", "cookiecutter", str(template), *argv]
 
 
 def main(argv):
     commands = {
-        "generate": ["-m", "cookiecutter", str(HERE)],
         "test": ["-m", "pytest", "-n", os.environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup"],
         "bench": [str(HERE / "benchmarks" / "run.py")],
     }
-    if not argv or argv[0] not in commands:
+    if not argv or argv[0] not in (*commands, "generate"):
         sys.exit(__doc__)
-    ensure_venv()
+    if argv[0] == "generate":
+        ensure_venv(GENERATE)
+        args = [str(_venv_python()), *generate_command(argv[1:])]
+    else:
+        ensure_venv()
+        args = [str(_venv_python()), *commands[argv[0]], *argv[1:]]
     env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-    args = [str(_venv_python()), *commands[argv[0]], *argv[1:]]
     return subprocess.run(args, cwd=HERE if argv[0] != "generate" else None, env=env).returncode
 
 

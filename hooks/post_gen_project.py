@@ -41,6 +41,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -226,26 +227,32 @@ def on_sigterm(signum, frame):
 
 
 def end_process_group(process):
-    """Stop a tool started in a session of its own, and everything it started (resolvers)."""
+    """Stop a tool started in a session of its own, and everything it started (resolvers):
+    SIGTERM, 5 s of grace for the tool, SIGKILL for whatever is left of its group, then wait
+    (5 s at most) until the group is gone."""
     if not hasattr(os, "killpg"):  # Windows: no process groups to end
         process.kill()
         process.wait()
         return
-    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, None)):
-        try:
-            os.killpg(process.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            continue
-        if sig == signal.SIGTERM:  # the leader is gone; its children may not be
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        return
+    signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    signal_group(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 5
+    while signal_group(process.pid, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def signal_group(pgid, sig):
+    """Send `sig` to a process group; False when nothing of it is left."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
 
 
 def timeouts(environ):

@@ -2,8 +2,10 @@
 
 The rules are data: RULES checks one variable each and reads like the README's variable
 table (variable, check, accepted form); COMBINATIONS checks answers that are fine alone
-but cannot work together. `problems(answers)` runs both and returns every failure, so one
-run reports all of them.
+but cannot work together; DERIVED checks that the private names cookiecutter.json derives
+from the answers still agree with them. `problems(answers)` runs all three and returns every
+failure, so one run reports all of them; `report()` ends with the command that generates
+again with every answer given, so fixing one answer costs one answer.
 
 Then the directory: cookiecutter generates into a directory it creates, which is empty when
 this hook runs; one that already holds files (after `cookiecutter -f`) is a project the team
@@ -22,6 +24,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Callable, NamedTuple, Union
@@ -294,15 +297,11 @@ ROLLOUT_SURGE = 1
 
 
 def most_pods(answers):
-    """The most pods that run at once: the HPA's maximum, or the largest per-hostspace
-    replicaCount (1 in development, 2 elsewhere, as values-<hostspace>.yaml sets it; the last
-    hostspace is production),
-    plus the rollout's extra pod."""
-    if answers["hpa"]:
-        replicas = int(answers["hpa_max_replicas"])
-    else:
-        replicas = 2  # production's; there is always a production hostspace (the last)
-    return replicas + ROLLOUT_SURGE
+    """The most pods that run at once: the HPA's maximum or, with the HPA off, the fixed
+    count of pre-production and production (hpa_min_replicas, as values-<hostspace>.yaml sets
+    it; there is always a production hostspace, the last), plus the rollout's extra pod."""
+    replicas = answers["hpa_max_replicas"] if answers["hpa"] else answers["hpa_min_replicas"]
+    return int(replicas) + ROLLOUT_SURGE
 
 
 def service_connection_when_needed(answers):
@@ -381,7 +380,7 @@ COMBINATIONS = [
                 "hpa_min_replicas ≤ hpa_max_replicas"),
     Combination(("pvc", "pvc_access_mode", "pod_anti_affinity"), volume_can_schedule,
                 "a volume the pods can share: ReadWriteMany, or preferred (or no) anti-affinity",
-                needs=("hpa", "hpa_max_replicas", "hostspaces")),
+                needs=("hpa", "hpa_min_replicas", "hpa_max_replicas")),
     Combination(("custom_url",), custom_url_is_its_own,
                 "a hostname other than <app_name>-<hostspace>.[<region>.]<platform_domain>",
                 needs=("app_name", "hostspaces", "platform_domain", "dr", "dr_active_region", "dr_passive_region")),
@@ -396,6 +395,37 @@ COMBINATIONS = [
     Combination(("pipeline_repository_type", "pipeline_service_connection"), service_connection_when_needed,
                 "a service connection name with pipeline_repository_type github"),
 ]
+
+
+# ---- derived names -------------------------------------------------------------------
+
+# cookiecutter.json derives these private names from the answers with Jinja. A replay file,
+# or answers passed with them, holds them already filled in: an edited app_name would keep
+# the old chart and image names. So each must still be what its answers give (the same
+# formulas as cookiecutter.json's; tests/test_rules.py renders both and compares).
+DERIVED = {
+    "__python_minor": (("python_version",), lambda a: ".".join(a["python_version"].split(".")[:2])),
+    "__python_full": (("python_version",), lambda a: a["python_version"] if a["python_version"].count(".") == 2
+                      else a["python_version"] + ".0"),
+    "__chart_name": (("app_name",), lambda a: a["app_name"]),
+    "__image_name": (("appcode", "app_name"), lambda a: f"{a['appcode']}/{a['app_name']}"),
+}
+
+
+def stale_derived_names(answers, failed):
+    """A Problem for each derived name that its answers no longer give."""
+    found = []
+    for name, (sources, derive) in DERIVED.items():
+        if name not in answers or failed.intersection(sources):
+            continue
+        expected = derive(answers)
+        if answers[name] != expected:
+            found.append(Problem(
+                (name,), (answers[name],),
+                f"{json.dumps(expected)} (derived from {' and '.join(sources)}): leave {name} out of the "
+                "replay file or the answers, cookiecutter derives it",
+                f"it no longer agrees with {' and '.join(sources)}"))
+    return found
 
 
 # ---- running the tables --------------------------------------------------------------
@@ -421,13 +451,49 @@ def problems(answers):
             values = tuple(answers[name] for name in combination.variables)
             reason = result if isinstance(result, str) else ""
             found.append(Problem(combination.variables, values, combination.accepted, reason))
-    return found
+    return found + stale_derived_names(answers, failed)
 
 
-def report(found):
+def answer_text(value):
+    """An answer as cookiecutter's command line takes it: key=yes/no for the booleans."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def rerun_command(answers, cwd):
+    """A shell command that generates again with every answer given and asks nothing.
+
+    cruft (it puts _commit into the context) gets `cruft create`, so that .cruft.json is
+    written; cookiecutter gets `cookiecutter`. Both run the template as the user named it:
+    cruft stores an absolute path or the URL, cookiecutter a path relative to where it ran,
+    where the command is printed. The hook runs in the project folder, which cookiecutter
+    removes after a failure: its parent is the output folder."""
+    order = list(dict.fromkeys(rule.variable for rule in RULES))  # cookiecutter.json's; tojson sorts
+    given = {key: answers[key] for key in sorted(answers, key=lambda k: order.index(k) if k in order else len(order))
+             if not key.startswith("_")}
+    template = str(answers.get("_template") or answers.get("_repo_dir") or "<template>")
+    output_dir = answers.get("_output_dir") or os.path.dirname(os.path.abspath(cwd))
+    if "_commit" in answers:
+        words = ["cruft", "create", "--no-input", "--output-dir", output_dir,
+                 "--extra-context", json.dumps(given, ensure_ascii=False), template]
+    else:
+        words = ["cookiecutter", "--no-input", "--output-dir", output_dir]
+        if answers.get("_checkout"):
+            words += ["--checkout", str(answers["_checkout"])]
+        words += [template, *(f"{key}={answer_text(value)}" for key, value in given.items())]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def report(found, answers=None, cwd="."):
     lines = [f"flask-appstack: {len(found)} answer(s) cannot be used, so nothing was generated:"]
     lines += [f"  - {problem}" for problem in found]
-    lines.append("Run cookiecutter (or cruft create) again with these answers corrected.")
+    if answers is None:
+        lines.append("Run cookiecutter (or cruft create) again with these answers corrected.")
+    else:
+        lines.append("Correct the value(s) above in this command, which holds every answer given, "
+                     "and run it: it asks nothing.")
+        lines.append(rerun_command(answers, cwd))
     return "\n".join(lines)
 
 
@@ -477,7 +543,7 @@ def main():
     sys.stderr.reconfigure(errors="backslashreplace")
     found = problems(answers)
     if found:
-        print(report(found), file=sys.stderr)
+        print(report(found, answers, os.getcwd()), file=sys.stderr)
         return 1
     refused = check_directory(Path.cwd(), os.environ)
     if refused:

@@ -1,6 +1,7 @@
 """Generation: the tree, the answers in the right places, no template debris."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,20 +143,143 @@ def test_every_variable_is_in_the_readme_table(name):
     assert any(f"`{name}`" in row.split("|")[1] for row in rows), f"{name} is not documented in README.md"
 
 
+FEATURE_QUESTIONS = {
+    "hpa": ["hpa_max_replicas", "hpa_cpu_target"],
+    "pvc": ["pvc_size", "pvc_storage_class", "pvc_access_mode", "pvc_mount_path"],
+    "dr": ["dr_active_region", "dr_passive_region"],
+}
+
+
+@pytest.mark.parametrize("feature", FEATURE_QUESTIONS)
+def test_questions_say_when_they_apply(feature):
+    """cookiecutter cannot skip a question: it says which answer it depends on."""
+    for name in FEATURE_QUESTIONS[feature]:
+        question = DEFAULTS["__prompts__"][name]
+        question = question["__prompt__"] if isinstance(question, dict) else question
+        assert question.endswith(f"(used only when {feature} is yes)"), name
+    prompts = DEFAULTS["__prompts__"]
+    assert "with hpa no, the fixed number of pods in pre-production and production" in prompts["hpa_min_replicas"]
+    assert prompts["custom_url"].startswith("Extra hostname served by production")
+
+
+@pytest.mark.parametrize("hostspaces, expected", [
+    ("dev, stage, prod", {"dev": 1, "stage": 3, "prod": 3}),
+    ("live", {"live": 3}),  # alone, the hostspace is production
+], ids=["three hostspaces", "production alone"])
+def test_without_hpa_production_runs_hpa_min_replicas_pods(bake, hostspaces, expected):
+    chart = bake(hpa=False, hpa_min_replicas="3", hostspaces=hostspaces) / "chart"
+    replicas = {name: yaml.safe_load((chart / f"values-{name}.yaml").read_text())["replicaCount"] for name in expected}
+    assert replicas == expected
+
+
 @pytest.mark.parametrize("name", [n for n in PROMPTED if isinstance(DEFAULTS[n], list)])
 def test_every_choice_option_has_a_label(name):
     labels = DEFAULTS["__prompts__"][name]
     assert set(DEFAULTS[name]) <= set(labels), f"{name}: options without a label"
 
 
-def test_the_makefile_lint_target_passes(default_project):
-    """`make lint`: yamllint over the project, helm lint per hostspace, hadolint."""
+def make(project, *targets, path, **env):
+    """The real make, in a baked project, with this PATH (and environment changes)."""
+    environ = {**os.environ, "PATH": path, **env}
+    return subprocess.run([shutil.which("make"), *targets], cwd=project, capture_output=True, text=True, env=environ)
+
+
+@pytest.mark.slow
+def test_make_tools_then_make_lint_passes(default_project, tmp_path):
+    """`make tools` installs the pinned linters into .tools/; `make lint` then runs yamllint over
+    the project, helm lint per hostspace, hadolint and ruff, with only helm from elsewhere."""
+    project = tmp_path / "project"
+    shutil.copytree(default_project, project)
     helm_dir = helm_binaries()["3.17"].parent
-    path = os.pathsep.join([str(Path(sys.executable).parent), str(helm_dir), os.environ["PATH"]])
-    result = subprocess.run(["make", "lint"], cwd=default_project, capture_output=True, text=True,
-                            env={**os.environ, "PATH": path})
+    path = os.pathsep.join([str(helm_dir), os.environ["PATH"]])
+    tools = make(project, "tools", path=path)
+    assert tools.returncode == 0, tools.stdout + tools.stderr
+    assert sorted(p.name for p in (project / ".tools/bin").iterdir()) == ["bandit", "hadolint", "ruff", "yamllint"]
+    result = make(project, "lint", path=path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(DEFAULTS["hostspaces"].split(","))
+    assert "All checks passed!" in result.stdout  # ruff
+    assert ".tools/" in (project / ".gitignore").read_text().splitlines()
+
+
+def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_path):
+    """Nothing on PATH: each target says which program it misses and how to get it."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    nothing = {"HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
+    lint = make(default_project, "lint", path=str(empty), **nothing)
+    assert lint.returncode != 0
+    assert lint.stderr.splitlines()[:4] == [
+        "make lint: yamllint is not installed: run `make tools`.",
+        "make lint: helm is not installed: install helm 3 (https://helm.sh/docs/intro/install/) and put it on PATH.",
+        "make lint: hadolint is not installed: run `make tools`.",
+        "make lint: ruff is not installed: run `make tools`.",
+    ]
+    install = make(default_project, "install", path=str(empty), **nothing)
+    minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
+    assert install.returncode != 0
+    assert install.stderr.splitlines()[:2] == [
+        f"make install: pipenv is not installed: run `pipx install pipenv=={DEFAULTS['pipenv_version']}` "
+        "(on Debian and Ubuntu: `apt install pipx` first).",
+        f"make install: python{minor} is not installed: it is neither on PATH nor in {tmp_path}/pyenv/versions: "
+        f"run `pyenv install {minor}`, or install the system packages python{minor} and python{minor}-venv, "
+        f"or name one with `make install PYTHON=/path/to/python{minor}`.",
+    ]
+    for target, program in (("test", "pipenv"), ("scan", "bandit"), ("build", "docker"), ("helm-lint", "helm")):
+        result = make(default_project, target, path=str(empty), **nothing)
+        assert f"make {target}: {program} is not installed: " in result.stderr, target
+
+
+def test_make_install_finds_the_projects_python_in_pyenv(default_project, tmp_path):
+    """A pyenv machine has no pythonX.Y on PATH (its shims run only where selected)."""
+    minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
+    versions = tmp_path / "pyenv" / "versions"
+    for build in (f"{minor}.1", f"{minor}.4", f"{minor}.4t", "3.99.0"):
+        (versions / build / "bin").mkdir(parents=True)
+        (versions / build / "bin" / f"python{minor}").symlink_to(sys.executable)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    dry_run = make(default_project, "-n", "install", path=str(empty), PYENV_ROOT=str(tmp_path / "pyenv"))
+    assert f'sh scripts/pipenv.sh install --dev --deploy --python "{versions}/{minor}.4/bin/python{minor}"' in dry_run.stdout
+
+
+def test_make_messages_can_be_echoed_in_single_quotes(default_project):
+    text = (default_project / "Makefile").read_text()
+    hows = [line for line in text.replace("\\\n", "").splitlines() if line.startswith("HOW_")]
+    assert len(hows) == 9 and [line for line in hows if "'" in line] == []
+
+
+def organisation_config():
+    """The user config that the README's "One answer file for the organisation" shows."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## One answer file for the organisation", 1)[1].split("\n## ", 1)[0]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
+    config = tmp_path / "org.yaml"
+    # The README's file, and a replay folder of the test's own instead of ~/.cookiecutter_replay.
+    config.write_text(organisation_config() + f"replay_dir: {tmp_path / 'replay'}\n")
+    platform = yaml.safe_load(config.read_text())["default_context"]
+    assert len(platform) >= 9
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(config), "-o", str(tmp_path / "out"),
+         str(REPO), "app_name=orders", "appcode=ord", "lock_dependencies=no"],
+        capture_output=True, text=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": ""})
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "out" / "orders"
+    pipeline = yaml.safe_load((project / "azure-pipelines.yaml").read_text())
+    assert pipeline["resources"]["repositories"][0] == {
+        "repository": "spaces", "type": platform["pipeline_repository_type"], "name": platform["pipeline_repository"],
+        "ref": platform["pipeline_ref"], "endpoint": platform["pipeline_service_connection"]}
+    assert pipeline["extends"]["parameters"]["appVersion"] == platform["app_version"]
+    assert pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
+    values = yaml.safe_load((project / "chart/values.yaml").read_text())
+    assert values["image"]["repository"] == f"{platform['docker_registry']}/ord/orders"
+    assert values["dr"]["sites"]["active"]["region"] == platform["dr_active_region"]
+    assert values["dr"]["sites"]["passive"]["region"] == platform["dr_passive_region"]
+    pipfile = (project / "source/Pipfile").read_text()
+    assert platform["package_index"].split("://", 1)[1] in pipfile
 
 
 GENERATED_README_SECTIONS = [

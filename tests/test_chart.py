@@ -353,7 +353,7 @@ def test_hpa_bounds_and_target_are_the_answers(chart):
         deployment = one(objects, "Deployment")
         if not chart.answers["hpa"]:
             assert of_kind(objects, "HorizontalPodAutoscaler") == []
-            expected = 1 if chart.stage(label) == "development" else 2
+            expected = 1 if chart.stage(label) == "development" else int(chart.answers["hpa_min_replicas"])
             assert deployment["spec"]["replicas"] == expected, label
             continue
         assert "replicas" not in deployment["spec"], label

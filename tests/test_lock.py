@@ -1,6 +1,6 @@
 """The real lock: the post-generation hook runs pipenv lock, and the result installs.
 
-The default project is locked by the hook (pipenv 2026.10.3, Python 3.10 from this
+The default project is locked by the hook (the default pipenv and Python, 3.13, from this
 machine), checked against its Pipfile, installed with the generated Makefile (`pipenv install --deploy`)
 into a fresh virtualenv of that Python; its tests (with the coverage gate) and scan pass
 there, and `make run` serves it.
@@ -45,7 +45,7 @@ def locked(bake):
 def test_the_lock_resolves_for_the_chosen_python(locked):
     project, _ = locked
     lock = json.loads((project / "source" / "Pipfile.lock").read_text())
-    assert lock["_meta"]["requires"] == {"python_version": "3.10"}
+    assert lock["_meta"]["requires"] == {"python_version": ".".join(DEFAULTS["python_version"].split(".")[:2])}
     assert {"flask", "gunicorn"} <= set(lock["default"])
     assert {"pytest", "pytest-cov", "bandit"} <= set(lock["develop"])
     for name, entry in {**lock["default"], **lock["develop"]}.items():

@@ -1,6 +1,7 @@
 """The pre-generation rules (hooks/pre_gen_project.py), called directly: no bake."""
 import copy
 import json
+import shlex
 
 import pytest
 from cookiecutter.prompt import prompt_for_config
@@ -19,8 +20,9 @@ RENDERED_DEFAULTS = prompt_for_config({"cookiecutter": copy.deepcopy(DEFAULTS)},
 
 
 def answers(**changes):
-    """The default answers, plus changes."""
-    return {**RENDERED_DEFAULTS, **changes}
+    """The default answers, plus changes. Without the derived names, which cookiecutter would
+    derive from the changed answers (their own tests below give them)."""
+    return {**{k: v for k, v in RENDERED_DEFAULTS.items() if k not in pre.DERIVED}, **changes}
 
 
 def named(found):
@@ -48,6 +50,7 @@ def test_the_table_follows_cookiecutter_json_order():
 
 def test_the_defaults_pass():
     assert pre.problems(answers()) == []
+    assert pre.problems(RENDERED_DEFAULTS) == []  # with the derived names cookiecutter made
 
 
 @pytest.mark.parametrize("variable", sorted(CHOICES))
@@ -79,7 +82,7 @@ VALID = [
     ("description", "emoji with a joiner: \U0001F469\u200d\U0001F4BB and Arabic \u0645\u0631\u062d\u0628\u0627"),
     ("python_version", "3.12.1"),
     ("python_version", "3.13"),
-    ("pipenv_version", "2022.7.24"),
+    ("pipenv_version", "2023.4.20"),
     ("pipenv_version", "2024.0.1rc1"),
     ("app_version", "4.7.12"),
     ("hostspaces", "dev"),
@@ -329,6 +332,14 @@ def test_the_volume_message_explains_why_pods_stay_pending():
     assert "stays Pending" in str(problem)
 
 
+def test_without_hpa_the_fixed_replica_count_is_hpa_min_replicas():
+    """values-<production>.yaml's replicaCount is hpa_min_replicas when the HPA is off."""
+    assert pre.most_pods(answers(hpa=False, hpa_min_replicas="3")) == 4
+    assert pre.most_pods(answers(hpa=True, hpa_min_replicas="3", hpa_max_replicas="7")) == 8
+    [problem] = pre.problems(answers(pvc=True, pod_anti_affinity="required", hpa=False, hpa_min_replicas="3"))
+    assert "up to 4 pods run at once" in str(problem)
+
+
 def test_a_combination_is_not_checked_when_one_of_its_values_is_invalid():
     found = pre.problems(answers(hpa_min_replicas="6", hpa_max_replicas="many"))
     assert named(found) == ["hpa_max_replicas"]
@@ -358,6 +369,72 @@ def test_the_report_has_one_line_per_problem_even_for_multiline_values():
 def test_the_readme_shows_the_report_as_the_hook_prints_it():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     example = readme.split("## Hooks", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
-    found = pre.problems(answers(python_version="3.8", hpa_min_replicas="6"))
-    shown = pre.report(found).splitlines()
-    assert example.splitlines() == shown[:-1]  # the README leaves out the closing advice
+    given = answers(python_version="3.8", hpa_min_replicas="6")
+    found = pre.problems(given)
+    shown = pre.report(found, {**given, "_template": "gh:example-org/flask-appstack"}, "/home/me/src/x").splitlines()
+    assert example.splitlines()[:-1] == shown[:-1]
+    # The README shortens the command (…); what it shows is the command's own beginning.
+    assert shown[-1].startswith(example.splitlines()[-1].split(" app_name=")[0] + " app_name=")
+
+
+# ---- derived names -------------------------------------------------------------------------
+
+DERIVED_CASES = [
+    {"python_version": "3.9", "pipenv_version": "2025.0.4", "app_name": "a", "appcode": "d"},
+    {"python_version": "3.12.1", "app_name": "orders-api", "appcode": "ord7"},
+    {"python_version": "3.13", "app_name": "flask-app", "appcode": "demo"},
+]
+
+
+@pytest.mark.parametrize("changes", DERIVED_CASES, ids=lambda changes: changes["python_version"])
+def test_derived_names_follow_cookiecutter_json(changes):
+    """The hook's formulas are cookiecutter.json's: cookiecutter renders them, the hook agrees."""
+    rendered = prompt_for_config({"cookiecutter": {**copy.deepcopy(DEFAULTS), **changes}}, no_input=True)
+    assert set(pre.DERIVED) == {key for key in DEFAULTS if key.startswith("__") and key != "__prompts__"}
+    assert {name: derive(rendered) for name, (_, derive) in pre.DERIVED.items()} == {
+        name: rendered[name] for name in pre.DERIVED}
+    assert pre.problems(rendered) == []
+
+
+def test_a_stale_derived_name_is_named_with_the_value_it_must_have():
+    """A replay file with an edited app_name still holds the old chart and image names."""
+    stale = {**RENDERED_DEFAULTS, "app_name": "orders-api"}
+    found = pre.problems(stale)
+    assert named(found) == ["__chart_name", "__image_name"]
+    assert '__chart_name = "flask-app": it no longer agrees with app_name; expected "orders-api"' in str(found[0])
+    assert '"demo/orders-api"' in str(found[1])
+
+
+def test_a_derived_name_is_not_checked_when_its_answer_is_invalid():
+    found = pre.problems({**RENDERED_DEFAULTS, "app_name": "Orders-API"})
+    assert named(found) == ["app_name"]
+
+
+# ---- the command that generates again ------------------------------------------------------
+
+
+def public(**changes):
+    """The answers a user gives: no private (_) entries of cookiecutter.json."""
+    return {key: value for key, value in answers(**changes).items() if not key.startswith("_")}
+
+
+def test_the_report_ends_with_a_cookiecutter_command_holding_every_answer(tmp_path):
+    given = public(app_name="Orders", description="it's \"quoted\" $(not run)", hpa=False)
+    context = {**given, "_template": "gh:scale/flask-appstack", "_output_dir": str(tmp_path),
+               "_checkout": None, "__chart_name": "Orders"}
+    lines = pre.report(pre.problems(context), context, str(tmp_path / "Orders")).splitlines()
+    words = shlex.split(lines[-1])
+    assert words[:5] == ["cookiecutter", "--no-input", "--output-dir", str(tmp_path), "gh:scale/flask-appstack"]
+    expected = {key: ("yes" if value is True else "no" if value is False else value) for key, value in given.items()}
+    assert dict(word.split("=", 1) for word in words[5:]) == expected
+    assert [word.split("=", 1)[0] for word in words[5:]] == VARIABLES  # in the order of the questions
+
+
+def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_path):
+    given = public(app_name="Orders")
+    context = {**given, "_template": "/srv/templates/flask-appstack", "_commit": "0" * 40}
+    command = pre.rerun_command(context, str(tmp_path / "out" / "Orders"))
+    words = shlex.split(command)
+    assert words[:5] == ["cruft", "create", "--no-input", "--output-dir", str(tmp_path / "out")]
+    assert words[5] == "--extra-context" and json.loads(words[6]) == given
+    assert words[7:] == ["/srv/templates/flask-appstack"]
