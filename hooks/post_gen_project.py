@@ -112,14 +112,52 @@ def configured_index_url(pip_config_list, environ):
     return next((found[scope] for scope in (":env:", "install", "global") if found.get(scope)), "")
 
 
-def pip_config_list():
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "pip", "config", "list"],
-            capture_output=True, text=True, timeout=60, check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ""  # no pip beside cookiecutter: PIP_INDEX_URL alone decides
+def pip_config_files(environ=os.environ, home=Path.home()):
+    """pip's configuration files, in the order pip reads them (a later one wins): global,
+    user (not when PIP_CONFIG_FILE names a file that exists), site (the interpreter running
+    this hook), then PIP_CONFIG_FILE. None at all when it is os.devnull, as in pip."""
+    own = environ.get("PIP_CONFIG_FILE")
+    if own == os.devnull:
+        return []
+    home = Path(home)
+    if os.name == "nt":
+        program_data = Path(environ.get("PROGRAMDATA", r"C:\ProgramData"))
+        appdata = Path(environ.get("APPDATA", home / "AppData" / "Roaming"))
+        system, user, name = [program_data / "pip" / "pip.ini"], [home / "pip" / "pip.ini", appdata / "pip" / "pip.ini"], "pip.ini"
+    else:
+        dirs = [path for path in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep) if path]
+        system = [Path(path) / "pip" / "pip.conf" for path in dirs] + [Path("/etc/pip.conf")]
+        user = [home / ".pip" / "pip.conf"]
+        if sys.platform == "darwin":
+            user.append(home / "Library" / "Application Support" / "pip" / "pip.conf")
+        user.append(Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "pip" / "pip.conf")
+        name = "pip.conf"
+    if own and Path(own).exists():
+        user = []
+    return system + user + [Path(sys.prefix) / name] + ([Path(own)] if own else [])
+
+
+def pip_config_list(environ=os.environ, home=Path.home()):
+    """What `pip config list` prints (`global.index-url='...'`, `:env:.cert='...'`), read
+    here without starting pip: the [global] and [install] settings of pip's configuration
+    files, then its PIP_* environment variables."""
+    import configparser
+
+    settings = {}
+    for path in pip_config_files(environ, home):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue  # pip would refuse such a file; it decides nothing here
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                for key, value in parser.items(section):
+                    settings[f"{section}.{key.replace('_', '-')}"] = " ".join(value.split())
+    for variable, value in environ.items():
+        if variable.startswith("PIP_") and value:
+            settings[f":env:.{variable[4:].lower().replace('_', '-')}"] = value
+    return "".join(f"{key}='{value}'\n" for key, value in sorted(settings.items()))
 
 
 def index_source(url):
@@ -614,6 +652,7 @@ def data_file_problems(project):
     """Every YAML and JSON file parses (chart/templates/ holds Helm templates, not YAML)."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where PyYAML has it
     found = []
     for path in sorted(project.rglob("*")):
         relative = path.relative_to(project).as_posix()
@@ -621,7 +660,7 @@ def data_file_problems(project):
             continue
         try:
             if path.suffix in (".yaml", ".yml"):
-                list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+                list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader))
             elif path.suffix == ".json" or path.name == "Pipfile.lock":
                 json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, yaml.YAMLError) as error:
@@ -630,22 +669,27 @@ def data_file_problems(project):
 
 
 def helm_warnings(project, answers, helm, environ):
-    """`helm lint --strict` of the chart with each hostspace's values, by the user's helm.
+    """`helm lint --strict` of the chart with each hostspace's values, by the user's helm,
+    all hostspaces at once.
 
     Warnings, not failures: that helm is whatever version the user has; the template's own
     suite lints every chart with the helm versions it pins."""
     chart = project / "chart"
-    found = []
-    for space in hostspaces(answers):
-        values = chart / f"values-{space}.yaml"
-        args = [helm, "lint", "--strict", chart] + (["-f", values] if values.is_file() else [])
-        try:
-            result = run_tool(args, "`helm lint`", environ, 120)
-        except (LockError, OSError) as error:
-            return [f"{helm} could not lint the chart: {error}"]
-        if result.returncode != 0:
-            found.append(f"{helm} refuses chart/ with values-{space}.yaml: {last_error(result.stdout + result.stderr)}")
-    return found
+    runs = {}
+    try:
+        for space in hostspaces(answers):
+            values = chart / f"values-{space}.yaml"
+            args = [helm, "lint", "--strict", str(chart)] + (["-f", str(values)] if values.is_file() else [])
+            runs[space] = subprocess.Popen(args, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True, errors="backslashreplace")
+        outputs = {space: run.communicate(timeout=120)[0] for space, run in runs.items()}
+    except (OSError, subprocess.SubprocessError) as error:
+        for run in runs.values():
+            run.kill()
+            run.wait()
+        return [f"{helm} could not lint the chart: {error}"]
+    return [f"{helm} refuses chart/ with values-{space}.yaml: {last_error(outputs[space])}"
+            for space, run in runs.items() if run.returncode != 0]
 
 
 # ---- what to do next -----------------------------------------------------------------

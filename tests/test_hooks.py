@@ -490,3 +490,22 @@ def test_pipenv_gets_pips_certificate_for_its_own_requests():
 def test_pipenv_gets_a_private_temporary_directory(tmp_path):
     env = post.pipenv_environment({"TMPDIR": "/tmp"}, "", tmp_path)
     assert env["TMPDIR"] == env["TEMP"] == env["TMP"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("config", [None, "[global]\nindex-url = https://mirror.example.com/simple\n"
+                                          "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n"],
+                         ids=["this-machine", "a-config-file"])
+def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
+    """The hook reads pip's configuration without starting pip (a second of every bake)."""
+    if config:
+        (tmp_path / "pip.conf").write_text(config)
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
+        monkeypatch.setenv("PIP_PROXY", "http://proxy.example.com:3128")
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
+    assert post.pip_config_list(os.environ) == listed.stdout
+    if config:
+        assert "install.cert='/etc/pip/ca.pem'" in listed.stdout  # the case is a real one
+
+
+def test_a_devnull_pip_config_file_means_no_files():
+    assert post.pip_config_files({"PIP_CONFIG_FILE": os.devnull}) == []
