@@ -609,24 +609,12 @@ def index_hint(project, environ):
     return hints
 
 
-def readme_lock_command(project):
-    """The README's command that locks in a container (section "Build locally")."""
-    readme = project / "README.md"
-    for line in readme.read_text(encoding="utf-8").splitlines() if readme.is_file() else []:
-        if line.strip().startswith("docker run") and "pipenv lock" in line:
-            return line.strip()
-    return ""
-
-
 def how_to_lock(project, answers):
-    lines = [
+    return "\n".join([
         "Lock before the first push (the image build refuses a missing or stale lock):",
         f"  with pipenv {answers['pipenv_version']} installed:  cd {project} && make lock",
-    ]
-    command = readme_lock_command(project)
-    if command:
-        lines += ["  or in a container (README.md, \"Build locally\"):", f"    {command}"]
-    return "\n".join(lines)
+        f"  or in the base image, with Docker (README.md, \"Build locally\"):  cd {project} && make lock-in-container",
+    ])
 
 
 BAR = "!" * 78

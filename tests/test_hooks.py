@@ -235,7 +235,7 @@ def test_the_environment_variable_skips_the_lock(cookies, capfd, monkeypatch):
     assert result.exit_code == 0, result.exception
     assert not (result.project_path / "source" / "Pipfile.lock").exists()
     assert "not locked (APPSTACK_SKIP_LOCK is set)" in out
-    assert "pip install pipenv==2026.10.3 && pipenv lock" in out  # the README's docker command
+    assert "&& make lock-in-container" in out  # the README's docker command
 
 
 def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files(cookies, tmpdir):
@@ -387,13 +387,26 @@ def test_the_reason_of_a_failure_is_pips_error_line():
     assert post.last_error(output) == "ERROR: No matching distribution found for flask"
 
 
-def test_the_lock_command_is_the_readmes(default_project):
-    command = post.readme_lock_command(default_project)
-    assert command.startswith("docker run ") and command.endswith("pipenv lock'")
-    # The brief's command, with this project's base image and pipenv.
+def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_path):
+    """The hook names `make lock-in-container`; it runs what the README's Build locally shows."""
+    project = Path(shutil.copytree(default_project, tmp_path / "project"))
+    (project / "PYPI_TOKEN.txt").write_text("not-a-token\n")
+    readme = [line.strip() for line in (project / "README.md").read_text().splitlines()
+              if line.strip().startswith("docker run --rm -e PYPI_USER=")]
+    dry_run = subprocess.run(["make", "-n", "lock-in-container", "PYPI_USER=<SSO_USERNAME>"], cwd=project,
+                             capture_output=True, text=True, check=True)
+    [command] = [line.replace(f"{project}/", "./") for line in dry_run.stdout.replace("\\\n", "").splitlines()
+                 if line.startswith("docker run")]
+    assert len(readme) == 1 and shlex.split(command) == shlex.split(readme[0])
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
-    assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in command
-    assert f"pipenv=={DEFAULTS['pipenv_version']}" in command
+    assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in readme[0]
+    assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in readme[0]
+
+
+def test_make_lock_in_container_needs_the_token_file(default_project):
+    made = subprocess.run(["make", "lock-in-container"], cwd=default_project, capture_output=True, text=True)
+    assert made.returncode != 0
+    assert "make lock-in-container: put your Artifactory token in PYPI_TOKEN.txt first" in made.stderr
 
 
 def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):

@@ -165,4 +165,4 @@ def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, ca
     assert "Reason: ERROR: No matching distribution found for" in err
     assert f"Hint: {index} cannot be reached" in err and "Connection refused" in err
     assert "The project was generated and kept" in err
-    assert post.readme_lock_command(project) in err
+    assert f"cd {project} && make lock-in-container" in err
