@@ -18,7 +18,7 @@ import yaml
 
 from conftest import combination_id
 from tools.helm import helm_binaries
-from tools.validators import run_checkov, schemas_dir
+from tools.validators import SCHEMAS, run_checkov
 
 pytestmark = pytest.mark.slow
 
@@ -279,9 +279,6 @@ def test_every_object_is_valid_kubernetes(chart, written_renders):
 
 
 def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
-    schemas = schemas_dir()
-    if schemas is None:
-        pytest.skip("no shared schemas: set APPSTACK_SCHEMAS to the folder with getambassador.io/")
     for kind, schema in (("Host", "host_v3alpha1.json"), ("Mapping", "mapping_v3alpha1.json")):
         files = []
         for label in chart.labels:
@@ -291,7 +288,7 @@ def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
                 files[-1].write_text(json.dumps(obj))
         assert files, f"no {kind} rendered"
         result = run([tool("check-jsonschema"), "--schemafile",
-                      schemas / "getambassador.io" / schema, *files])
+                      SCHEMAS / "getambassador.io" / schema, *files])
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -645,10 +642,7 @@ def suites(chart):
 
 
 def test_every_suite_validates_against_the_helm_unittest_schema(chart):
-    schemas = schemas_dir()
-    if schemas is None:
-        pytest.skip("no shared schemas: set APPSTACK_SCHEMAS to the folder with helm-testsuite.json")
-    result = run([tool("check-jsonschema"), "--schemafile", schemas / "helm-testsuite.json",
+    result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "helm-testsuite.json",
                   *suites(chart)])
     assert result.returncode == 0, result.stdout + result.stderr
 
