@@ -1,25 +1,96 @@
 """The real lock: the post-generation hook runs pipenv lock, and the result installs.
 
 The default project is locked by the hook (pipenv 2026.10.3, Python 3.10 from this
-machine), checked against its Pipfile, installed with the generated Makefile (`pipenv install --deploy`)
+machine: found as runners provide it, see `runner_python`), checked against its Pipfile, installed with the generated Makefile (`pipenv install --deploy`)
 into a fresh virtualenv of that Python; its tests (with the coverage gate) and scan pass
 there, and `make run` serves it.
 A lock against an index nobody listens on fails, and the project is kept.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULTS, free_port, http_get, load_hook
+from conftest import DEFAULTS, LOCK_PYTHONS, free_port, http_get, load_hook
 
 pytestmark = pytest.mark.slow
 
 post = load_hook("post_gen_project")
+
+PYTHONS = LOCK_PYTHONS
+
+
+def tool_caches(environ=os.environ):
+    """setup-python's (GitHub) and UsePythonVersion's (Azure) tool caches: $RUNNER_TOOL_CACHE,
+    $AGENT_TOOLSDIRECTORY, and /opt/hostedtoolcache where hosted runners keep it."""
+    roots = [environ.get("RUNNER_TOOL_CACHE"), environ.get("AGENT_TOOLSDIRECTORY"), "/opt/hostedtoolcache"]
+    unique = []
+    for root in filter(None, roots):
+        if Path(root) not in unique:
+            unique.append(Path(root))
+    return unique
+
+
+def python_candidates(minor, environ=os.environ, home=Path.home()):
+    """(origin, executable) that may be Python `minor` (X.Y), in the order runners offer them:
+    pythonX.Y on PATH (setup-python, UsePythonVersion, the image's own), the tool cache's
+    Python/X.Y.Z/x64/bin (newest patch first), pyenv's versions/X.Y.Z/bin."""
+    found = [("PATH", Path(directory) / f"python{minor}")
+             for directory in environ.get("PATH", "").split(os.pathsep) if directory]
+
+    def newest_first(paths):
+        patches = [path for path in paths if re.fullmatch(rf"{re.escape(minor)}\.[0-9]+", path.name)]
+        return sorted(patches, key=lambda path: int(path.name.rsplit(".", 1)[1]), reverse=True)
+
+    for cache in tool_caches(environ):
+        found += [("tool cache", path / "x64" / "bin" / f"python{minor}")
+                  for path in newest_first((cache / "Python").glob(f"{minor}.*"))]
+    pyenv = Path(environ.get("PYENV_ROOT") or Path(home) / ".pyenv") / "versions"
+    found += [("pyenv", path / "bin" / f"python{minor}") for path in newest_first(pyenv.glob(f"{minor}.*"))]
+    return found
+
+
+def runner_python(minor, environ=os.environ, home=Path.home()):
+    """(origin, executable, X.Y.Z) of the first candidate that runs and is Python `minor`
+    (a pyenv shim of a version that is not selected does not run), or None."""
+    for origin, candidate in python_candidates(minor, environ, home):
+        try:
+            usable = candidate.is_file() and os.access(candidate, os.X_OK)
+        except OSError:  # e.g. a directory this user may not read
+            usable = False
+        reported = post.python_version(candidate) if usable else None
+        if reported and reported.rsplit(".", 1)[0] == minor:
+            return origin, candidate, reported
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pythons():
+    """The Pythons of PYTHONS, found as runners provide them, first on PATH while this module
+    runs: the post-gen hook looks for pythonX.Y on PATH (and in pyenv), and so locks for
+    the same interpreter these tests report."""
+    found = {minor: runner_python(minor) for minor in PYTHONS}
+    missing = [minor for minor, python in found.items() if python is None]
+    if missing:
+        pytest.skip(f"no Python {', '.join(missing)} on PATH, in a tool cache ({', '.join(map(str, tool_caches()))}) "
+                    "or in pyenv: install it (e.g. actions/setup-python) to run the lock tests")
+    directories = [str(python[1].parent) for python in found.values()]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", os.pathsep.join([*directories, os.environ.get("PATH", "")]))
+        yield found
+
+
+@pytest.mark.parametrize("minor", PYTHONS)
+def test_the_lock_tests_find_their_python_as_runners_provide_it(pythons, minor, record_property):
+    origin, executable, version = pythons[minor]
+    assert post.find_python(minor) == (executable, version), "the hook would lock for another interpreter"
+    record_property("measurement", f"lock: Python {minor} is {version} from {origin} ({executable})")
 
 
 def pipenv(project, answers, *args, timeout=900):
