@@ -112,3 +112,19 @@ def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
     # helm-unittest is a helm 3 plugin: helm 4 refuses to install it unverified without
     # --verify=false, so both pin a helm 3.17 (the line tools/helm.py checks the chart on).
     assert next(iter(pins))[1].startswith("v3.17.")
+
+
+def test_changelog_has_a_section_per_release_and_the_readme_shows_how_to_take_one():
+    """Releases for `cruft update --checkout vX.Y.Z`: [Unreleased] on top, then semantic
+    versions, newest first, each saying what a project gets and what to do by hand."""
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    headings = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d\d-\d\d))?$", changelog, re.MULTILINE)
+    assert headings[0] == ("Unreleased", "")
+    releases = [version for version, date in headings[1:] if date]
+    assert releases and len(releases) == len(headings) - 1
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in releases)
+    assert releases == sorted(releases, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
+    for section in re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]:
+        assert "### What a generated project gets" in section and "### By hand" in section, section[:40]
+    keeping = (REPO / "README.md").read_text().split("## Keeping your project current", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"cruft update --checkout v\d+\.\d+\.\d+", keeping)
