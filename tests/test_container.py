@@ -174,6 +174,20 @@ def built(engine, base_image, bake, tmp_path_factory):
     engine.docker("rmi", image, check=False, capture_output=True)
 
 
+def test_a_socket_file_nobody_answers_on_is_no_engine(tmp_path, monkeypatch):
+    """A socket left behind by an engine that died is not used: the suite would otherwise
+    neither start its own engine nor reach one."""
+    import socket
+
+    stale = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(stale))  # the file stays after close, with nobody listening
+    assert stale.is_socket()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{stale}")
+    assert not container.answers(f"unix://{stale}")
+    assert container.system_engine_host() != f"unix://{stale}"
+
+
 # ---- the build context ----------------------------------------------------------------
 
 def test_dockerignore_leaves_only_what_the_image_needs_in_the_context(engine, default_project, tmp_path):
