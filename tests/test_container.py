@@ -219,7 +219,9 @@ def readme_run(engine, built):
     argv[argv.index("-p") + 1] = f"127.0.0.1:{port}:8080"  # this machine's loopback, a free port
     argv = [engine.client] + [arg.replace("$(pwd)", str(built.project)) for arg in argv[1:]]
     argv[argv.index(f"{APP}:local")] = built.image  # the image this session built
-    engine.docker("rm", "-f", APP, check=False, capture_output=True)  # left by an interrupted run
+    # A name of this session's own: sessions on one machine share the engine, and one that
+    # removed "flask-app" before its run would stop another's container under its tests.
+    name = argv[argv.index("--name") + 1] = f"{APP}-{secrets.token_hex(4)}"
     server = subprocess.Popen(argv, env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = SimpleNamespace(server=server, url=f"http://127.0.0.1:{port}")
     try:
@@ -227,7 +229,7 @@ def readme_run(engine, built):
                  "/livez of the README's run command")
         yield run
     finally:
-        engine.docker("stop", APP, check=False, capture_output=True)
+        engine.docker("stop", name, check=False, capture_output=True)
         server.communicate(timeout=60)
 
 
@@ -252,8 +254,7 @@ def test_readme_run_command_reloads_an_edited_module(readme_run, built):
 @pytest.fixture(scope="module")
 def serving(engine, built):
     """The image run with no command at all: gunicorn.conf.py serves the app."""
-    port, name = free_port(), f"{APP}-no-command"
-    engine.docker("rm", "-f", name, check=False, capture_output=True)
+    port, name = free_port(), f"{APP}-no-command-{secrets.token_hex(4)}"  # this session's own, as above
     # A 1 s health interval instead of 30 s, so that the HEALTHCHECK's verdict comes quickly.
     engine.docker("run", "-d", "--rm", "--name", name, "--health-interval", "1s",
                   "-p", f"127.0.0.1:{port}:8080", built.image, capture_output=True)
