@@ -200,24 +200,30 @@ def use_machine_index(project, answers, environ, config_list=None, kept=()):
 
 # ---- interpreters --------------------------------------------------------------------
 
+def tool_caches(environ):
+    """Where hosted CI runners keep their Pythons, as Python/X.Y.Z/x64/bin: setup-python's
+    $RUNNER_TOOL_CACHE, Azure's $AGENT_TOOLSDIRECTORY, else the runner images' /opt/hostedtoolcache."""
+    roots = [root for root in (environ.get("RUNNER_TOOL_CACHE"), environ.get("AGENT_TOOLSDIRECTORY")) if root]
+    return [Path(root) / "Python" for root in dict.fromkeys(roots or ["/opt/hostedtoolcache"])]
+
+
+def newest_first(folders, minor):
+    """The X.Y.Z folders of Python `minor` among `folders`, the newest patch first (not 3.13.0t)."""
+    patches = [path for path in folders if re.fullmatch(rf"{re.escape(minor)}\.[0-9]+", path.name)]
+    return sorted(patches, key=lambda path: int(path.name.rsplit(".", 1)[1]), reverse=True)
+
+
 def interpreter_candidates(version, environ, home):
-    """Executables that may be Python `version` (X.Y or X.Y.Z): pyenv's exact X.Y.Z
-    first, then pythonX.Y on PATH, then pyenv's X.Y.* from the newest."""
+    """Executables that may be Python `version` (X.Y or X.Y.Z): pyenv's exact X.Y.Z first,
+    then pythonX.Y on PATH, then the CI runners' tool caches and pyenv, newest first."""
     minor = ".".join(version.split(".")[:2])
     pyenv = Path(environ.get("PYENV_ROOT") or Path(home) / ".pyenv") / "versions"
     found = [pyenv / version / "bin" / f"python{minor}"] if version.count(".") == 2 else []
-    for directory in environ.get("PATH", "").split(os.pathsep):
-        if directory:
-            found.append(Path(directory) / f"python{minor}")
-    if pyenv.is_dir():
-        patches = [path for path in pyenv.glob(f"{minor}.*") if re.fullmatch(r"[0-9]+", path.name.split(".", 2)[-1])]
-        for path in sorted(patches, key=lambda path: int(path.name.split(".")[2]), reverse=True):
-            found.append(path / "bin" / f"python{minor}")
-    unique = []
-    for path in found:
-        if path not in unique:
-            unique.append(path)
-    return unique
+    found += [Path(directory) / f"python{minor}" for directory in environ.get("PATH", "").split(os.pathsep) if directory]
+    for cache in tool_caches(environ):
+        found += [path / "x64" / "bin" / f"python{minor}" for path in newest_first(cache.glob(f"{minor}.*"), minor)]
+    found += [path / "bin" / f"python{minor}" for path in newest_first(pyenv.glob(f"{minor}.*"), minor)]
+    return list(dict.fromkeys(found))
 
 
 def python_version(executable):

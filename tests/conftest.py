@@ -22,6 +22,9 @@ from tools.venvs import cached_venv  # noqa: E402
 DEFAULTS = json.loads((REPO / "cookiecutter.json").read_text())
 # The fast tier never locks: the real lock has its own tests (test_lock.py).
 NO_LOCK = {"lock_dependencies": False}
+# The Pythons the lock tests lock for (the default answer, and the brief's pipenv on 3.11),
+# which the template's own CI (.github/workflows/ci.yml, azure-pipelines.yml) provides.
+LOCK_PYTHONS = (DEFAULTS["python_version"], "3.11")
 
 
 def combination_id(answers):

@@ -18,7 +18,7 @@ import yaml
 
 from conftest import combination_id
 from tools.helm import helm_binaries
-from tools.validators import run_checkov, schemas_dir
+from tools.validators import SCHEMAS, run_checkov
 
 pytestmark = pytest.mark.slow
 
@@ -279,9 +279,6 @@ def test_every_object_is_valid_kubernetes(chart, written_renders):
 
 
 def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
-    schemas = schemas_dir()
-    if schemas is None:
-        pytest.skip("no shared schemas: set APPSTACK_SCHEMAS to the folder with getambassador.io/")
     for kind, schema in (("Host", "host_v3alpha1.json"), ("Mapping", "mapping_v3alpha1.json")):
         files = []
         for label in chart.labels:
@@ -291,7 +288,7 @@ def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
                 files[-1].write_text(json.dumps(obj))
         assert files, f"no {kind} rendered"
         result = run([tool("check-jsonschema"), "--schemafile",
-                      schemas / "getambassador.io" / schema, *files])
+                      SCHEMAS / "getambassador.io" / schema, *files])
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -626,8 +623,10 @@ def test_chart_yaml_files_pass_yamllint(chart):
 # --- helm-unittest suites ----------------------------------------------------------------
 
 # The suites are written for the helm-unittest plugin (`helm unittest chart/`), which no
-# package registry ships. So they are checked twice: against the plugin's JSON schema, and by
-# running them here with the assertions they use, on real `helm install --dry-run=client`.
+# package registry ships. They are checked against the plugin's JSON schema, and run: by the
+# real plugin where it is installed (the template's CI installs it, pinned: .github/workflows/
+# ci.yml, azure-pipelines.yml), else by this module's own runner (run_suite below), with the
+# assertions they use on real `helm template`. The test says in its measurement which ran.
 
 TOGGLES = {
     "autoscaling.enabled": {True, False},
@@ -645,10 +644,7 @@ def suites(chart):
 
 
 def test_every_suite_validates_against_the_helm_unittest_schema(chart):
-    schemas = schemas_dir()
-    if schemas is None:
-        pytest.skip("no shared schemas: set APPSTACK_SCHEMAS to the folder with helm-testsuite.json")
-    result = run([tool("check-jsonschema"), "--schemafile", schemas / "helm-testsuite.json",
+    result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "helm-testsuite.json",
                   *suites(chart)])
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -679,10 +675,40 @@ def test_there_is_a_suite_for_every_template_and_toggle(chart):
     assert {k: v & TOGGLES[k] for k, v in toggled.items()} == TOGGLES
 
 
-def test_helm_unittest_suites_pass(chart, tmp_path):
+def helm_unittest_plugin(environ=os.environ, home=Path.home()):
+    """(plugins directory, version) of an installed helm-unittest plugin, or None.
+
+    `helm plugin install` puts it into $HELM_PLUGINS, by default ${XDG_DATA_HOME:-~/.local/
+    share}/helm/plugins; the suite's helm runs with its own data home, so it is pointed there.
+    """
+    data_home = Path(environ.get("XDG_DATA_HOME") or Path(home) / ".local" / "share")
+    for root in filter(None, [environ.get("HELM_PLUGINS"), data_home / "helm" / "plugins"]):
+        for manifest in sorted(Path(root).glob("*/plugin.yaml")):
+            plugin = yaml.safe_load(manifest.read_text()) or {}
+            if plugin.get("name") == "unittest":
+                return Path(root), str(plugin.get("version", "?"))
+    return None
+
+
+def test_helm_unittest_suites_pass(chart, tmp_path, record_property):
+    """The real plugin where it is installed, else the own runner on helm 4; the measurement
+    says which ran, so a CI log shows whether the real plugin checked the suites."""
+    plugin = helm_unittest_plugin()
+    if plugin:
+        plugins, version = plugin
+        # helm-unittest is a helm 3 plugin: helm 3.17 runs it.
+        result = run([chart.helms["3.17"], "unittest", chart.dir],
+                     env={**chart.env, "HELM_PLUGINS": str(plugins)})
+        record_property("measurement", f"helm-unittest: the plugin {version} (helm 3.17) ran the suites of "
+                                       f"combination {MATRIX.index(chart.answers_given) + 1} of {len(MATRIX)}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert re.search(rf"Test Suites:\s+{len(suites(chart))} passed", result.stdout), result.stdout
+        return
     failures = []
     for path in suites(chart):
         failures += run_suite(path, chart, chart.helms["4"], tmp_path)
+    record_property("measurement", "helm-unittest: the plugin is not installed; the suite's own runner (helm 4) "
+                                   f"ran the suites of combination {MATRIX.index(chart.answers_given) + 1} of {len(MATRIX)}")
     assert failures == []
 
 

@@ -1,12 +1,14 @@
 """The container image: the README's build and run commands, for real.
 
-No container registry is reachable from the machines that run this suite, so the module
-starts a docker engine of its own (Debian's docker.io, stopped again at the end) and makes
-its Python base image from Debian packages, cached between runs (tools/container.py).
-Bookworm's Python is 3.11, hence python_version 3.11 in the bakes below.
+The module uses the machine's docker engine as it is when one answers (a hosted CI runner:
+a user in the `docker` group), with `python:3.11-slim` (or $APPSTACK_BASE_IMAGE) as the base
+image. Where there is none and no registry (this project's own CI, as root), it starts an
+engine of its own (Debian's docker.io, stopped again at the end) and makes its Python base
+image from Debian packages, cached between runs (tools/container.py). Bookworm's Python is
+3.11, hence python_version 3.11 in the bakes below.
 
 Images are built with the command printed in the generated README, with this test's values
-(the user; BASE_IMAGE = the local base image) and PYPI_TOKEN.txt holding a random dummy
+(the user; BASE_IMAGE = the base image found above) and PYPI_TOKEN.txt holding a random dummy
 token. Added to it is only what this machine needs: its pip settings and CA bundle
 (pip_build_options; the package index is reached through a TLS-inspecting proxy), and
 `--no-cache` (a cached layer would have been built with another token than the one the
@@ -32,12 +34,13 @@ from types import SimpleNamespace
 import pytest
 from conftest import DEFAULTS, free_port, http_get, pipfile_requirements
 
-from tools.container import DOCKER, Dockerd, ensure_base_image, ensure_packages, pip_build_options
+from tools import container
+from tools.container import pip_build_options
 from tools.private_index import PrivateIndex, index_wheels
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
 
-PYTHON = "3.11"  # the Python of the Debian-made base image (bookworm)
+PYTHON = "3.11"  # python:3.11-slim, and the Python of the Debian-made base image (bookworm)
 APP = DEFAULTS["app_name"]
 USER = "ci-user"
 APP_UID = "10001"  # the Dockerfile's USER
@@ -70,7 +73,7 @@ def readme_command(project, prefix):
     return found[0]
 
 
-def build_argv(project, base_image, *extra, tag=None):
+def build_argv(engine, project, base_image, *extra, tag=None):
     """The README's build command with this test's values, `extra` options before the context."""
     argv = shlex.split(readme_command(project, "docker build"))
     assert argv[:2] == ["docker", "build"] and argv[-1] == "."
@@ -80,7 +83,7 @@ def build_argv(project, base_image, *extra, tag=None):
             for arg in argv]
     if tag:
         argv[argv.index("-t") + 1] = tag
-    return [DOCKER, *argv[1:-1], *extra, "."]
+    return [engine.client, *argv[1:-1], *extra, "."]
 
 
 def docker_build(engine, project, argv):
@@ -132,19 +135,19 @@ def assert_token_absent(token, *texts):
 
 @pytest.fixture(scope="module")
 def engine():
-    """A docker engine for this module: started here and stopped at its end (by PID)."""
-    if not shutil.which("apt-get") or (os.geteuid() != 0 and not Path(DOCKER).exists()):
-        # Where Debian's docker.io cannot be installed, there is no engine to test with.
-        # (In CI, as root on Debian, this never happens, and a skip would fail the run.)
-        pytest.skip("the container tests need Debian's docker.io: run them as root on Debian/Ubuntu")
-    ensure_packages()
-    with Dockerd() as running:
+    """The machine's docker engine as it is, else (root on Debian/Ubuntu) one started here
+    and stopped at the end of the module (by PID)."""
+    if container.system_engine_host() is None and (os.geteuid() != 0 or not shutil.which("apt-get")):
+        # No engine, and none can be installed and started. (A skip fails the run in CI.)
+        pytest.skip(f"no docker engine answers at {os.environ.get('DOCKER_HOST') or container.DEFAULT_HOST}, "
+                    "and only root on Debian/Ubuntu can start one: start docker, or run as root")
+    with container.engine() as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def base_image(engine):
-    return ensure_base_image(PYTHON, engine)
+    return container.base_image(PYTHON, engine)
 
 
 @pytest.fixture(scope="module")
@@ -156,13 +159,27 @@ def built(engine, base_image, bake, tmp_path_factory):
     project = copy_project(baked, tmp_path_factory.mktemp("container") / APP)
     token = secrets.token_urlsafe(24)
     (project / "PYPI_TOKEN.txt").write_text(token + "\n")
-    argv = build_argv(project, base_image, *pip_build_options(), *engine.network_args(), "--no-cache")
+    argv = build_argv(engine, project, base_image, *pip_build_options(), *engine.network_args(), "--no-cache")
     result, seconds = docker_build(engine, project, argv)
     assert result.returncode == 0, result.stdout
     # By its ID from here on: another test session on this machine may reuse the tag.
     image = image_id(engine, f"{APP}:local")
     yield SimpleNamespace(project=project, image=image, token=token, log=result.stdout, seconds=seconds)
     engine.docker("rmi", image, check=False, capture_output=True)
+
+
+def test_a_socket_file_nobody_answers_on_is_no_engine(tmp_path, monkeypatch):
+    """A socket left behind by an engine that died is not used: the suite would otherwise
+    neither start its own engine nor reach one."""
+    import socket
+
+    stale = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(stale))  # the file stays after close, with nobody listening
+    assert stale.is_socket()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{stale}")
+    assert not container.answers(f"unix://{stale}")
+    assert container.system_engine_host() != f"unix://{stale}"
 
 
 # ---- the build context ----------------------------------------------------------------
@@ -176,7 +193,7 @@ def test_dockerignore_leaves_only_what_the_image_needs_in_the_context(engine, de
         (project / decoy).write_text("decoy\n")
     (project / "source" / "Pipfile.lock").write_text("{}\n")  # the fast bake has none
     # A build whose only output is its context shows what `docker build` receives.
-    subprocess.run([DOCKER, "build", "-q", "-f", "-", "-o", f"type=local,dest={tmp_path / 'context'}", "."],
+    subprocess.run([engine.client, "build", "-q", "-f", "-", "-o", f"type=local,dest={tmp_path / 'context'}", "."],
                    input="FROM scratch\nCOPY . /\n", cwd=project, env=engine.env, check=True,
                    capture_output=True, text=True)
     context = {path.relative_to(tmp_path / "context").as_posix()
@@ -194,9 +211,11 @@ def readme_run(engine, built):
     argv = shlex.split(readme_command(built.project, f"docker run --rm --name {APP}"))
     assert argv[argv.index("-p") + 1] == "8080:8080" and argv[-2:] == ["--reload", "api:create_app()"]
     argv[argv.index("-p") + 1] = f"127.0.0.1:{port}:8080"  # this machine's loopback, a free port
-    argv = [DOCKER] + [arg.replace("$(pwd)", str(built.project)) for arg in argv[1:]]
+    argv = [engine.client] + [arg.replace("$(pwd)", str(built.project)) for arg in argv[1:]]
     argv[argv.index(f"{APP}:local")] = built.image  # the image this session built
-    engine.docker("rm", "-f", APP, check=False, capture_output=True)  # left by an interrupted run
+    # A name of this session's own: sessions on one machine share the engine, and one that
+    # removed "flask-app" before its run would stop another's container under its tests.
+    name = argv[argv.index("--name") + 1] = f"{APP}-{secrets.token_hex(4)}"
     server = subprocess.Popen(argv, env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = SimpleNamespace(server=server, url=f"http://127.0.0.1:{port}")
     try:
@@ -204,7 +223,7 @@ def readme_run(engine, built):
                  "/livez of the README's run command")
         yield run
     finally:
-        engine.docker("stop", APP, check=False, capture_output=True)
+        engine.docker("stop", name, check=False, capture_output=True)
         server.communicate(timeout=60)
 
 
@@ -229,8 +248,7 @@ def test_readme_run_command_reloads_an_edited_module(readme_run, built):
 @pytest.fixture(scope="module")
 def serving(engine, built):
     """The image run with no command at all: gunicorn.conf.py serves the app."""
-    port, name = free_port(), f"{APP}-no-command"
-    engine.docker("rm", "-f", name, check=False, capture_output=True)
+    port, name = free_port(), f"{APP}-no-command-{secrets.token_hex(4)}"  # this session's own, as above
     # A 1 s health interval instead of 30 s, so that the HEALTHCHECK's verdict comes quickly.
     engine.docker("run", "-d", "--rm", "--name", name, "--health-interval", "1s",
                   "-p", f"127.0.0.1:{port}:8080", built.image, capture_output=True)
@@ -307,7 +325,7 @@ def test_pipfile_edited_after_locking_fails_the_build(engine, base_image, built,
     project = copy_project(built.project, tmp_path / APP)
     pipfile = project / "source" / "Pipfile"
     pipfile.write_text(pipfile.read_text().replace("[packages]\n", '[packages]\nrequests = "*"\n'))
-    argv = build_argv(project, base_image, *pip_build_options(), *engine.network_args(), tag=f"{APP}:stale")
+    argv = build_argv(engine, project, base_image, *pip_build_options(), *engine.network_args(), tag=f"{APP}:stale")
     result, _ = docker_build(engine, project, argv)
     assert result.returncode != 0
     assert re.search(r"Your Pipfile\.lock \(\w+\) is out of date\. Expected: \(\w+\)\.", plain(result.stdout)), \
@@ -337,7 +355,7 @@ def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base
     assert argv[:2] == ["docker", "run"]
     values = {"./source:/source": f"{project / 'source'}:/source", image: base_image,
               "./PYPI_TOKEN.txt:/run/secrets/PYPI_TOKEN:ro": f"{project / 'PYPI_TOKEN.txt'}:/run/secrets/PYPI_TOKEN:ro"}
-    argv = [DOCKER, "run", *machine, *(values.get(arg, arg).replace("$(cat ./PYPI_TOKEN.txt)", built.token)
+    argv = [engine.client, "run", *machine, *(values.get(arg, arg).replace("$(cat ./PYPI_TOKEN.txt)", built.token)
                                        .replace("<SSO_USERNAME>", USER) for arg in argv[2:])]
     result = subprocess.run(argv, cwd=project, env=engine.env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -368,7 +386,7 @@ def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
     project = copy_project(baked, tmp_path / APP)
     (project / "PYPI_TOKEN.txt").write_text(token + "\n")
     # The index listens on 127.0.0.1: the build joins the host's network to reach it.
-    argv = build_argv(project, base_image, *pip_build_options(), "--network", "host", "--no-cache",
+    argv = build_argv(engine, project, base_image, *pip_build_options(), "--network", "host", "--no-cache",
                       tag=f"{APP}:private-index")
     served = index.served
     result, _ = docker_build(engine, project, argv)
@@ -412,3 +430,5 @@ def test_report_image_and_base_image_sizes(engine, built, base_image, record_pro
     record_property("measurement", f"container: the image is {size / 1e6:.1f} MB, its base image {base_image} "
                                    f"{base / 1e6:.1f} MB (+{(size - base) / 1e6:.1f} MB); "
                                    f"the happy-path build took {built.seconds:.0f} s")
+    origin = "the machine's engine" if engine.system_engine else "an engine of the suite's own"
+    record_property("measurement", f"container: {origin} at {engine.host}, client {engine.client}")

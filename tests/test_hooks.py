@@ -339,13 +339,18 @@ def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
     assert env["PIPENV_VENV_IN_PROJECT"] == "1"
 
 
-def test_interpreters_are_looked_for_on_path_and_in_pyenv(tmp_path):
+def test_interpreters_are_looked_for_on_path_in_ci_tool_caches_and_in_pyenv(tmp_path):
     versions = tmp_path / "pyenv" / "versions"
     for name in ("3.10.2", "3.10.13", "3.10.13t", "3.11.7"):
         (versions / name / "bin").mkdir(parents=True)
-    environ = {"PYENV_ROOT": str(tmp_path / "pyenv"), "PATH": f"/usr/local/bin{os.pathsep}/usr/bin"}
+    cache = tmp_path / "toolcache" / "Python"
+    for name in ("3.10.9", "3.10.11", "3.11.1"):
+        (cache / name / "x64" / "bin").mkdir(parents=True)
+    environ = {"PYENV_ROOT": str(tmp_path / "pyenv"), "PATH": f"/usr/local/bin{os.pathsep}/usr/bin",
+               "RUNNER_TOOL_CACHE": str(tmp_path / "toolcache")}
     assert post.interpreter_candidates("3.10", environ, tmp_path) == [
         Path("/usr/local/bin/python3.10"), Path("/usr/bin/python3.10"),
+        cache / "3.10.11" / "x64" / "bin" / "python3.10", cache / "3.10.9" / "x64" / "bin" / "python3.10",
         versions / "3.10.13" / "bin" / "python3.10", versions / "3.10.2" / "bin" / "python3.10"]
     assert post.interpreter_candidates("3.10.2", environ, tmp_path)[0] == versions / "3.10.2" / "bin" / "python3.10"
 

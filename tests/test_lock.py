@@ -1,25 +1,59 @@
 """The real lock: the post-generation hook runs pipenv lock, and the result installs.
 
 The default project is locked by the hook (the default pipenv and Python, 3.13, from this
-machine), checked against its Pipfile, installed with the generated Makefile (`pipenv install --deploy`)
+machine, found as CI runners provide it: see `pythons`), checked against its Pipfile,
+installed with the generated Makefile (`pipenv install --deploy`)
 into a fresh virtualenv of that Python; its tests (with the coverage gate) and scan pass
 there, and `make run` serves it.
 A lock against an index nobody listens on fails, and the project is kept.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULTS, free_port, http_get, load_hook
+from conftest import DEFAULTS, LOCK_PYTHONS, free_port, http_get, load_hook
 
 pytestmark = pytest.mark.slow
 
 post = load_hook("post_gen_project")
+
+PYTHONS = LOCK_PYTHONS
+
+
+def origin(executable):
+    """Where a Python comes from, as runners provide them."""
+    if any(cache in executable.parents for cache in post.tool_caches(os.environ)):
+        return "a CI tool cache"
+    if ".pyenv" in executable.parts or os.environ.get("PYENV_ROOT", "/nowhere") in str(executable):
+        return "pyenv"
+    return "PATH"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pythons():
+    """The Pythons of PYTHONS as the post-gen hook finds them: pythonX.Y on PATH, the CI
+    runners' tool caches (setup-python, UsePythonVersion), pyenv."""
+    found = {minor: post.find_python(minor) for minor in PYTHONS}
+    missing = [minor for minor, python in found.items() if python is None]
+    if missing:
+        caches = ", ".join(map(str, post.tool_caches(os.environ)))
+        pytest.skip(f"no Python {', '.join(missing)} on PATH, in a tool cache ({caches}) or in pyenv: "
+                    "install it (e.g. actions/setup-python) to run the lock tests")
+    return found
+
+
+@pytest.mark.parametrize("minor", PYTHONS)
+def test_the_lock_tests_report_which_python_they_use(pythons, minor, record_property):
+    executable, version = pythons[minor]
+    assert version.startswith(f"{minor}.") and post.python_version(executable) == version
+    record_property("measurement", f"lock: Python {minor} is {version} from {origin(executable)} ({executable})")
 
 
 def pipenv(project, answers, *args, timeout=900):

@@ -1,16 +1,21 @@
 """A real container engine and a Python base image for the test suite (stdlib only).
 
-The machines this template is tested on reach PyPI and Debian's mirrors, but no
-container registry.  So the tests use Debian's ``docker.io`` (dockerd 20.10 with
-BuildKit built in) and make their Python base image from Debian packages::
+What the machine has comes first.  Where an engine answers at ``$DOCKER_HOST`` or the
+default socket (a GitHub Actions or Azure Pipelines hosted runner: a non-root user in the
+``docker`` group), it is used as it is, and the base image is ``$APPSTACK_BASE_IMAGE`` or
+``python:X.Y-slim``, present or pulled::
 
-    from tools.container import Dockerd, ensure_base_image, ensure_packages, pip_build_options
+    from tools.container import base_image, engine
 
-    ensure_packages()
-    with Dockerd() as engine:
-        base = ensure_base_image("3.11", engine)      # localhost/appstack-python:3.11-slim
-        engine.docker("build", *engine.network_args(), *pip_build_options(),
+    with engine() as docker:                          # the machine's engine, else our own
+        base = base_image("3.11", docker)             # python:3.11-slim, or the fallback below
+        docker.docker("build", *docker.network_args(), *pip_build_options(),
                       "--build-arg", f"BASE_IMAGE={base}", "-t", "app:test", ".")
+
+The fallback, for machines that reach PyPI and Debian's mirrors but no engine and no
+container registry (as root): Debian's ``docker.io`` (dockerd 20.10 with BuildKit built
+in), a dockerd of our own, and a Python base image made from Debian packages
+(``localhost/appstack-python:3.11-slim``).
 
 Caches (under ``${XDG_CACHE_HOME:-~/.cache}/flask-appstack``): ``docker/`` is the
 engine's data-root, so images survive between sessions; ``rootfs/`` keeps the
@@ -42,8 +47,10 @@ from .cache import cache_dir, file_lock
 
 log = logging.getLogger(__name__)
 
-#: Debian's client. A newer ``docker`` earlier on PATH may lack buildx and cannot build.
-DOCKER = "/usr/bin/docker"
+#: Debian's client (docker.io): it builds with BuildKit without the buildx plugin.
+DEBIAN_DOCKER = "/usr/bin/docker"
+#: Where a system engine listens when DOCKER_HOST does not say otherwise.
+DEFAULT_HOST = "unix:///var/run/docker.sock"
 DOCKERD = "/usr/sbin/dockerd"
 #: Debian packages we need, and the binary each one provides.
 PACKAGES = {"docker.io": DOCKERD, "debootstrap": "/usr/sbin/debootstrap"}
@@ -93,6 +100,53 @@ def ensure_packages(packages=tuple(PACKAGES)) -> list[str]:
     return missing
 
 
+def _can_build(client: str) -> bool:
+    """True when ``client`` has the buildx plugin: a docker CLI of 23 or newer without it
+    refuses ``docker build`` with BuildKit (``--secret`` and ``-o`` need BuildKit)."""
+    try:
+        r = subprocess.run([client, "buildx", "version"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
+
+
+def docker_client() -> str:
+    """The docker client to use: the one on PATH when it can build, else Debian's.
+
+    A hosted runner's ``docker`` has buildx; a newer static client earlier on PATH without
+    it (as on this project's CI machine) cannot build, and Debian's ``/usr/bin/docker`` can.
+    """
+    on_path = shutil.which("docker")
+    if on_path and (os.path.realpath(on_path) == os.path.realpath(DEBIAN_DOCKER) or _can_build(on_path)):
+        return on_path
+    if os.path.exists(DEBIAN_DOCKER):
+        return DEBIAN_DOCKER
+    return on_path or DEBIAN_DOCKER
+
+
+def answers(host: str, client: str | None = None) -> bool:
+    """True when an engine answers at ``host``: a socket file alone (stale after a crash)
+    is no engine, so ask the server for its version."""
+    if host.startswith("unix://") and not os.path.exists(host[len("unix://"):]):
+        return False
+    env = dict(os.environ, DOCKER_HOST=host)
+    try:
+        r = subprocess.run([client or docker_client(), "version", "--format", "{{.Server.Version}}"],
+                           env=env, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0 and bool(r.stdout.strip())
+
+
+def system_engine_host() -> str | None:
+    """``$DOCKER_HOST``, else the default socket, when an engine answers there; else None."""
+    client = docker_client()
+    for host in (os.environ.get("DOCKER_HOST"), DEFAULT_HOST):
+        if host and answers(host, client):
+            return host
+    return None
+
+
 class Dockerd:
     """A docker engine for this session: reused if one answers, else started here.
 
@@ -122,30 +176,46 @@ class Dockerd:
         self._users = None                           # our shared flock on the users file
         self.flags: tuple[str, ...] = ()             # extra dockerd flags that were needed
         self.host_network = False                    # True: no bridge, use --network host
+        self.client = docker_client()                # the docker CLI that talks to it
+
+    @classmethod
+    def system(cls) -> "Dockerd | None":
+        """The machine's engine (``$DOCKER_HOST`` or the default socket), used as it is and
+        never stopped; None when none answers."""
+        host = system_engine_host()
+        if host is None:
+            return None
+        engine = cls(reuse_system=False)
+        engine.host = host
+        engine._find_network()
+        return engine
+
+    @property
+    def system_engine(self) -> bool:
+        """True for an engine this module neither started nor shares a data-root with."""
+        return self.host != self._own_host
 
     # -- the client ---------------------------------------------------------------
     @property
     def env(self) -> dict:
-        """Environment for ``/usr/bin/docker``: this engine, BuildKit on."""
+        """Environment for ``self.client``: this engine, BuildKit on."""
         return dict(os.environ, DOCKER_HOST=self.host, DOCKER_BUILDKIT="1")
 
     def docker(self, *args, **kw) -> subprocess.CompletedProcess:
-        """Run Debian's docker client against this engine (``check=True`` by default)."""
+        """Run the docker client against this engine (``check=True`` by default)."""
         kw.setdefault("env", self.env)
-        return _run(DOCKER, *args, **kw)
+        return _run(self.client, *args, **kw)
 
     def network_args(self) -> list[str]:
         """``["--network", "host"]`` when the engine has no bridge, else ``[]``."""
         return ["--network", "host"] if self.host_network else []
 
     def _answers(self, host: str) -> bool:
-        env = dict(os.environ, DOCKER_HOST=host)
-        try:
-            r = subprocess.run([DOCKER, "version", "--format", "{{.Server.Version}}"], env=env,
-                               capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        return r.returncode == 0 and bool(r.stdout.strip())
+        return answers(host, self.client)
+
+    def _find_network(self) -> None:
+        nets = self.docker("network", "ls", "--format", "{{.Name}}", capture_output=True, text=True)
+        self.host_network = "bridge" not in nets.stdout.split()
 
     # -- life cycle -----------------------------------------------------------------
     def start(self) -> "Dockerd":
@@ -154,7 +224,7 @@ class Dockerd:
             candidates += [os.environ.get("DOCKER_HOST", ""), "unix:///var/run/docker.sock"]
         with file_lock(self.run_dir.with_suffix(".lock")):
             for host in filter(None, candidates):
-                if (not host.startswith("unix://") or os.path.exists(host[7:])) and self._answers(host):
+                if self._answers(host):
                     log.info("reusing the docker engine at %s", host)
                     self.host = host
                     break
@@ -170,8 +240,7 @@ class Dockerd:
                 fcntl.flock(self._users, fcntl.LOCK_SH)
                 if self.keep:
                     (self.run_dir / "kept").touch()
-        nets = self.docker("network", "ls", "--format", "{{.Name}}", capture_output=True, text=True)
-        self.host_network = "bridge" not in nets.stdout.split()
+        self._find_network()
         return self
 
     def _spawn(self, flags: tuple[str, ...]) -> None:
@@ -193,7 +262,7 @@ class Dockerd:
         while time.monotonic() - t0 < self.timeout:
             if proc.poll() is not None:
                 return
-            if os.path.exists(self.host[7:]) and self._answers(self.host):
+            if self._answers(self.host):
                 self.proc, self.flags = proc, flags
                 log.info("dockerd%s ready in %.1fs (pid %d)", "".join(" " + f for f in flags), time.monotonic() - t0, proc.pid)
                 return
@@ -409,10 +478,10 @@ def ensure_base_image(python: str = "3.11", engine: Dockerd | None = None) -> st
 
     Costs nothing if the engine already has it (same recipe label), a ``docker import``
     (~3 s) if only the cached tarball exists, and a debootstrap (~40-60 s) otherwise.
-    ``engine=None`` uses ``$DOCKER_HOST`` with Debian's client.
+    ``engine=None`` uses ``$DOCKER_HOST``.
     """
     tag = base_image_tag(python)
-    run = engine.docker if engine else (lambda *a, **kw: _run(DOCKER, *a, **kw))
+    run = engine.docker if engine else (lambda *a, **kw: _run(docker_client(), *a, **kw))
     tarball = rootfs_tarball(python)
     recipe = tarball.stem.rsplit("-", 1)[1]
     have = run("image", "inspect", "--format", "{{index .Config.Labels \"%s\"}}" % RECIPE_LABEL, tag,
@@ -424,6 +493,64 @@ def ensure_base_image(python: str = "3.11", engine: Dockerd | None = None) -> st
         "--change", f"LABEL {RECIPE_LABEL}={recipe}", tarball, tag, stdout=subprocess.DEVNULL)
     log.info("docker import %s in %.1fs", tag, time.monotonic() - t0)
     return tag
+
+
+def official_image(python: str = "3.11") -> str:
+    """``python:X.Y-slim``: the image the generated Dockerfile's base stands for."""
+    return f"python:{'.'.join(str(python).split('.')[:2])}-slim"
+
+
+def base_image(python: str = "3.11", engine: Dockerd | None = None) -> str:
+    """The base image the tests build on; return its name.
+
+    1. ``$APPSTACK_BASE_IMAGE`` when set (pulled if the engine does not have it);
+    2. else ``python:X.Y-slim`` when the engine has it or can pull it (a hosted runner);
+    3. else, as root only, the Debian-made ``localhost/appstack-python:X.Y-slim``
+       (``ensure_base_image``: debootstrap, installed with apt when missing).
+    """
+    run = engine.docker if engine else (lambda *a, **kw: _run(docker_client(), *a, **kw))
+
+    def present_or_pulled(image: str) -> bool:
+        if run("image", "inspect", image, check=False, capture_output=True).returncode == 0:
+            return True
+        pulled = run("pull", "--quiet", image, check=False, capture_output=True, text=True)
+        if pulled.returncode:
+            log.info("cannot pull %s: %s", image, pulled.stderr.strip())
+        return pulled.returncode == 0
+
+    configured = os.environ.get("APPSTACK_BASE_IMAGE")
+    if configured:
+        if not present_or_pulled(configured):
+            raise RuntimeError(f"APPSTACK_BASE_IMAGE = {configured!r}: the engine neither has nor can pull it; "
+                               "expected an image name the engine has or can pull, e.g. python:3.11-slim")
+        return configured
+    official = official_image(python)
+    if present_or_pulled(official):
+        return official
+    if os.geteuid() != 0:
+        raise RuntimeError(f"the engine neither has nor can pull {official}, and only root can make the "
+                           "Debian-made base image: pull it, or set APPSTACK_BASE_IMAGE to an image "
+                           "with Python " + official.split(":")[1].split("-")[0])
+    ensure_packages(("debootstrap",))
+    return ensure_base_image(python, engine)
+
+
+@contextlib.contextmanager
+def engine(keep: bool = False):
+    """The engine to use: the machine's, as it is, when one answers at ``$DOCKER_HOST`` or
+    the default socket; else (root) Debian's docker.io, installed when missing, and a
+    dockerd of our own on the cached data-root (``Dockerd``)."""
+    system = Dockerd.system()
+    if system is not None:
+        log.info("using the docker engine at %s with %s", system.host, system.client)
+        yield system
+        return
+    if os.geteuid() != 0:
+        raise PermissionError(f"no docker engine answers at {os.environ.get('DOCKER_HOST') or DEFAULT_HOST}, "
+                              "and only root can start one: start docker, or run as root")
+    ensure_packages()
+    with Dockerd(keep=keep) as own:
+        yield own
 
 
 # -- how the host's pip settings reach a build -------------------------------------------
@@ -488,12 +615,11 @@ def main() -> int:
     if "--stop" in sys.argv:
         print("stopped" if Dockerd().stop_leftover() else "no leftover dockerd")
         return 0
-    ensure_packages()
-    with Dockerd(keep="--keep" in sys.argv) as engine:
-        log.info("engine %s, dockerd flags %s, host network only: %s",
-                 engine.host, " ".join(engine.flags) or "(defaults)", engine.host_network)
-        ensure_base_image(python, engine)
-        engine.docker("images")
+    with engine(keep="--keep" in sys.argv) as docker:
+        log.info("engine %s (client %s), dockerd flags %s, host network only: %s", docker.host,
+                 docker.client, " ".join(docker.flags) or "(defaults)", docker.host_network)
+        log.info("base image: %s", base_image(python, docker))
+        docker.docker("images")
         log.info("pip build options: %s", " ".join(pip_build_options()))
     return 0
 

@@ -1,4 +1,4 @@
-"""Offline validators for the chart tests: checkov, and where the shared schemas live.
+"""Offline validators for the chart tests: checkov, and the JSON schemas of tests/schemas.
 
 checkov pulls in a few hundred packages; pip takes about a minute to install them, uv a
 few seconds. So uv itself comes from a small cached venv (``tools.venvs.cached_venv``),
@@ -95,15 +95,9 @@ def run_checkov(target: Path, config: Path | None = None, framework: str = "kube
                           env=dict(os.environ, **CHECKOV_ENV), timeout=600)
 
 
-def schemas_dir() -> Path | None:
-    """Return the shared schemas folder (APPSTACK_SCHEMAS, else ../shared/schemas), or None."""
-    configured = os.environ.get("APPSTACK_SCHEMAS")
-    candidates = [Path(configured)] if configured else []
-    candidates.append(REPO.parent / "shared" / "schemas")
-    for candidate in candidates:
-        if (candidate / "helm-testsuite.json").is_file():
-            return candidate
-    return None
+#: The JSON schemas the chart tests validate against, kept in the repository with their
+#: origin, version and licence (tests/schemas/SOURCES.md), so a plain clone checks everything.
+SCHEMAS = REPO / "tests" / "schemas"
 
 
 def main() -> None:

@@ -1,0 +1,130 @@
+"""The template's own CI: .github/workflows/ci.yml and azure-pipelines.yml validate against
+their schemas (check-jsonschema's vendored ones, offline), run the README's test command with
+the Pythons the suite needs, cache what it installs, and install the same pinned helm-unittest.
+
+(The generated project's pipeline, {{cookiecutter.app_name}}/azure-pipelines.yaml, is
+test_pipeline.py's.)"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import LOCK_PYTHONS, REPO
+
+WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
+AZURE = REPO / "azure-pipelines.yml"
+SCHEMAS = {WORKFLOW: "vendor.github-workflows", AZURE: "vendor.azure-pipelines"}
+PLUGIN = "helm plugin install https://github.com/helm-unittest/helm-unittest --version"
+
+
+def check_jsonschema(schema, path):
+    """check-jsonschema with a schema it ships; every proxy points at a closed local port, so
+    a download attempt would fail the check."""
+    offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        offline[name] = "http://127.0.0.1:9"
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
+                           "--regex-variant", "python", str(path)], env=offline, capture_output=True, text=True)
+
+
+def readme_test_command():
+    quickstart = (REPO / "README.md").read_text().split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quickstart.splitlines() if "tasks.py test" in line]
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
+def steps(path):
+    pipeline = yaml.safe_load(path.read_text())
+    if path == WORKFLOW:
+        return pipeline["jobs"]["test"]["steps"]
+    return pipeline["jobs"][0]["steps"]
+
+
+def variables(path):
+    pipeline = yaml.safe_load(path.read_text())
+    return pipeline["env"] if path == WORKFLOW else pipeline["variables"]
+
+
+def scripts(path):
+    return [step.get("run") or step.get("script") for step in steps(path) if step.get("run") or step.get("script")]
+
+
+@pytest.mark.parametrize("path", list(SCHEMAS), ids=lambda path: path.name)
+def test_ci_file_validates_against_its_schema(path):
+    result = check_jsonschema(SCHEMAS[path], path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_checks_bite(tmp_path):
+    """A workflow job without `runs-on`, a pipeline with a boolean where Azure wants the
+    string "true": the checks above reject both."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    del workflow["jobs"]["test"]["runs-on"]
+    broken = tmp_path / "ci.yml"
+    broken.write_text(yaml.safe_dump(workflow))
+    assert check_jsonschema(SCHEMAS[WORKFLOW], broken).returncode == 1
+    text = AZURE.read_text()
+    assert 'batch: "true"' in text
+    broken = tmp_path / "azure-pipelines.yml"
+    broken.write_text(text.replace('batch: "true"', "batch: true"))
+    result = check_jsonschema(SCHEMAS[AZURE], broken)
+    assert result.returncode == 1 and "$.trigger.batch: True is not of type 'string'" in result.stdout
+
+
+@pytest.mark.parametrize("path", list(SCHEMAS), ids=lambda path: path.name)
+def test_ci_runs_the_readme_test_command_last_with_ci_true(path):
+    assert scripts(path)[-1] == readme_test_command() == "python3 tasks.py test"
+    assert variables(path)["CI"] == "true"
+
+
+def test_ci_provides_the_pythons_the_suite_needs():
+    setup = [step for step in steps(WORKFLOW) if step.get("uses", "").startswith("actions/setup-python@")]
+    assert len(setup) == 1
+    assert setup[0]["with"]["python-version"].split() == list(LOCK_PYTHONS)
+    azure = [step["inputs"]["versionSpec"] for step in steps(AZURE) if step.get("task") == "UsePythonVersion@0"]
+    assert azure == list(LOCK_PYTHONS)
+    # The last one set up is python3, which runs tasks.py: the Python of the container's base image.
+    assert LOCK_PYTHONS[-1] == "3.11"
+
+
+def test_ci_caches_pip_and_the_suites_tools():
+    setup = next(step for step in steps(WORKFLOW) if step.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["with"]["cache"] == "pip"
+    cached = [step["with"]["path"] for step in steps(WORKFLOW) if step.get("uses", "").startswith("actions/cache@")]
+    assert cached == ["~/.cache/flask-appstack"]
+    azure = {step["inputs"]["path"] for step in steps(AZURE) if step.get("task") == "Cache@2"}
+    assert azure == {"$(PIP_CACHE_DIR)", "$(XDG_CACHE_HOME)/flask-appstack"}
+    assert variables(AZURE)["PIP_CACHE_DIR"].startswith("$(Pipeline.Workspace)")
+
+
+def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
+    pins = set()
+    for path in SCHEMAS:
+        installs = [script for script in scripts(path) if script.startswith(PLUGIN)]
+        assert len(installs) == 1, path.name
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", variables(path)["HELM_UNITTEST_VERSION"]), path.name
+        pins.add((variables(path)["HELM_UNITTEST_VERSION"], variables(path)["HELM_VERSION"]))
+    assert len(pins) == 1, pins
+    # helm-unittest is a helm 3 plugin: helm 4 refuses to install it unverified without
+    # --verify=false, so both pin a helm 3.17 (the line tools/helm.py checks the chart on).
+    assert next(iter(pins))[1].startswith("v3.17.")
+
+
+def test_changelog_has_a_section_per_release_and_the_readme_shows_how_to_take_one():
+    """Releases for `cruft update --checkout vX.Y.Z`: [Unreleased] on top, then semantic
+    versions, newest first, each saying what a project gets and what to do by hand."""
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    headings = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d\d-\d\d))?$", changelog, re.MULTILINE)
+    assert headings[0] == ("Unreleased", "")
+    releases = [version for version, date in headings[1:] if date]
+    assert releases and len(releases) == len(headings) - 1
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in releases)
+    assert releases == sorted(releases, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
+    for section in re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]:
+        assert "### What a generated project gets" in section and "### By hand" in section, section[:40]
+    keeping = (REPO / "README.md").read_text().split("## Keeping your project current", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"cruft update --checkout v\d+\.\d+\.\d+", keeping)
