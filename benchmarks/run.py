@@ -1,12 +1,13 @@
 """Benchmarks of the template, each a ratio against a baseline measured in the same run.
 
-    python3 tasks.py bench [--requests N] [--suite]
+    python3 tasks.py bench [--requests N] [--only bake,lock,serve] [--suite]
 
 - bake: generating a project (no lock) against cookiecutter's own start-up;
 - lock: a bake with the post-gen lock against a bare `pipenv lock` of the same Pipfile with
   the same pipenv and Python (the hook's overhead: finding them, verify, cleaning up);
-- serve: the generated app's requests/s and p99 latency under gunicorn against a bare
-  Flask app with the same gunicorn settings (127.0.0.1 only, a bounded number of requests);
+- serve: the generated app's /livez requests/s and p99 latency under gunicorn (request IDs,
+  metrics, limits and all) against a bare Flask app with the same gunicorn settings
+  (127.0.0.1 only, a bounded number of requests; the two alternate, median of --rounds);
 - suite (with --suite): the template's test suite wall time, against the bake.
 Results print as a table and go to benchmarks/results.json (not committed).
 """
@@ -131,34 +132,55 @@ def lock_ratio(tmp):
     return min(times), measured
 
 
+def serve_ratio(tmp, args):
+    """/livez of the generated app against the bare app, in ``args.rounds`` rounds that
+    alternate the two, so that both see the same machine (other work on it included). The
+    ratios are the median of the rounds' ratios; the rates and p99s, the medians too."""
+    project = tmp / "flask-app"
+    venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
+    (tmp / "bare.py").write_text(BARE_APP)
+    source = project / "source"
+    rounds = []
+    for _ in range(args.rounds):
+        bare = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
+        app = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
+        rounds.append((bare, app))
+    median = statistics.median
+    return {
+        "baseline_rps": median(b[0] for b, _ in rounds), "measured_rps": median(a[0] for _, a in rounds),
+        "rps_ratio": median(a[0] / b[0] for b, a in rounds),
+        "baseline_p99_ms": median(b[1] for b, _ in rounds), "measured_p99_ms": median(a[1] for _, a in rounds),
+        "p99_ratio": median(a[1] / b[1] for b, a in rounds),
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="serve: rounds of bare then app (median kept)")
+    parser.add_argument("--only", default="bake,lock,serve", help="comma-separated parts to run")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     args = parser.parse_args(argv)
+    parts = set(args.only.split(",")) | ({"bake"} if args.suite else set())
     results = {}
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        startup = best_of(5, [sys.executable, "-m", "cookiecutter", "--version"])
-        bake_time = best_of(5, bake(tmp))
-        results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
+        if "bake" in parts:
+            startup = best_of(5, [sys.executable, "-m", "cookiecutter", "--version"])
+            bake_time = best_of(5, bake(tmp))
+            results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
+        else:
+            subprocess.run(bake(tmp), check=True, capture_output=True)
 
-        lock_baseline, lock_measured = lock_ratio(tmp)
-        results["lock"] = {"baseline_s": lock_baseline, "measured_s": lock_measured,
-                           "ratio": lock_measured / lock_baseline}
+        if "lock" in parts:
+            lock_baseline, lock_measured = lock_ratio(tmp)
+            results["lock"] = {"baseline_s": lock_baseline, "measured_s": lock_measured,
+                               "ratio": lock_measured / lock_baseline}
 
-        project = tmp / "flask-app"
-        venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
-        (tmp / "bare.py").write_text(BARE_APP)
-        source = project / "source"
-        bare_rps, bare_p99 = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
-        app_rps, app_p99 = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
-        results["serve"] = {
-            "baseline_rps": bare_rps, "measured_rps": app_rps, "rps_ratio": app_rps / bare_rps,
-            "baseline_p99_ms": bare_p99, "measured_p99_ms": app_p99, "p99_ratio": app_p99 / bare_p99,
-        }
+        if "serve" in parts:
+            results["serve"] = serve_ratio(tmp, args)
 
     if args.suite:
         suite = best_of(1, [sys.executable, str(REPO / "tasks.py"), "test", "-q"])

@@ -4,7 +4,7 @@ gunicorn serves ``api:create_app()``; nothing happens at import time.
 """
 from flask import Flask
 
-from . import errors, health, limits, logs, metrics, request_ids
+from . import errors, health, limits, logs, metrics, middleware
 from .config import settings_from_env
 from .greetings import bp as greetings_bp
 
@@ -22,10 +22,9 @@ def create_app(test_config=None):
 
     logs.configure(app)
     errors.register(app)
-    # Metrics first: its clock starts before any other hook can refuse the request.
-    metrics.register(app)
-    request_ids.register(app)
     limits.register(app)
+    middleware.register(app)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(greetings_bp, url_prefix="/api/v1")
 
