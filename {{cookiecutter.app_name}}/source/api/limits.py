@@ -1,12 +1,13 @@
 """Request limits.
 
-A body above MAX_CONTENT_LENGTH is refused with 413 before it is read (api.middleware), and
-JSON that does not parse (malformed, or nested deeper than Python's parser recurses) is a
-400 that says so, never a 500.
+A body above MAX_CONTENT_LENGTH (Flask's own setting, read from the environment by
+api.config) is refused with a 413 when an endpoint reads it, before a byte of it is read;
+endpoints that never read a body ignore it. JSON that does not parse (malformed, or nested
+deeper than Python's parser recurses) is a 400 that says so, never a 500.
 """
-from flask import Request
+from flask import Request, jsonify
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -31,3 +32,8 @@ class JSONRequest(Request):
 def register(app):
     app.json = JSONProvider(app)
     app.request_class = JSONRequest
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return jsonify(error=error.name, message=f"the request body is larger than {limit} bytes"), 413

@@ -28,11 +28,11 @@ bp = Blueprint("metrics", __name__)
 
 def observe(endpoint, method, status, seconds):
     """Count one answered request; ``endpoint`` is the route's pattern, not the path, so
-    /users/<id> is one series and not one per user."""
+    /users/<id> is one series and not one per user; ``status`` is the code as text."""
     key = (endpoint, method, status)
     series = _series.get(key)
     if series is None:
-        series = _series[key] = (REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint, method))
+        series = _series[key] = (REQUESTS.labels(endpoint, method, status), LATENCY.labels(endpoint, method))
     series[0].inc()
     series[1].observe(seconds)
 

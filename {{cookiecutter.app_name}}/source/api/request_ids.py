@@ -11,7 +11,7 @@ from flask import has_request_context, request
 
 HEADER = "X-Request-Id"
 VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-_ENVIRON_KEY = "api.request_id"
+ENVIRON_KEY = "api.request_id"  # where api.middleware keeps it
 
 
 def from_header(value):
@@ -26,7 +26,7 @@ def current():
     if not has_request_context():
         return None
     environ = request.environ
-    request_id = environ.get(_ENVIRON_KEY)
-    if request_id is None:
-        request_id = environ[_ENVIRON_KEY] = from_header(environ.get("HTTP_X_REQUEST_ID"))
+    request_id = environ.get(ENVIRON_KEY)
+    if request_id is None:  # a request that did not pass through api.middleware
+        request_id = environ[ENVIRON_KEY] = from_header(environ.get("HTTP_X_REQUEST_ID"))
     return request_id
