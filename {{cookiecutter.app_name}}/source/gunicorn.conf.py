@@ -64,8 +64,10 @@ def post_fork(server, worker):
 
 
 def child_exit(server, worker):
-    """Drop a dead worker's live gauges. Its counters and histograms stay: totals must not
-    go down, or Prometheus would take the drop for a restart."""
+    """Remove a dead worker's live-gauge files (gauges with multiprocess_mode "live...", such
+    as requests in progress), which would otherwise count it forever. Its counter and
+    histogram files stay: totals must not go down, or Prometheus would take the drop for a
+    restart and count the rest again."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid, metrics_dir)
