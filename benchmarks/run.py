@@ -5,9 +5,10 @@
 - bake: generating a project (no lock) against cookiecutter's own start-up;
 - lock: a bake with the post-gen lock against a bare `pipenv lock` of the same Pipfile with
   the same pipenv and Python (the hook's overhead: finding them, verify, cleaning up);
-- serve: the generated app's /livez requests/s and p99 latency under gunicorn (request IDs,
-  metrics, limits and all) against a bare Flask app with the same gunicorn settings
-  (127.0.0.1 only, a bounded number of requests; the two alternate, median of --rounds);
+- serve: the generated app's /livez requests/s, p99 latency and server CPU time per request
+  under gunicorn (request IDs, metrics and all) against a bare Flask app with the same
+  gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
+  of --rounds);
 - suite (with --suite): the template's test suite wall time, against the bake.
 Results print as a table and go to benchmarks/results.json (not committed).
 """
