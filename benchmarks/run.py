@@ -1,12 +1,14 @@
 """Benchmarks of the template, each a ratio against a baseline measured in the same run.
 
-    python3 tasks.py bench [--requests N] [--suite]
+    python3 tasks.py bench [--requests N] [--only bake,lock,serve] [--suite]
 
-- bake: generating a project (no lock) against cookiecutter's own start-up;
+- bake: generating a project (no lock) against cookiecutter baking a one-file template;
 - lock: a bake with the post-gen lock against a bare `pipenv lock` of the same Pipfile with
   the same pipenv and Python (the hook's overhead: finding them, verify, cleaning up);
-- serve: the generated app's requests/s and p99 latency under gunicorn against a bare
-  Flask app with the same gunicorn settings (127.0.0.1 only, a bounded number of requests);
+- serve: the generated app's /livez requests/s, p99 latency and server CPU time per request
+  under gunicorn (request IDs, metrics and all) against a bare Flask app with the same
+  gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
+  of --rounds);
 - suite (with --suite): the template's test suite wall time, against the bake.
 Results print as a table and go to benchmarks/results.json (not committed).
 """
@@ -60,6 +62,15 @@ def bake(output_dir, **answers):
     return [sys.executable, "-m", "cookiecutter", str(REPO), "--no-input", "-o", str(output_dir), *extra]
 
 
+def one_file_bake(folder):
+    """The baseline: cookiecutter baking a template of one file with one variable, no hooks."""
+    template = folder / "template"
+    (template / "{{cookiecutter.name}}").mkdir(parents=True, exist_ok=True)
+    (template / "cookiecutter.json").write_text('{"name": "project"}\n')
+    (template / "{{cookiecutter.name}}" / "README.md").write_text("# {{ cookiecutter.name }}\n")
+    return [sys.executable, "-m", "cookiecutter", str(template), "--no-input", "-o", str(folder / "out")]
+
+
 def fresh(output_dir):
     """A setup for best_of: an empty ``output_dir`` (the template never generates over a project)."""
     return lambda: shutil.rmtree(output_dir, ignore_errors=True)
@@ -94,7 +105,23 @@ def load(port, path, requests, concurrency):
     return len(latencies) / elapsed, p99
 
 
+def server_cpu_seconds(pid):
+    """CPU time (user + system) of a process and its children so far: gunicorn's master
+    and workers. Less disturbed than requests/s by other work on the machine. Linux only."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
+    """(requests/s, p99 ms, server CPU µs per request) of ``requests`` GETs of /livez."""
     port = free_port()
     command = [str(venv / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app]
     if pythonpath:
@@ -110,7 +137,9 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
             except OSError:
                 time.sleep(0.1)
         load(port, "/livez", concurrency * 10, concurrency)  # warm-up
-        return load(port, "/livez", requests, concurrency)
+        cpu = server_cpu_seconds(server.pid)
+        rps, p99 = load(port, "/livez", requests, concurrency)
+        return rps, p99, (server_cpu_seconds(server.pid) - cpu) / requests * 1e6
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -139,34 +168,57 @@ def lock_ratio(tmp):
     return min(times), measured
 
 
+def serve_ratio(tmp, args):
+    """/livez of the generated app against the bare app, in ``args.rounds`` rounds that
+    alternate the two, so that both see the same machine (other work on it included). The
+    ratios are the median of the rounds' ratios; the rates, p99s and the server's CPU time per
+    request, the medians too."""
+    project = tmp / "flask-app"
+    venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
+    (tmp / "bare.py").write_text(BARE_APP)
+    source = project / "source"
+    rounds = []
+    for _ in range(args.rounds):
+        bare = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
+        app = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
+        rounds.append((bare, app))
+    median = statistics.median
+    return {
+        "baseline_rps": median(b[0] for b, _ in rounds), "measured_rps": median(a[0] for _, a in rounds),
+        "rps_ratio": median(a[0] / b[0] for b, a in rounds),
+        "baseline_p99_ms": median(b[1] for b, _ in rounds), "measured_p99_ms": median(a[1] for _, a in rounds),
+        "p99_ratio": median(a[1] / b[1] for b, a in rounds),
+        "baseline_cpu_us": median(b[2] for b, _ in rounds), "measured_cpu_us": median(a[2] for _, a in rounds),
+        "cpu_ratio": median(a[2] / b[2] for b, a in rounds),
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=5, help="serve: rounds of bare then app (median kept)")
+    parser.add_argument("--only", default="bake,lock,serve", help="comma-separated parts to run")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     args = parser.parse_args(argv)
+    parts = set(args.only.split(",")) | ({"bake"} if args.suite else set())
     results = {}
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        startup = best_of(5, [sys.executable, "-m", "cookiecutter", "--version"])
-        bake_time = best_of(5, bake(tmp / "bake"), setup=fresh(tmp / "bake"))
-        results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
+        if "bake" in parts:
+            startup = best_of(5, one_file_bake(tmp / "one-file"), setup=fresh(tmp / "one-file" / "out"))
+            bake_time = best_of(5, bake(tmp / "bake"), setup=fresh(tmp / "bake"))
+            results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
+        subprocess.run(bake(tmp), check=True, capture_output=True)  # the project the serve part runs
 
-        lock_baseline, lock_measured = lock_ratio(tmp)
-        results["lock"] = {"baseline_s": lock_baseline, "measured_s": lock_measured,
-                           "ratio": lock_measured / lock_baseline}
+        if "lock" in parts:
+            lock_baseline, lock_measured = lock_ratio(tmp)
+            results["lock"] = {"baseline_s": lock_baseline, "measured_s": lock_measured,
+                               "ratio": lock_measured / lock_baseline}
 
-        project = tmp / "flask-app"
-        venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
-        (tmp / "bare.py").write_text(BARE_APP)
-        source = project / "source"
-        bare_rps, bare_p99 = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
-        app_rps, app_p99 = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
-        results["serve"] = {
-            "baseline_rps": bare_rps, "measured_rps": app_rps, "rps_ratio": app_rps / bare_rps,
-            "baseline_p99_ms": bare_p99, "measured_p99_ms": app_p99, "p99_ratio": app_p99 / bare_p99,
-        }
+        if "serve" in parts:
+            results["serve"] = serve_ratio(tmp, args)
 
     if args.suite:
         suite = best_of(1, [sys.executable, str(REPO / "tasks.py"), "test", "-q"])

@@ -119,7 +119,7 @@ def test_description_survives_verbatim(custom_project):
 
 
 def test_gunicorn_workers_is_the_default_worker_count(custom_project):
-    assert '"GUNICORN_WORKERS", "3"' in (custom_project / "source/gunicorn.conf.py").read_text()
+    assert '"GUNICORN_WORKERS": Setting("3"' in (custom_project / "source/api/config.py").read_text()
     assert "gunicorn -w 3 -b :8080 --reload 'api:create_app()'" in (custom_project / "README.md").read_text()
 
 

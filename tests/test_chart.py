@@ -429,7 +429,9 @@ def test_every_hostname_has_a_host_and_a_mapping_to_the_service(chart):
             selector = host["spec"]["mappingSelector"]["matchLabels"]
             mapping = mappings[hostname]
             assert selector.items() <= mapping["metadata"]["labels"].items()
-            assert mapping["spec"]["prefix"] == "/"
+            # Only the API is public: probes and /metrics are not routed from the internet.
+            assert mapping["spec"]["prefix"] == "/api/" and mapping["spec"]["rewrite"] == ""
+            assert host["spec"]["tls"] == {"min_tls_version": "v1.2"}
             assert mapping["spec"]["service"] == (
                 f"{service['metadata']['name']}.{chart.namespace(label)}:{port}")
             assert isinstance(mapping["spec"]["timeout_ms"], int)
@@ -491,6 +493,11 @@ def test_deployment_is_hardened_and_drains_gracefully(chart):
         assert main["livenessProbe"]["httpGet"]["path"] == "/livez"
         assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert main["resources"]["requests"] and main["resources"]["limits"]
+        for bound in ("requests", "limits"):
+            assert main["resources"][bound]["ephemeral-storage"], (label, bound)
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(main["ports"][0]["containerPort"])
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert main["securityContext"] == {
@@ -543,6 +550,124 @@ def test_network_policy_admits_only_its_peers_to_the_http_port(default_chart, tm
     failed = [c["check_id"] for c in report["results"]["failed_checks"]]
     passed = [c["check_id"] for c in report["results"]["passed_checks"]]
     assert "CKV2_K8S_6" not in failed and "CKV2_K8S_6" in passed, failed
+
+
+# Weakened security contexts a hostspace's values file might try; the schema refuses each.
+WEAKENED = {
+    "pod runAsNonRoot false": {"podSecurityContext": {"runAsNonRoot": False}},
+    "pod runs as root": {"podSecurityContext": {"runAsUser": 0}},
+    "pod runAsNonRoot removed": {"podSecurityContext": {"runAsNonRoot": None}},
+    "pod unconfined seccomp": {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
+    "runAsNonRoot false": {"securityContext": {"runAsNonRoot": False}},
+    "privilege escalation": {"securityContext": {"allowPrivilegeEscalation": True}},
+    "privileged": {"securityContext": {"privileged": True}},
+    "added capability": {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+    "nothing dropped": {"securityContext": {"capabilities": {"drop": []}}},
+    "writable root": {"securityContext": {"readOnlyRootFilesystem": False}},
+    "host path volume": {"extraVolumes": [{"name": "node", "hostPath": {"path": "/"}}]},
+}
+
+
+@pytest.mark.parametrize("version", ["3.17", "4"])
+@pytest.mark.parametrize("weakening", WEAKENED, ids=str)
+def test_values_schema_refuses_a_weakened_security_context(default_chart, tmp_path, version, weakening):
+    values = tmp_path / "weak.yaml"
+    values.write_text(yaml.safe_dump(WEAKENED[weakening]))
+    result = default_chart.template(default_chart.labels[-1], extra_values=[values],
+                                    helm=default_chart.helms[version])
+    assert result.returncode != 0, weakening
+    assert "schema" in result.stderr, result.stderr
+
+
+# Everything a team adds in its first week, at once: variables from a Secret and a ConfigMap,
+# a Secret as files, placement, spread, extra pod metadata and the ServiceMonitor.
+FIRST_WEEK = """
+env:
+  DATABASE_URL:
+    valueFrom:
+      secretKeyRef: {name: orders-database, key: url}
+  POD_IP:
+    valueFrom:
+      fieldRef: {fieldPath: status.podIP}
+envFrom:
+  - secretRef: {name: orders-credentials}
+  - configMapRef: {name: orders-settings}
+    prefix: ORDERS_
+extraVolumes:
+  - name: certificates
+    secret: {secretName: orders-client-cert, defaultMode: 0440}
+extraVolumeMounts:
+  - {name: certificates, mountPath: /etc/orders/certificates, readOnly: true}
+podAnnotations: {team: orders}
+podLabels: {cost-centre: "4711"}
+nodeSelector: {kubernetes.io/arch: amd64}
+tolerations:
+  - {key: dedicated, operator: Equal, value: orders, effect: NoSchedule}
+topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}
+metrics:
+  serviceMonitor: {enabled: true, labels: {release: prometheus}}
+"""
+
+
+def test_first_week_values_render_valid_and_checkov_clean(default_chart, tmp_path):
+    label = default_chart.labels[-1]
+    values = tmp_path / "first-week.yaml"
+    values.write_text(FIRST_WEEK)
+    renders = {version: default_chart.template(label, extra_values=[values], helm=helm)
+               for version, helm in default_chart.helms.items()}
+    assert renders["3.17"].stdout == renders["4"].stdout, renders["3.17"].stderr + renders["4"].stderr
+    objects = split_documents(renders["4"].stdout)
+    main = container(objects)
+    assert {"name": "DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "orders-database", "key": "url"}}} in main["env"]
+    assert {"secretRef": {"name": "orders-credentials"}} in main["envFrom"]
+    assert {"name": "certificates", "mountPath": "/etc/orders/certificates", "readOnly": True} in main["volumeMounts"]
+    pod = one(objects, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["labels"]["cost-centre"] == "4711"
+    assert pod["metadata"]["annotations"]["team"] == "orders"
+    assert pod["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] == (
+        one(objects, "Deployment")["spec"]["selector"]["matchLabels"])
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+
+    (tmp_path / "renders").mkdir()
+    # kubernetes-validate knows no ServiceMonitor (a CRD): it is checked above, the rest here.
+    core = [o for o in objects if o["kind"] != "ServiceMonitor"]
+    (tmp_path / "renders" / label).write_text(yaml.safe_dump_all(core))
+    validated = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION,
+                     tmp_path / "renders" / label])
+    unknown = [line for line in (validated.stdout + validated.stderr).splitlines()
+               if line.strip() and AMBASSADOR not in line]
+    assert validated.returncode == 0 and unknown == [], validated.stdout + validated.stderr
+    report = json.loads(run_checkov(tmp_path / "renders", config=default_chart.dir / ".checkov.yaml",
+                                    output="json").stdout)
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert report["summary"]["passed"] > 0 and failed == []
+
+
+def readme_values_example(project, heading):
+    """The YAML block under a heading of the generated README."""
+    readme = (project / "README.md").read_text()
+    section = readme.split(f"\n### {heading}\n", 1)[1].split("\n### ", 1)[0]
+    return re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
+
+
+def test_readme_database_url_example_renders_as_documented(default_chart, tmp_path):
+    example = readme_values_example(default_chart.project, "Variables from Secrets")
+    production = default_chart.labels[-1]
+    assert f"values-{default_chart.hostspaces[-1]}.yaml" in example  # the file it belongs in
+    merged = tmp_path / production
+    merged.write_text((default_chart.dir / production).read_text() + "\n" + example)
+    result = run([default_chart.helms["4"], "template", default_chart.app, default_chart.dir,
+                  "-f", default_chart.dir / "values.yaml", "-f", merged,
+                  "--namespace", default_chart.namespace(production), "--kube-version", KUBE_VERSION],
+                 env=default_chart.env)
+    assert result.returncode == 0, result.stderr
+    env = container(split_documents(result.stdout))["env"]
+    (database_url,) = [e for e in env if e["name"] == "DATABASE_URL"]
+    assert database_url["valueFrom"]["secretKeyRef"]["key"]
+    assert {"name": "LOG_LEVEL", "value": "INFO"} in env  # the other variables stay
 
 
 def test_no_tlscontext_anywhere(chart):
@@ -636,6 +761,8 @@ TOGGLES = {
     "podAntiAffinity.type": {"none", "preferred", "required"},
     "hosts.custom": {"set"},
     "networkPolicy.enabled": {True, False},
+    "metrics.scrapeAnnotations": {True, False},
+    "metrics.serviceMonitor.enabled": {True, False},
 }
 
 
@@ -892,7 +1019,8 @@ def test_the_suite_runner_catches_a_wrong_expectation(default_chart, tmp_path):
 def test_readme_documents_the_kubernetes_deployment(chart):
     readme = (chart.project / "README.md").read_text()
     section = readme.split("## Kubernetes deployment\n", 1)[1].split("\n## ", 1)[0]
-    for heading in ("Deployment objects", "Per-hostspace values", "Horizontal Pod Autoscaler",
+    for heading in ("Deployment objects", "Per-hostspace values", "Variables from Secrets", "Metrics",
+                    "Horizontal Pod Autoscaler",
                     "Persistent volume", "Pod anti-affinity", "DR ConfigMap and Host setup",
                     "Migrating from TLSContext to Host"):
         assert f"\n### {heading}\n" in section

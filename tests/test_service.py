@@ -1,19 +1,45 @@
 """The generated Flask service: its own test suite, and real gunicorn on 127.0.0.1."""
+import http.client
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
-from conftest import free_port, http_get
+from conftest import free_port
 
 GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 
+# A test's own app module, loaded by gunicorn's app factory argument: the generated app with
+# a registered readiness check and a route that holds a request in flight until the test
+# says go. The generated app itself has no such route.
+PROBE_APP = '''
+import os
+import time
+from pathlib import Path
 
-def get(url):
-    """(status, JSON body) of a GET, whatever the status."""
-    status, body = http_get(url)
-    return status, json.loads(body)
+from flask import request
+
+from api import create_app, health
+
+SIGNALS = Path(os.environ["TEST_SIGNALS"])
+
+
+def create():
+    app = create_app()
+    health.add_check(app, "database", lambda: not (SIGNALS / "database-down").exists(), timeout=0.5)
+
+    @app.get("/api/v1/hold")
+    def hold():
+        (SIGNALS / f"started-{request.args['id']}").write_text(str(os.getpid()))
+        while not (SIGNALS / "release").exists():
+            time.sleep(0.02)
+        return {"held": request.args["id"]}
+
+    return app
+'''
 
 
 def test_generated_test_suite_passes_with_its_coverage_gate(default_project, project_venv):
@@ -25,49 +51,257 @@ def test_generated_test_suite_passes_with_its_coverage_gate(default_project, pro
     assert "Required test coverage of 90% reached" in result.stdout
 
 
-@pytest.fixture
-def gunicorn(default_project, project_venv):
-    """The default project served by gunicorn with its own gunicorn.conf.py."""
-    port = free_port()
-    server = subprocess.Popen(
-        [str(project_venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=default_project / "source", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
+def wait_until(condition, what, attempts=600):
+    """Poll ``condition`` every 50 ms; fail naming ``what`` if it never holds."""
+    for _ in range(attempts):
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"never happened: {what}")
+
+
+class Gunicorn:
+    """gunicorn serving a project with its own gunicorn.conf.py; its output kept line by line."""
+
+    def __init__(self, project, venv, tmp, env=None, app=None, workers=2):
+        self.port = free_port()
+        self.signals = tmp / "signals"
+        self.signals.mkdir(parents=True)
+        self.tmpdir = tmp / "tmp"
+        self.tmpdir.mkdir()
+        command = [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
+        if app:
+            (tmp / "probe_app.py").write_text(PROBE_APP)
+            command += ["--pythonpath", str(tmp), app]
+        self.process = subprocess.Popen(
+            command, cwd=project / "source", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "TMPDIR": str(self.tmpdir), "TEST_SIGNALS": str(self.signals), **(env or {})},
+        )
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
+        self.reader.start()
+        wait_until(lambda: self.process.poll() is not None or self.answers(), "gunicorn answers /livez")
+        assert self.process.poll() is None, "".join(self.lines)
+
+    def answers(self):
         try:
-            get(f"{base}/livez")
-            break
+            return self.request("GET", "/livez")[0] == 200
         except OSError:
-            if server.poll() is not None:
-                pytest.fail(f"gunicorn exited: {server.stdout.read()}")
-            time.sleep(0.1)
-    yield server, base
-    if server.poll() is None:
+            return False
+
+    def request(self, method, path, body=None, headers=None):
+        """(status, headers, body text) of one request on a new connection."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.headers, response.read().decode()
+        finally:
+            connection.close()
+
+    def get_json(self, path):
+        status, _, body = self.request("GET", path)
+        return status, json.loads(body)
+
+    def stop(self):
+        """SIGTERM; the records it logged, once it has exited (returncode on self.process)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=GRACEFUL_TIMEOUT + 10)
+        self.reader.join(timeout=10)
+        return [json.loads(line) for line in self.lines if line.strip()]
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def serve(default_project, project_venv, tmp_path):
+    """serve(env=..., app=..., workers=...) -> a running Gunicorn, killed after the test."""
+    servers = []
+
+    def _serve(**kwargs):
+        servers.append(Gunicorn(default_project, project_venv, tmp_path / str(len(servers)), **kwargs))
+        return servers[-1]
+
+    yield _serve
+    for server in servers:
         server.kill()
-        server.wait()
 
 
-def test_gunicorn_serves_the_health_endpoints(gunicorn):
-    _, base = gunicorn
-    assert get(f"{base}/livez") == (200, {"status": "ok"})
-    assert get(f"{base}/readyz") == (200, {"status": "ready"})
+def test_gunicorn_serves_the_health_endpoints(serve):
+    server = serve()
+    assert server.get_json("/livez") == (200, {"status": "ok"})
+    assert server.get_json("/readyz") == (200, {"status": "ready"})
 
 
-def test_gunicorn_answers_an_unknown_path_with_json_404(gunicorn):
-    _, base = gunicorn
-    status, body = get(f"{base}/does/not/exist")
+def test_gunicorn_answers_an_unknown_path_with_json_404(serve):
+    status, body = serve().get_json("/does/not/exist")
     assert status == 404
     assert body["error"] == "Not Found"
 
 
-def test_gunicorn_stops_cleanly_on_sigterm_and_logs_json(gunicorn):
-    server, base = gunicorn
-    get(f"{base}/api/v1/hello?name=probe")
-    server.send_signal(signal.SIGTERM)
-    output, _ = server.communicate(timeout=GRACEFUL_TIMEOUT + 5)
-    assert server.returncode == 0, output
-    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+def test_gunicorn_stops_cleanly_on_sigterm_and_logs_json(serve):
+    server = serve()
+    server.request("GET", "/api/v1/hello?name=probe")
+    records = server.stop()
+    assert server.process.returncode == 0
     assert any(r["logger"] == "gunicorn.access" and "/api/v1/hello" in r["message"] for r in records)
     assert any(r["message"] == "greeted" for r in records)
     assert any("Shutting down" in r["message"] for r in records)
+
+
+# --- request IDs and the access log ----------------------------------------------------
+
+
+def test_request_id_is_returned_and_in_the_access_and_application_logs_without_the_query(serve):
+    server = serve()
+    status, headers, _ = server.request("GET", "/api/v1/hello?name=Ada&access_token=s3cr3t-t0ken",
+                                        headers={"X-Request-Id": "edge-7f3a"})
+    assert status == 200 and headers["X-Request-Id"] == "edge-7f3a"
+    _, headers, _ = server.request("GET", "/api/v1/hello", headers={"X-Request-Id": "not valid!"})
+    made = headers["X-Request-Id"]
+    assert made != "not valid!" and made.isalnum()
+    records = server.stop()
+    assert "s3cr3t-t0ken" not in "".join(server.lines)
+    access = [r for r in records if r["logger"] == "gunicorn.access"]
+    greeted = [r for r in records if r["message"] == "greeted"]
+    # Two workers share stdout: their lines may come in either order.
+    hello = [r for r in access if '"GET /api/v1/hello HTTP/1.1" 200' in r["message"]]
+    assert sorted(r["request_id"] for r in hello) == sorted(["edge-7f3a", made])
+    assert sorted(r["request_id"] for r in greeted) == sorted(["edge-7f3a", made])
+
+
+# --- limits and headers ------------------------------------------------------------------
+
+
+def test_limits_answer_json_413_and_400_never_500(serve):
+    server = serve(env={"MAX_CONTENT_LENGTH": "1000"})
+    json_body = {"Content-Type": "application/json"}
+    cases = {
+        "too large": ('{"name": "' + "x" * 2000 + '"}', 413),
+        "malformed": ('{"name":', 400),
+        "deeply nested": ("[" * 900, 400),
+        "well formed": ('{"name": "Ada"}', 200),
+    }
+    for case, (body, expected) in cases.items():
+        status, headers, text = server.request("POST", "/api/v1/hello", body=body, headers=json_body)
+        assert status == expected, (case, text)
+        assert headers["Content-Type"] == "application/json", case
+        assert headers["X-Content-Type-Options"] == "nosniff", case
+    # Nesting deeper than the parser recurses, within the default 1 MiB.
+    deep = serve(env={})
+    status, _, text = deep.request("POST", "/api/v1/hello", body="[" * 200_000, headers=json_body)
+    assert status == 400, text
+    assert not any("Traceback" in line for line in server.lines + deep.lines)
+
+
+# --- configuration errors ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, value, accepted", [
+    ("GUNICORN_WORKERS", "many", "a whole number from 1 to 64"),
+    ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("MAX_CONTENT_LENGTH", "1MB", "a whole number of bytes"),
+])
+def test_a_bad_setting_stops_gunicorn_with_one_line(default_project, project_venv, tmp_path, name, value, accepted):
+    result = subprocess.run(
+        [str(project_venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{free_port()}"],
+        cwd=default_project / "source", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TMPDIR": str(tmp_path), name: value},
+    )
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"configuration error: {name}={value!r} is not valid: expected {accepted}")
+    assert "Traceback" not in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []  # no metrics directory left behind
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+
+def hold(server, ids):
+    """Send one /api/v1/hold per id from its own thread; return (threads, results)."""
+    results = {}
+
+    def send(name):
+        try:
+            results[name] = server.request("GET", f"/api/v1/hold?id={name}")[0]
+        except OSError as error:
+            results[name] = error
+
+    threads = [threading.Thread(target=send, args=(name,)) for name in ids]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: all((server.signals / f"started-{n}").exists() for n in ids), f"requests {ids} in flight")
+    return threads, results
+
+
+def sample(metrics_text, name, **labels):
+    """The value of one sample of a Prometheus text exposition; 0 when absent."""
+    for line in metrics_text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_every_request_whichever_worker_answers(serve):
+    server = serve(app="probe_app:create()")
+    # Two requests held at once: each of the two workers is answering one.
+    threads, _ = hold(server, ["a", "b"])
+    pids = {(server.signals / f"started-{n}").read_text() for n in ("a", "b")}
+    assert len(pids) == 2
+    (server.signals / "release").write_text("")
+    for thread in threads:
+        thread.join()
+    requests = 25
+    for _ in range(requests):
+        assert server.request("GET", "/api/v1/hello")[0] == 200
+    server.request("GET", "/no/such/path")
+    for _ in range(3):  # whichever worker answers /metrics, the totals are the same
+        status, headers, text = server.request("GET", "/metrics")
+        assert status == 200 and headers["Content-Type"].startswith("text/plain")
+        assert sample(text, "http_requests_total", endpoint="/api/v1/hello", method="GET", status="200") == requests
+        assert sample(text, "http_requests_total", endpoint="/api/v1/hold", status="200") == 2
+        assert sample(text, "http_requests_total", endpoint="unmatched", status="404") == 1
+        assert sample(text, "http_request_duration_seconds_count", endpoint="/api/v1/hello") == requests
+    # Each start has its own metrics directory under TMPDIR, removed on exit.
+    (metrics_dir,) = server.tmpdir.glob("prometheus-*")
+    assert {p.name.split("_")[0] for p in metrics_dir.iterdir()} >= {"counter", "histogram"}
+    server.stop()
+    assert server.process.returncode == 0
+    assert not metrics_dir.exists()
+
+
+# --- readiness ---------------------------------------------------------------------------
+
+
+def test_a_failing_registered_check_makes_readyz_503_without_internals(serve):
+    server = serve(app="probe_app:create()")
+    assert server.get_json("/readyz") == (200, {"status": "ready"})
+    (server.signals / "database-down").write_text("")
+    status, body = server.get_json("/readyz")
+    assert (status, body) == (503, {"status": "unavailable", "failed": ["database"]})
+    records = server.stop()
+    assert any(r["message"] == "readiness check failed" and r["check"] == "database" for r in records)
+
+
+# --- graceful shutdown -------------------------------------------------------------------
+
+
+def test_sigterm_lets_requests_in_flight_finish(serve):
+    server = serve(app="probe_app:create()", workers=3)
+    ids = ["one", "two", "three"]
+    threads, results = hold(server, ids)
+    server.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: any("Handling signal: term" in line for line in server.lines), "gunicorn took SIGTERM")
+    (server.signals / "release").write_text("")
+    for thread in threads:
+        thread.join(timeout=GRACEFUL_TIMEOUT + 10)
+    failed = {name: result for name, result in results.items() if result != 200}
+    assert failed == {} and len(results) == len(ids)
+    server.stop()
+    assert server.process.returncode == 0

@@ -3,19 +3,40 @@
 Command-line flags override them, as in the README's `docker run ... gunicorn -w 6 -b :8080`.
 """
 import os
+import shutil
 import sys
+import tempfile
+
+# The workers' metrics files (api/metrics.py), in a new directory on every start so that no
+# count survives from an earlier run; /tmp is the pod's writable emptyDir. prometheus_client
+# picks its multi-process mode when it is imported, so this comes before `api`.
+metrics_dir = tempfile.mkdtemp(prefix="prometheus-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+
+# gunicorn takes every lower-case name here for a setting, hence the aliases.
+from api import config as app_config  # noqa: E402
+
+# Every setting is checked here, once, in the master: a bad value stops start-up with one
+# line per problem, instead of a traceback from each worker in a crash loop.
+try:
+    settings = app_config.read({**app_config.SERVER_SETTINGS, **app_config.APP_SETTINGS})
+except app_config.ConfigError as error:
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    sys.exit("\n".join(f"configuration error: {problem}" for problem in error.problems))
 
 wsgi_app = "api:create_app()"
-bind = f"0.0.0.0:{os.environ.get('PORT', '8080')}"
-workers = int(os.environ.get("GUNICORN_WORKERS", "{{ cookiecutter.gunicorn_workers }}"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+bind = f"0.0.0.0:{settings['PORT']}"
+workers = settings["GUNICORN_WORKERS"]
+timeout = settings["GUNICORN_TIMEOUT"]
 # Kubernetes waits terminationGracePeriodSeconds (longer than this) before it kills the pod.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+graceful_timeout = settings["GUNICORN_GRACEFUL_TIMEOUT"]
 keepalive = 5
 
-# Access and error logs go to stdout as JSON lines, like the application's own.
+# Access and error logs go to stdout as JSON lines, like the application's own. The access
+# line has the path without its query string, which may carry tokens (?access_token=...);
+# api.logs adds the request's ID from the response's X-Request-Id.
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus "%(a)s"'
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)sus "%(a)s"'
 # gunicorn merges this over its defaults key by key, so "root" must be redefined too.
 logconfig_dict = {
     "version": 1,
@@ -26,11 +47,7 @@ logconfig_dict = {
         "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"},
     },
     "loggers": {
-        "gunicorn.error": {
-            "level": os.environ.get("LOG_LEVEL", "INFO").upper(),
-            "handlers": ["stdout"],
-            "propagate": False,
-        },
+        "gunicorn.error": {"level": settings["LOG_LEVEL"], "handlers": ["stdout"], "propagate": False},
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
@@ -39,8 +56,22 @@ logconfig_dict = {
 def post_fork(server, worker):
     """Let each worker import the application afresh.
 
-    The master imported `api` for the JSON log formatter above; a worker that kept that copy
-    would serve the old code after `--reload` restarts it.
+    The master imported `api` for the settings and the JSON log formatter above; a worker that
+    kept that copy would serve the old code after `--reload` restarts it.
     """
     for name in [name for name in sys.modules if name == "api" or name.startswith("api.")]:
         del sys.modules[name]
+
+
+def child_exit(server, worker):
+    """Remove a dead worker's live-gauge files (gauges with multiprocess_mode "live...", such
+    as requests in progress), which would otherwise count it forever. Its counter and
+    histogram files stay: totals must not go down, or Prometheus would take the drop for a
+    restart and count the rest again."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, metrics_dir)
+
+
+def on_exit(server):
+    shutil.rmtree(metrics_dir, ignore_errors=True)

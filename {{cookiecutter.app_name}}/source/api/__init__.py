@@ -4,7 +4,7 @@ gunicorn serves ``api:create_app()``; nothing happens at import time.
 """
 from flask import Flask
 
-from . import errors, health, logs
+from . import errors, health, limits, logs, metrics, middleware
 from .config import settings_from_env
 from .greetings import bp as greetings_bp
 
@@ -22,6 +22,13 @@ def create_app(test_config=None):
 
     logs.configure(app)
     errors.register(app)
+    limits.register(app)
+    middleware.register(app)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(greetings_bp, url_prefix="/api/v1")
+
+    # Readiness: /readyz runs each check. Add one per dependency here, e.g.
+    #   health.add_check(app, "database", lambda: db.ping(), timeout=1.0)
+    health.add_check(app, "data_dir", lambda: health.data_dir_writable(app.config["DATA_DIR"]))
     return app

@@ -6,13 +6,26 @@ bp = Blueprint("greetings", __name__)
 MAX_NAME_LENGTH = 64
 
 
-@bp.get("/hello")
-def hello():
-    name = request.args.get("name", "world").strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
+def greet(name):
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_LENGTH:
         abort(400, description=f"name must be 1 to {MAX_NAME_LENGTH} characters")
+    name = name.strip()
     current_app.logger.info("greeted", extra={"name_length": len(name)})
     return jsonify(message=f"{current_app.config['GREETING']}, {name}!")
+
+
+@bp.get("/hello")
+def hello():
+    return greet(request.args.get("name", "world"))
+
+
+@bp.post("/hello")
+def hello_json():
+    """The same greeting for a JSON body, {"name": "Ada"}: bad JSON is a 400, never a 500."""
+    body = request.get_json()
+    if not isinstance(body, dict):
+        abort(400, description='expected a JSON object such as {"name": "Ada"}')
+    return greet(body.get("name", "world"))
 
 
 @bp.get("/info")

@@ -1,8 +1,10 @@
-"""Structured logs: one JSON object per line on stdout."""
+"""Structured logs: one JSON object per line on stdout, with the request's ID."""
 import json
 import logging
 import sys
 from datetime import datetime, timezone
+
+from . import request_ids
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -22,9 +24,20 @@ class JsonFormatter(logging.Formatter):
             for key, value in vars(record).items()
             if key not in _STANDARD_ATTRS and not key.startswith("_")
         )
+        request_id = request_ids.current() or access_log_request_id(record)
+        if request_id:
+            entry["request_id"] = request_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def access_log_request_id(record):
+    """The X-Request-Id the response carried, in a gunicorn access log record."""
+    if record.name == "gunicorn.access" and isinstance(record.args, dict):
+        value = record.args.get("{x-request-id}o")
+        return value if value and value != "-" else None
+    return None
 
 
 def configure(app):
@@ -32,5 +45,5 @@ def configure(app):
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter())
     app.logger.handlers[:] = [handler]
-    app.logger.setLevel(app.config["LOG_LEVEL"].upper())
+    app.logger.setLevel(app.config["LOG_LEVEL"])
     app.logger.propagate = False

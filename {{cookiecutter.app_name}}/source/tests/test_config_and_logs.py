@@ -2,8 +2,10 @@ import json
 import logging
 import sys
 
+import pytest
+
 from api import create_app
-from api.config import settings_from_env
+from api.config import APP_SETTINGS, SERVER_SETTINGS, ConfigError, read, settings_from_env
 from api.logs import JsonFormatter
 
 
@@ -12,6 +14,37 @@ def test_settings_come_from_the_environment():
     assert settings["GREETING"] == "Hi"
     assert settings["LOG_LEVEL"] == "DEBUG"
     assert settings["APP_NAME"] == "{{ cookiecutter.app_name }}"
+
+
+def test_settings_are_parsed(monkeypatch):
+    settings = read({**SERVER_SETTINGS, **APP_SETTINGS}, {"LOG_LEVEL": "debug", "GUNICORN_WORKERS": " 3 ",
+                                                     "DR_ROLE": "passive", "MAX_CONTENT_LENGTH": "10"})
+    assert settings["LOG_LEVEL"] == "DEBUG"
+    assert settings["GUNICORN_WORKERS"] == 3
+    assert settings["DR_ROLE"] == "passive"
+    assert settings["MAX_CONTENT_LENGTH"] == 10
+    assert settings["PORT"] == 8080
+
+
+@pytest.mark.parametrize("name, value, accepted", [
+    ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("GUNICORN_WORKERS", "many", "a whole number from 1 to 64"),
+    ("GUNICORN_WORKERS", "0", "a whole number from 1 to 64"),
+    ("PORT", "70000", "a port number from 1 to 65535"),
+    ("DR_ROLE", "standby", "active, passive or empty"),
+    ("MAX_CONTENT_LENGTH", "1MB", "a whole number of bytes"),
+])
+def test_a_bad_setting_names_the_variable_the_value_and_the_accepted_form(name, value, accepted):
+    with pytest.raises(ConfigError) as raised:
+        read({**SERVER_SETTINGS, **APP_SETTINGS}, {name: value})
+    (problem,) = raised.value.problems
+    assert problem.startswith(f"{name}={value!r} is not valid: expected {accepted}")
+
+
+def test_every_bad_setting_is_reported_at_once():
+    with pytest.raises(ConfigError) as raised:
+        settings_from_env({"LOG_LEVEL": "LOUD", "DR_ROLE": "standby"})
+    assert [p.split("=")[0] for p in raised.value.problems] == ["LOG_LEVEL", "DR_ROLE"]
 
 
 def test_create_app_reads_the_process_environment(monkeypatch):

@@ -17,6 +17,16 @@ def test_hello_rejects_an_overlong_name(client):
     assert "1 to 64 characters" in response.json["message"]
 
 
+def test_hello_greets_the_name_of_a_json_body(client):
+    assert client.post("/api/v1/hello", json={"name": "Ada"}).json == {"message": "Hello, Ada!"}
+
+
+def test_hello_wants_a_json_object(client):
+    response = client.post("/api/v1/hello", json=["Ada"])
+    assert response.status_code == 400
+    assert "JSON object" in response.json["message"]
+
+
 def test_info_names_the_service_and_its_dr_site(app):
     app.config.update(DR_ROLE="passive", DR_REGION="west")
     assert app.test_client().get("/api/v1/info").json == {

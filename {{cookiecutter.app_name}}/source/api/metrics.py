@@ -1,0 +1,48 @@
+"""Prometheus metrics at /metrics: requests by endpoint, method and status, and latency.
+
+Under gunicorn every worker writes its counts to files in PROMETHEUS_MULTIPROC_DIR (set by
+gunicorn.conf.py), and /metrics adds up all workers' files, whichever worker answers.
+Without it (tests, `flask run`) the process's own counts are served.
+"""
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# Not in prometheus_client's global registry: gunicorn workers import this module afresh
+# (gunicorn.conf.py's post_fork), and each app in the tests would register them again.
+REQUESTS = Counter(
+    "http_requests", "HTTP requests answered, by endpoint, method and status.",
+    ["endpoint", "method", "status"], registry=None,
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request, by endpoint and method.",
+    ["endpoint", "method"], registry=None,
+)
+# The labelled series already in use, so that a request costs no label lookup.
+_series = {}
+
+bp = Blueprint("metrics", __name__)
+
+
+def observe(endpoint, method, status, seconds):
+    """Count one answered request; ``endpoint`` is the route's pattern, not the path, so
+    /users/<id> is one series and not one per user; ``status`` is the code as text."""
+    key = (endpoint, method, status)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = (REQUESTS.labels(endpoint, method, status), LATENCY.labels(endpoint, method))
+    series[0].inc()
+    series[1].observe(seconds)
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(REQUESTS)
+        registry.register(LATENCY)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
