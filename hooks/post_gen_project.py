@@ -42,10 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import NamedTuple
+from collections import namedtuple
 
 HOSTSPACE_VALUES = Path("chart/values-hostspaces.yaml")
 HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)
@@ -496,10 +494,9 @@ def run_pipenv(venv, args, source, env, timeout=LOCK_TIMEOUT):
                     cwd=source)
 
 
-class Lock(NamedTuple):
-    status: str  # locked, skipped, failed or interrupted
-    summary: str  # one line for the summary
-    detail: str = ""  # why it failed, and how to lock later
+# status: locked, skipped, failed or interrupted; summary: one line for the summary;
+# detail: why it failed, and how to lock later
+Lock = namedtuple("Lock", "status summary detail", defaults=("",))
 
 
 def skip_reason(answers, environ, kept=()):
@@ -599,6 +596,9 @@ def lock_dependencies(project, answers, environ, kept=()):
 
 def index_hint(project, environ):
     """Why the Pipfile's index may be out of reach: unset credentials, or no answer."""
+    import urllib.error  # here, not at the top: most bakes never need it, and it costs 50 ms
+    import urllib.request
+
     pipfile = (project / "source" / "Pipfile").read_text()
     hints = []
     for url in re.findall(r'^url = "([^"]+)"', pipfile, flags=re.MULTILINE):
