@@ -26,11 +26,11 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools/, never tests/
 
-from conftest import free_port, load_hook, pipfile_requirements  # noqa: E402
+from hooks import post_gen_project as hook  # noqa: E402
+from tools.net import free_port  # noqa: E402
+from tools.project import REPO, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
 BARE_APP = '''from flask import Flask
@@ -147,7 +147,6 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
 
 def lock_ratio(tmp):
     """(bare pipenv lock s, bake-with-lock s) for the default answers, pipenv already cached."""
-    hook = load_hook("post_gen_project")
     answers = json.loads((REPO / "cookiecutter.json").read_text())
     with_lock = bake(tmp / "locked", lock_dependencies="yes")
     best_of(1, with_lock, setup=fresh(tmp / "locked"))  # installs pipenv once, if needed

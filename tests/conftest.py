@@ -1,51 +1,15 @@
-"""Shared fixtures: one bake per combination of answers, shared by every test that needs it."""
+"""Fixtures only: one bake per combination of answers, shared by every test that needs it;
+CI's rule that nothing skips; the measurements summary. What test modules share besides
+fixtures is in tests/answers.py and tools/ (which the benchmarks use too)."""
 import json
 import os
-import socket
-import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python < 3.11
-    import tomli as tomllib
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # tools/ and hooks/ are importable from the tests
-
-from tools.venvs import cached_venv  # noqa: E402
-
-DEFAULTS = json.loads((REPO / "cookiecutter.json").read_text())
-# The fast tier never locks: the real lock has its own tests (test_lock.py).
-NO_LOCK = {"lock_dependencies": False}
-# The Pythons the lock tests lock for (the default answer, and the brief's pipenv on 3.11),
-# which the template's own CI (.github/workflows/ci.yml, azure-pipelines.yml) provides.
-LOCK_PYTHONS = (DEFAULTS["python_version"], "3.11")
-
-
-def combination_id(answers):
-    """Readable test id for a combination of answers: key:value joined by '-'."""
-    return "-".join(f"{key}:{value}" for key, value in answers.items()) or "defaults"
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(url):
-    """(status, body text) of a GET, whatever the status; OSError while nothing listens."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+from answers import NO_LOCK
+from tools.project import pipfile_requirements
+from tools.venvs import cached_venv
 
 
 @pytest.fixture(scope="session")
@@ -70,16 +34,6 @@ def default_project(bake):
     return bake()
 
 
-def pipfile_requirements(project, sections=("packages", "dev-packages")):
-    """The requirement strings of a baked project's Pipfile (name + version spec)."""
-    pipfile = tomllib.loads((project / "source" / "Pipfile").read_text())
-    return [
-        name if spec == "*" else f"{name}{spec}"
-        for section in sections
-        for name, spec in pipfile.get(section, {}).items()
-    ]
-
-
 @pytest.fixture(scope="session")
 def project_venv(default_project):
     """A cached venv with the default project's Pipfile packages (dev included)."""
@@ -95,16 +49,6 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every check must run: {reason}"
     return report
-
-
-def load_hook(name):
-    """hooks/<name>.py imported unrendered: its rules and helpers, without cookiecutter."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"hook_{name}", REPO / "hooks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---- measurements: what a test measured, printed at the end of the run -------------------------

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEFAULTS, REPO, combination_id
+from answers import combination_id
+from tools.project import DEFAULTS, REPO
 from tools.helm import helm_binaries
 
 EXPECTED_FILES = [

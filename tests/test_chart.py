@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import combination_id
+from answers import combination_id
 from tools.helm import helm_binaries
 from tools.validators import SCHEMAS, run_checkov
 

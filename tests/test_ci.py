@@ -12,7 +12,8 @@ import sys
 import pytest
 import yaml
 
-from conftest import LOCK_PYTHONS, REPO
+from answers import LOCK_PYTHONS
+from tools.project import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 AZURE = REPO / "azure-pipelines.yml"

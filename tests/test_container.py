@@ -32,7 +32,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import DEFAULTS, free_port, http_get, pipfile_requirements
+from tools.net import free_port, http_get
+from tools.project import DEFAULTS, pipfile_requirements
 
 from tools import container
 from tools.container import pip_build_options

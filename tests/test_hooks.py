@@ -13,9 +13,10 @@ import pytest
 import yaml
 from cookiecutter.exceptions import FailedHookException
 
-from conftest import DEFAULTS, NO_LOCK, REPO, load_hook, tomllib
-
-post = load_hook("post_gen_project")
+from answers import NO_LOCK
+from hooks import post_gen_project as post
+from hooks import pre_gen_project as pre
+from tools.project import DEFAULTS, REPO, tomllib
 
 # (variable the message must name, answers). Each is rejected by the pre-generation hook.
 INVALID = {
@@ -485,7 +486,6 @@ def test_with_the_override_and_skip_if_file_exists_nothing_of_the_team_is_rewrit
 
 
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
-    pre = load_hook("pre_gen_project")
     (tmp_path / ".git" / "objects").mkdir(parents=True)
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     assert pre.check_directory(tmp_path, {}) is None
@@ -494,7 +494,7 @@ def test_a_git_folder_alone_is_not_a_project(tmp_path):
 
 
 def test_both_hooks_name_the_same_list_of_files_that_were_there():
-    assert load_hook("pre_gen_project").PREEXISTING == str(post.PREEXISTING)
+    assert pre.PREEXISTING == str(post.PREEXISTING)
 
 
 def test_pipenv_gets_pips_certificate_for_its_own_requests():

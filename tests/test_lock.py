@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULTS, LOCK_PYTHONS, free_port, http_get, load_hook
+from answers import LOCK_PYTHONS
+from hooks import post_gen_project as post
+from tools.net import free_port, http_get
+from tools.project import DEFAULTS
 
 pytestmark = pytest.mark.slow
-
-post = load_hook("post_gen_project")
 
 PYTHONS = LOCK_PYTHONS
 

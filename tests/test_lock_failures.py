@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEFAULTS, REPO, pipfile_requirements
+from tools.project import DEFAULTS, REPO, pipfile_requirements
 from tools.private_index import PrivateIndex, index_wheels
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from conftest import DEFAULTS, NO_LOCK, combination_id, tomllib
+from answers import NO_LOCK, combination_id
+from tools.project import DEFAULTS, tomllib
 
 # Pairwise over hpa on/off, pvc off/ReadWriteOnce/ReadWriteMany, anti-affinity
 # none/preferred/required, dr on/off, custom URL on/off, one/several hostspaces; every

@@ -6,9 +6,8 @@ import shlex
 import pytest
 from cookiecutter.prompt import prompt_for_config
 
-from conftest import DEFAULTS, REPO, load_hook
-
-pre = load_hook("pre_gen_project")
+from hooks import pre_gen_project as pre
+from tools.project import DEFAULTS, REPO
 
 VARIABLES = [key for key in DEFAULTS if not key.startswith("_")]
 CHOICES = {key: value for key, value in DEFAULTS.items() if key in VARIABLES and isinstance(value, list)}

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, combination_id
+from answers import combination_id
+from tools.project import REPO
 from tools.validators import run_checkov
 
 BANDIT = Path(sys.executable).parent / "bandit"

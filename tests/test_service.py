@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import free_port
+from tools.net import free_port
 
 GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 

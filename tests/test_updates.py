@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DEFAULTS, REPO, load_hook
-
-post = load_hook("post_gen_project")
+from hooks import post_gen_project as post
+from tools.project import DEFAULTS, REPO
 
 pytestmark = pytest.mark.slow
 
