@@ -234,7 +234,9 @@ RULES = [
          "starting with a letter and not ending with '-'"),
     Rule("appcode", matches(r"[a-z][a-z0-9]{0,9}"),
          "lowercase letters and digits, at most 10 characters, starting with a letter"),
-    Rule("description", one_line, "one line of text"),
+    Rule("description", one_line,
+         "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
+         "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)"),
     Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
     Rule("python_version", python_version_supported,
          "3.9 or newer: the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9"),

@@ -47,6 +47,21 @@ def test_the_table_follows_cookiecutter_json_order():
     assert order == VARIABLES
 
 
+def readme_accepted_column():
+    """{variable: its "accepted" cell} of the README's variable table."""
+    rows = [line.split(" | ") for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `")]
+    return {row[0].strip("| `"): row[3].removesuffix(" |").replace("\\|", "|") for row in rows if len(row) == 4}
+
+
+def test_the_readmes_accepted_column_is_the_rules_text():
+    accepted = {}
+    for rule in pre.RULES:
+        accepted.setdefault(rule.variable, []).append(rule.accepted)
+    documented = readme_accepted_column()
+    assert {name: documented.get(name) for name in accepted} == {
+        name: "; ".join(texts) for name, texts in accepted.items()}
+
+
 def test_the_defaults_pass():
     assert pre.problems(answers()) == []
     assert pre.problems(RENDERED_DEFAULTS) == []  # with the derived names cookiecutter made
