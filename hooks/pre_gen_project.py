@@ -223,8 +223,26 @@ def hostspace_list(value):
     return True
 
 
+# The facts below have twins in templates/appstack.jinja, for the generated files;
+# tests/test_rules.py checks that both agree.
+
 def hostspaces(answers):
+    """The hostspaces in promotion order."""
     return [name.strip() for name in answers["hostspaces"].split(",")]
+
+
+def stage(answers, hostspace):
+    """production for the last hostspace (a single one too), development for the first,
+    preproduction between."""
+    spaces = hostspaces(answers)
+    if hostspace == spaces[-1]:
+        return "production"
+    return "development" if hostspace == spaces[0] else "preproduction"
+
+
+def platform_hostname(answers, hostspace, region=""):
+    """The platform's hostname of a hostspace, or of one DR site's region in it."""
+    return f"{answers['app_name']}-{hostspace}.{region + '.' if region else ''}{answers['platform_domain']}"
 
 
 # The table: one line per variable of cookiecutter.json, in its order.
@@ -319,11 +337,10 @@ def volume_can_schedule(answers):
 
 def platform_hostnames(answers):
     """Every hostname the chart serves besides custom_url: platform, then DR sites."""
-    app, domain = answers["app_name"], answers["platform_domain"]
-    names = [f"{app}-{space}.{domain}" for space in hostspaces(answers)]
+    names = [platform_hostname(answers, space) for space in hostspaces(answers)]
     if answers["dr"]:
         names += [
-            f"{app}-{space}.{answers[region]}.{domain}"
+            platform_hostname(answers, space, answers[region])
             for space in hostspaces(answers)
             for region in ("dr_active_region", "dr_passive_region")
         ]
