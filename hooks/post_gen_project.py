@@ -486,6 +486,10 @@ def pipenv_environment(environ, pip_config_list="", temp_dir=None):
     )
     if temp_dir:
         env.update(TMPDIR=str(temp_dir), TEMP=str(temp_dir), TMP=str(temp_dir))
+        # virtualenv (which pipenv makes its venvs with) seeds them from a shared app-data
+        # folder that any newer virtualenv on the machine updates: pipenv 2022 then gets a
+        # setuptools without pkg_resources and fails. Its own bundled wheels, in private.
+        env.update(VIRTUALENV_OVERRIDE_APP_DATA=str(Path(temp_dir) / "virtualenv"), VIRTUALENV_NO_PERIODIC_UPDATE="1")
     return env
 
 

@@ -505,9 +505,11 @@ def test_pipenv_gets_pips_certificate_for_its_own_requests():
     assert "REQUESTS_CA_BUNDLE" not in post.pipenv_environment({}, "")
 
 
-def test_pipenv_gets_a_private_temporary_directory(tmp_path):
+def test_pipenv_gets_a_private_temporary_directory_and_virtualenv_app_data(tmp_path):
     env = post.pipenv_environment({"TMPDIR": "/tmp"}, "", tmp_path)
     assert env["TMPDIR"] == env["TEMP"] == env["TMP"] == str(tmp_path)
+    assert env["VIRTUALENV_OVERRIDE_APP_DATA"] == str(tmp_path / "virtualenv")
+    assert env["VIRTUALENV_NO_PERIODIC_UPDATE"] == "1"
 
 
 @pytest.mark.parametrize("config", [None, "[global]\nindex-url = https://mirror.example.com/simple\n"

@@ -31,6 +31,9 @@ fi
 # expanded: they go into a private directory, removed however pipenv ends.
 TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/pipenv.XXXXXX")"
 export TMPDIR
+# virtualenv's shared app-data, which any newer virtualenv on the machine updates, could seed
+# a setuptools that older pipenv releases cannot run with: its bundled wheels instead.
+export VIRTUALENV_OVERRIDE_APP_DATA="$TMPDIR/virtualenv" VIRTUALENV_NO_PERIODIC_UPDATE=1
 trap 'rm -rf "$TMPDIR"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
