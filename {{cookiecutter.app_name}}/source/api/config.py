@@ -1,0 +1,89 @@
+"""Settings, read from environment variables only.
+
+Every variable is listed in the README's "Application configuration" table, and in the
+tables below with the form it accepts. A bad value stops the service before it serves:
+gunicorn.conf.py checks them all once, in the master process, and prints one line per
+problem instead of a traceback per worker.
+"""
+import os
+from collections import namedtuple
+
+Setting = namedtuple("Setting", "default parse accepted")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def text(value):
+    return value
+
+
+def log_level(value):
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(value)
+    return value.upper()
+
+
+def dr_role(value):
+    if value not in ("", "active", "passive"):
+        raise ValueError(value)
+    return value
+
+
+def whole_number(low, high):
+    """A parser of whole numbers from ``low`` to ``high``."""
+
+    def parse(value):
+        number = int(value.strip())
+        if not low <= number <= high:
+            raise ValueError(value)
+        return number
+
+    return parse
+
+
+# What the application reads (create_app): variable -> default, parser, accepted form.
+APP_SETTINGS = {
+    "APP_NAME": Setting("{{ cookiecutter.app_name }}", text, "any text"),
+    "LOG_LEVEL": Setting("INFO", log_level, "one of " + ", ".join(LOG_LEVELS)),
+    "GREETING": Setting("Hello", text, "any text"),
+    "DATA_DIR": Setting("", text, "a directory, or empty"),
+    "DR_ROLE": Setting("", dr_role, "active, passive or empty"),
+    "DR_REGION": Setting("", text, "a region name, or empty"),
+    "MAX_CONTENT_LENGTH": Setting("1048576", whole_number(1, 2**31), "a whole number of bytes from 1 to 2147483648"),
+}
+
+# What gunicorn reads (gunicorn.conf.py).
+SERVER_SETTINGS = {
+    "PORT": Setting("8080", whole_number(1, 65535), "a port number from 1 to 65535"),
+    "GUNICORN_WORKERS": Setting("{{ cookiecutter.gunicorn_workers }}", whole_number(1, 64), "a whole number from 1 to 64"),
+    "GUNICORN_TIMEOUT": Setting("30", whole_number(1, 3600), "whole seconds from 1 to 3600"),
+    "GUNICORN_GRACEFUL_TIMEOUT": Setting("20", whole_number(1, 3600), "whole seconds from 1 to 3600"),
+}
+
+
+class ConfigError(ValueError):
+    """One or more settings are wrong; ``problems`` has one sentence for each."""
+
+    def __init__(self, problems):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def read(settings, environ=None):
+    """{name: parsed value} of ``settings``; ConfigError naming every bad one."""
+    environ = os.environ if environ is None else environ
+    values, problems = {}, []
+    for name, setting in settings.items():
+        raw = environ.get(name, setting.default)
+        try:
+            values[name] = setting.parse(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r} is not valid: expected {setting.accepted}")
+    if problems:
+        raise ConfigError(problems)
+    return values
+
+
+def settings_from_env(environ=None):
+    """The application's settings: each default, overridden by the environment."""
+    return read(APP_SETTINGS, environ)
