@@ -7,7 +7,13 @@ Without it (tests, `flask run`) the process's own counts are served.
 import os
 
 from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # Not in prometheus_client's global registry: /metrics builds a registry of its own on each
