@@ -1,8 +1,9 @@
 """Log records as JSON lines, one object per line: the format of every log line on stdout.
 
-gunicorn's master formats its own and the access log with it (gunicorn.conf.py), and the
-application its records (api/logs.py). It lives outside the `api` package so that the master
-never imports the application: each worker imports it afresh, which `--reload` relies on.
+gunicorn formats its error and access logs with it (gunicorn.conf.py), the application its
+own records (api/logs.py). It lives outside the `api` package so that gunicorn's master, which
+sets up the logging, never imports the application: each worker imports it for itself, and a
+worker that `--reload` restarts serves the edited code.
 """
 import json
 import logging
