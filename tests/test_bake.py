@@ -21,11 +21,12 @@ EXPECTED_FILES = [
     ".gitignore",
     "source/Pipfile",
     "source/gunicorn.conf.py",
+    "source/settings.py",
+    "source/jsonlog.py",
     "source/api/__init__.py",
     "source/api/health.py",
     "source/api/errors.py",
     "source/api/logs.py",
-    "source/api/config.py",
     "source/api/greetings.py",
     "source/tests/conftest.py",
 ]
@@ -101,7 +102,7 @@ def custom_project(bake):
 
 def test_app_name_names_the_directory_and_the_service(custom_project):
     assert custom_project.name == "orders-api"
-    assert '"orders-api"' in (custom_project / "source/api/config.py").read_text()
+    assert '"orders-api"' in (custom_project / "source/settings.py").read_text()
     assert "# orders-api" in (custom_project / "README.md").read_text()
 
 
@@ -120,7 +121,7 @@ def test_description_survives_verbatim(custom_project):
 
 
 def test_gunicorn_workers_is_the_default_worker_count(custom_project):
-    assert '"GUNICORN_WORKERS": Setting("3"' in (custom_project / "source/api/config.py").read_text()
+    assert '"GUNICORN_WORKERS": Setting("3"' in (custom_project / "source/settings.py").read_text()
     assert "gunicorn -w 3 -b :8080 --reload 'api:create_app()'" in (custom_project / "README.md").read_text()
 
 
@@ -297,7 +298,7 @@ def test_the_generated_readme_has_every_section(default_project):
 
 def test_every_environment_variable_is_in_the_configuration_table(default_project):
     source = default_project / "source"
-    used = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', (source / "api/config.py").read_text()))
+    used = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', (source / "settings.py").read_text()))
     used |= set(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"', (source / "gunicorn.conf.py").read_text()))
     readme = (default_project / "README.md").read_text()
     section = readme.split("## Application configuration", 1)[1].split("\n## ", 1)[0]

@@ -46,7 +46,8 @@ APP = DEFAULTS["app_name"]
 USER = "ci-user"
 APP_UID = "10001"  # the Dockerfile's USER
 # What the Dockerfile copies: these, and source/api/*.py
-BUILD_FILES = {"source/Pipfile", "source/Pipfile.lock", "source/gunicorn.conf.py"}
+BUILD_FILES = {"source/Pipfile", "source/Pipfile.lock", "source/gunicorn.conf.py", "source/settings.py",
+               "source/jsonlog.py"}
 
 
 # ---- helpers ----------------------------------------------------------------------------

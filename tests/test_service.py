@@ -51,6 +51,27 @@ def test_generated_test_suite_passes_with_its_coverage_gate(default_project, pro
     assert "Required test coverage of 90% reached" in result.stdout
 
 
+# What gunicorn's master runs before it forks: the settings file, then its logging set-up.
+MASTER_START = """
+import logging.config, runpy, sys
+settings = runpy.run_path("gunicorn.conf.py")
+logging.config.dictConfig(settings["logconfig_dict"])
+logging.getLogger("gunicorn.error").info("master")
+print(sorted(name for name in sys.modules if name.split(".")[0] == "api"))
+"""
+
+
+def test_gunicorn_master_never_imports_the_application(default_project, project_venv, tmp_path):
+    """Each worker imports `api` itself, so a worker that --reload restarts serves edited code."""
+    result = subprocess.run([str(project_venv / "bin" / "python"), "-c", MASTER_START],
+                            cwd=default_project / "source", env={**os.environ, "TMPDIR": str(tmp_path)},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    log_line, imported = result.stdout.splitlines()
+    assert json.loads(log_line)["message"] == "master"
+    assert imported == "[]"
+
+
 def wait_until(condition, what, attempts=600):
     """Poll ``condition`` every 50 ms; fail naming ``what`` if it never holds."""
     for _ in range(attempts):

@@ -7,20 +7,22 @@ import shutil
 import sys
 import tempfile
 
+# The master imports only the settings table and the log format, never the `api` package:
+# each worker imports the application itself, so a worker that `--reload` restarts serves the
+# edited code. `settings` below holds the values read, hence the alias.
+import settings as app_settings
+
 # The workers' metrics files (api/metrics.py), in a new directory on every start so that no
-# count survives from an earlier run; /tmp is the pod's writable emptyDir. prometheus_client
-# picks its multi-process mode when it is imported, so this comes before `api`.
+# count survives from an earlier run; /tmp is the pod's writable emptyDir. The workers'
+# prometheus_client reads it when they import the application.
 metrics_dir = tempfile.mkdtemp(prefix="prometheus-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-
-# gunicorn takes every lower-case name here for a setting, hence the aliases.
-from api import config as app_config  # noqa: E402
 
 # Every setting is checked here, once, in the master: a bad value stops start-up with one
 # line per problem, instead of a traceback from each worker in a crash loop.
 try:
-    settings = app_config.read({**app_config.SERVER_SETTINGS, **app_config.APP_SETTINGS})
-except app_config.ConfigError as error:
+    settings = app_settings.read({**app_settings.SERVER_SETTINGS, **app_settings.APP_SETTINGS})
+except app_settings.ConfigError as error:
     shutil.rmtree(metrics_dir, ignore_errors=True)
     sys.exit("\n".join(f"configuration error: {problem}" for problem in error.problems))
 
@@ -34,7 +36,7 @@ keepalive = 5
 
 # Access and error logs go to stdout as JSON lines, like the application's own. The access
 # line has the path without its query string, which may carry tokens (?access_token=...);
-# api.logs adds the request's ID from the response's X-Request-Id.
+# jsonlog adds the request's ID from the response's X-Request-Id.
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(D)sus "%(a)s"'
 # gunicorn merges this over its defaults key by key, so "root" must be redefined too.
@@ -42,7 +44,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "root": {"level": "INFO", "handlers": ["stdout"]},
-    "formatters": {"json": {"()": "api.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "jsonlog.JsonFormatter"}},
     "handlers": {
         "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"},
     },
@@ -51,16 +53,6 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
     },
 }
-
-
-def post_fork(server, worker):
-    """Let each worker import the application afresh.
-
-    The master imported `api` for the settings and the JSON log formatter above; a worker that
-    kept that copy would serve the old code after `--reload` restarts it.
-    """
-    for name in [name for name in sys.modules if name == "api" or name.startswith("api.")]:
-        del sys.modules[name]
 
 
 def child_exit(server, worker):

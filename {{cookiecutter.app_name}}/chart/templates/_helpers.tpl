@@ -1,6 +1,18 @@
 {{/*
 Names and labels shared by every template, as `helm create` writes them: change a label
 here and every object follows.
+
+The helpers are named `app.*`, not `<chart name>.*` as `helm create` names them: the chart is
+generated for one application and deployed on its own (it has no subcharts and is nobody's
+subchart), so no other chart's helpers share its render and a fixed prefix cannot clash. It
+keeps every template the same text in every generated project, which lets `cruft update`
+merge the template's changes into them.
+
+Every object sets `metadata.namespace` to the release's namespace: the pipeline deploys each
+hostspace into a namespace of its own (<appcode>-<hostspace>) from what `helm template
+--namespace` renders, and `helm template` writes no namespace into an object whose template
+leaves it out, so such an object would land in whatever namespace the tool that applies the
+manifests defaults to.
 */}}
 
 {{/*

@@ -4,15 +4,15 @@ gunicorn serves ``api:create_app()``; nothing happens at import time.
 """
 from flask import Flask
 
-from . import errors, health, limits, logs, metrics, middleware
-from .config import settings_from_env
-from .greetings import bp as greetings_bp
+from settings import settings_from_env
+
+from . import errors, greetings, health, limits, logs, metrics, middleware
 
 
 def create_app(test_config=None):
     """Build and configure the application.
 
-    Configuration comes from environment variables (see ``api.config``);
+    Configuration comes from environment variables (see ``settings``, beside ``api``);
     ``test_config`` overrides it in tests.
     """
     app = Flask(__name__)
@@ -26,7 +26,7 @@ def create_app(test_config=None):
     middleware.register(app)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(health.bp)
-    app.register_blueprint(greetings_bp, url_prefix="/api/v1")
+    app.register_blueprint(greetings.bp, url_prefix="/api/v1")
 
     # Readiness: /readyz runs each check. Add one per dependency here, e.g.
     #   health.add_check(app, "database", lambda: db.ping(), timeout=1.0)

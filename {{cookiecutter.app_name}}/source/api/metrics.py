@@ -7,11 +7,17 @@ Without it (tests, `flask run`) the process's own counts are served.
 import os
 
 from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
-# Not in prometheus_client's global registry: gunicorn workers import this module afresh
-# (gunicorn.conf.py's post_fork), and each app in the tests would register them again.
+# Not in prometheus_client's global registry: /metrics builds a registry of its own on each
+# call, from the workers' files under gunicorn or from these two in a single process.
 REQUESTS = Counter(
     "http_requests", "HTTP requests answered, by endpoint, method and status.",
     ["endpoint", "method", "status"], registry=None,

@@ -5,8 +5,8 @@ import sys
 import pytest
 
 from api import create_app
-from api.config import APP_SETTINGS, SERVER_SETTINGS, ConfigError, read, settings_from_env
-from api.logs import JsonFormatter
+from jsonlog import JsonFormatter
+from settings import APP_SETTINGS, SERVER_SETTINGS, ConfigError, read, settings_from_env
 
 
 def test_settings_come_from_the_environment():

@@ -1,9 +1,10 @@
-"""Settings, read from environment variables only.
+"""Settings of the service and the application, read from environment variables only.
 
 Every variable is listed in the README's "Application configuration" table, and in the
 tables below with the form it accepts. A bad value stops the service before it serves:
 gunicorn.conf.py checks them all once, in the master process, and prints one line per
-problem instead of a traceback per worker.
+problem instead of a traceback per worker. It lives outside the `api` package so that
+gunicorn's master, which reads it, never imports the application.
 """
 import os
 from collections import namedtuple

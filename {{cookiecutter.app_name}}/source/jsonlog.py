@@ -1,0 +1,43 @@
+"""Log records as JSON lines, one object per line: the format of every log line on stdout.
+
+gunicorn formats its error and access logs with it (gunicorn.conf.py), the application its
+own records (api/logs.py). It lives outside the `api` package so that gunicorn's master, which
+sets up the logging, never imports the application: each worker imports it for itself, and a
+worker that `--reload` restarts serves the edited code.
+"""
+import json
+import logging
+from datetime import datetime, timezone
+
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as a JSON line, keeping any ``extra=`` fields (such as ``request_id``)."""
+
+    def format(self, record):
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        )
+        request_id = access_log_request_id(record)
+        if request_id:
+            entry["request_id"] = request_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def access_log_request_id(record):
+    """The X-Request-Id the response carried, in a gunicorn access log record."""
+    if record.name == "gunicorn.access" and isinstance(record.args, dict):
+        value = record.args.get("{x-request-id}o")
+        return value if value and value != "-" else None
+    return None
