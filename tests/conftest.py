@@ -1,7 +1,9 @@
 """Shared fixtures: one bake per combination of answers, shared by every test that needs it."""
 import json
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -75,6 +77,43 @@ def pipfile_requirements(project, sections=("packages", "dev-packages")):
         for section in sections
         for name, spec in pipfile.get(section, {}).items()
     ]
+
+
+@pytest.fixture(scope="session")
+def locked(bake):
+    """(project, answers): the default project, locked by the post-generation hook. Tests that
+    use it share the xdist group "default-lock", so that one worker locks it once."""
+    answers = {"lock_dependencies": True}
+    return bake(**answers), {**DEFAULTS, **answers}
+
+
+def make_environment(answers, **changes):
+    """The environment of `make` in a baked project: the pipenv the hook installed for these
+    answers and helm 3 on PATH, the project's virtualenv in source/.venv, its Python."""
+    from tools.helm import helm_binaries
+
+    post = load_hook("post_gen_project")
+    python, version = post.find_python(answers["python_version"])
+    pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
+    helm_dir = helm_binaries()["3.17"].parent
+    path = os.pathsep.join([str(pipenv_bin), str(helm_dir), os.environ["PATH"]])
+    return {**os.environ, "PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python), "PATH": path, **changes}
+
+
+@pytest.fixture(scope="session")
+def installed(locked, tmp_path_factory):
+    """(project, environment): a copy of the locked default project after `make install` (its
+    packages in source/.venv) and `make tools` (its linters in .tools/). Copy it (with
+    symlinks=True) before changing it."""
+    project, answers = locked
+    copy = tmp_path_factory.mktemp("installed") / project.name
+    shutil.copytree(project, copy)
+    environment = make_environment(answers)
+    for target in ("install", "tools"):
+        result = subprocess.run(["make", target], cwd=copy, env=environment, capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, f"make {target}: {result.stdout}{result.stderr}"
+    return copy, environment
 
 
 @pytest.fixture(scope="session")

@@ -229,7 +229,8 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         f"run `pyenv install {minor}`, or install the system packages python{minor} and python{minor}-venv, "
         f"or name one with `make install PYTHON=/path/to/python{minor}`.",
     ]
-    for target, program in (("test", "pipenv"), ("scan", "bandit"), ("build", "docker"), ("helm-lint", "helm")):
+    for target, program in (("test", "pipenv"), ("scan", "bandit"), ("build", "docker"), ("helm-lint", "helm"),
+                            ("python-lint", "ruff"), ("yaml-lint", "yamllint"), ("docker-lint", "hadolint")):
         result = make(default_project, target, path=str(empty), **nothing)
         assert f"make {target}: {program} is not installed: " in result.stderr, target
 
