@@ -131,7 +131,7 @@ def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_p
     checked = run(["make", "check"], cwd=project, env=environment)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     lines = checked.stdout.splitlines()
-    positions = [next((n for n, line in enumerate(lines) if line.startswith(command)), None)
+    positions = [next((n for n, line in enumerate(lines) if command in line), None)
                  for command in GATE_COMMANDS]
     assert None not in positions and positions == sorted(positions), dict(zip(GATE_COMMANDS, positions))
     assert "Required test coverage of 90% reached" in checked.stdout
