@@ -39,11 +39,12 @@ def working_copy(installed, tmp_path):
 # ---- ruff ----------------------------------------------------------------------------------------
 
 def test_ruff_check_and_format_pass_on_every_bake(bake):
-    """One ruff call over all the bakes: each project's own pyproject.toml configures it."""
+    """One ruff call over all the bakes: each project's own pyproject.toml configures it.
+    No cache: the bakes are shared, and other tests look at every file in them."""
     projects = [str(bake(**answers)) for answers in [*COMBINATIONS, NON_DEFAULT]]
-    checked = run([sys.executable, "-m", "ruff", "check", *projects], cwd=projects[0])
+    checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", *projects], cwd=projects[0])
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    formatted = run([sys.executable, "-m", "ruff", "format", "--check", "--diff", *projects], cwd=projects[0])
+    formatted = run([sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *projects], cwd=projects[0])
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
 
 
