@@ -190,7 +190,7 @@ DEFECTS = [
     (uncovered_module, "test", "FAIL Required test coverage of 90% not reached"),
     (eval_of_input, "scan", "B307"),
     (unused_import, "python-lint", "F401"),
-    (unformatted_code, "python-lint", "1 file would be reformatted"),
+    (unformatted_code, "python-lint", "--> source/api/planted.py"),
     (broken_values, "helm-lint", f"values-{FIRST_HOSTSPACE}.yaml"),
     (trailing_spaces_in_the_pipeline, "yaml-lint", "trailing-spaces"),
     (cd_in_a_run_step, "docker-lint", "DL3003"),
