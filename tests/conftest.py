@@ -3,12 +3,16 @@ CI's rule that nothing skips; the measurements summary. What test modules share 
 fixtures is in tests/answers.py and tools/ (which the benchmarks use too)."""
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from answers import NO_LOCK
-from tools.project import pipfile_requirements
+from hooks import post_gen_project as post
+from tools.helm import helm_binaries
+from tools.project import DEFAULTS, pipfile_requirements
 from tools.venvs import cached_venv
 
 
@@ -32,6 +36,35 @@ def bake(cookies_session):
 @pytest.fixture(scope="session")
 def default_project(bake):
     return bake()
+
+
+@pytest.fixture(scope="session")
+def locked(bake):
+    """(project, answers): the default project, locked by the post-generation hook. Tests that
+    use it share the xdist group "default-lock", so that one worker locks it once."""
+    answers = {"lock_dependencies": True}
+    return bake(**answers), {**DEFAULTS, **answers}
+
+
+@pytest.fixture(scope="session")
+def installed(locked, tmp_path_factory):
+    """(project, environment): a copy of the locked default project after `make install` (its
+    packages in source/.venv) and `make tools` (its linters in .tools/). Copy it (with
+    symlinks=True) before changing it."""
+    project, answers = locked
+    copy = tmp_path_factory.mktemp("installed") / project.name
+    shutil.copytree(project, copy)
+    # make's environment: the pipenv the hook installed and helm 3 on PATH, the project's
+    # virtualenv in source/.venv, its Python.
+    python, version = post.find_python(answers["python_version"])
+    pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
+    path = os.pathsep.join([str(pipenv_bin), str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
+    environment = {**os.environ, "PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python), "PATH": path}
+    for target in ("install", "tools"):
+        result = subprocess.run(["make", target], cwd=copy, env=environment, capture_output=True, text=True,
+                                timeout=900)
+        assert result.returncode == 0, f"make {target}: {result.stdout}{result.stderr}"
+    return copy, environment
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """Generation: the tree, the answers in the right places, no template debris."""
+import fnmatch
 import os
 import re
 import shutil
@@ -29,6 +30,9 @@ EXPECTED_FILES = [
     "source/api/logs.py",
     "source/api/greetings.py",
     "source/tests/conftest.py",
+    ".editorconfig",
+    ".pre-commit-config.yaml",
+    "renovate.json",
 ]
 
 # Each choice and boolean value at least once; later issues extend the list.
@@ -227,7 +231,8 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         f"run `pyenv install {minor}`, or install the system packages python{minor} and python{minor}-venv, "
         f"or name one with `make install PYTHON=/path/to/python{minor}`.",
     ]
-    for target, program in (("test", "pipenv"), ("scan", "bandit"), ("build", "docker"), ("helm-lint", "helm")):
+    for target, program in (("test", "pipenv"), ("scan", "bandit"), ("build", "docker"), ("helm-lint", "helm"),
+                            ("python-lint", "ruff"), ("yaml-lint", "yamllint"), ("docker-lint", "hadolint")):
         result = make(default_project, target, path=str(empty), **nothing)
         assert f"make {target}: {program} is not installed: " in result.stderr, target
 
@@ -306,31 +311,57 @@ def test_every_environment_variable_is_in_the_configuration_table(default_projec
     assert used and used - documented == set()
 
 
+def editorconfig_sections(project):
+    """[(glob, {property: value})] of the project's .editorconfig, in file order."""
+    sections = []
+    for line in (project / ".editorconfig").read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            sections.append((line[1:-1], {}))
+        elif line and not line.startswith(("#", ";")) and sections:
+            key, value = (part.strip() for part in line.split("=", 1))
+            sections[-1][1][key] = value
+    return sections
+
+
+def editorconfig_properties(sections, name):
+    """The properties of a file named `name`: later sections win. A glob without '/' matches
+    the file name; {a,b} gives alternatives (all that the generated .editorconfig uses)."""
+    properties = {}
+    for glob, values in sections:
+        braces = re.fullmatch(r"(.*)\{(.*)\}(.*)", glob)
+        globs = [braces[1] + choice + braces[3] for choice in braces[2].split(",")] if braces else [glob]
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in globs):
+            properties.update(values)
+    return properties
+
+
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
 def test_generated_text_is_tidy(bake, answers):
-    """No trailing spaces, and no run of blank lines longer than the file's style allows
-    (two in Python, between top-level definitions; one elsewhere): what Jinja blocks leave."""
+    """What Jinja blocks leave: no trailing spaces (in Markdown too: the generated files use no
+    hard line breaks), no run of blank lines longer than the file's style allows (two in
+    Python, between top-level definitions; one elsewhere). And what the project's .editorconfig
+    asks: a final newline, LF line ends, tabs for indenting the Makefile and spaces elsewhere."""
     project = bake(**answers)
+    sections = editorconfig_sections(project)
+    assert [glob for glob, _ in sections if "/" in glob] == []  # editorconfig_properties matches names only
     untidy = []
     for path, text in text_files(project):
+        rules = editorconfig_properties(sections, path.name)
+        assert rules.get("charset") == "utf-8", path  # text_files read it as UTF-8
+        if rules.get("insert_final_newline") == "true" and text and not text.endswith("\n"):
+            untidy.append(f"{path.relative_to(project)}: no final newline")
+        if rules.get("end_of_line") == "lf" and "\r" in text:
+            untidy.append(f"{path.relative_to(project)}: CR line ends")
+        wrong_indent = " " if rules.get("indent_style") == "tab" else "\t"
         allowed = 2 if path.suffix == ".py" else 1
         blank = 0
         for number, line in enumerate(text.splitlines(), 1):
             if line != line.rstrip():
                 untidy.append(f"{path.relative_to(project)}:{number}: trailing space")
+            if wrong_indent in line[:len(line) - len(line.lstrip(" \t"))]:
+                untidy.append(f"{path.relative_to(project)}:{number}: indented with {wrong_indent!r}")
             blank = blank + 1 if not line.strip() else 0
             if blank > allowed:
                 untidy.append(f"{path.relative_to(project)}:{number}: {blank} blank lines")
     assert untidy == []
-
-
-def test_files_without_jinja_are_copied_without_rendering():
-    """cookiecutter copies these files as they are, which spares every bake their Jinja
-    parse; the list is exactly the files with nothing for Jinja to render, besides the Helm
-    templates (chart/templates/*, whose {{ }} are Helm's)."""
-    template = REPO / "{{cookiecutter.app_name}}"
-    plain = sorted(
-        path.relative_to(template).as_posix() for path in template.rglob("*")
-        if path.is_file() and not path.relative_to(template).as_posix().startswith("chart/templates/")
-        and not any(marker in path.read_text(encoding="utf-8") for marker in ("{{", "{%", "{#")))
-    assert DEFAULTS["_copy_without_render"] == ["chart/templates/*", *plain]

@@ -66,14 +66,9 @@ def pipenv(project, answers, *args, timeout=900):
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
-# The tests of the default lock share one worker, so that the project is locked once.
+# The tests of the default lock share one worker, so that the project is locked once
+# (the `locked` fixture of conftest.py).
 same_worker = pytest.mark.xdist_group("default-lock")
-
-
-@pytest.fixture(scope="module")
-def locked(bake):
-    answers = {"lock_dependencies": True}
-    return bake(**answers), {**DEFAULTS, **answers}
 
 
 @same_worker

@@ -2,6 +2,7 @@
 
 Command-line flags override them, as in the README's `docker run ... gunicorn -w 6 -b :8080`.
 """
+
 import os
 import shutil
 import sys

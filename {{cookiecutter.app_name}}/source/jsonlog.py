@@ -5,6 +5,7 @@ own records (api/logs.py). It lives outside the `api` package so that gunicorn's
 sets up the logging, never imports the application: each worker imports it for itself, and a
 worker that `--reload` restarts serves the edited code.
 """
+
 import json
 import logging
 from datetime import datetime, timezone

@@ -6,6 +6,7 @@ gunicorn.conf.py checks them all once, in the master process, and prints one lin
 problem instead of a traceback per worker. It lives outside the `api` package so that
 gunicorn's master, which reads it, never imports the application.
 """
+
 import os
 from collections import namedtuple
 

@@ -2,6 +2,7 @@
 
 gunicorn serves ``api:create_app()``; nothing happens at import time.
 """
+
 from flask import Flask
 
 from settings import settings_from_env

@@ -1,4 +1,5 @@
 """Every error leaves the service as JSON, never as an HTML page."""
+
 from flask import jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 

@@ -1,4 +1,5 @@
 """An example blueprint: replace it with your own endpoints."""
+
 from flask import Blueprint, abort, current_app, jsonify, request
 
 bp = Blueprint("greetings", __name__)

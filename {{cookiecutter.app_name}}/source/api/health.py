@@ -5,6 +5,7 @@ cannot work without (its data directory, a database, a queue). Register yours in
 ``api.create_app``, next to the data directory's. The answer names the failed checks only;
 why they failed goes to the log, not to whoever asks.
 """
+
 import os
 import threading
 import time

@@ -5,6 +5,7 @@ settings.py) is refused with a 413 when an endpoint reads it, before a byte of i
 endpoints that never read a body ignore it. JSON that does not parse (malformed, or nested
 deeper than Python's parser recurses) is a 400 that says so, never a 500.
 """
+
 from flask import Request, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge

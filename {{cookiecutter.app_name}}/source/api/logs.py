@@ -1,4 +1,5 @@
 """The application's logs: JSON lines on stdout (jsonlog.py), each with its request's ID."""
+
 import logging
 import sys
 

@@ -4,6 +4,7 @@ Under gunicorn every worker writes its counts to files in PROMETHEUS_MULTIPROC_D
 gunicorn.conf.py), and /metrics adds up all workers' files, whichever worker answers.
 Without it (tests, `flask run`) the process's own counts are served.
 """
+
 import os
 
 from flask import Blueprint, Response
@@ -19,12 +20,16 @@ from prometheus_client.multiprocess import MultiProcessCollector
 # Not in prometheus_client's global registry: /metrics builds a registry of its own on each
 # call, from the workers' files under gunicorn or from these two in a single process.
 REQUESTS = Counter(
-    "http_requests", "HTTP requests answered, by endpoint, method and status.",
-    ["endpoint", "method", "status"], registry=None,
+    "http_requests",
+    "HTTP requests answered, by endpoint, method and status.",
+    ["endpoint", "method", "status"],
+    registry=None,
 )
 LATENCY = Histogram(
-    "http_request_duration_seconds", "Time to answer an HTTP request, by endpoint and method.",
-    ["endpoint", "method"], registry=None,
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by endpoint and method.",
+    ["endpoint", "method"],
+    registry=None,
 )
 # The labelled series already in use, so that a request costs no label lookup.
 _series = {}

@@ -3,6 +3,7 @@
 A WSGI middleware around the Flask app rather than Flask's before/after hooks: it runs on
 every call, /livez included, and this way costs the fewest steps per request.
 """
+
 from time import perf_counter
 
 from flask import has_request_context, request
@@ -28,8 +29,9 @@ class RequestMiddleware:
             headers.append(("X-Content-Type-Options", "nosniff"))
             # Flask calls this while the request is still current: its route is known.
             rule = request.url_rule if has_request_context() else None
-            metrics.observe(rule.rule if rule else "unmatched", environ["REQUEST_METHOD"], status[:3],
-                            perf_counter() - started)
+            metrics.observe(
+                rule.rule if rule else "unmatched", environ["REQUEST_METHOD"], status[:3], perf_counter() - started
+            )
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start)

@@ -4,6 +4,7 @@ Ambassador (Envoy) sends an X-Request-Id; the service keeps it when it is safe t
 echo (at most 128 letters, digits and ._:-), and makes one otherwise, so a request can be
 followed from the edge through every log line it caused.
 """
+
 import os
 import re
 

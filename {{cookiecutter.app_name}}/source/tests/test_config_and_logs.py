@@ -17,8 +17,10 @@ def test_settings_come_from_the_environment():
 
 
 def test_settings_are_parsed(monkeypatch):
-    settings = read({**SERVER_SETTINGS, **APP_SETTINGS}, {"LOG_LEVEL": "debug", "GUNICORN_WORKERS": " 3 ",
-                                                     "DR_ROLE": "passive", "MAX_CONTENT_LENGTH": "10"})
+    settings = read(
+        {**SERVER_SETTINGS, **APP_SETTINGS},
+        {"LOG_LEVEL": "debug", "GUNICORN_WORKERS": " 3 ", "DR_ROLE": "passive", "MAX_CONTENT_LENGTH": "10"},
+    )
     assert settings["LOG_LEVEL"] == "DEBUG"
     assert settings["GUNICORN_WORKERS"] == 3
     assert settings["DR_ROLE"] == "passive"
@@ -26,14 +28,17 @@ def test_settings_are_parsed(monkeypatch):
     assert settings["PORT"] == 8080
 
 
-@pytest.mark.parametrize("name, value, accepted", [
-    ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-    ("GUNICORN_WORKERS", "many", "a whole number from 1 to 64"),
-    ("GUNICORN_WORKERS", "0", "a whole number from 1 to 64"),
-    ("PORT", "70000", "a port number from 1 to 65535"),
-    ("DR_ROLE", "standby", "active, passive or empty"),
-    ("MAX_CONTENT_LENGTH", "1MB", "a whole number of bytes"),
-])
+@pytest.mark.parametrize(
+    "name, value, accepted",
+    [
+        ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("GUNICORN_WORKERS", "many", "a whole number from 1 to 64"),
+        ("GUNICORN_WORKERS", "0", "a whole number from 1 to 64"),
+        ("PORT", "70000", "a port number from 1 to 65535"),
+        ("DR_ROLE", "standby", "active, passive or empty"),
+        ("MAX_CONTENT_LENGTH", "1MB", "a whole number of bytes"),
+    ],
+)
 def test_a_bad_setting_names_the_variable_the_value_and_the_accepted_form(name, value, accepted):
     with pytest.raises(ConfigError) as raised:
         read({**SERVER_SETTINGS, **APP_SETTINGS}, {name: value})

@@ -1,4 +1,5 @@
 """What every request gets: an ID, metrics, limits and safe headers."""
+
 import json
 
 import pytest

@@ -1,0 +1,208 @@
+"""The generated project's everyday habits: ruff, pre-commit, Renovate and `make check`.
+
+ruff (lint and format) passes on every bake; the pre-commit hooks run the project's own
+linters and stop a commit with a lint error; Renovate's own validator accepts renovate.json;
+`make check` runs every local gate in the pipeline's order and passes on a fresh project,
+and each gate turns red on a defect planted in a copy of an installed project.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from answers import combination_id
+from tools.project import DEFAULTS
+from test_bake import COMBINATIONS, NON_DEFAULT
+from tools.cache import cache_dir, file_lock
+from tools.venvs import cached_venv
+
+pytestmark = pytest.mark.slow
+
+# The tests that use the installed default project share the worker that locks it.
+same_worker = pytest.mark.xdist_group("default-lock")
+
+
+def run(command, cwd, env=None, timeout=900):
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def working_copy(installed, tmp_path):
+    """A copy of the installed project to change; its virtualenvs' links stay links."""
+    project, environment = installed
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, symlinks=True)
+    return copy, environment
+
+
+# ---- ruff ----------------------------------------------------------------------------------------
+
+def test_ruff_check_and_format_pass_on_every_bake(bake):
+    """One ruff call over all the bakes: each project's own pyproject.toml configures it.
+    No cache: the bakes are shared, and other tests look at every file in them."""
+    projects = [str(bake(**answers)) for answers in [*COMBINATIONS, NON_DEFAULT]]
+    checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", *projects], cwd=projects[0])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    formatted = run([sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *projects], cwd=projects[0])
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+
+
+# ---- Renovate ------------------------------------------------------------------------------------
+
+# The newest Renovate whose engines include Node 20 (40.0.0 needs Node 22.13).
+RENOVATE = "renovate@39.264.1"
+
+
+def renovate_validator():
+    """renovate-config-validator of RENOVATE, installed with npm once into the cache."""
+    if not shutil.which("npm"):
+        pytest.skip("npm is not installed: Renovate's validator is an npm package")
+    prefix = cache_dir("npm", RENOVATE)
+    validator = prefix / "node_modules" / ".bin" / "renovate-config-validator"
+    with file_lock(prefix.parent / f"{RENOVATE}.lock"):
+        if not (prefix / ".complete").exists():
+            installed = run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", RENOVATE], cwd=prefix)
+            assert installed.returncode == 0, installed.stdout + installed.stderr
+            (prefix / ".complete").write_text(RENOVATE + "\n")
+    return validator
+
+
+@pytest.mark.parametrize("answers", [{}, NON_DEFAULT], ids=combination_id)
+def test_renovates_own_validator_accepts_renovate_json(bake, answers, tmp_path):
+    validator = renovate_validator()
+    project = bake(**answers)
+    validated = run([str(validator), "--strict", "renovate.json"], cwd=project)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "Config validated successfully" in validated.stdout
+    # The validator is no rubber stamp: a manager Renovate does not know is refused.
+    config = json.loads((project / "renovate.json").read_text())
+    config["enabledManagers"].append("pipenv-but-misspelled")
+    (tmp_path / "renovate.json").write_text(json.dumps(config))
+    refused = run([str(validator), "--strict", "renovate.json"], cwd=tmp_path)
+    assert refused.returncode != 0 and "pipenv-but-misspelled" in refused.stdout + refused.stderr
+
+
+def test_renovate_updates_the_pipfile_the_image_and_the_chart_but_not_the_python_or_pipenv_alone(default_project):
+    config = json.loads((default_project / "renovate.json").read_text())
+    assert set(config["enabledManagers"]) == {"pipenv", "dockerfile", "helmv3", "helm-values"}
+    disabled = [rule for rule in config["packageRules"] if rule.get("enabled") is False]
+    assert ["pipenv"] in [rule.get("matchPackageNames") for rule in disabled]
+    assert any(rule.get("matchPackageNames") == ["**/library/python"] and rule["matchUpdateTypes"] == ["major", "minor"]
+               for rule in disabled)
+
+
+# ---- pre-commit ----------------------------------------------------------------------------------
+
+PRE_COMMIT = ['pre-commit==4.5.1; python_version >= "3.10"', 'pre-commit==4.3.0; python_version < "3.10"']
+
+
+@same_worker
+def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(installed, tmp_path):
+    pre_commit = cached_venv(PRE_COMMIT) / "bin" / "pre-commit"
+    project, environment = working_copy(installed, tmp_path)
+    config = (project / ".pre-commit-config.yaml").read_text()
+    assert "repo: local" in config and "https://" not in config  # no hook repository to fetch
+    environment = {**environment, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
+        assert run(command, cwd=project).returncode == 0
+    passed = run([str(pre_commit), "run", "--all-files"], cwd=project, env=environment)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    for hook in ("ruff", "bandit", "yamllint", "helm lint", "hadolint"):
+        assert any(line.startswith(hook) and line.endswith("Passed") for line in passed.stdout.splitlines()), hook
+
+    (project / "source" / "api" / "planted.py").write_text('"""A planted lint error."""\n\nimport os\n')
+    assert run(["git", "add", "-A"], cwd=project).returncode == 0
+    failed = run([str(pre_commit), "run", "--all-files"], cwd=project, env=environment)
+    assert failed.returncode != 0
+    ruff_line = next(line for line in failed.stdout.splitlines() if line.startswith("ruff"))
+    assert ruff_line.endswith("Failed") and "F401" in failed.stdout, failed.stdout
+
+
+# ---- make check ----------------------------------------------------------------------------------
+
+# The commands of the gates, in the pipeline's order, as `make check` echoes them.
+GATE_COMMANDS = ["ruff check source", "ruff format --check source", "pipenv run pytest", "bandit -q -r source/api",
+                 "yamllint --strict .", "helm lint --strict chart", "hadolint Dockerfile"]
+
+
+@same_worker
+def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_project(installed, tmp_path):
+    project, environment = working_copy(installed, tmp_path)
+    checked = run(["make", "check"], cwd=project, env=environment)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    positions = [next((n for n, line in enumerate(lines) if command in line), None)
+                 for command in GATE_COMMANDS]
+    assert None not in positions and positions == sorted(positions), dict(zip(GATE_COMMANDS, positions))
+    assert "Required test coverage of 90% reached" in checked.stdout
+    hostspaces = DEFAULTS["hostspaces"].split(",")
+    assert checked.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(hostspaces)
+    assert lines[-1] == "make check: every gate passed"
+
+
+FIRST_HOSTSPACE = DEFAULTS["hostspaces"].split(",")[0].strip()
+
+
+def append(path, text):
+    path.write_text(path.read_text() + text)
+
+
+def uncovered_module(project):
+    """A module with far more statements than the tests run: coverage falls under 90 %."""
+    body = "".join(f"    value_{n} = {n}\n" for n in range(400))
+    (project / "source/api/planted.py").write_text(f'"""Never imported."""\n\n\ndef unused():\n{body}')
+
+
+def failing_test(project):
+    (project / "source/tests/test_planted.py").write_text('def test_planted():\n    assert 1 + 1 == 3\n')
+
+
+def eval_of_input(project):
+    (project / "source/api/planted.py").write_text('"""Evaluates what it is given."""\n\n\ndef run(text):\n'
+                                                   '    return eval(text)\n')
+
+
+def unused_import(project):
+    (project / "source/api/planted.py").write_text('"""Imports what it never uses."""\n\nimport os\n')
+
+
+def unformatted_code(project):
+    (project / "source/api/planted.py").write_text('"""Formatted by hand."""\n\nVALUE=( 1,2 )\n')
+
+
+def broken_values(project):
+    append(project / f"chart/values-{FIRST_HOSTSPACE}.yaml", "resources: [unclosed\n")
+
+
+def trailing_spaces_in_the_pipeline(project):
+    append(project / "azure-pipelines.yaml", "# a comment   \n")
+
+
+def cd_in_a_run_step(project):
+    dockerfile = project / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("USER 10001:10001", "RUN cd /app && ls\nUSER 10001:10001"))
+
+
+# (defect, the gate that must turn red, what it says)
+DEFECTS = [
+    (failing_test, "test", "1 failed"),
+    (uncovered_module, "test", "FAIL Required test coverage of 90% not reached"),
+    (eval_of_input, "scan", "B307"),
+    (unused_import, "python-lint", "F401"),
+    (unformatted_code, "python-lint", "--> source/api/planted.py"),
+    (broken_values, "helm-lint", f"values-{FIRST_HOSTSPACE}.yaml"),
+    (trailing_spaces_in_the_pipeline, "yaml-lint", "trailing-spaces"),
+    (cd_in_a_run_step, "docker-lint", "DL3003"),
+]
+
+
+@same_worker
+@pytest.mark.parametrize("plant, gate, message", DEFECTS, ids=[defect[0].__name__ for defect in DEFECTS])
+def test_each_gate_turns_red_on_its_defect(installed, tmp_path, plant, gate, message):
+    project, environment = working_copy(installed, tmp_path)
+    plant(project)
+    result = run(["make", gate], cwd=project, env=environment)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
