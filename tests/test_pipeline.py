@@ -201,7 +201,7 @@ def test_flask_parameters_are_the_python_and_pipenv_answers(case):
         "python": expected_python,
         "pipenvVersion": answers["pipenv_version"],
     }
-    # Written as the brief shows it: plain X.Y.Z, not quoted.
+    # Written as the platform's documentation shows it: plain X.Y.Z, not quoted.
     assert f"      python: {expected_python}  #" in (case[1] / "azure-pipelines.yaml").read_text()
 
 
