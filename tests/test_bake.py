@@ -208,6 +208,7 @@ def test_make_tools_then_make_lint_passes(default_project, tmp_path):
     assert ".tools/" in (project / ".gitignore").read_text().splitlines()
 
 
+@pytest.mark.slow
 def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_path):
     """Nothing on PATH: each target says which program it misses and how to get it."""
     empty = tmp_path / "bin"
@@ -236,6 +237,7 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         assert f"make {target}: {program} is not installed: " in result.stderr, target
 
 
+@pytest.mark.slow
 def test_make_install_finds_the_projects_python_in_pyenv(default_project, tmp_path):
     """A pyenv machine has no pythonX.Y on PATH (its shims run only where selected)."""
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
@@ -262,6 +264,7 @@ def organisation_config():
     return section.split("```yaml\n", 1)[1].split("```", 1)[0]
 
 
+@pytest.mark.slow
 def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
     config = tmp_path / "org.yaml"
     # The README's file, and a replay folder of the test's own instead of ~/.cookiecutter_replay.

@@ -127,6 +127,7 @@ def rerun_words(stderr, program):
     return shlex.split(line)
 
 
+@pytest.mark.slow
 def test_the_printed_command_regenerates_with_the_one_value_fixed(tmp_path):
     out = tmp_path / "out"
     given = ["app_name=Orders", "hpa=no", "hpa_min_replicas=3", "description=It's \"ours\" $(not run)",
@@ -143,6 +144,7 @@ def test_the_printed_command_regenerates_with_the_one_value_fixed(tmp_path):
     assert "replicaCount: 3" in (project / "chart/values-prod.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_a_replay_with_an_edited_app_name_never_keeps_the_old_chart_name(tmp_path):
     """cookiecutter's replay file holds the derived names filled in: the hook refuses stale
     ones, and the command it prints derives them again."""
@@ -393,6 +395,7 @@ def test_the_reason_of_a_failure_is_pips_error_line():
     assert post.last_error(output) == "ERROR: No matching distribution found for flask"
 
 
+@pytest.mark.slow
 def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_path):
     """The hook names `make lock-in-container`; it runs what the README's Build locally shows."""
     project = Path(shutil.copytree(default_project, tmp_path / "project"))
@@ -409,6 +412,7 @@ def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_pa
     assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in readme[0]
 
 
+@pytest.mark.slow
 def test_make_lock_in_container_needs_the_token_file(default_project):
     made = subprocess.run(["make", "lock-in-container"], cwd=default_project, capture_output=True, text=True)
     assert made.returncode != 0
@@ -513,6 +517,7 @@ def test_pipenv_gets_a_private_temporary_directory(tmp_path):
 @pytest.mark.parametrize("config", [None, "[global]\nindex-url = https://mirror.example.com/simple\n"
                                           "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n"],
                          ids=["this-machine", "a-config-file"])
+@pytest.mark.slow
 def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
     """The hook reads pip's configuration without starting pip (a second of every bake)."""
     if config:

@@ -104,18 +104,21 @@ def case(request, bake):
 # --- the file: YAML, lint, Microsoft's schema ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_pipeline_passes_yamllint(case):
     _, project, _ = case
     result = yamllint(project, "azure-pipelines.yaml", ".yamllint.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_pipeline_validates_against_the_azure_pipelines_schema(case):
     _, project, _ = case
     result = validate_against_azure_schema(project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_schema_check_rejects_an_unquoted_boolean_in_a_typed_field(default_project, tmp_path):
     """The schema types trigger.batch as a string: proof that the validation above bites."""
     text = (default_project / "azure-pipelines.yaml").read_text()
