@@ -189,9 +189,10 @@ def hostile(marker):
 def assert_verbatim(project, description):
     assert description in (project / "README.md").read_text(encoding="utf-8")
     chart = project / "chart" / "Chart.yaml"
-    if chart.exists():
-        assert yaml.safe_load(chart.read_text(encoding="utf-8"))["description"] == description
-    for path in project.rglob("*.py"):
+    assert yaml.safe_load(chart.read_text(encoding="utf-8"))["description"] == description
+    python_files = sorted(project.rglob("*.py"))
+    assert python_files
+    for path in python_files:
         compile(path.read_text(encoding="utf-8"), str(path), "exec")  # a quote broke no Python file
 
 
