@@ -223,8 +223,26 @@ def hostspace_list(value):
     return True
 
 
+# The facts below have twins in templates/appstack.jinja, for the generated files;
+# tests/test_rules.py checks that both agree.
+
 def hostspaces(answers):
+    """The hostspaces in promotion order."""
     return [name.strip() for name in answers["hostspaces"].split(",")]
+
+
+def stage(answers, hostspace):
+    """production for the last hostspace (a single one too), development for the first,
+    preproduction between."""
+    spaces = hostspaces(answers)
+    if hostspace == spaces[-1]:
+        return "production"
+    return "development" if hostspace == spaces[0] else "preproduction"
+
+
+def platform_hostname(answers, hostspace, region=""):
+    """The platform's hostname of a hostspace, or of one DR site's region in it."""
+    return f"{answers['app_name']}-{hostspace}.{region + '.' if region else ''}{answers['platform_domain']}"
 
 
 # The table: one line per variable of cookiecutter.json, in its order.
@@ -234,7 +252,9 @@ RULES = [
          "starting with a letter and not ending with '-'"),
     Rule("appcode", matches(r"[a-z][a-z0-9]{0,9}"),
          "lowercase letters and digits, at most 10 characters, starting with a letter"),
-    Rule("description", one_line, "one line of text"),
+    Rule("description", one_line,
+         "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
+         "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)"),
     Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
     Rule("python_version", python_version_supported,
          "3.9 or newer: the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9"),
@@ -317,11 +337,10 @@ def volume_can_schedule(answers):
 
 def platform_hostnames(answers):
     """Every hostname the chart serves besides custom_url: platform, then DR sites."""
-    app, domain = answers["app_name"], answers["platform_domain"]
-    names = [f"{app}-{space}.{domain}" for space in hostspaces(answers)]
+    names = [platform_hostname(answers, space) for space in hostspaces(answers)]
     if answers["dr"]:
         names += [
-            f"{app}-{space}.{answers[region]}.{domain}"
+            platform_hostname(answers, space, answers[region])
             for space in hostspaces(answers)
             for region in ("dr_active_region", "dr_passive_region")
         ]

@@ -329,3 +329,15 @@ def test_generated_text_is_tidy(bake, answers):
             if blank > allowed:
                 untidy.append(f"{path.relative_to(project)}:{number}: {blank} blank lines")
     assert untidy == []
+
+
+def test_files_without_jinja_are_copied_without_rendering():
+    """cookiecutter copies these files as they are, which spares every bake their Jinja
+    parse; the list is exactly the files with nothing for Jinja to render, besides the Helm
+    templates (chart/templates/*, whose {{ }} are Helm's)."""
+    template = REPO / "{{cookiecutter.app_name}}"
+    plain = sorted(
+        path.relative_to(template).as_posix() for path in template.rglob("*")
+        if path.is_file() and not path.relative_to(template).as_posix().startswith("chart/templates/")
+        and not any(marker in path.read_text(encoding="utf-8") for marker in ("{{", "{%", "{#")))
+    assert DEFAULTS["_copy_without_render"] == ["chart/templates/*", *plain]

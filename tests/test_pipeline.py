@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from answers import NO_LOCK, combination_id
+from hooks import pre_gen_project as pre
 from tools.project import DEFAULTS, tomllib
 
 # Pairwise over hpa on/off, pvc off/ReadWriteOnce/ReadWriteMany, anti-affinity
@@ -58,7 +59,7 @@ def answers_of(answers):
 
 
 def hostspaces_of(answers):
-    return [name.strip() for name in answers_of(answers)["hostspaces"].split(",")]
+    return pre.hostspaces(answers_of(answers))
 
 
 def dig(data, dotted):

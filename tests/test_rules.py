@@ -47,6 +47,21 @@ def test_the_table_follows_cookiecutter_json_order():
     assert order == VARIABLES
 
 
+def readme_accepted_column():
+    """{variable: its "accepted" cell} of the README's variable table."""
+    rows = [line.split(" | ") for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `")]
+    return {row[0].strip("| `"): row[3].removesuffix(" |").replace("\\|", "|") for row in rows if len(row) == 4}
+
+
+def test_the_readmes_accepted_column_is_the_rules_text():
+    accepted = {}
+    for rule in pre.RULES:
+        accepted.setdefault(rule.variable, []).append(rule.accepted)
+    documented = readme_accepted_column()
+    assert {name: documented.get(name) for name in accepted} == {
+        name: "; ".join(texts) for name, texts in accepted.items()}
+
+
 def test_the_defaults_pass():
     assert pre.problems(answers()) == []
     assert pre.problems(RENDERED_DEFAULTS) == []  # with the derived names cookiecutter made
@@ -437,3 +452,24 @@ def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_pa
     assert words[:5] == ["cruft", "create", "--no-input", "--output-dir", str(tmp_path / "out")]
     assert words[5] == "--extra-context" and json.loads(words[6]) == given
     assert words[7:] == ["/srv/templates/flask-appstack"]
+
+
+# ---- the facts the hooks and the generated files share -------------------------------------
+
+@pytest.mark.parametrize("spaces", ["dev, stage, prod", "only", "a,b", " sandbox , qa, uat ,live"])
+def test_the_jinja_facts_agree_with_the_hooks(spaces):
+    """templates/appstack.jinja (the generated files' stages and hostnames) and the pre-gen
+    hook's functions (the checks' and the tests') say the same for the same answers."""
+    import jinja2
+
+    given = answers(hostspaces=spaces, app_name="orders", platform_domain="apps.example.org")
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "templates")))
+    facts = environment.from_string(
+        '{%- import "appstack.jinja" as appstack with context -%}'
+        '{% for space in appstack.hostspaces %}{{ space }} {{ appstack.stage(space) }} '
+        '{{ appstack.hostname(space) }} {{ appstack.hostname(space, "east") }}\n{% endfor %}'
+    ).render(cookiecutter=given)
+    assert facts.splitlines() == [
+        f"{space} {pre.stage(given, space)} {pre.platform_hostname(given, space)} "
+        f"{pre.platform_hostname(given, space, 'east')}" for space in pre.hostspaces(given)]
+    assert pre.stage(given, pre.hostspaces(given)[-1]) == "production"
