@@ -3,8 +3,8 @@ from tools.project import DEFAULTS
 
 # The fast tier never locks: the real lock has its own tests (test_lock.py).
 NO_LOCK = {"lock_dependencies": False}
-# The Pythons the lock tests lock for (the default answer, and the brief's pipenv on 3.11),
-# which the template's own CI (.github/workflows/ci.yml, azure-pipelines.yml) provides.
+# The Pythons the lock tests lock for (the default answer, and 3.11 for the pipenv the
+# platform's documentation shows), which the template's own CI (.github/workflows/ci.yml, azure-pipelines.yml) provides.
 LOCK_PYTHONS = (DEFAULTS["python_version"], "3.11")
 
 

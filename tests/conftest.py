@@ -1,6 +1,8 @@
 """Fixtures only: one bake per combination of answers, shared by every test that needs it;
-CI's rule that nothing skips; the measurements summary. What test modules share besides
-fixtures is in tests/answers.py and tools/ (which the benchmarks use too)."""
+the chart of each combination rendered once by each helm; the locked and installed default
+project; CI's rule that nothing skips; the measurements summary. What test modules share
+besides fixtures is in tests/answers.py, tests/chart_matrix.py and tools/ (which the
+benchmarks use too)."""
 import json
 import os
 import shutil
@@ -9,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from answers import NO_LOCK
+from answers import NO_LOCK, combination_id
+from chart_matrix import MATRIX, Chart
 from hooks import post_gen_project as post
 from tools.helm import helm_binaries
 from tools.project import DEFAULTS, pipfile_requirements
@@ -100,3 +103,45 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measurements")
         for line in MEASUREMENTS:
             terminalreporter.write_line(line)
+
+
+# ---- the chart: real helm 3.17 and 4 ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def helms(tmp_path_factory):
+    """{"3.17": path, "4": path} and an environment that keeps helm off any real cluster."""
+    home = tmp_path_factory.mktemp("helm-home")
+    env = dict(
+        os.environ,
+        HELM_CONFIG_HOME=str(home / "config"),
+        HELM_CACHE_HOME=str(home / "cache"),
+        HELM_DATA_HOME=str(home / "data"),
+        KUBECONFIG=str(home / "no-kubeconfig"),
+    )
+    return {label: str(path) for label, path in helm_binaries().items()}, env
+
+
+@pytest.fixture(scope="session")
+def charts(bake, helms):
+    """charts(answers) -> the Chart of that combination, baked and rendered once per worker."""
+    made = {}
+
+    def _chart(answers):
+        key = json.dumps(answers, sort_keys=True)
+        if key not in made:
+            made[key] = Chart(bake(**answers), answers, helms)
+        return made[key]
+
+    return _chart
+
+
+@pytest.fixture(scope="module", params=MATRIX, ids=combination_id)
+def chart(request, charts):
+    """Each combination of the chart matrix in turn."""
+    return charts(request.param)
+
+
+@pytest.fixture(scope="module")
+def default_chart(charts):
+    return charts(MATRIX[0])

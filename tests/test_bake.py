@@ -35,7 +35,7 @@ EXPECTED_FILES = [
     "renovate.json",
 ]
 
-# Each choice and boolean value at least once; later issues extend the list.
+# Each choice and boolean value at least once.
 COMBINATIONS = [
     {},
     {"hpa": False, "pvc": True, "pod_anti_affinity": "required", "pvc_access_mode": "ReadWriteMany"},
@@ -92,11 +92,16 @@ def test_no_template_debris_is_left(bake, answers):
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
 def test_every_yaml_file_parses(bake, answers):
+    """Each YAML file outside chart/templates (helm's templates are not YAML until rendered)
+    parses and holds at least one document that is not empty."""
     project = bake(**answers)
-    for path in project.rglob("*.y*ml"):
-        if "chart/templates" in path.as_posix():
-            continue
-        list(yaml.safe_load_all(path.read_text()))
+    documents = {
+        path.relative_to(project).as_posix(): [d for d in yaml.safe_load_all(path.read_text()) if d]
+        for path in sorted(project.rglob("*.y*ml"))
+        if "chart/templates" not in path.as_posix()
+    }
+    assert {"azure-pipelines.yaml", "chart/Chart.yaml", "chart/values.yaml"} <= set(documents)
+    assert [name for name, docs in documents.items() if not docs] == []
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +213,7 @@ def test_make_tools_then_make_lint_passes(default_project, tmp_path):
     assert ".tools/" in (project / ".gitignore").read_text().splitlines()
 
 
+@pytest.mark.slow
 def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_path):
     """Nothing on PATH: each target says which program it misses and how to get it."""
     empty = tmp_path / "bin"
@@ -237,6 +243,7 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         assert f"make {target}: {program} is not installed: " in result.stderr, target
 
 
+@pytest.mark.slow
 def test_make_install_finds_the_projects_python_in_pyenv(default_project, tmp_path):
     """A pyenv machine has no pythonX.Y on PATH (its shims run only where selected)."""
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
@@ -263,6 +270,7 @@ def organisation_config():
     return section.split("```yaml\n", 1)[1].split("```", 1)[0]
 
 
+@pytest.mark.slow
 def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
     config = tmp_path / "org.yaml"
     # The README's file, and a replay folder of the test's own instead of ~/.cookiecutter_replay.

@@ -55,11 +55,13 @@ def scripts(path):
 
 
 @pytest.mark.parametrize("path", list(SCHEMAS), ids=lambda path: path.name)
+@pytest.mark.slow
 def test_ci_file_validates_against_its_schema(path):
     result = check_jsonschema(SCHEMAS[path], path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_schema_checks_bite(tmp_path):
     """A workflow job without `runs-on`, a pipeline with a boolean where Azure wants the
     string "true": the checks above reject both."""

@@ -127,6 +127,7 @@ def rerun_words(stderr, program):
     return shlex.split(line)
 
 
+@pytest.mark.slow
 def test_the_printed_command_regenerates_with_the_one_value_fixed(tmp_path):
     out = tmp_path / "out"
     given = ["app_name=Orders", "hpa=no", "hpa_min_replicas=3", "description=It's \"ours\" $(not run)",
@@ -143,6 +144,7 @@ def test_the_printed_command_regenerates_with_the_one_value_fixed(tmp_path):
     assert "replicaCount: 3" in (project / "chart/values-prod.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_a_replay_with_an_edited_app_name_never_keeps_the_old_chart_name(tmp_path):
     """cookiecutter's replay file holds the derived names filled in: the hook refuses stale
     ones, and the command it prints derives them again."""
@@ -187,9 +189,10 @@ def hostile(marker):
 def assert_verbatim(project, description):
     assert description in (project / "README.md").read_text(encoding="utf-8")
     chart = project / "chart" / "Chart.yaml"
-    if chart.exists():
-        assert yaml.safe_load(chart.read_text(encoding="utf-8"))["description"] == description
-    for path in project.rglob("*.py"):
+    assert yaml.safe_load(chart.read_text(encoding="utf-8"))["description"] == description
+    python_files = sorted(project.rglob("*.py"))
+    assert python_files
+    for path in python_files:
         compile(path.read_text(encoding="utf-8"), str(path), "exec")  # a quote broke no Python file
 
 
@@ -393,6 +396,7 @@ def test_the_reason_of_a_failure_is_pips_error_line():
     assert post.last_error(output) == "ERROR: No matching distribution found for flask"
 
 
+@pytest.mark.slow
 def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_path):
     """The hook names `make lock-in-container`; it runs what the README's Build locally shows."""
     project = Path(shutil.copytree(default_project, tmp_path / "project"))
@@ -409,6 +413,7 @@ def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_pa
     assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in readme[0]
 
 
+@pytest.mark.slow
 def test_make_lock_in_container_needs_the_token_file(default_project):
     made = subprocess.run(["make", "lock-in-container"], cwd=default_project, capture_output=True, text=True)
     assert made.returncode != 0
@@ -515,6 +520,7 @@ def test_pipenv_gets_a_private_temporary_directory_and_virtualenv_app_data(tmp_p
 @pytest.mark.parametrize("config", [None, "[global]\nindex-url = https://mirror.example.com/simple\n"
                                           "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n"],
                          ids=["this-machine", "a-config-file"])
+@pytest.mark.slow
 def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
     """The hook reads pip's configuration without starting pip (a second of every bake)."""
     if config:

@@ -167,7 +167,7 @@ def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_ac
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 
-def test_the_briefs_pipenv_locks_on_python_3_11_with_the_ca_only_in_pips_config(cookies, monkeypatch):
+def test_the_pipenv_the_platform_documents_locks_on_python_3_11_with_the_ca_only_in_pips_config(cookies, monkeypatch):
     for variable in CA_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     answers = {**DEFAULTS, "python_version": "3.11", "pipenv_version": "2022.7.24", "lock_dependencies": True}

@@ -105,18 +105,21 @@ def case(request, bake):
 # --- the file: YAML, lint, Microsoft's schema ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_pipeline_passes_yamllint(case):
     _, project, _ = case
     result = yamllint(project, "azure-pipelines.yaml", ".yamllint.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_pipeline_validates_against_the_azure_pipelines_schema(case):
     _, project, _ = case
     result = validate_against_azure_schema(project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_schema_check_rejects_an_unquoted_boolean_in_a_typed_field(default_project, tmp_path):
     """The schema types trigger.batch as a string: proof that the validation above bites."""
     text = (default_project / "azure-pipelines.yaml").read_text()
@@ -202,7 +205,7 @@ def test_flask_parameters_are_the_python_and_pipenv_answers(case):
         "python": expected_python,
         "pipenvVersion": answers["pipenv_version"],
     }
-    # Written as the brief shows it: plain X.Y.Z, not quoted.
+    # Written as the platform's documentation shows it: plain X.Y.Z, not quoted.
     assert f"      python: {expected_python}  #" in (case[1] / "azure-pipelines.yaml").read_text()
 
 

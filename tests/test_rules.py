@@ -325,7 +325,7 @@ COMBINATIONS_THAT_WORK = {
                                                       "pipeline_service_connection": "SCALE GitHub"},
     "python 3.9 with the last pipenv for it": {"python_version": "3.9", "pipenv_version": "2025.0.4"},
     "python 3.12 with the first pipenv for it": {"python_version": "3.12", "pipenv_version": "2023.4.20"},
-    "python 3.11 with the brief's pipenv": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
+    "python 3.11 with the pipenv the platform documents": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
     "hostname label of exactly 63 characters": {"app_name": "a" * 40, "hostspaces": "p" * 22},
 }
 

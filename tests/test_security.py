@@ -25,12 +25,14 @@ def bandit(*args, cwd):
     return subprocess.run([str(BANDIT), "-q", *args], cwd=cwd, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_the_generated_code_passes_bandit(default_project):
     # The command of the generated Makefile's `scan` target, plus the gunicorn settings.
     result = bandit("-r", "source/api", "source/gunicorn.conf.py", "source/settings.py", "source/jsonlog.py", cwd=default_project)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_templates_own_code_passes_bandit():
     # Hooks run on every user's machine; tasks.py and tools/ on developers' and CI's.
     result = bandit("-c", "pyproject.toml", "-r", "hooks", "tasks.py", "tools", "benchmarks", cwd=REPO)
@@ -38,12 +40,14 @@ def test_the_templates_own_code_passes_bandit():
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS[:2], ids=combination_id)
+@pytest.mark.slow
 def test_the_dockerfile_passes_checkov(bake, answers):
     result = run_checkov(bake(**answers) / "Dockerfile", framework="dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+@pytest.mark.slow
 def test_no_generated_file_holds_a_secret(bake, answers):
     result = run_checkov(bake(**answers), framework="secrets")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,132 @@
+"""What the chart test modules share besides fixtures: the combinations of answers they
+render, the Chart that renders one combination with each values file on each helm, and
+small readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_chart`)
+are in conftest.py."""
+import subprocess
+import sys
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tools.project import DEFAULTS
+
+# Every value of every chart option at least once, in few combinations (pairwise where it
+# pays): hpa on/off, pvc off/ReadWriteOnce/ReadWriteMany, anti-affinity none/preferred/
+# required, dr on/off, custom URL on/off, one and several hostspaces.
+MATRIX = [
+    {},
+    {"hpa": False, "pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "none",
+     "custom_url": "api.example.org"},
+    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "pvc_storage_class": "shared-nfs",
+     "pvc_size": "5Gi", "pvc_mount_path": "/var/lib/orders", "pod_anti_affinity": "required",
+     "dr": False, "hostspaces": "dev"},
+    {"app_name": "orders-api", "hpa_min_replicas": "3", "hpa_max_replicas": "8",
+     "hpa_cpu_target": "60", "dr": False, "custom_url": "orders.example.org",
+     "hostspaces": "sandbox, live"},
+    {"hpa": False, "pod_anti_affinity": "required", "custom_url": "api.example.org",
+     "hostspaces": "dev", "dr_active_region": "north", "dr_passive_region": "south"},
+]
+
+# cookiecutter.json's answers as a bake without input takes them (a choice's first option).
+DEFAULT_ANSWERS = {key: (value[0] if isinstance(value, list) else value)
+                   for key, value in DEFAULTS.items() if not key.startswith("_")}
+
+# The helm release lines the chart is checked against, as test ids.
+HELM_VERSIONS = pytest.mark.parametrize("version", ["3.17", "4"], ids=["helm3.17", "helm4"])
+
+KUBE_VERSION = "1.29.0"  # the oldest Kubernetes the chart supports
+AMBASSADOR = "getambassador.io/v3alpha1"
+VENV_BIN = Path(sys.executable).parent
+
+
+def tool(name):
+    """A tool of the test venv (.venv/bin), found even when PATH does not list it."""
+    path = VENV_BIN / name
+    return str(path) if path.exists() else name
+
+
+def run(args, env=None, cwd=None):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=300)
+
+
+def split_documents(text):
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def of_kind(objects, kind):
+    return [o for o in objects if o["kind"] == kind]
+
+
+def one(objects, kind):
+    (found,) = of_kind(objects, kind)
+    return found
+
+
+def container(objects):
+    return one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+class Chart:
+    """A baked project's chart, rendered with each values file by each helm."""
+
+    def __init__(self, project, answers, helms):
+        self.project = project
+        self.dir = project / "chart"
+        self.answers_given = answers
+        self.answers = {**DEFAULT_ANSWERS, **answers}
+        self.helms, self.env = helms
+        self.app = self.answers["app_name"]
+        self.hostspaces = [h.strip() for h in self.answers["hostspaces"].split(",")]
+        # "values.yaml" alone, then each hostspace as the pipeline deploys it.
+        self.labels = ["values.yaml", *(f"values-{h}.yaml" for h in self.hostspaces)]
+        self.lints = {}
+        self.renders = {}
+        for label in self.labels:
+            for version, helm in self.helms.items():
+                self.lints[label, version] = run(
+                    [helm, "lint", "--strict", self.dir, *self.values_args(label),
+                     "--kube-version", KUBE_VERSION], env=self.env)
+                self.renders[label, version] = self.template(label, helm=helm)
+
+    @property
+    def number(self):
+        """Which combination of MATRIX this is, counted from 1, for measurements."""
+        return f"{MATRIX.index(self.answers_given) + 1} of {len(MATRIX)}"
+
+    def namespace(self, label):
+        space = label[len("values-"):-len(".yaml")] if label != "values.yaml" else ""
+        return f"{self.answers['appcode']}-{space}" if space else self.answers["appcode"]
+
+    def values_args(self, label, extra=()):
+        files = ["values.yaml"] if label == "values.yaml" else ["values.yaml", label]
+        args = [a for f in files for a in ("-f", self.dir / f)]
+        return args + [a for f in extra for a in ("-f", f)]
+
+    def template(self, label, extra_values=(), sets=(), helm=None):
+        """`helm template` as the pipeline runs it; returns the CompletedProcess."""
+        return run(
+            [helm or self.helms["4"], "template", self.app, self.dir,
+             *self.values_args(label, extra_values), *(a for s in sets for a in ("--set", s)),
+             "--namespace", self.namespace(label), "--kube-version", KUBE_VERSION],
+            env=self.env)
+
+    def objects(self, label):
+        """The objects helm 4 rendered with one values file."""
+        result = self.renders[label, "4"]
+        assert result.returncode == 0, result.stderr
+        return split_documents(result.stdout)
+
+    def stage(self, label):
+        if label == "values.yaml":
+            return None
+        index = self.labels.index(label) - 1
+        if index == len(self.hostspaces) - 1:
+            return "production"
+        return "development" if index == 0 else "preproduction"
+
+    @cached_property
+    def values(self):
+        return yaml.safe_load((self.dir / "values.yaml").read_text())

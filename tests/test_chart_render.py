@@ -1,0 +1,338 @@
+"""The chart renders and validates: `helm lint --strict` and `helm template` on helm 3.17 and 4
+(the same output), the values schema and what it refuses, Kubernetes and Ambassador schemas,
+checkov, yamllint, and the chart's helm-unittest suites.
+
+Each combination of answers is baked once and rendered once per values file and helm version
+(the `chart` fixture, conftest.py); every test of that combination reads those renders.
+What each option renders is in test_chart_objects.py.
+"""
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from chart_matrix import (AMBASSADOR, HELM_VERSIONS, KUBE_VERSION, MATRIX, container, of_kind, one,
+                          run, split_documents, tool)
+from answers import combination_id
+from tools.helm_unittest import helm_unittest_plugin, merge, run_suite
+from tools.validators import SCHEMAS, run_checkov
+
+pytestmark = pytest.mark.slow
+
+
+# --- helm itself -------------------------------------------------------------------------
+
+
+def test_helm_lint_strict_passes_with_every_values_file(chart):
+    failures = {key: r.stdout + r.stderr for key, r in chart.lints.items() if r.returncode != 0}
+    assert failures == {}
+
+
+def test_helm_3_and_4_render_the_same_manifests(chart):
+    for label in chart.labels:
+        three, four = chart.renders[label, "3.17"], chart.renders[label, "4"]
+        assert three.returncode == four.returncode == 0, three.stderr + four.stderr
+        assert three.stdout == four.stdout, label
+
+
+@HELM_VERSIONS
+@pytest.mark.parametrize("bad, field", [
+    ("replicaCount: two\n", "replicaCount"),  # wrong type
+    ("replicas: 2\n", "replicas"),  # unknown top-level key
+    ("autoscaling:\n  enabled: 'yes'\n", "enabled"),  # wrong type, nested
+    ("dr:\n  role: standby\n", "role"),  # not one of active/passive
+])
+def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad, field):
+    helm = default_chart.helms[version]
+    label = default_chart.labels[-1]
+    good = default_chart.template(label, helm=helm)
+    assert good.returncode == 0, good.stderr
+    values = tmp_path / "bad.yaml"
+    values.write_text(bad)
+    result = default_chart.template(label, extra_values=[values], helm=helm)
+    assert result.returncode != 0
+    # helm 3 and 4 word schema errors differently; both name the schema and the field.
+    assert "schema" in result.stderr and field in result.stderr, result.stderr
+
+
+def test_values_schema_is_self_contained_draft_07(default_chart):
+    schema = json.loads((default_chart.dir / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(schema)
+    refs = re.findall(r'"\$ref":\s*"([^"]*)"', json.dumps(schema))
+    assert refs and all(ref.startswith("#/") for ref in refs)
+    assert "$id" not in json.dumps(schema)
+    assert schema["additionalProperties"] is False
+    # values.yaml itself and every hostspace file satisfy it.
+    validator = jsonschema.Draft7Validator(schema)
+    for path in sorted(default_chart.dir.glob("values*.yaml")):
+        values = merge(yaml.safe_load((default_chart.dir / "values.yaml").read_text()),
+                       yaml.safe_load(path.read_text()))
+        errors = [e.message for e in validator.iter_errors(values)]
+        assert errors == [], path.name
+
+
+# --- Kubernetes, Ambassador and checkov --------------------------------------------------
+
+
+def write_renders(chart, folder):
+    """Each helm 4 render of the chart in its own file, named after its values file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for label in chart.labels:
+        (folder / label).write_text(chart.renders[label, "4"].stdout)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def written_renders(chart, tmp_path_factory):
+    return write_renders(chart, tmp_path_factory.mktemp("renders"))
+
+
+@pytest.fixture(scope="session")
+def checkov_report(charts, tmp_path_factory):
+    """One checkov scan of every combination's renders (its start-up dominates a scan):
+    {combination index: [failed checks]}, and the summary of the whole scan."""
+    root = tmp_path_factory.mktemp("checkov")
+    for index, answers in enumerate(MATRIX):
+        chart = charts(answers)
+        write_renders(chart, root / str(index))
+    result = run_checkov(root, config=chart.dir / ".checkov.yaml", output="json")
+    report = json.loads(result.stdout)
+    failed = {index: [] for index in range(len(MATRIX))}
+    for check in report["results"]["failed_checks"]:
+        index = int(Path(check["file_path"]).parts[1])
+        failed[index].append(f"{check['check_id']} {check['check_name']}: {check['resource']} "
+                             f"in {check['file_path']}")
+    return failed, report["summary"]
+
+
+def test_every_object_is_valid_kubernetes(chart, written_renders):
+    from kubernetes_validate.utils import latest_version
+
+    files = sorted(written_renders.glob("*.yaml"))
+    for version in (KUBE_VERSION, latest_version()):
+        result = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *files])
+        assert result.returncode == 0, result.stdout + result.stderr
+        # It only warns about kinds it has no schema for: those must be Ambassador's alone.
+        unknown = [line for line in (result.stdout + result.stderr).splitlines()
+                   if line.strip() and AMBASSADOR not in line]
+        assert unknown == [], version
+
+
+def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
+    for kind, schema in (("Host", "host_v3alpha1.json"), ("Mapping", "mapping_v3alpha1.json")):
+        files = []
+        for label in chart.labels:
+            for index, obj in enumerate(of_kind(chart.objects(label), kind)):
+                assert obj["apiVersion"] == AMBASSADOR
+                files.append(tmp_path / f"{kind}-{label}-{index}.json")
+                files[-1].write_text(json.dumps(obj))
+        assert files, f"no {kind} rendered"
+        result = run([tool("check-jsonschema"), "--schemafile",
+                      SCHEMAS / "getambassador.io" / schema, *files])
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_checkov_finds_no_failed_check(chart, checkov_report):
+    failed, summary = checkov_report
+    assert summary["passed"] > 0 and summary["resource_count"] > 0  # it did scan the renders
+    assert failed[MATRIX.index(chart.answers_given)] == []
+
+
+def test_every_checkov_skip_is_justified(default_chart):
+    text = (default_chart.dir / ".checkov.yaml").read_text()
+    skips = yaml.safe_load(text)["skip-check"]
+    assert skips
+    for check in skips:
+        before = text.split(f"- {check}")[0].rstrip().splitlines()
+        assert before[-1].lstrip().startswith("#") and len(before[-1]) > 20, check
+
+
+WEAKENED = {
+    "pod runAsNonRoot false": {"podSecurityContext": {"runAsNonRoot": False}},
+    "pod runs as root": {"podSecurityContext": {"runAsUser": 0}},
+    "pod runAsNonRoot removed": {"podSecurityContext": {"runAsNonRoot": None}},
+    "pod unconfined seccomp": {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
+    "runAsNonRoot false": {"securityContext": {"runAsNonRoot": False}},
+    "privilege escalation": {"securityContext": {"allowPrivilegeEscalation": True}},
+    "privileged": {"securityContext": {"privileged": True}},
+    "added capability": {"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}},
+    "nothing dropped": {"securityContext": {"capabilities": {"drop": []}}},
+    "writable root": {"securityContext": {"readOnlyRootFilesystem": False}},
+    "host path volume": {"extraVolumes": [{"name": "node", "hostPath": {"path": "/"}}]},
+}
+
+
+@HELM_VERSIONS
+@pytest.mark.parametrize("weakening", WEAKENED, ids=str)
+def test_values_schema_refuses_a_weakened_security_context(default_chart, tmp_path, version, weakening):
+    values = tmp_path / "weak.yaml"
+    values.write_text(yaml.safe_dump(WEAKENED[weakening]))
+    result = default_chart.template(default_chart.labels[-1], extra_values=[values],
+                                    helm=default_chart.helms[version])
+    assert result.returncode != 0, weakening
+    assert "schema" in result.stderr, result.stderr
+
+
+# Everything a team adds in its first week, at once: variables from a Secret and a ConfigMap,
+# a Secret as files, placement, spread, extra pod metadata and the ServiceMonitor.
+FIRST_WEEK = """
+env:
+  DATABASE_URL:
+    valueFrom:
+      secretKeyRef: {name: orders-database, key: url}
+  POD_IP:
+    valueFrom:
+      fieldRef: {fieldPath: status.podIP}
+envFrom:
+  - secretRef: {name: orders-credentials}
+  - configMapRef: {name: orders-settings}
+    prefix: ORDERS_
+extraVolumes:
+  - name: certificates
+    secret: {secretName: orders-client-cert, defaultMode: 0440}
+extraVolumeMounts:
+  - {name: certificates, mountPath: /etc/orders/certificates, readOnly: true}
+podAnnotations: {team: orders}
+podLabels: {cost-centre: "4711"}
+nodeSelector: {kubernetes.io/arch: amd64}
+tolerations:
+  - {key: dedicated, operator: Equal, value: orders, effect: NoSchedule}
+topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}
+metrics:
+  serviceMonitor: {enabled: true, labels: {release: prometheus}}
+"""
+
+
+def test_first_week_values_render_valid_and_checkov_clean(default_chart, tmp_path):
+    label = default_chart.labels[-1]
+    values = tmp_path / "first-week.yaml"
+    values.write_text(FIRST_WEEK)
+    renders = {version: default_chart.template(label, extra_values=[values], helm=helm)
+               for version, helm in default_chart.helms.items()}
+    assert renders["3.17"].stdout == renders["4"].stdout, renders["3.17"].stderr + renders["4"].stderr
+    objects = split_documents(renders["4"].stdout)
+    main = container(objects)
+    assert {"name": "DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "orders-database", "key": "url"}}} in main["env"]
+    assert {"secretRef": {"name": "orders-credentials"}} in main["envFrom"]
+    assert {"name": "certificates", "mountPath": "/etc/orders/certificates", "readOnly": True} in main["volumeMounts"]
+    pod = one(objects, "Deployment")["spec"]["template"]
+    assert pod["metadata"]["labels"]["cost-centre"] == "4711"
+    assert pod["metadata"]["annotations"]["team"] == "orders"
+    assert pod["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] == (
+        one(objects, "Deployment")["spec"]["selector"]["matchLabels"])
+    monitor = one(objects, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
+
+    (tmp_path / "renders").mkdir()
+    # kubernetes-validate knows no ServiceMonitor (a CRD): it is checked above, the rest here.
+    core = [o for o in objects if o["kind"] != "ServiceMonitor"]
+    (tmp_path / "renders" / label).write_text(yaml.safe_dump_all(core))
+    validated = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION,
+                     tmp_path / "renders" / label])
+    unknown = [line for line in (validated.stdout + validated.stderr).splitlines()
+               if line.strip() and AMBASSADOR not in line]
+    assert validated.returncode == 0 and unknown == [], validated.stdout + validated.stderr
+    report = json.loads(run_checkov(tmp_path / "renders", config=default_chart.dir / ".checkov.yaml",
+                                    output="json").stdout)
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert report["summary"]["passed"] > 0 and failed == []
+
+
+def test_chart_yaml_files_pass_yamllint(chart):
+    config = chart.project / ".yamllint.yaml"
+    args = ["-c", config] if config.exists() else ["-d", "{extends: default, rules: {document-start: disable}}"]
+    result = run([tool("yamllint"), "--strict", *args, "chart"], cwd=chart.project)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- helm-unittest suites ----------------------------------------------------------------
+
+# The suites are written for the helm-unittest plugin (`helm unittest chart/`), which no
+# package registry ships. They are checked against the plugin's JSON schema, and run: by the
+# real plugin where it is installed (the template's CI installs it, pinned: .github/workflows/
+# ci.yml, azure-pipelines.yml), else by the suite's own runner (tools/helm_unittest.py), with
+# the assertions they use on real `helm template`. The test says in its measurement which ran.
+
+TOGGLES = {
+    "autoscaling.enabled": {True, False},
+    "persistence.enabled": {True, False},
+    "dr.enabled": {True, False},
+    "dr.role": {"active", "passive"},
+    "podAntiAffinity.type": {"none", "preferred", "required"},
+    "hosts.custom": {"set"},
+    "networkPolicy.enabled": {True, False},
+    "metrics.scrapeAnnotations": {True, False},
+    "metrics.serviceMonitor.enabled": {True, False},
+}
+
+
+def suites(chart):
+    return sorted((chart.dir / "tests").glob("*_test.yaml"))
+
+
+def test_every_suite_validates_against_the_helm_unittest_schema(chart):
+    result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "helm-testsuite.json",
+                  *suites(chart)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def flatten(prefix, value):
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            yield from flatten(f"{prefix}.{key}" if prefix else key, inner)
+    else:
+        yield prefix, value
+
+
+def test_there_is_a_suite_for_every_template_and_toggle(chart):
+    templates = {p.name for p in (chart.dir / "templates").iterdir() if not p.name.startswith("_")}
+    tested = set()
+    toggled = {key: set() for key in TOGGLES}
+    for path in suites(chart):
+        suite = yaml.safe_load(path.read_text())
+        tested.update(Path(t).name for t in suite.get("templates", []))
+        for test in suite["tests"]:
+            for key, value in [*flatten("", suite.get("set", {})), *flatten("", test.get("set", {}))]:
+                for toggle in TOGGLES:
+                    if key == toggle:
+                        toggled[toggle].add(value)
+                    elif key.startswith(toggle + "."):
+                        toggled[toggle].add("set")
+    assert templates <= tested
+    assert {k: v & TOGGLES[k] for k, v in toggled.items()} == TOGGLES
+
+
+# Every combination renders the same on both helms (test_helm_3_and_4_render_the_same_manifests),
+# so helm 3.17 runs the suites on the default combination only, helm 4 on every one.
+SUITE_RUNS = [*(pytest.param(answers, "4", id=f"{combination_id(answers)}-helm4") for answers in MATRIX),
+              pytest.param(MATRIX[0], "3.17", id=f"{combination_id(MATRIX[0])}-helm3.17")]
+
+
+@pytest.mark.parametrize("answers, version", SUITE_RUNS)
+def test_helm_unittest_suites_pass(charts, answers, version, tmp_path, record_property):
+    """The real plugin where it is installed (on helm 3.17: it is a helm 3 plugin), else the
+    suite's own runner (tools/helm_unittest.py) on this helm. The measurement says which ran,
+    so a CI log shows whether the real plugin checked the suites."""
+    chart = charts(answers)
+    plugin = helm_unittest_plugin()
+    if plugin:
+        plugins, plugin_version = plugin
+        result = run([chart.helms["3.17"], "unittest", chart.dir],
+                     env={**chart.env, "HELM_PLUGINS": str(plugins)})
+        ran = f"the plugin {plugin_version} (helm 3.17)"
+        passed = result.returncode == 0 and re.search(
+            rf"Test Suites:\s+{len(suites(chart))} passed", result.stdout) is not None
+        failures = [] if passed else [result.stdout + result.stderr]
+    else:
+        ran = f"the plugin is not installed; the suite's own runner (helm {version})"
+        failures = [failure for path in suites(chart)
+                    for failure in run_suite(path, chart.dir, chart.helms[version], tmp_path, env=chart.env,
+                                             kube_version=KUBE_VERSION, notes_helm=chart.helms["4"])]
+    record_property("measurement", f"helm-unittest: {ran} ran the suites of combination {chart.number}")
+    assert failures == []
