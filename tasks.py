@@ -12,6 +12,7 @@ their requirements change): `generate` only cookiecutter and cruft (requirements
   test [pytest args]            the template's whole test suite, in parallel
   bench [args]                  the benchmarks (benchmarks/run.py)
 """
+
 import hashlib
 import json
 import os
@@ -67,10 +68,19 @@ def ensure_venv(requirements=REQUIREMENTS):
 
 # cookiecutter's options and what cruft create calls them; key=value answers become
 # --extra-context. Options that take a value are listed with it.
-CRUFT_OPTIONS = {"--no-input": "--no-input", "-f": "--overwrite-if-exists",
-                 "--overwrite-if-exists": "--overwrite-if-exists", "--default-config": "--default-config"}
-CRUFT_VALUE_OPTIONS = {"-o": "--output-dir", "--output-dir": "--output-dir", "--config-file": "--config-file",
-                       "-c": "--checkout", "--checkout": "--checkout"}
+CRUFT_OPTIONS = {
+    "--no-input": "--no-input",
+    "-f": "--overwrite-if-exists",
+    "--overwrite-if-exists": "--overwrite-if-exists",
+    "--default-config": "--default-config",
+}
+CRUFT_VALUE_OPTIONS = {
+    "-o": "--output-dir",
+    "--output-dir": "--output-dir",
+    "--config-file": "--config-file",
+    "-c": "--checkout",
+    "--checkout": "--checkout",
+}
 
 
 def cruft_create_args(argv):
@@ -97,8 +107,9 @@ def _template_commit_state(template):
     """(is a git work tree, has uncommitted changes) of the template."""
     if not shutil.which("git"):
         return False, False
-    inside = subprocess.run(["git", "-C", str(template), "rev-parse", "--is-inside-work-tree"],
-                            capture_output=True, text=True)
+    inside = subprocess.run(
+        ["git", "-C", str(template), "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True
+    )
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return False, False
     status = subprocess.run(["git", "-C", str(template), "status", "--porcelain"], capture_output=True, text=True)
@@ -112,12 +123,18 @@ def generate_command(argv, template=HERE):
     cruft_args = cruft_create_args(argv)
     if is_repository and cruft_args is not None:
         if dirty:
-            print("tasks.py: cruft generates from this template's last commit; "
-                  "its uncommitted changes are not in the project.", file=sys.stderr)
+            print(
+                "tasks.py: cruft generates from this template's last commit; "
+                "its uncommitted changes are not in the project.",
+                file=sys.stderr,
+            )
         return ["-m", "cruft", "create", *cruft_args, str(template)]
     why = "this template is not a git repository" if not is_repository else f"cruft takes no {' '.join(argv)}"
-    print(f"tasks.py: generating with cookiecutter ({why}): the project gets no .cruft.json; "
-          "its README (Template updates) shows the `cruft link` that adds one.", file=sys.stderr)
+    print(
+        f"tasks.py: generating with cookiecutter ({why}): the project gets no .cruft.json; "
+        "its README (Template updates) shows the `cruft link` that adds one.",
+        file=sys.stderr,
+    )
     return ["-m", "cookiecutter", str(template), *argv]
 
 

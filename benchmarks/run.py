@@ -12,6 +12,7 @@
 - suite (with --suite): the template's test suite wall time, against the bake.
 Results print as a table and go to benchmarks/results.json (not committed).
 """
+
 import argparse
 import http.client
 import json
@@ -33,7 +34,7 @@ from tools.net import free_port  # noqa: E402
 from tools.project import REPO, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
-BARE_APP = '''from flask import Flask
+BARE_APP = """from flask import Flask
 
 app = Flask(__name__)
 
@@ -41,7 +42,7 @@ app = Flask(__name__)
 @app.get("/livez")
 def livez():
     return {"status": "ok"}
-'''
+"""
 
 
 def best_of(runs, command, setup=None, **kwargs):
@@ -127,8 +128,13 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
     if pythonpath:
         command += ["--pythonpath", str(pythonpath)]
     # Logs off for both: the benchmark measures request handling, not the terminal.
-    server = subprocess.Popen(command, cwd=source, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "LOG_LEVEL": "WARNING"})
+    server = subprocess.Popen(
+        command,
+        cwd=source,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )
     try:
         for _ in range(100):
             try:
@@ -183,11 +189,14 @@ def serve_ratio(tmp, args):
         rounds.append((bare, app))
     median = statistics.median
     return {
-        "baseline_rps": median(b[0] for b, _ in rounds), "measured_rps": median(a[0] for _, a in rounds),
+        "baseline_rps": median(b[0] for b, _ in rounds),
+        "measured_rps": median(a[0] for _, a in rounds),
         "rps_ratio": median(a[0] / b[0] for b, a in rounds),
-        "baseline_p99_ms": median(b[1] for b, _ in rounds), "measured_p99_ms": median(a[1] for _, a in rounds),
+        "baseline_p99_ms": median(b[1] for b, _ in rounds),
+        "measured_p99_ms": median(a[1] for _, a in rounds),
         "p99_ratio": median(a[1] / b[1] for b, a in rounds),
-        "baseline_cpu_us": median(b[2] for b, _ in rounds), "measured_cpu_us": median(a[2] for _, a in rounds),
+        "baseline_cpu_us": median(b[2] for b, _ in rounds),
+        "measured_cpu_us": median(a[2] for _, a in rounds),
         "cpu_ratio": median(a[2] / b[2] for b, a in rounds),
     }
 
@@ -213,8 +222,11 @@ def main(argv=None):
 
         if "lock" in parts:
             lock_baseline, lock_measured = lock_ratio(tmp)
-            results["lock"] = {"baseline_s": lock_baseline, "measured_s": lock_measured,
-                               "ratio": lock_measured / lock_baseline}
+            results["lock"] = {
+                "baseline_s": lock_baseline,
+                "measured_s": lock_measured,
+                "ratio": lock_measured / lock_baseline,
+            }
 
         if "serve" in parts:
             results["serve"] = serve_ratio(tmp, args)

@@ -29,6 +29,7 @@ plain Python that the tests import unrendered. Standard library plus PyYAML, whi
 cookiecutter itself depends on. Nothing is written outside the project directory except
 the cached pipenv under ${XDG_CACHE_HOME:-~/.cache}/flask-appstack and pipenv's own caches.
 """
+
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections import namedtuple
+from pathlib import Path
 
 HOSTSPACE_VALUES = Path("chart/values-hostspaces.yaml")
 HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)
@@ -110,18 +111,22 @@ def configured_index_url(pip_config_list, environ):
     return next((found[scope] for scope in (":env:", "install", "global") if found.get(scope)), "")
 
 
-def pip_config_files(environ=os.environ, home=Path.home()):
+def pip_config_files(environ=os.environ, home=None):
     """pip's configuration files, in the order pip reads them (a later one wins): global,
     user (not when PIP_CONFIG_FILE names a file that exists), site (the interpreter running
     this hook), then PIP_CONFIG_FILE. None at all when it is os.devnull, as in pip."""
     own = environ.get("PIP_CONFIG_FILE")
     if own == os.devnull:
         return []
-    home = Path(home)
+    home = Path(home or Path.home())
     if os.name == "nt":
         program_data = Path(environ.get("PROGRAMDATA", r"C:\ProgramData"))
         appdata = Path(environ.get("APPDATA", home / "AppData" / "Roaming"))
-        system, user, name = [program_data / "pip" / "pip.ini"], [home / "pip" / "pip.ini", appdata / "pip" / "pip.ini"], "pip.ini"
+        system, user, name = (
+            [program_data / "pip" / "pip.ini"],
+            [home / "pip" / "pip.ini", appdata / "pip" / "pip.ini"],
+            "pip.ini",
+        )
     else:
         dirs = [path for path in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep) if path]
         system = [Path(path) / "pip" / "pip.conf" for path in dirs] + [Path("/etc/pip.conf")]
@@ -135,7 +140,7 @@ def pip_config_files(environ=os.environ, home=Path.home()):
     return system + user + [Path(sys.prefix) / name] + ([Path(own)] if own else [])
 
 
-def pip_config_list(environ=os.environ, home=Path.home()):
+def pip_config_list(environ=os.environ, home=None):
     """What `pip config list` prints (`global.index-url='...'`, `:env:.cert='...'`), read
     here without starting pip: the [global] and [install] settings of pip's configuration
     files, then its PIP_* environment variables."""
@@ -192,11 +197,14 @@ def use_machine_index(project, answers, environ, config_list=None, kept=()):
         return f"Pipfile: this machine's index-url was not written ({why_not}); pipenv uses its default index."
     pipfile.write_text(block + "\n" + pipfile.read_text().lstrip("\n"))
     origin = "PIP_INDEX_URL" if environ.get("PIP_INDEX_URL") else "pip's configured index-url"
-    return (f"Pipfile: the package index is {url}, from this machine's {origin}; it stays in "
-            "source/Pipfile's [[source]] for good: edit that block (then `make lock`) to use another.")
+    return (
+        f"Pipfile: the package index is {url}, from this machine's {origin}; it stays in "
+        "source/Pipfile's [[source]] for good: edit that block (then `make lock`) to use another."
+    )
 
 
 # ---- interpreters --------------------------------------------------------------------
+
 
 def tool_caches(environ):
     """Where hosted CI runners keep their Pythons, as Python/X.Y.Z/x64/bin: setup-python's
@@ -217,7 +225,9 @@ def interpreter_candidates(version, environ, home):
     minor = ".".join(version.split(".")[:2])
     pyenv = Path(environ.get("PYENV_ROOT") or Path(home) / ".pyenv") / "versions"
     found = [pyenv / version / "bin" / f"python{minor}"] if version.count(".") == 2 else []
-    found += [Path(directory) / f"python{minor}" for directory in environ.get("PATH", "").split(os.pathsep) if directory]
+    found += [
+        Path(directory) / f"python{minor}" for directory in environ.get("PATH", "").split(os.pathsep) if directory
+    ]
     for cache in tool_caches(environ):
         found += [path / "x64" / "bin" / f"python{minor}" for path in newest_first(cache.glob(f"{minor}.*"), minor)]
     found += [path / "bin" / f"python{minor}" for path in newest_first(pyenv.glob(f"{minor}.*"), minor)]
@@ -230,7 +240,10 @@ def python_version(executable):
     try:
         result = subprocess.run(
             [str(executable), "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -238,10 +251,10 @@ def python_version(executable):
     return output if result.returncode == 0 and re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", output) else None
 
 
-def find_python(version, environ=os.environ, home=Path.home()):
+def find_python(version, environ=os.environ, home=None):
     """(executable, X.Y.Z) of an interpreter of Python `version` on this machine, or None."""
     minor = ".".join(version.split(".")[:2])
-    for candidate in interpreter_candidates(version, environ, home):
+    for candidate in interpreter_candidates(version, environ, home or Path.home()):
         if candidate.is_file() and os.access(candidate, os.X_OK):
             reported = python_version(candidate)
             if reported and reported.rsplit(".", 1)[0] == minor:
@@ -250,6 +263,7 @@ def find_python(version, environ=os.environ, home=Path.home()):
 
 
 # ---- running tools: bounded, interruptible, and never leaving a process behind ---------
+
 
 class LockError(Exception):
     """A lock that could not be made; the message says why and what to do."""
@@ -306,15 +320,25 @@ def timeouts(environ):
 def run_tool(args, what, env, timeout, cwd=None):
     """Run a tool in its own session with a time limit. On a timeout, Ctrl-C or SIGTERM its
     whole process group ends; a timeout becomes a LockError that says so."""
-    process = subprocess.Popen([str(arg) for arg in args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               errors="backslashreplace", start_new_session=True)
+    process = subprocess.Popen(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="backslashreplace",
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         end_process_group(process)
-        raise LockError(f"{what} gave no result within {timeout} s: the package index did not answer "
-                        "in time (check the network, the proxy and the index URL)") from None
+        raise LockError(
+            f"{what} gave no result within {timeout} s: the package index did not answer "
+            "in time (check the network, the proxy and the index URL)"
+        ) from None
     except BaseException:
         end_process_group(process)
         raise
@@ -369,8 +393,9 @@ def strip_ansi(text):
 
 # ---- pipenv in a cached venv ---------------------------------------------------------
 
-def cache_root(environ=os.environ, home=Path.home()):
-    return Path(environ.get("XDG_CACHE_HOME") or Path(home) / ".cache") / "flask-appstack"
+
+def cache_root(environ=os.environ, home=None):
+    return Path(environ.get("XDG_CACHE_HOME") or Path(home or Path.home()) / ".cache") / "flask-appstack"
 
 
 def pipenv_requirements(version):
@@ -382,7 +407,7 @@ def pipenv_requirements(version):
     return requirements
 
 
-def pipenv_venv_path(version, runner_version, environ=os.environ, home=Path.home()):
+def pipenv_venv_path(version, runner_version, environ=os.environ, home=None):
     minor = ".".join(runner_version.split(".")[:2])
     return cache_root(environ, home) / f"pipenv-{version}-py{minor}"
 
@@ -422,12 +447,22 @@ def ensure_pipenv(version, runner, runner_version, environ=os.environ):
         if (venv / ".complete").exists():
             return venv
         shutil.rmtree(venv, ignore_errors=True)
-        print(f"flask-appstack: installing pipenv {version} for Python {runner_version} into {venv} "
-              f"(once; at most {timeouts(environ)[0]} s) ...", flush=True)
+        print(
+            f"flask-appstack: installing pipenv {version} for Python {runner_version} into {venv} "
+            f"(once; at most {timeouts(environ)[0]} s) ...",
+            flush=True,
+        )
         steps = [
             [runner, "-m", "venv", venv],
-            [venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             *pipenv_requirements(version)],
+            [
+                venv_python(venv),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *pipenv_requirements(version),
+            ],
         ]
         try:
             for step in steps:
@@ -471,17 +506,37 @@ def pipenv_environment(environ, pip_config_list="", temp_dir=None):
     it gets pip's certificate as REQUESTS_CA_BUNDLE unless the user set one. `temp_dir` is
     pipenv's private temporary directory: pipenv writes request files there that hold the
     index URL with the credentials expanded."""
-    dropped = ("VIRTUAL_ENV", "PIPENV_PIPFILE", "PIPENV_PYTHON", "PIPENV_CUSTOM_VENV_NAME", "PIPENV_ACTIVE",
-               "PIPENV_PYPI_MIRROR", "PYTHONHOME", "PYTHONPATH", *INDEX_VARIABLES)
-    env = {**pip_network_settings(pip_config_list),
-           **{key: value for key, value in environ.items() if key not in dropped}}
+    dropped = (
+        "VIRTUAL_ENV",
+        "PIPENV_PIPFILE",
+        "PIPENV_PYTHON",
+        "PIPENV_CUSTOM_VENV_NAME",
+        "PIPENV_ACTIVE",
+        "PIPENV_PYPI_MIRROR",
+        "PYTHONHOME",
+        "PYTHONPATH",
+        *INDEX_VARIABLES,
+    )
+    env = {
+        **pip_network_settings(pip_config_list),
+        **{key: value for key, value in environ.items() if key not in dropped},
+    }
     if env.get("PIP_CERT") and not (env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")):
         env["REQUESTS_CA_BUNDLE"] = env["PIP_CERT"]
     env.update(
         PIP_CONFIG_FILE=os.devnull,
-        PIPENV_VENV_IN_PROJECT="1", PIPENV_IGNORE_VIRTUALENVS="1", PIPENV_YES="1", PIPENV_NOSPIN="1",
-        PIPENV_DONT_USE_PYENV="1", PIPENV_DONT_USE_ASDF="1", PIPENV_DONT_LOAD_ENV="1",
-        PIPENV_HIDE_EMOJIS="1", PIPENV_COLORBLIND="1", NO_COLOR="1", TERM="dumb", COLUMNS="200",
+        PIPENV_VENV_IN_PROJECT="1",
+        PIPENV_IGNORE_VIRTUALENVS="1",
+        PIPENV_YES="1",
+        PIPENV_NOSPIN="1",
+        PIPENV_DONT_USE_PYENV="1",
+        PIPENV_DONT_USE_ASDF="1",
+        PIPENV_DONT_LOAD_ENV="1",
+        PIPENV_HIDE_EMOJIS="1",
+        PIPENV_COLORBLIND="1",
+        NO_COLOR="1",
+        TERM="dumb",
+        COLUMNS="200",
         PYTHONDONTWRITEBYTECODE="1",
     )
     if temp_dir:
@@ -494,8 +549,7 @@ def pipenv_environment(environ, pip_config_list="", temp_dir=None):
 
 
 def run_pipenv(venv, args, source, env, timeout=LOCK_TIMEOUT):
-    return run_tool([venv_python(venv), "-m", "pipenv", *args], f"`pipenv {' '.join(args)}`", env, timeout,
-                    cwd=source)
+    return run_tool([venv_python(venv), "-m", "pipenv", *args], f"`pipenv {' '.join(args)}`", env, timeout, cwd=source)
 
 
 # status: locked, skipped, failed or interrupted; summary: one line for the summary;
@@ -523,9 +577,11 @@ def choose_runner(answers, environ):
     target = find_python(answers["python_version"], environ)
     current = (Path(sys.executable), "%d.%d.%d" % sys.version_info[:3])
     if target is None:
-        notes.append(f"Python {answers['python_version']} is not on this machine (PATH, pyenv): "
-                     f"locked for Python {current[1]} instead; markers may differ from the image's. "
-                     f"Install Python {answers['python_version']} and run `make lock` to lock for it.")
+        notes.append(
+            f"Python {answers['python_version']} is not on this machine (PATH, pyenv): "
+            f"locked for Python {current[1]} instead; markers may differ from the image's. "
+            f"Install Python {answers['python_version']} and run `make lock` to lock for it."
+        )
         return [current], current, notes
     runners = [target] + ([current] if current[1] != target[1] else [])
     return runners, target, notes
@@ -543,9 +599,11 @@ def installed_pipenv(version, runners, target, environ, notes):
             failures.append(str(error))
             continue
         if failures:
-            notes.append(f"pipenv {version} did not install on Python {target[1]} ({failures[0]}), "
-                         f"so it ran on Python {runner_version}. The image installs pipenv on Python "
-                         f"{target[1]}: make sure it can.")
+            notes.append(
+                f"pipenv {version} did not install on Python {target[1]} ({failures[0]}), "
+                f"so it ran on Python {runner_version}. The image installs pipenv on Python "
+                f"{target[1]}: make sure it can."
+            )
         return venv
     raise LockError("; ".join(failures))
 
@@ -560,15 +618,13 @@ def lock_with_pipenv(project, answers, environ, notes):
     temp_dir = tempfile.mkdtemp(prefix="flask-appstack-pipenv-")
     try:
         env = pipenv_environment(environ, pip_config_list(), temp_dir)
-        print(f"flask-appstack: locking source/Pipfile with pipenv {version} for Python {target[1]} ...",
-              flush=True)
+        print(f"flask-appstack: locking source/Pipfile with pipenv {version} for Python {target[1]} ...", flush=True)
         result = run_pipenv(venv, ["lock", "--python", str(target[0])], source, env, timeouts(environ)[1])
         if result.returncode != 0 or not (source / "Pipfile.lock").is_file():
             raise LockError(tool_failure(result.stdout + result.stderr, source))
         verified = run_pipenv(venv, ["verify"], source, env, timeout=120)
         if verified.returncode != 0:
-            raise LockError("Pipfile.lock does not match the Pipfile: "
-                            f"{last_error(verified.stdout + verified.stderr)}")
+            raise LockError(f"Pipfile.lock does not match the Pipfile: {last_error(verified.stdout + verified.stderr)}")
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
     return f"Pipfile.lock: locked with pipenv {version} for Python {target[1]}; it matches the Pipfile."
@@ -587,12 +643,16 @@ def lock_dependencies(project, answers, environ, kept=()):
     except (LockError, OSError) as error:
         reason = os_error_reason(error, environ) if isinstance(error, OSError) else str(error)
         (source / "Pipfile.lock").unlink(missing_ok=True)  # a half-made lock is worse than none
-        return Lock("failed", "Pipfile.lock: NOT LOCKED, pipenv lock failed (see below).",
-                    failure_message(project, answers, reason, environ))
+        return Lock(
+            "failed",
+            "Pipfile.lock: NOT LOCKED, pipenv lock failed (see below).",
+            failure_message(project, answers, reason, environ),
+        )
     except (KeyboardInterrupt, Interrupted):
         (source / "Pipfile.lock").unlink(missing_ok=True)
-        return Lock("interrupted", "Pipfile.lock: NOT LOCKED, the lock was interrupted.",
-                    interrupted_message(project, answers))
+        return Lock(
+            "interrupted", "Pipfile.lock: NOT LOCKED, the lock was interrupted.", interrupted_message(project, answers)
+        )
     finally:
         shutil.rmtree(source / ".venv", ignore_errors=True)  # the venv pipenv made to resolve in
     return Lock("locked", " ".join([summary, *notes]))
@@ -620,31 +680,43 @@ def index_hint(project, environ):
 
 
 def how_to_lock(project, answers):
-    return "\n".join([
-        "Lock before the first push (the image build refuses a missing or stale lock):",
-        f"  with pipenv {answers['pipenv_version']} installed:  cd {project} && make lock",
-        f"  or in the base image, with Docker (README.md, \"Build locally\"):  cd {project} && make lock-in-container",
-    ])
+    return "\n".join(
+        [
+            "Lock before the first push (the image build refuses a missing or stale lock):",
+            f"  with pipenv {answers['pipenv_version']} installed:  cd {project} && make lock",
+            f'  or in the base image, with Docker (README.md, "Build locally"):  cd {project} && make lock-in-container',
+        ]
+    )
 
 
 BAR = "!" * 78
 
 
 def failure_message(project, answers, reason, environ):
-    lines = [BAR, "flask-appstack: WARNING: source/Pipfile.lock was NOT created: pipenv lock failed.",
-             f"  Reason: {reason}"]
+    lines = [
+        BAR,
+        "flask-appstack: WARNING: source/Pipfile.lock was NOT created: pipenv lock failed.",
+        f"  Reason: {reason}",
+    ]
     lines += [f"  Hint: {hint}" for hint in index_hint(project, environ)]
     lines += ["The project was generated and kept; only the lock is missing.", how_to_lock(project, answers), BAR]
     return "\n".join(lines)
 
 
 def interrupted_message(project, answers):
-    return "\n".join([
-        BAR, "flask-appstack: WARNING: source/Pipfile.lock was NOT created: the lock was interrupted.",
-        "The project was generated and kept; only the lock is missing.", how_to_lock(project, answers), BAR])
+    return "\n".join(
+        [
+            BAR,
+            "flask-appstack: WARNING: source/Pipfile.lock was NOT created: the lock was interrupted.",
+            "The project was generated and kept; only the lock is missing.",
+            how_to_lock(project, answers),
+            BAR,
+        ]
+    )
 
 
 # ---- checks of the result ------------------------------------------------------------
+
 
 def data_file_problems(project):
     """Every YAML and JSON file parses (chart/templates/ holds Helm templates, not YAML)."""
@@ -678,19 +750,30 @@ def helm_warnings(project, answers, helm, environ):
         for space in hostspaces(answers):
             values = chart / f"values-{space}.yaml"
             args = [helm, "lint", "--strict", str(chart)] + (["-f", str(values)] if values.is_file() else [])
-            runs[space] = subprocess.Popen(args, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True, errors="backslashreplace")
+            runs[space] = subprocess.Popen(
+                args,
+                env=environ,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="backslashreplace",
+            )
         outputs = {space: run.communicate(timeout=120)[0] for space, run in runs.items()}
     except (OSError, subprocess.SubprocessError) as error:
         for run in runs.values():
             run.kill()
             run.wait()
         return [f"{helm} could not lint the chart: {error}"]
-    return [f"{helm} refuses chart/ with values-{space}.yaml: {last_error(outputs[space])}"
-            for space, run in runs.items() if run.returncode != 0]
+    return [
+        f"{helm} refuses chart/ with values-{space}.yaml: {last_error(outputs[space])}"
+        for space, run in runs.items()
+        if run.returncode != 0
+    ]
 
 
 # ---- what to do next -----------------------------------------------------------------
+
 
 def next_steps(project, answers, lines):
     pipeline = "azure-pipelines.yaml" if (project / "azure-pipelines.yaml").is_file() else "the pipeline definition"
@@ -699,7 +782,7 @@ def next_steps(project, answers, lines):
         *[f"  {line}" for line in lines],
         "Next steps:",
         f"  cd {project}",
-        "  git init -b main && git add . && git commit -m \"Initial commit from flask-appstack\"",
+        '  git init -b main && git add . && git commit -m "Initial commit from flask-appstack"',
         "  git remote add origin <the empty Azure Repos repository's URL> && git push -u origin main",
         f"  Then create the pipeline in Azure DevOps from {pipeline}: it extends devops/flask.yml@spaces",
         f"  from {answers['pipeline_repository']} and deploys to {', '.join(hostspaces(answers))}.",
@@ -717,8 +800,11 @@ def lint_chart(project, answers, environ, summary):
     warnings = helm_warnings(project, answers, helm, environ)
     if warnings:
         summary.append(f"chart: WARNING: {helm} refuses the chart (see below); `make helm-lint` repeats the check.")
-        return [*warnings, "Your helm may be older or newer than the platform's: the chart targets Helm 3.17 "
-                "and Helm 4; run `helm version` and update helm if it is older."]
+        return [
+            *warnings,
+            "Your helm may be older or newer than the platform's: the chart targets Helm 3.17 "
+            "and Helm 4; run `helm version` and update helm if it is older.",
+        ]
     summary.append(f"chart: `helm lint --strict` passes with each hostspace's values ({helm}).")
     return []
 
@@ -730,8 +816,12 @@ def finish(project, answers, environ):
     summary = [use_machine_index(project, answers, environ, kept=kept)]
     broken = data_file_problems(project)
     if broken:
-        print("flask-appstack: the generated project is broken (a template bug, please report it):",
-              *[f"  - {problem}" for problem in broken], sep="\n", file=sys.stderr)
+        print(
+            "flask-appstack: the generated project is broken (a template bug, please report it):",
+            *[f"  - {problem}" for problem in broken],
+            sep="\n",
+            file=sys.stderr,
+        )
         return 1
     warnings = lint_chart(project, answers, environ, summary)
     lock = lock_dependencies(project, answers, environ, kept)
@@ -746,7 +836,8 @@ def finish(project, answers, environ):
 
 # {% endraw %}
 def main():
-    answers = json.loads(r'''{{ cookiecutter | tojson }}''')
+    # ''' on purpose: Jinja's tojson writes every ' as \u0027, so no answer can close it.
+    answers = json.loads(r'''{{ cookiecutter | tojson }}''')  # fmt: skip
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(errors="backslashreplace")
     signal.signal(signal.SIGTERM, on_sigterm)  # ends the lock as Ctrl-C does: cleanly, project kept

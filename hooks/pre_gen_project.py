@@ -17,6 +17,7 @@ no answer can execute code or break this file. The rest sits in a Jinja raw bloc
 tests import the file unrendered (importlib) and call the same functions. Standard
 library only: the hook runs in cookiecutter's own interpreter.
 """
+
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ import os
 import re
 import shlex
 import sys
-from pathlib import Path
 from collections import namedtuple
+from pathlib import Path
 
 # The tables' rows. A check returns True when the value is fine; False, or a short reason,
 # when it is not. (namedtuple rather than typing.NamedTuple: importing typing costs every
@@ -49,8 +50,9 @@ class Problem(namedtuple("Problem", "variables values accepted reason", defaults
 
 def shown(value):
     """The value as JSON, with every HIDDEN character escaped: a message never hides itself."""
-    return "".join(f"\\u{ord(char):04x}" if ord(char) in HIDDEN else char
-                   for char in json.dumps(value, ensure_ascii=False))
+    return "".join(
+        f"\\u{ord(char):04x}" if ord(char) in HIDDEN else char for char in json.dumps(value, ensure_ascii=False)
+    )
 
 
 # ---- single values -------------------------------------------------------------------
@@ -113,8 +115,17 @@ def whole_number(minimum, maximum=None):
 # Characters that break a line or hide what a text says: C0 and C1 controls (U+0085 is a
 # line break to YAML and Python), the Unicode line and paragraph separators, and the
 # bidirectional controls that make a README or values file read differently from what it is.
-HIDDEN = {*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, 0x061C, 0x200E, 0x200F,
-          *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
+HIDDEN = {
+    *range(0x00, 0x20),
+    *range(0x7F, 0xA0),
+    0x2028,
+    0x2029,
+    0x061C,
+    0x200E,
+    0x200F,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+}
 
 
 def one_line(value):
@@ -165,8 +176,23 @@ def storage_quantity(value):
 # Mounting over these would hide what the image needs (the Dockerfile puts the code in
 # /app, the packages in /opt/venv; the chart mounts an emptyDir at /tmp) or the system.
 # bandit's B108 (a hard-coded /tmp) is moot: these paths are refused, never used.
-RESERVED_PATHS = ("/", "/app", "/app/api", "/opt", "/opt/venv", "/tmp",  # nosec B108
-                  "/bin", "/sbin", "/lib", "/lib64", "/usr", "/etc", "/var", "/run", "/home")
+RESERVED_PATHS = (
+    "/",
+    "/app",
+    "/app/api",
+    "/opt",
+    "/opt/venv",
+    "/tmp",  # nosec B108
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/usr",
+    "/etc",
+    "/var",
+    "/run",
+    "/home",
+)
 SYSTEM_TREES = ("/proc", "/sys", "/dev")
 PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")
 
@@ -226,6 +252,7 @@ def hostspace_list(value):
 # The facts below have twins in templates/appstack.jinja, for the generated files;
 # tests/test_rules.py checks that both agree.
 
+
 def hostspaces(answers):
     """The hostspaces in promotion order."""
     return [name.strip() for name in answers["hostspaces"].split(",")]
@@ -247,53 +274,87 @@ def platform_hostname(answers, hostspace, region=""):
 
 # The table: one line per variable of cookiecutter.json, in its order.
 RULES = [
-    Rule("app_name", dns_label(40, NAME),
-         "a DNS-1123 label of at most 40 characters: lowercase letters, digits and '-', "
-         "starting with a letter and not ending with '-'"),
-    Rule("appcode", matches(r"[a-z][a-z0-9]{0,9}"),
-         "lowercase letters and digits, at most 10 characters, starting with a letter"),
-    Rule("description", one_line,
-         "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
-         "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)"),
+    Rule(
+        "app_name",
+        dns_label(40, NAME),
+        "a DNS-1123 label of at most 40 characters: lowercase letters, digits and '-', "
+        "starting with a letter and not ending with '-'",
+    ),
+    Rule(
+        "appcode",
+        matches(r"[a-z][a-z0-9]{0,9}"),
+        "lowercase letters and digits, at most 10 characters, starting with a letter",
+    ),
+    Rule(
+        "description",
+        one_line,
+        "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
+        "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)",
+    ),
     Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
-    Rule("python_version", python_version_supported,
-         "3.9 or newer: the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9"),
-    Rule("pipenv_version", pipenv_version,
-         "a pipenv release from 2022 on (YYYY.M.D), such as 2026.10.3 or 2022.7.24"),
+    Rule(
+        "python_version",
+        python_version_supported,
+        "3.9 or newer: the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9",
+    ),
+    Rule("pipenv_version", pipenv_version, "a pipenv release from 2022 on (YYYY.M.D), such as 2026.10.3 or 2022.7.24"),
     Rule("app_version", matches(r"4\.7\.(0|[1-9][0-9]*)"), "4.7.N, a SCALE pipeline v4.7 release such as 4.7.0"),
-    Rule("hostspaces", hostspace_list,
-         "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod'"),
+    Rule(
+        "hostspaces",
+        hostspace_list,
+        "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod'",
+    ),
     Rule("platform_domain", dns_name, "a DNS name such as scale.example.com (no scheme, port or path)"),
-    Rule("custom_url", empty_or(dns_name),
-         "empty, or a DNS name such as orders.example.com (no scheme, port or path)"),
+    Rule("custom_url", empty_or(dns_name), "empty, or a DNS name such as orders.example.com (no scheme, port or path)"),
     Rule("hpa", is_bool, "true or false"),
     Rule("hpa_min_replicas", whole_number(1), "a whole number ≥ 1"),
     Rule("hpa_max_replicas", whole_number(1), "a whole number ≥ 1"),
     Rule("hpa_cpu_target", whole_number(1, 100), "a whole number from 1 to 100 (percent)"),
     Rule("pvc", is_bool, "true or false"),
     Rule("pvc_size", storage_quantity, "a positive Kubernetes quantity such as 1Gi, 500Mi or 10G"),
-    Rule("pvc_storage_class", empty_or(dns_subdomain),
-         "empty for the cluster's default, or a storage class name (a DNS-1123 subdomain)"),
+    Rule(
+        "pvc_storage_class",
+        empty_or(dns_subdomain),
+        "empty for the cluster's default, or a storage class name (a DNS-1123 subdomain)",
+    ),
     Rule("pvc_access_mode", one_of("ReadWriteOnce", "ReadWriteMany"), "ReadWriteOnce or ReadWriteMany"),
-    Rule("pvc_mount_path", mount_path,
-         "an absolute path such as /data (letters, digits, '.', '_', '-'; no '..'), "
-         "not one the image or the system uses (" + ", ".join(RESERVED_PATHS + SYSTEM_TREES) + ")"),
+    Rule(
+        "pvc_mount_path",
+        mount_path,
+        "an absolute path such as /data (letters, digits, '.', '_', '-'; no '..'), "
+        "not one the image or the system uses (" + ", ".join(RESERVED_PATHS + SYSTEM_TREES) + ")",
+    ),
     Rule("pod_anti_affinity", one_of("preferred", "required", "none"), "preferred, required or none"),
     Rule("dr", is_bool, "true or false"),
     Rule("dr_active_region", dns_label(), "a DNS-1123 label such as east"),
     Rule("dr_passive_region", dns_label(), "a DNS-1123 label such as west"),
-    Rule("docker_registry", host_and_port,
-         "a host name, optionally with :port, such as registry.example.com or localhost:5000 (no scheme or path)"),
-    Rule("package_index", empty_or(index_url),
-         "empty for this machine's configured index, or an http(s) URL without credentials, "
-         "such as https://artifactory.example.com/api/pypi/pypi/simple"),
+    Rule(
+        "docker_registry",
+        host_and_port,
+        "a host name, optionally with :port, such as registry.example.com or localhost:5000 (no scheme or path)",
+    ),
+    Rule(
+        "package_index",
+        empty_or(index_url),
+        "empty for this machine's configured index, or an http(s) URL without credentials, "
+        "such as https://artifactory.example.com/api/pypi/pypi/simple",
+    ),
     Rule("pipeline_repository_type", one_of("git", "github"), "git (Azure Repos) or github"),
-    Rule("pipeline_repository", matches(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*"),
-         "<Azure DevOps project>/<repository>, such as SCALE/devops-pipelines"),
-    Rule("pipeline_ref", matches(r"refs/(heads|tags)/(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]*(?<![/.])"),
-         "a branch or tag ref, such as refs/tags/v4.7.0 or refs/heads/release/4.7"),
-    Rule("pipeline_service_connection", empty_or(matches(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")),
-         "empty, or the name of an Azure DevOps service connection (letters, digits, ' ', '.', '_', '-')"),
+    Rule(
+        "pipeline_repository",
+        matches(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*"),
+        "<Azure DevOps project>/<repository>, such as SCALE/devops-pipelines",
+    ),
+    Rule(
+        "pipeline_ref",
+        matches(r"refs/(heads|tags)/(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9._/-]*(?<![/.])"),
+        "a branch or tag ref, such as refs/tags/v4.7.0 or refs/heads/release/4.7",
+    ),
+    Rule(
+        "pipeline_service_connection",
+        empty_or(matches(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}")),
+        "empty, or the name of an Azure DevOps service connection (letters, digits, ' ', '.', '_', '-')",
+    ),
     Rule("gunicorn_workers", whole_number(1), "a whole number ≥ 1"),
     Rule("lock_dependencies", is_bool, "true or false"),
 ]
@@ -325,8 +386,9 @@ def min_not_above_max(answers):
 
 
 def volume_can_schedule(answers):
-    if not (answers["pvc"] and answers["pvc_access_mode"] == "ReadWriteOnce"
-            and answers["pod_anti_affinity"] == "required"):
+    if not (
+        answers["pvc"] and answers["pvc_access_mode"] == "ReadWriteOnce" and answers["pod_anti_affinity"] == "required"
+    ):
         return True
     return (
         f"up to {most_pods(answers)} pods run at once (replicas plus the rollout's extra pod), "
@@ -384,24 +446,37 @@ def regions_differ(answers):
 
 
 COMBINATIONS = [
-    Combination(("hpa_min_replicas", "hpa_max_replicas"), min_not_above_max,
-                "hpa_min_replicas ≤ hpa_max_replicas"),
-    Combination(("pvc", "pvc_access_mode", "pod_anti_affinity"), volume_can_schedule,
-                "a volume the pods can share: ReadWriteMany, or preferred (or no) anti-affinity",
-                needs=("hpa", "hpa_min_replicas", "hpa_max_replicas")),
-    Combination(("custom_url",), custom_url_is_its_own,
-                "a hostname other than <app_name>-<hostspace>.[<region>.]<platform_domain>",
-                needs=("app_name", "hostspaces", "platform_domain", "dr", "dr_active_region", "dr_passive_region")),
-    Combination(("app_name", "hostspaces"), hostnames_fit_dns,
-                "<app_name>-<hostspace> of at most 63 characters and hostnames of at most 253",
-                needs=("platform_domain", "dr", "dr_active_region", "dr_passive_region")),
-    Combination(("python_version", "pipenv_version"), pipenv_supports_python,
-                "a pipenv release that runs on this Python: 2025.0.4 or older for Python 3.9, "
-                "2023.4.20 or newer for Python 3.12 and newer"),
-    Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ,
-                "two different regions when dr is on"),
-    Combination(("pipeline_repository_type", "pipeline_service_connection"), service_connection_when_needed,
-                "a service connection name with pipeline_repository_type github"),
+    Combination(("hpa_min_replicas", "hpa_max_replicas"), min_not_above_max, "hpa_min_replicas ≤ hpa_max_replicas"),
+    Combination(
+        ("pvc", "pvc_access_mode", "pod_anti_affinity"),
+        volume_can_schedule,
+        "a volume the pods can share: ReadWriteMany, or preferred (or no) anti-affinity",
+        needs=("hpa", "hpa_min_replicas", "hpa_max_replicas"),
+    ),
+    Combination(
+        ("custom_url",),
+        custom_url_is_its_own,
+        "a hostname other than <app_name>-<hostspace>.[<region>.]<platform_domain>",
+        needs=("app_name", "hostspaces", "platform_domain", "dr", "dr_active_region", "dr_passive_region"),
+    ),
+    Combination(
+        ("app_name", "hostspaces"),
+        hostnames_fit_dns,
+        "<app_name>-<hostspace> of at most 63 characters and hostnames of at most 253",
+        needs=("platform_domain", "dr", "dr_active_region", "dr_passive_region"),
+    ),
+    Combination(
+        ("python_version", "pipenv_version"),
+        pipenv_supports_python,
+        "a pipenv release that runs on this Python: 2025.0.4 or older for Python 3.9, "
+        "2023.4.20 or newer for Python 3.12 and newer",
+    ),
+    Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ, "two different regions when dr is on"),
+    Combination(
+        ("pipeline_repository_type", "pipeline_service_connection"),
+        service_connection_when_needed,
+        "a service connection name with pipeline_repository_type github",
+    ),
 ]
 
 
@@ -413,8 +488,10 @@ COMBINATIONS = [
 # formulas as cookiecutter.json's; tests/test_rules.py renders both and compares).
 DERIVED = {
     "__python_minor": (("python_version",), lambda a: ".".join(a["python_version"].split(".")[:2])),
-    "__python_full": (("python_version",), lambda a: a["python_version"] if a["python_version"].count(".") == 2
-                      else a["python_version"] + ".0"),
+    "__python_full": (
+        ("python_version",),
+        lambda a: a["python_version"] if a["python_version"].count(".") == 2 else a["python_version"] + ".0",
+    ),
     "__chart_name": (("app_name",), lambda a: a["app_name"]),
     "__image_name": (("appcode", "app_name"), lambda a: f"{a['appcode']}/{a['app_name']}"),
 }
@@ -428,11 +505,15 @@ def stale_derived_names(answers, failed):
             continue
         expected = derive(answers)
         if answers[name] != expected:
-            found.append(Problem(
-                (name,), (answers[name],),
-                f"{json.dumps(expected)} (derived from {' and '.join(sources)}): leave {name} out of the "
-                "replay file or the answers, cookiecutter derives it",
-                f"it no longer agrees with {' and '.join(sources)}"))
+            found.append(
+                Problem(
+                    (name,),
+                    (answers[name],),
+                    f"{json.dumps(expected)} (derived from {' and '.join(sources)}): leave {name} out of the "
+                    "replay file or the answers, cookiecutter derives it",
+                    f"it no longer agrees with {' and '.join(sources)}",
+                )
+            )
     return found
 
 
@@ -478,13 +559,24 @@ def rerun_command(answers, cwd):
     where the command is printed. The hook runs in the project folder, which cookiecutter
     removes after a failure: its parent is the output folder."""
     order = list(dict.fromkeys(rule.variable for rule in RULES))  # cookiecutter.json's; tojson sorts
-    given = {key: answers[key] for key in sorted(answers, key=lambda k: order.index(k) if k in order else len(order))
-             if not key.startswith("_")}
+    given = {
+        key: answers[key]
+        for key in sorted(answers, key=lambda k: order.index(k) if k in order else len(order))
+        if not key.startswith("_")
+    }
     template = str(answers.get("_template") or answers.get("_repo_dir") or "<template>")
     output_dir = answers.get("_output_dir") or os.path.dirname(os.path.abspath(cwd))
     if "_commit" in answers:
-        words = ["cruft", "create", "--no-input", "--output-dir", output_dir,
-                 "--extra-context", json.dumps(given, ensure_ascii=False), template]
+        words = [
+            "cruft",
+            "create",
+            "--no-input",
+            "--output-dir",
+            output_dir,
+            "--extra-context",
+            json.dumps(given, ensure_ascii=False),
+            template,
+        ]
     else:
         words = ["cookiecutter", "--no-input", "--output-dir", output_dir]
         if answers.get("_checkout"):
@@ -499,8 +591,9 @@ def report(found, answers=None, cwd="."):
     if answers is None:
         lines.append("Run cookiecutter (or cruft create) again with these answers corrected.")
     else:
-        lines.append("Correct the value(s) above in this command, which holds every answer given, "
-                     "and run it: it asks nothing.")
+        lines.append(
+            "Correct the value(s) above in this command, which holds every answer given, and run it: it asks nothing."
+        )
         lines.append(rerun_command(answers, cwd))
     return "\n".join(lines)
 
@@ -524,13 +617,15 @@ def existing_files(directory):
 
 def refusal(directory, files):
     shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-    return "\n".join([
-        f"flask-appstack: {directory} already holds files ({shown}), so nothing was generated:",
-        "  generating over them would overwrite your code, values files and Pipfile.",
-        "  To take the template's changes into a project made from it, run `make update` there",
-        "  (cruft update: a three-way merge that keeps your edits). To start afresh, generate",
-        f"  into another directory (--output-dir). To overwrite anyway, set {OVERWRITE_VARIABLE}=1.",
-    ])
+    return "\n".join(
+        [
+            f"flask-appstack: {directory} already holds files ({shown}), so nothing was generated:",
+            "  generating over them would overwrite your code, values files and Pipfile.",
+            "  To take the template's changes into a project made from it, run `make update` there",
+            "  (cruft update: a three-way merge that keeps your edits). To start afresh, generate",
+            f"  into another directory (--output-dir). To overwrite anyway, set {OVERWRITE_VARIABLE}=1.",
+        ]
+    )
 
 
 def check_directory(directory, environ):
@@ -547,7 +642,8 @@ def check_directory(directory, environ):
 
 # {% endraw %}
 def main():
-    answers = json.loads(r'''{{ cookiecutter | tojson }}''')
+    # ''' on purpose: Jinja's tojson writes every ' as \u0027, so no answer can close it.
+    answers = json.loads(r'''{{ cookiecutter | tojson }}''')  # fmt: skip
     sys.stderr.reconfigure(errors="backslashreplace")
     found = problems(answers)
     if found:

@@ -1,4 +1,5 @@
 """Answers the test modules share: how the fast tier bakes, and how a combination is named."""
+
 from tools.project import DEFAULTS
 
 # The fast tier never locks: the real lock has its own tests (test_lock.py).

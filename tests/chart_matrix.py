@@ -2,6 +2,7 @@
 render, the Chart that renders one combination with each values file on each helm, and
 small readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_chart`)
 are in conftest.py."""
+
 import subprocess
 import sys
 from functools import cached_property
@@ -17,21 +18,46 @@ from tools.project import DEFAULTS
 # required, dr on/off, custom URL on/off, one and several hostspaces.
 MATRIX = [
     {},
-    {"hpa": False, "pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "none",
-     "custom_url": "api.example.org"},
-    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "pvc_storage_class": "shared-nfs",
-     "pvc_size": "5Gi", "pvc_mount_path": "/var/lib/orders", "pod_anti_affinity": "required",
-     "dr": False, "hostspaces": "dev"},
-    {"app_name": "orders-api", "hpa_min_replicas": "3", "hpa_max_replicas": "8",
-     "hpa_cpu_target": "60", "dr": False, "custom_url": "orders.example.org",
-     "hostspaces": "sandbox, live"},
-    {"hpa": False, "pod_anti_affinity": "required", "custom_url": "api.example.org",
-     "hostspaces": "dev", "dr_active_region": "north", "dr_passive_region": "south"},
+    {
+        "hpa": False,
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteOnce",
+        "pod_anti_affinity": "none",
+        "custom_url": "api.example.org",
+    },
+    {
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteMany",
+        "pvc_storage_class": "shared-nfs",
+        "pvc_size": "5Gi",
+        "pvc_mount_path": "/var/lib/orders",
+        "pod_anti_affinity": "required",
+        "dr": False,
+        "hostspaces": "dev",
+    },
+    {
+        "app_name": "orders-api",
+        "hpa_min_replicas": "3",
+        "hpa_max_replicas": "8",
+        "hpa_cpu_target": "60",
+        "dr": False,
+        "custom_url": "orders.example.org",
+        "hostspaces": "sandbox, live",
+    },
+    {
+        "hpa": False,
+        "pod_anti_affinity": "required",
+        "custom_url": "api.example.org",
+        "hostspaces": "dev",
+        "dr_active_region": "north",
+        "dr_passive_region": "south",
+    },
 ]
 
 # cookiecutter.json's answers as a bake without input takes them (a choice's first option).
-DEFAULT_ANSWERS = {key: (value[0] if isinstance(value, list) else value)
-                   for key, value in DEFAULTS.items() if not key.startswith("_")}
+DEFAULT_ANSWERS = {
+    key: (value[0] if isinstance(value, list) else value) for key, value in DEFAULTS.items() if not key.startswith("_")
+}
 
 # The helm release lines the chart is checked against, as test ids.
 HELM_VERSIONS = pytest.mark.parametrize("version", ["3.17", "4"], ids=["helm3.17", "helm4"])
@@ -48,8 +74,7 @@ def tool(name):
 
 
 def run(args, env=None, cwd=None):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 def split_documents(text):
@@ -87,8 +112,9 @@ class Chart:
         for label in self.labels:
             for version, helm in self.helms.items():
                 self.lints[label, version] = run(
-                    [helm, "lint", "--strict", self.dir, *self.values_args(label),
-                     "--kube-version", KUBE_VERSION], env=self.env)
+                    [helm, "lint", "--strict", self.dir, *self.values_args(label), "--kube-version", KUBE_VERSION],
+                    env=self.env,
+                )
                 self.renders[label, version] = self.template(label, helm=helm)
 
     @property
@@ -97,7 +123,7 @@ class Chart:
         return f"{MATRIX.index(self.answers_given) + 1} of {len(MATRIX)}"
 
     def namespace(self, label):
-        space = label[len("values-"):-len(".yaml")] if label != "values.yaml" else ""
+        space = label[len("values-") : -len(".yaml")] if label != "values.yaml" else ""
         return f"{self.answers['appcode']}-{space}" if space else self.answers["appcode"]
 
     def values_args(self, label, extra=()):
@@ -108,10 +134,20 @@ class Chart:
     def template(self, label, extra_values=(), sets=(), helm=None):
         """`helm template` as the pipeline runs it; returns the CompletedProcess."""
         return run(
-            [helm or self.helms["4"], "template", self.app, self.dir,
-             *self.values_args(label, extra_values), *(a for s in sets for a in ("--set", s)),
-             "--namespace", self.namespace(label), "--kube-version", KUBE_VERSION],
-            env=self.env)
+            [
+                helm or self.helms["4"],
+                "template",
+                self.app,
+                self.dir,
+                *self.values_args(label, extra_values),
+                *(a for s in sets for a in ("--set", s)),
+                "--namespace",
+                self.namespace(label),
+                "--kube-version",
+                KUBE_VERSION,
+            ],
+            env=self.env,
+        )
 
     def objects(self, label):
         """The objects helm 4 rendered with one values file."""

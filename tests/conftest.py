@@ -3,6 +3,7 @@ the chart of each combination rendered once by each helm; the locked and install
 project; CI's rule that nothing skips; the measurements summary. What test modules share
 besides fixtures is in tests/answers.py, tests/chart_matrix.py and tools/ (which the
 benchmarks use too)."""
+
 import json
 import os
 import shutil
@@ -10,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from answers import NO_LOCK, combination_id
 from chart_matrix import MATRIX, Chart
+
 from hooks import post_gen_project as post
 from tools.helm import helm_binaries
 from tools.project import DEFAULTS, pipfile_requirements
@@ -64,8 +65,9 @@ def installed(locked, tmp_path_factory):
     path = os.pathsep.join([str(pipenv_bin), str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
     environment = {**os.environ, "PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python), "PATH": path}
     for target in ("install", "tools"):
-        result = subprocess.run(["make", target], cwd=copy, env=environment, capture_output=True, text=True,
-                                timeout=900)
+        result = subprocess.run(
+            ["make", target], cwd=copy, env=environment, capture_output=True, text=True, timeout=900
+        )
         assert result.returncode == 0, f"make {target}: {result.stdout}{result.stderr}"
     return copy, environment
 

@@ -1,18 +1,18 @@
 """Generation: the tree, the answers in the right places, no template debris."""
+
 import fnmatch
 import os
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
-
 from answers import combination_id
-from tools.project import DEFAULTS, REPO
+
 from tools.helm import helm_binaries
+from tools.project import DEFAULTS, REPO
 
 EXPECTED_FILES = [
     "README.md",
@@ -40,14 +40,18 @@ COMBINATIONS = [
     {},
     {"hpa": False, "pvc": True, "pod_anti_affinity": "required", "pvc_access_mode": "ReadWriteMany"},
     {"dr": False, "pod_anti_affinity": "none", "custom_url": "api.example.org", "hostspaces": "dev"},
-    {"pvc": True, "pvc_access_mode": "ReadWriteOnce", "package_index": "https://artifactory.example.com/api/pypi/pypi/simple"},
+    {
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteOnce",
+        "package_index": "https://artifactory.example.com/api/pypi/pypi/simple",
+    },
 ]
 
 NON_DEFAULT = {
     "app_name": "orders-api",
     "appcode": "ord7",
     "python_version": "3.12.1",
-    "description": 'Orders: the "single" source of truth # for \'orders\'',
+    "description": "Orders: the \"single\" source of truth # for 'orders'",
     "gunicorn_workers": "3",
 }
 
@@ -173,10 +177,14 @@ def test_questions_say_when_they_apply(feature):
     assert prompts["custom_url"].startswith("Extra hostname served by production")
 
 
-@pytest.mark.parametrize("hostspaces, expected", [
-    ("dev, stage, prod", {"dev": 1, "stage": 3, "prod": 3}),
-    ("live", {"live": 3}),  # alone, the hostspace is production
-], ids=["three hostspaces", "production alone"])
+@pytest.mark.parametrize(
+    "hostspaces, expected",
+    [
+        ("dev, stage, prod", {"dev": 1, "stage": 3, "prod": 3}),
+        ("live", {"live": 3}),  # alone, the hostspace is production
+    ],
+    ids=["three hostspaces", "production alone"],
+)
 def test_without_hpa_production_runs_hpa_min_replicas_pods(bake, hostspaces, expected):
     chart = bake(hpa=False, hpa_min_replicas="3", hostspaces=hostspaces) / "chart"
     replicas = {name: yaml.safe_load((chart / f"values-{name}.yaml").read_text())["replicaCount"] for name in expected}
@@ -237,8 +245,15 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         f"run `pyenv install {minor}`, or install the system packages python{minor} and python{minor}-venv, "
         f"or name one with `make install PYTHON=/path/to/python{minor}`.",
     ]
-    for target, program in (("test", "pipenv"), ("scan", "bandit"), ("build", "docker"), ("helm-lint", "helm"),
-                            ("python-lint", "ruff"), ("yaml-lint", "yamllint"), ("docker-lint", "hadolint")):
+    for target, program in (
+        ("test", "pipenv"),
+        ("scan", "bandit"),
+        ("build", "docker"),
+        ("helm-lint", "helm"),
+        ("python-lint", "ruff"),
+        ("yaml-lint", "yamllint"),
+        ("docker-lint", "hadolint"),
+    ):
         result = make(default_project, target, path=str(empty), **nothing)
         assert f"make {target}: {program} is not installed: " in result.stderr, target
 
@@ -254,7 +269,10 @@ def test_make_install_finds_the_projects_python_in_pyenv(default_project, tmp_pa
     empty = tmp_path / "bin"
     empty.mkdir()
     dry_run = make(default_project, "-n", "install", path=str(empty), PYENV_ROOT=str(tmp_path / "pyenv"))
-    assert f'sh scripts/pipenv.sh install --dev --deploy --python "{versions}/{minor}.4/bin/python{minor}"' in dry_run.stdout
+    assert (
+        f'sh scripts/pipenv.sh install --dev --deploy --python "{versions}/{minor}.4/bin/python{minor}"'
+        in dry_run.stdout
+    )
 
 
 def test_make_messages_can_be_echoed_in_single_quotes(default_project):
@@ -278,17 +296,38 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
     platform = yaml.safe_load(config.read_text())["default_context"]
     assert len(platform) >= 9
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(config), "-o", str(tmp_path / "out"),
-         str(REPO), "app_name=orders", "appcode=ord", "lock_dependencies=no"],
-        capture_output=True, text=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": ""})
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "--config-file",
+            str(config),
+            "-o",
+            str(tmp_path / "out"),
+            str(REPO),
+            "app_name=orders",
+            "appcode=ord",
+            "lock_dependencies=no",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": ""},
+    )
     assert result.returncode == 0, result.stderr
     project = tmp_path / "out" / "orders"
     pipeline = yaml.safe_load((project / "azure-pipelines.yaml").read_text())
     assert pipeline["resources"]["repositories"][0] == {
-        "repository": "spaces", "type": platform["pipeline_repository_type"], "name": platform["pipeline_repository"],
-        "ref": platform["pipeline_ref"], "endpoint": platform["pipeline_service_connection"]}
+        "repository": "spaces",
+        "type": platform["pipeline_repository_type"],
+        "name": platform["pipeline_repository"],
+        "ref": platform["pipeline_ref"],
+        "endpoint": platform["pipeline_service_connection"],
+    }
     assert pipeline["extends"]["parameters"]["appVersion"] == platform["app_version"]
-    assert pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
+    assert (
+        pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
+    )
     values = yaml.safe_load((project / "chart/values.yaml").read_text())
     assert values["image"]["repository"] == f"{platform['docker_registry']}/ord/orders"
     assert values["dr"]["sites"]["active"]["region"] == platform["dr_active_region"]
@@ -298,9 +337,17 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
 
 
 GENERATED_README_SECTIONS = [
-    "## Getting started", "## Repository structure", "## Application configuration",
-    "## Local development", "### Artifactory token", "### Build locally", "### Run locally",
-    "### Troubleshooting the build", "## CI/CD pipeline", "## Kubernetes deployment", "## Template updates",
+    "## Getting started",
+    "## Repository structure",
+    "## Application configuration",
+    "## Local development",
+    "### Artifactory token",
+    "### Build locally",
+    "### Run locally",
+    "### Troubleshooting the build",
+    "## CI/CD pipeline",
+    "## Kubernetes deployment",
+    "## Template updates",
 ]
 
 
@@ -367,7 +414,7 @@ def test_generated_text_is_tidy(bake, answers):
         for number, line in enumerate(text.splitlines(), 1):
             if line != line.rstrip():
                 untidy.append(f"{path.relative_to(project)}:{number}: trailing space")
-            if wrong_indent in line[:len(line) - len(line.lstrip(" \t"))]:
+            if wrong_indent in line[: len(line) - len(line.lstrip(" \t"))]:
                 untidy.append(f"{path.relative_to(project)}:{number}: indented with {wrong_indent!r}")
             blank = blank + 1 if not line.strip() else 0
             if blank > allowed:

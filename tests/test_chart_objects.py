@@ -4,15 +4,26 @@ renders the same, test_chart_render.py), read as Kubernetes objects.
 Each combination of answers is baked once and rendered once per values file and helm version
 (the `chart` fixture, conftest.py); every test of that combination reads those renders.
 """
+
 import json
 import re
 
 import pytest
 import yaml
-
 from answers import combination_id
-from chart_matrix import (AMBASSADOR, DEFAULT_ANSWERS, KUBE_VERSION, MATRIX, container, of_kind, one, run,
-                          split_documents, tool)
+from chart_matrix import (
+    AMBASSADOR,
+    DEFAULT_ANSWERS,
+    KUBE_VERSION,
+    MATRIX,
+    container,
+    of_kind,
+    one,
+    run,
+    split_documents,
+    tool,
+)
+
 from tools.validators import run_checkov
 
 pytestmark = pytest.mark.slow
@@ -27,7 +38,7 @@ def expected_hostnames(chart, label):
     """Hostnames one hostspace serves: platform, DR site (active), custom URL in the last."""
     if label == "values.yaml":
         return set()
-    space = label[len("values-"):-len(".yaml")]
+    space = label[len("values-") : -len(".yaml")]
     domain = chart.answers["platform_domain"]
     names = {f"{chart.app}-{space}.{domain}"}
     if chart.answers["dr"]:
@@ -70,19 +81,27 @@ def test_hpa_bounds_and_target_are_the_answers(chart):
         hpa = one(objects, "HorizontalPodAutoscaler")
         assert hpa["apiVersion"] == "autoscaling/v2"
         assert hpa["spec"]["scaleTargetRef"] == {
-            "apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]}
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": deployment["metadata"]["name"],
+        }
         # Development starts from one pod; every other hostspace from the answer.
         expected_min = 1 if chart.stage(label) == "development" else int(chart.answers["hpa_min_replicas"])
         assert hpa["spec"]["minReplicas"] == expected_min, label
         assert hpa["spec"]["maxReplicas"] == int(chart.answers["hpa_max_replicas"])
-        assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {
-            "name": "cpu", "target": {"type": "Utilization",
-                                      "averageUtilization": int(chart.answers["hpa_cpu_target"])}}}]
+        assert hpa["spec"]["metrics"] == [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": int(chart.answers["hpa_cpu_target"])},
+                },
+            }
+        ]
 
 
 def test_hpa_scales_on_memory_only_when_asked(default_chart):
-    result = default_chart.template(default_chart.labels[-1],
-                                    sets=["autoscaling.targetMemoryUtilizationPercentage=80"])
+    result = default_chart.template(default_chart.labels[-1], sets=["autoscaling.targetMemoryUtilizationPercentage=80"])
     assert result.returncode == 0, result.stderr
     metrics = one(split_documents(result.stdout), "HorizontalPodAutoscaler")["spec"]["metrics"]
     assert [m["resource"]["name"] for m in metrics] == ["cpu", "memory"]
@@ -145,8 +164,7 @@ def test_every_hostname_has_a_host_and_a_mapping_to_the_service(chart):
             # Only the API is public: probes and /metrics are not routed from the internet.
             assert mapping["spec"]["prefix"] == "/api/" and mapping["spec"]["rewrite"] == ""
             assert host["spec"]["tls"] == {"min_tls_version": "v1.2"}
-            assert mapping["spec"]["service"] == (
-                f"{service['metadata']['name']}.{chart.namespace(label)}:{port}")
+            assert mapping["spec"]["service"] == (f"{service['metadata']['name']}.{chart.namespace(label)}:{port}")
             assert isinstance(mapping["spec"]["timeout_ms"], int)
 
 
@@ -157,9 +175,10 @@ def test_dr_configmap_keys_reach_the_container(chart):
             assert of_kind(objects, "ConfigMap") == []
             continue
         configmap = one(objects, "ConfigMap")
-        space = label[len("values-"):-len(".yaml")]
-        domain, active, passive = (chart.answers[k] for k in ("platform_domain", "dr_active_region",
-                                                             "dr_passive_region"))
+        space = label[len("values-") : -len(".yaml")]
+        domain, active, passive = (
+            chart.answers[k] for k in ("platform_domain", "dr_active_region", "dr_passive_region")
+        )
         assert configmap["data"] == {
             "DR_ROLE": "active",
             "DR_REGION": active,
@@ -182,7 +201,7 @@ def test_passive_site_serves_its_own_hostname_at_reduced_replicas(charts, answer
     chart = charts(answers)
     assert chart.answers["dr"]
     label = chart.labels[-1]
-    space = label[len("values-"):-len(".yaml")]
+    space = label[len("values-") : -len(".yaml")]
     result = chart.template(label, sets=["dr.role=passive"])
     assert result.returncode == 0, result.stderr
     passive, active = split_documents(result.stdout), chart.objects(label)
@@ -197,8 +216,9 @@ def test_passive_site_serves_its_own_hostname_at_reduced_replicas(charts, answer
         assert one(passive, "Deployment")["spec"]["replicas"] == 1
     # Pods restart on failover: the ConfigMap's checksum is in the pod template.
     checksum = "checksum/dr-config"
-    annotations = [one(o, "Deployment")["spec"]["template"]["metadata"]["annotations"][checksum]
-                   for o in (active, passive)]
+    annotations = [
+        one(o, "Deployment")["spec"]["template"]["metadata"]["annotations"][checksum] for o in (active, passive)
+    ]
     assert annotations[0] != annotations[1]
 
 
@@ -219,8 +239,12 @@ def test_deployment_is_hardened_and_drains_gracefully(chart):
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         assert main["securityContext"] == {
-            "runAsNonRoot": True, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
         assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
         assert "emptyDir" in [v for v in pod["volumes"] if v["name"] == "tmp"][0]
         assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -249,14 +273,16 @@ def test_network_policy_admits_only_its_peers_to_the_http_port(default_chart, tm
     assert policy["spec"]["podSelector"] == one(objects, "Deployment")["spec"]["selector"]
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     assert policy["spec"]["ingress"] == [{"from": [peer], "ports": [{"port": "http", "protocol": "TCP"}]}]
-    assert {"name": "http", "containerPort": default_chart.values["containerPort"],
-            "protocol": "TCP"}.items() <= container(objects)["ports"][0].items()
+    assert {
+        "name": "http",
+        "containerPort": default_chart.values["containerPort"],
+        "protocol": "TCP",
+    }.items() <= container(objects)["ports"][0].items()
 
     renders = tmp_path / "renders"
     renders.mkdir()
     (renders / label).write_text(result.stdout)
-    validated = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION,
-                     renders / label])
+    validated = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION, renders / label])
     assert validated.returncode == 0, validated.stdout + validated.stderr
 
     # checkov with the chart's skips except CKV2_K8S_6, which this policy now satisfies.
@@ -286,10 +312,23 @@ def test_readme_database_url_example_renders_as_documented(default_chart, tmp_pa
     assert f"values-{default_chart.hostspaces[-1]}.yaml" in example  # the file it belongs in
     merged = tmp_path / production
     merged.write_text((default_chart.dir / production).read_text() + "\n" + example)
-    result = run([default_chart.helms["4"], "template", default_chart.app, default_chart.dir,
-                  "-f", default_chart.dir / "values.yaml", "-f", merged,
-                  "--namespace", default_chart.namespace(production), "--kube-version", KUBE_VERSION],
-                 env=default_chart.env)
+    result = run(
+        [
+            default_chart.helms["4"],
+            "template",
+            default_chart.app,
+            default_chart.dir,
+            "-f",
+            default_chart.dir / "values.yaml",
+            "-f",
+            merged,
+            "--namespace",
+            default_chart.namespace(production),
+            "--kube-version",
+            KUBE_VERSION,
+        ],
+        env=default_chart.env,
+    )
     assert result.returncode == 0, result.stderr
     env = container(split_documents(result.stdout))["env"]
     (database_url,) = [e for e in env if e["name"] == "DATABASE_URL"]
@@ -298,7 +337,7 @@ def test_readme_database_url_example_renders_as_documented(default_chart, tmp_pa
 
 
 def test_no_tlscontext_anywhere(chart):
-    for (label, version), result in chart.renders.items():
+    for result in chart.renders.values():
         assert "TLSContext" not in {o["kind"] for o in split_documents(result.stdout)}
     for path in (chart.dir / "templates").iterdir():
         assert not re.search(r"^kind:\s*TLSContext", path.read_text(), re.MULTILINE), path.name
@@ -368,10 +407,17 @@ def test_values_files_follow_the_answers(chart):
 def test_readme_documents_the_kubernetes_deployment(chart):
     readme = (chart.project / "README.md").read_text()
     section = readme.split("## Kubernetes deployment\n", 1)[1].split("\n## ", 1)[0]
-    for heading in ("Deployment objects", "Per-hostspace values", "Variables from Secrets", "Metrics",
-                    "Horizontal Pod Autoscaler",
-                    "Persistent volume", "Pod anti-affinity", "DR ConfigMap and Host setup",
-                    "Migrating from TLSContext to Host"):
+    for heading in (
+        "Deployment objects",
+        "Per-hostspace values",
+        "Variables from Secrets",
+        "Metrics",
+        "Horizontal Pod Autoscaler",
+        "Persistent volume",
+        "Pod anti-affinity",
+        "DR ConfigMap and Host setup",
+        "Migrating from TLSContext to Host",
+    ):
         assert f"\n### {heading}\n" in section
     for label in chart.labels[1:]:
         assert f"`{label}`" in section

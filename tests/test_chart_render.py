@@ -6,6 +6,7 @@ Each combination of answers is baked once and rendered once per values file and 
 (the `chart` fixture, conftest.py); every test of that combination reads those renders.
 What each option renders is in test_chart_objects.py.
 """
+
 import json
 import re
 from pathlib import Path
@@ -13,10 +14,20 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-
-from chart_matrix import (AMBASSADOR, HELM_VERSIONS, KUBE_VERSION, MATRIX, container, of_kind, one,
-                          run, split_documents, tool)
 from answers import combination_id
+from chart_matrix import (
+    AMBASSADOR,
+    HELM_VERSIONS,
+    KUBE_VERSION,
+    MATRIX,
+    container,
+    of_kind,
+    one,
+    run,
+    split_documents,
+    tool,
+)
+
 from tools.helm_unittest import helm_unittest_plugin, merge, run_suite
 from tools.validators import SCHEMAS, run_checkov
 
@@ -39,12 +50,15 @@ def test_helm_3_and_4_render_the_same_manifests(chart):
 
 
 @HELM_VERSIONS
-@pytest.mark.parametrize("bad, field", [
-    ("replicaCount: two\n", "replicaCount"),  # wrong type
-    ("replicas: 2\n", "replicas"),  # unknown top-level key
-    ("autoscaling:\n  enabled: 'yes'\n", "enabled"),  # wrong type, nested
-    ("dr:\n  role: standby\n", "role"),  # not one of active/passive
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ("replicaCount: two\n", "replicaCount"),  # wrong type
+        ("replicas: 2\n", "replicas"),  # unknown top-level key
+        ("autoscaling:\n  enabled: 'yes'\n", "enabled"),  # wrong type, nested
+        ("dr:\n  role: standby\n", "role"),  # not one of active/passive
+    ],
+)
 def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad, field):
     helm = default_chart.helms[version]
     label = default_chart.labels[-1]
@@ -69,8 +83,9 @@ def test_values_schema_is_self_contained_draft_07(default_chart):
     # values.yaml itself and every hostspace file satisfy it.
     validator = jsonschema.Draft7Validator(schema)
     for path in sorted(default_chart.dir.glob("values*.yaml")):
-        values = merge(yaml.safe_load((default_chart.dir / "values.yaml").read_text()),
-                       yaml.safe_load(path.read_text()))
+        values = merge(
+            yaml.safe_load((default_chart.dir / "values.yaml").read_text()), yaml.safe_load(path.read_text())
+        )
         errors = [e.message for e in validator.iter_errors(values)]
         assert errors == [], path.name
 
@@ -104,8 +119,7 @@ def checkov_report(charts, tmp_path_factory):
     failed = {index: [] for index in range(len(MATRIX))}
     for check in report["results"]["failed_checks"]:
         index = int(Path(check["file_path"]).parts[1])
-        failed[index].append(f"{check['check_id']} {check['check_name']}: {check['resource']} "
-                             f"in {check['file_path']}")
+        failed[index].append(f"{check['check_id']} {check['check_name']}: {check['resource']} in {check['file_path']}")
     return failed, report["summary"]
 
 
@@ -117,8 +131,9 @@ def test_every_object_is_valid_kubernetes(chart, written_renders):
         result = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *files])
         assert result.returncode == 0, result.stdout + result.stderr
         # It only warns about kinds it has no schema for: those must be Ambassador's alone.
-        unknown = [line for line in (result.stdout + result.stderr).splitlines()
-                   if line.strip() and AMBASSADOR not in line]
+        unknown = [
+            line for line in (result.stdout + result.stderr).splitlines() if line.strip() and AMBASSADOR not in line
+        ]
         assert unknown == [], version
 
 
@@ -131,8 +146,7 @@ def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
                 files.append(tmp_path / f"{kind}-{label}-{index}.json")
                 files[-1].write_text(json.dumps(obj))
         assert files, f"no {kind} rendered"
-        result = run([tool("check-jsonschema"), "--schemafile",
-                      SCHEMAS / "getambassador.io" / schema, *files])
+        result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "getambassador.io" / schema, *files])
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -171,8 +185,7 @@ WEAKENED = {
 def test_values_schema_refuses_a_weakened_security_context(default_chart, tmp_path, version, weakening):
     values = tmp_path / "weak.yaml"
     values.write_text(yaml.safe_dump(WEAKENED[weakening]))
-    result = default_chart.template(default_chart.labels[-1], extra_values=[values],
-                                    helm=default_chart.helms[version])
+    result = default_chart.template(default_chart.labels[-1], extra_values=[values], helm=default_chart.helms[version])
     assert result.returncode != 0, weakening
     assert "schema" in result.stderr, result.stderr
 
@@ -212,20 +225,25 @@ def test_first_week_values_render_valid_and_checkov_clean(default_chart, tmp_pat
     label = default_chart.labels[-1]
     values = tmp_path / "first-week.yaml"
     values.write_text(FIRST_WEEK)
-    renders = {version: default_chart.template(label, extra_values=[values], helm=helm)
-               for version, helm in default_chart.helms.items()}
+    renders = {
+        version: default_chart.template(label, extra_values=[values], helm=helm)
+        for version, helm in default_chart.helms.items()
+    }
     assert renders["3.17"].stdout == renders["4"].stdout, renders["3.17"].stderr + renders["4"].stderr
     objects = split_documents(renders["4"].stdout)
     main = container(objects)
-    assert {"name": "DATABASE_URL",
-            "valueFrom": {"secretKeyRef": {"name": "orders-database", "key": "url"}}} in main["env"]
+    assert {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "orders-database", "key": "url"}}} in main[
+        "env"
+    ]
     assert {"secretRef": {"name": "orders-credentials"}} in main["envFrom"]
     assert {"name": "certificates", "mountPath": "/etc/orders/certificates", "readOnly": True} in main["volumeMounts"]
     pod = one(objects, "Deployment")["spec"]["template"]
     assert pod["metadata"]["labels"]["cost-centre"] == "4711"
     assert pod["metadata"]["annotations"]["team"] == "orders"
-    assert pod["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] == (
-        one(objects, "Deployment")["spec"]["selector"]["matchLabels"])
+    assert (
+        pod["spec"]["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"]
+        == (one(objects, "Deployment")["spec"]["selector"]["matchLabels"])
+    )
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
 
@@ -233,13 +251,16 @@ def test_first_week_values_render_valid_and_checkov_clean(default_chart, tmp_pat
     # kubernetes-validate knows no ServiceMonitor (a CRD): it is checked above, the rest here.
     core = [o for o in objects if o["kind"] != "ServiceMonitor"]
     (tmp_path / "renders" / label).write_text(yaml.safe_dump_all(core))
-    validated = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION,
-                     tmp_path / "renders" / label])
-    unknown = [line for line in (validated.stdout + validated.stderr).splitlines()
-               if line.strip() and AMBASSADOR not in line]
+    validated = run(
+        [tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION, tmp_path / "renders" / label]
+    )
+    unknown = [
+        line for line in (validated.stdout + validated.stderr).splitlines() if line.strip() and AMBASSADOR not in line
+    ]
     assert validated.returncode == 0 and unknown == [], validated.stdout + validated.stderr
-    report = json.loads(run_checkov(tmp_path / "renders", config=default_chart.dir / ".checkov.yaml",
-                                    output="json").stdout)
+    report = json.loads(
+        run_checkov(tmp_path / "renders", config=default_chart.dir / ".checkov.yaml", output="json").stdout
+    )
     failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
     assert report["summary"]["passed"] > 0 and failed == []
 
@@ -277,8 +298,7 @@ def suites(chart):
 
 
 def test_every_suite_validates_against_the_helm_unittest_schema(chart):
-    result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "helm-testsuite.json",
-                  *suites(chart)])
+    result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "helm-testsuite.json", *suites(chart)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -310,8 +330,10 @@ def test_there_is_a_suite_for_every_template_and_toggle(chart):
 
 # Every combination renders the same on both helms (test_helm_3_and_4_render_the_same_manifests),
 # so helm 3.17 runs the suites on the default combination only, helm 4 on every one.
-SUITE_RUNS = [*(pytest.param(answers, "4", id=f"{combination_id(answers)}-helm4") for answers in MATRIX),
-              pytest.param(MATRIX[0], "3.17", id=f"{combination_id(MATRIX[0])}-helm3.17")]
+SUITE_RUNS = [
+    *(pytest.param(answers, "4", id=f"{combination_id(answers)}-helm4") for answers in MATRIX),
+    pytest.param(MATRIX[0], "3.17", id=f"{combination_id(MATRIX[0])}-helm3.17"),
+]
 
 
 @pytest.mark.parametrize("answers, version", SUITE_RUNS)
@@ -323,16 +345,27 @@ def test_helm_unittest_suites_pass(charts, answers, version, tmp_path, record_pr
     plugin = helm_unittest_plugin()
     if plugin:
         plugins, plugin_version = plugin
-        result = run([chart.helms["3.17"], "unittest", chart.dir],
-                     env={**chart.env, "HELM_PLUGINS": str(plugins)})
+        result = run([chart.helms["3.17"], "unittest", chart.dir], env={**chart.env, "HELM_PLUGINS": str(plugins)})
         ran = f"the plugin {plugin_version} (helm 3.17)"
-        passed = result.returncode == 0 and re.search(
-            rf"Test Suites:\s+{len(suites(chart))} passed", result.stdout) is not None
+        passed = (
+            result.returncode == 0
+            and re.search(rf"Test Suites:\s+{len(suites(chart))} passed", result.stdout) is not None
+        )
         failures = [] if passed else [result.stdout + result.stderr]
     else:
         ran = f"the plugin is not installed; the suite's own runner (helm {version})"
-        failures = [failure for path in suites(chart)
-                    for failure in run_suite(path, chart.dir, chart.helms[version], tmp_path, env=chart.env,
-                                             kube_version=KUBE_VERSION, notes_helm=chart.helms["4"])]
+        failures = [
+            failure
+            for path in suites(chart)
+            for failure in run_suite(
+                path,
+                chart.dir,
+                chart.helms[version],
+                tmp_path,
+                env=chart.env,
+                kube_version=KUBE_VERSION,
+                notes_helm=chart.helms["4"],
+            )
+        ]
     record_property("measurement", f"helm-unittest: {ran} ran the suites of combination {chart.number}")
     assert failures == []

@@ -4,6 +4,7 @@ the Pythons the suite needs, cache what it installs, and install the same pinned
 
 (The generated project's pipeline, {{cookiecutter.app_name}}/azure-pipelines.yaml, is
 test_pipeline.py's.)"""
+
 import os
 import re
 import subprocess
@@ -11,8 +12,8 @@ import sys
 
 import pytest
 import yaml
-
 from answers import LOCK_PYTHONS
+
 from tools.project import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
@@ -27,8 +28,12 @@ def check_jsonschema(schema, path):
     offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         offline[name] = "http://127.0.0.1:9"
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
-                           "--regex-variant", "python", str(path)], env=offline, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, "--regex-variant", "python", str(path)],
+        env=offline,
+        capture_output=True,
+        text=True,
+    )
 
 
 def readme_test_command():

@@ -19,6 +19,7 @@ A second project points package_index at a private index that this module serves
 127.0.0.1 and that, like Artifactory, answers only to PYPI_USER and the token: there the
 token really reaches pip, and still leaves no trace.
 """
+
 import json
 import os
 import re
@@ -32,12 +33,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tools.net import free_port, http_get
-from tools.project import DEFAULTS, pipfile_requirements
 
 from tools import container
 from tools.container import pip_build_options
+from tools.net import free_port, http_get
 from tools.private_index import PrivateIndex, index_wheels
+from tools.project import DEFAULTS, pipfile_requirements
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
 
@@ -46,11 +47,17 @@ APP = DEFAULTS["app_name"]
 USER = "ci-user"
 APP_UID = "10001"  # the Dockerfile's USER
 # What the Dockerfile copies: these, and source/api/*.py
-BUILD_FILES = {"source/Pipfile", "source/Pipfile.lock", "source/gunicorn.conf.py", "source/settings.py",
-               "source/jsonlog.py"}
+BUILD_FILES = {
+    "source/Pipfile",
+    "source/Pipfile.lock",
+    "source/gunicorn.conf.py",
+    "source/settings.py",
+    "source/jsonlog.py",
+}
 
 
 # ---- helpers ----------------------------------------------------------------------------
+
 
 def wait_for(probe, what, timeout=60):
     """probe() until it returns something true (OSError counts as not yet); fail after `timeout` s."""
@@ -81,8 +88,7 @@ def build_argv(engine, project, base_image, *extra, tag=None):
     assert argv[:2] == ["docker", "build"] and argv[-1] == "."
     assert "PYPI_USER=<SSO_USERNAME>" in argv and "id=PYPI_TOKEN,src=PYPI_TOKEN.txt" in argv
     values = {"PYPI_USER": USER, "BASE_IMAGE": base_image}
-    argv = [f"{arg.split('=')[0]}={values[arg.split('=')[0]]}" if arg.split("=")[0] in values else arg
-            for arg in argv]
+    argv = [f"{arg.split('=')[0]}={values[arg.split('=')[0]]}" if arg.split("=")[0] in values else arg for arg in argv]
     if tag:
         argv[argv.index("-t") + 1] = tag
     return [engine.client, *argv[1:-1], *extra, "."]
@@ -91,8 +97,9 @@ def build_argv(engine, project, base_image, *extra, tag=None):
 def docker_build(engine, project, argv):
     """Run a build in `project`: (CompletedProcess with the whole log in stdout, seconds)."""
     started = time.monotonic()
-    result = subprocess.run(argv, cwd=project, env=engine.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(
+        argv, cwd=project, env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     return result, time.monotonic() - started
 
 
@@ -135,14 +142,17 @@ def assert_token_absent(token, *texts):
 
 # ---- the engine, the base image and the happy-path build -----------------------------
 
+
 @pytest.fixture(scope="module")
 def engine():
     """The machine's docker engine as it is, else (root on Debian/Ubuntu) one started here
     and stopped at the end of the module (by PID)."""
     if container.system_engine_host() is None and (os.geteuid() != 0 or not shutil.which("apt-get")):
         # No engine, and none can be installed and started. (A skip fails the run in CI.)
-        pytest.skip(f"no docker engine answers at {os.environ.get('DOCKER_HOST') or container.DEFAULT_HOST}, "
-                    "and only root on Debian/Ubuntu can start one: start docker, or run as root")
+        pytest.skip(
+            f"no docker engine answers at {os.environ.get('DOCKER_HOST') or container.DEFAULT_HOST}, "
+            "and only root on Debian/Ubuntu can start one: start docker, or run as root"
+        )
     with container.engine() as running:
         yield running
 
@@ -186,25 +196,44 @@ def test_a_socket_file_nobody_answers_on_is_no_engine(tmp_path, monkeypatch):
 
 # ---- the build context ----------------------------------------------------------------
 
+
 def test_dockerignore_leaves_only_what_the_image_needs_in_the_context(engine, default_project, tmp_path):
     project = copy_project(default_project, tmp_path / APP)
-    decoys = ["PYPI_TOKEN.txt", ".git/HEAD", ".env", "source/.venv/bin/python", "source/api/__pycache__/x.pyc",
-              ".pytest_cache/README.md", "coverage.xml", "source/tests/__pycache__/y.pyc"]
+    decoys = [
+        "PYPI_TOKEN.txt",
+        ".git/HEAD",
+        ".env",
+        "source/.venv/bin/python",
+        "source/api/__pycache__/x.pyc",
+        ".pytest_cache/README.md",
+        "coverage.xml",
+        "source/tests/__pycache__/y.pyc",
+    ]
     for decoy in decoys:
         (project / decoy).parent.mkdir(parents=True, exist_ok=True)
         (project / decoy).write_text("decoy\n")
     (project / "source" / "Pipfile.lock").write_text("{}\n")  # the fast bake has none
     # A build whose only output is its context shows what `docker build` receives.
-    subprocess.run([engine.client, "build", "-q", "-f", "-", "-o", f"type=local,dest={tmp_path / 'context'}", "."],
-                   input="FROM scratch\nCOPY . /\n", cwd=project, env=engine.env, check=True,
-                   capture_output=True, text=True)
-    context = {path.relative_to(tmp_path / "context").as_posix()
-               for path in (tmp_path / "context").rglob("*") if path.is_file()}
+    subprocess.run(
+        [engine.client, "build", "-q", "-f", "-", "-o", f"type=local,dest={tmp_path / 'context'}", "."],
+        input="FROM scratch\nCOPY . /\n",
+        cwd=project,
+        env=engine.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    context = {
+        path.relative_to(tmp_path / "context").as_posix()
+        for path in (tmp_path / "context").rglob("*")
+        if path.is_file()
+    }
     api = {f"source/api/{path.name}" for path in (project / "source" / "api").glob("*.py")}
     assert api and context == BUILD_FILES | api
 
 
 # ---- the README's run command and the image's own ----------------------------------------
+
 
 @pytest.fixture(scope="module")
 def readme_run(engine, built):
@@ -221,8 +250,10 @@ def readme_run(engine, built):
     server = subprocess.Popen(argv, env=engine.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     run = SimpleNamespace(server=server, url=f"http://127.0.0.1:{port}")
     try:
-        wait_for(lambda: server.poll() is not None or http_get(f"{run.url}/livez")[0] == 200,
-                 "/livez of the README's run command")
+        wait_for(
+            lambda: server.poll() is not None or http_get(f"{run.url}/livez")[0] == 200,
+            "/livez of the README's run command",
+        )
         yield run
     finally:
         engine.docker("stop", name, check=False, capture_output=True)
@@ -241,8 +272,11 @@ def test_readme_run_command_reloads_an_edited_module(readme_run, built):
     assert http_get(f"{readme_run.url}/api/v1/hello")[1] == '{"message":"Hello, world!"}\n'
     try:
         greetings.write_text(original.replace('"world"', '"reloaded world"'))
-        wait_for(lambda: "reloaded world" in http_get(f"{readme_run.url}/api/v1/hello")[1],
-                 "the reload of an edited module", timeout=30)
+        wait_for(
+            lambda: "reloaded world" in http_get(f"{readme_run.url}/api/v1/hello")[1],
+            "the reload of an edited module",
+            timeout=30,
+        )
     finally:
         greetings.write_text(original)
 
@@ -252,8 +286,19 @@ def serving(engine, built):
     """The image run with no command at all: gunicorn.conf.py serves the app."""
     port, name = free_port(), f"{APP}-no-command-{secrets.token_hex(4)}"  # this session's own, as above
     # A 1 s health interval instead of 30 s, so that the HEALTHCHECK's verdict comes quickly.
-    engine.docker("run", "-d", "--rm", "--name", name, "--health-interval", "1s",
-                  "-p", f"127.0.0.1:{port}:8080", built.image, capture_output=True)
+    engine.docker(
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        name,
+        "--health-interval",
+        "1s",
+        "-p",
+        f"127.0.0.1:{port}:8080",
+        built.image,
+        capture_output=True,
+    )
     try:
         yield SimpleNamespace(name=name, url=f"http://127.0.0.1:{port}")
     finally:
@@ -280,15 +325,30 @@ def test_container_runs_as_the_numeric_non_root_user_with_only_tmp_writable(engi
     assert docker_output(engine, "exec", serving.name, "id", "-u").split() == [APP_UID]
     assert docker_output(engine, "exec", serving.name, "sh", "-c", 'echo "$HOME"').split() == ["/home/app"]
     # Everything this user may write on the image's filesystem (not /proc, /dev, /sys).
-    writable = engine.docker("exec", serving.name, "find", "/", "-xdev", "-writable", "-not", "-type", "l",
-                             "-prune", capture_output=True, text=True, check=False).stdout.split()
+    writable = engine.docker(
+        "exec",
+        serving.name,
+        "find",
+        "/",
+        "-xdev",
+        "-writable",
+        "-not",
+        "-type",
+        "l",
+        "-prune",
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     assert writable == ["/tmp"]
 
 
 def test_runtime_image_holds_the_locked_packages_and_no_pipenv_or_compiler(engine, built):
-    probe = ("for tool in pipenv gcc cc c++ make; do command -v $tool; done; ls /opt; "
-             "python3 -c 'import importlib.metadata as m; print(*sorted(d.metadata[\"Name\"].lower() "
-             "for d in m.distributions()))'")
+    probe = (
+        "for tool in pipenv gcc cc c++ make; do command -v $tool; done; ls /opt; "
+        'python3 -c \'import importlib.metadata as m; print(*sorted(d.metadata["Name"].lower() '
+        "for d in m.distributions()))'"
+    )
     output = docker_output(engine, "run", "--rm", built.image, "sh", "-c", probe).splitlines()
     locked = json.loads((built.project / "source" / "Pipfile.lock").read_text())["default"]
     # Names compared normalised (PEP 503): the lock says prometheus-client, its metadata prometheus_client.
@@ -308,6 +368,7 @@ def test_image_configuration(engine, built):
 
 # ---- secrets -----------------------------------------------------------------------------
 
+
 def test_token_and_ca_bundle_are_in_no_layer_history_or_log(engine, built, base_image, tmp_path):
     saved = saved_image(engine, built.image, tmp_path / "image.tar")
     history = docker_output(engine, "history", "--no-trunc", built.image)
@@ -325,6 +386,7 @@ def test_token_and_ca_bundle_are_in_no_layer_history_or_log(engine, built, base_
 
 # ---- the lock ------------------------------------------------------------------------------
 
+
 def test_pipfile_edited_after_locking_fails_the_build(engine, base_image, built, tmp_path):
     project = copy_project(built.project, tmp_path / APP)
     pipfile = project / "source" / "Pipfile"
@@ -332,13 +394,17 @@ def test_pipfile_edited_after_locking_fails_the_build(engine, base_image, built,
     argv = build_argv(engine, project, base_image, *pip_build_options(), *engine.network_args(), tag=f"{APP}:stale")
     result, _ = docker_build(engine, project, argv)
     assert result.returncode != 0
-    assert re.search(r"Your Pipfile\.lock \(\w+\) is out of date\. Expected: \(\w+\)\.", plain(result.stdout)), \
+    assert re.search(r"Your Pipfile\.lock \(\w+\) is out of date\. Expected: \(\w+\)\.", plain(result.stdout)), (
         result.stdout
+    )
     assert "ERROR:: Aborting deploy" in result.stdout
 
 
 # Step 3 of "Build locally": the token as a read-only file first, then the platform's own form.
-README_LOCK_COMMANDS = {"token-as-a-file": "docker run --rm -e PYPI_USER=", "platforms-form": "docker run -e PYPI_USER="}
+README_LOCK_COMMANDS = {
+    "token-as-a-file": "docker run --rm -e PYPI_USER=",
+    "platforms-form": "docker run -e PYPI_USER=",
+}
 
 
 @pytest.mark.parametrize("prefix", README_LOCK_COMMANDS.values(), ids=README_LOCK_COMMANDS.keys())
@@ -357,10 +423,20 @@ def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base
     if ca_bundle():
         machine += ["-v", f"{ca_bundle()}:/ca.pem:ro", "-e", "PIP_CERT=/ca.pem"]
     assert argv[:2] == ["docker", "run"]
-    values = {"./source:/source": f"{project / 'source'}:/source", image: base_image,
-              "./PYPI_TOKEN.txt:/run/secrets/PYPI_TOKEN:ro": f"{project / 'PYPI_TOKEN.txt'}:/run/secrets/PYPI_TOKEN:ro"}
-    argv = [engine.client, "run", *machine, *(values.get(arg, arg).replace("$(cat ./PYPI_TOKEN.txt)", built.token)
-                                       .replace("<SSO_USERNAME>", USER) for arg in argv[2:])]
+    values = {
+        "./source:/source": f"{project / 'source'}:/source",
+        image: base_image,
+        "./PYPI_TOKEN.txt:/run/secrets/PYPI_TOKEN:ro": f"{project / 'PYPI_TOKEN.txt'}:/run/secrets/PYPI_TOKEN:ro",
+    }
+    argv = [
+        engine.client,
+        "run",
+        *machine,
+        *(
+            values.get(arg, arg).replace("$(cat ./PYPI_TOKEN.txt)", built.token).replace("<SSO_USERNAME>", USER)
+            for arg in argv[2:]
+        ),
+    ]
     result = subprocess.run(argv, cwd=project, env=engine.env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     lock = json.loads((project / "source" / "Pipfile.lock").read_text())
@@ -369,6 +445,7 @@ def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base
 
 
 # ---- a private index, like Artifactory: the token is used, and still leaves no trace --------
+
 
 @pytest.fixture(scope="module")
 def private_index(default_project):
@@ -380,7 +457,8 @@ def private_index(default_project):
 
 
 def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
-        engine, base_image, bake, private_index, monkeypatch, tmp_path):
+    engine, base_image, bake, private_index, monkeypatch, tmp_path
+):
     index, token = private_index.index, private_index.token
     with monkeypatch.context() as env:  # pipenv lock (the post-gen hook) reads them from the environment
         env.setenv("PYPI_USER", USER)
@@ -390,8 +468,9 @@ def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
     project = copy_project(baked, tmp_path / APP)
     (project / "PYPI_TOKEN.txt").write_text(token + "\n")
     # The index listens on 127.0.0.1: the build joins the host's network to reach it.
-    argv = build_argv(engine, project, base_image, *pip_build_options(), "--network", "host", "--no-cache",
-                      tag=f"{APP}:private-index")
+    argv = build_argv(
+        engine, project, base_image, *pip_build_options(), "--network", "host", "--no-cache", tag=f"{APP}:private-index"
+    )
     served = index.served
     result, _ = docker_build(engine, project, argv)
     assert result.returncode == 0, result.stdout
@@ -416,23 +495,33 @@ def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
 
 # ---- hadolint ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("answers", [{}, {"package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}],
-                         ids=["defaults", "package_index"])
+
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}],
+    ids=["defaults", "package_index"],
+)
 def test_hadolint_reports_nothing(bake, answers):
     hadolint = Path(sys.executable).with_name("hadolint")
-    result = subprocess.run([str(hadolint), "--no-color", "Dockerfile"], cwd=bake(**answers),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(hadolint), "--no-color", "Dockerfile"], cwd=bake(**answers), capture_output=True, text=True
+    )
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
 # ---- sizes ---------------------------------------------------------------------------------
 
+
 def test_report_image_and_base_image_sizes(engine, built, base_image, record_property):
-    size, base = (int(docker_output(engine, "image", "inspect", "-f", "{{.Size}}", image))
-                  for image in (built.image, base_image))
+    size, base = (
+        int(docker_output(engine, "image", "inspect", "-f", "{{.Size}}", image)) for image in (built.image, base_image)
+    )
     assert size > base  # the base image is part of the image
-    record_property("measurement", f"container: the image is {size / 1e6:.1f} MB, its base image {base_image} "
-                                   f"{base / 1e6:.1f} MB (+{(size - base) / 1e6:.1f} MB); "
-                                   f"the happy-path build took {built.seconds:.0f} s")
+    record_property(
+        "measurement",
+        f"container: the image is {size / 1e6:.1f} MB, its base image {base_image} "
+        f"{base / 1e6:.1f} MB (+{(size - base) / 1e6:.1f} MB); "
+        f"the happy-path build took {built.seconds:.0f} s",
+    )
     origin = "the machine's engine" if engine.system_engine else "an engine of the suite's own"
     record_property("measurement", f"container: {origin} at {engine.host}, client {engine.client}")

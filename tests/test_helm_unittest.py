@@ -3,6 +3,7 @@ where the plugin cannot be installed: each assertion kind it supports holds when
 fails when it should, on a tiny chart rendered by real helm 4; an assertion it does not support
 fails the suite, never passes it; and every assertion in the generated chart's suites is one it
 supports."""
+
 import pytest
 import yaml
 
@@ -62,18 +63,48 @@ CASES = [
     ({"exists": {"path": "data.missing"}}, False),
     ({"notExists": {"path": "data.missing"}}, True),
     ({"notExists": {"path": "data.greeting"}}, False),
-    ({"contains": {"path": "spec.ports", "content": {"name": "http", "port": 80}}, "template": SERVICES,
-      "documentIndex": 0}, True),
-    ({"contains": {"path": "spec.ports", "content": {"name": "http", "port": 81}}, "template": SERVICES,
-      "documentIndex": 0}, False),
-    ({"notContains": {"path": "spec.ports", "content": {"name": "http", "port": 81}}, "template": SERVICES,
-      "documentIndex": 0}, True),
-    ({"notContains": {"path": "spec.ports", "content": {"name": "http", "port": 80}}, "template": SERVICES,
-      "documentIndex": 0}, False),
+    (
+        {
+            "contains": {"path": "spec.ports", "content": {"name": "http", "port": 80}},
+            "template": SERVICES,
+            "documentIndex": 0,
+        },
+        True,
+    ),
+    (
+        {
+            "contains": {"path": "spec.ports", "content": {"name": "http", "port": 81}},
+            "template": SERVICES,
+            "documentIndex": 0,
+        },
+        False,
+    ),
+    (
+        {
+            "notContains": {"path": "spec.ports", "content": {"name": "http", "port": 81}},
+            "template": SERVICES,
+            "documentIndex": 0,
+        },
+        True,
+    ),
+    (
+        {
+            "notContains": {"path": "spec.ports", "content": {"name": "http", "port": 80}},
+            "template": SERVICES,
+            "documentIndex": 0,
+        },
+        False,
+    ),
     ({"isSubset": {"path": "metadata.labels", "content": {"app": "tiny"}}}, True),
     ({"isSubset": {"path": "metadata.labels", "content": {"app": "huge"}}}, False),
-    ({"lengthEqual": {"path": "spec.ports", "count": 2}, "template": SERVICES,
-      "documentSelector": {"path": "metadata.name", "value": "tiny-metrics"}}, True),
+    (
+        {
+            "lengthEqual": {"path": "spec.ports", "count": 2},
+            "template": SERVICES,
+            "documentSelector": {"path": "metadata.name", "value": "tiny-metrics"},
+        },
+        True,
+    ),
     ({"lengthEqual": {"path": "spec.ports", "count": 2}, "template": SERVICES, "documentIndex": 0}, False),
     ({"matchRegex": {"path": "metadata.name", "pattern": "-settings$"}}, True),
     ({"matchRegex": {"path": "metadata.name", "pattern": "^settings"}}, False),
@@ -119,12 +150,16 @@ def run_one(tiny_chart, helms, tmp_path, assertion, values=None):
     """The runner's failures for a one-test suite holding `assertion`."""
     paths, env = helms
     suite = tmp_path / "one_test.yaml"
-    suite.write_text(yaml.safe_dump({
-        "suite": "one assertion",
-        "templates": ["templates/configmap.yaml"],
-        "release": {"name": "tiny", "namespace": "ns"},
-        "tests": [{"it": "holds or fails", "set": values or {}, "asserts": [assertion]}],
-    }))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "suite": "one assertion",
+                "templates": ["templates/configmap.yaml"],
+                "release": {"name": "tiny", "namespace": "ns"},
+                "tests": [{"it": "holds or fails", "set": values or {}, "asserts": [assertion]}],
+            }
+        )
+    )
     return run_suite(suite, tiny_chart, paths["4"], tmp_path, env=env, notes_helm=paths["4"])
 
 
@@ -155,11 +190,15 @@ def test_an_unsupported_assertion_fails_the_suite_and_is_named(tiny_chart, helms
     assert len(failures) == 1 and "unsupported assertion isType" in failures[0], failures
 
 
-@pytest.mark.parametrize("assertion", [
-    {"isType": {"path": "data", "type": "map"}},  # a plugin assertion the runner does not know
-    {"not": True},  # no assertion at all
-    {"exists": {"path": "data"}, "notExists": {"path": "spec"}},  # two in one item
-], ids=["unknown", "none", "two"])
+@pytest.mark.parametrize(
+    "assertion",
+    [
+        {"isType": {"path": "data", "type": "map"}},  # a plugin assertion the runner does not know
+        {"not": True},  # no assertion at all
+        {"exists": {"path": "data"}, "notExists": {"path": "spec"}},  # two in one item
+    ],
+    ids=["unknown", "none", "two"],
+)
 def test_an_assertion_the_runner_cannot_evaluate_is_an_error_never_a_pass(assertion):
     rendered = {"templates/configmap.yaml": [{"kind": "ConfigMap", "data": {}}]}
     for negated in (assertion, {**assertion, "not": True}):
@@ -172,8 +211,7 @@ def test_every_assertion_of_the_generated_suites_is_supported(default_project):
     for path in sorted((default_project / "chart" / "tests").glob("*_test.yaml")):
         for test in yaml.safe_load(path.read_text())["tests"]:
             for assertion in test["asserts"]:
-                used.update(k for k in assertion if k not in ("not", "template", "documentIndex",
-                                                              "documentSelector"))
+                used.update(k for k in assertion if k not in ("not", "template", "documentIndex", "documentSelector"))
     assert used and used <= set(SUPPORTED), used - set(SUPPORTED)
 
 
@@ -182,7 +220,8 @@ def test_the_plugin_is_found_where_helm_plugin_install_puts_it(tmp_path):
     plugins = tmp_path / "data" / "helm" / "plugins"
     (plugins / "helm-unittest").mkdir(parents=True)
     (plugins / "helm-unittest" / "plugin.yaml").write_text("name: unittest\nversion: 0.8.2\n")
-    assert helm_unittest_plugin(environ={"XDG_DATA_HOME": str(tmp_path / "data")}, home=tmp_path) == (
-        plugins, "0.8.2")
+    assert helm_unittest_plugin(environ={"XDG_DATA_HOME": str(tmp_path / "data")}, home=tmp_path) == (plugins, "0.8.2")
     assert helm_unittest_plugin(environ={"HELM_PLUGINS": str(plugins)}, home=tmp_path / "elsewhere") == (
-        plugins, "0.8.2")
+        plugins,
+        "0.8.2",
+    )

@@ -1,6 +1,7 @@
 """The hooks at work in real bakes: every bad answer stops cookiecutter before it writes
 anything; odd but valid text survives verbatim; the post-generation hook finishes the
 project. Its helpers are also called directly, on baked projects."""
+
 import json
 import os
 import shlex
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from answers import NO_LOCK
 from cookiecutter.exceptions import FailedHookException
 
-from answers import NO_LOCK
 from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
 from tools.project import DEFAULTS, REPO, tomllib
@@ -61,15 +62,18 @@ INVALID = {
     "dr region with a dot": ("dr_active_region", {"dr_active_region": "us.east"}),
     "docker_registry with a path": ("docker_registry", {"docker_registry": "registry.example.com/team"}),
     "package_index with credentials": (
-        "package_index", {"package_index": "https://me:s3cret@artifactory.example.com/simple"}),
+        "package_index",
+        {"package_index": "https://me:s3cret@artifactory.example.com/simple"},
+    ),
     "package_index without scheme": ("package_index", {"package_index": "artifactory.example.com/simple"}),
     "pipeline_repository without project": ("pipeline_repository", {"pipeline_repository": "pipelines"}),
     "gunicorn_workers 0": ("gunicorn_workers", {"gunicorn_workers": "0"}),
     "hpa min above max": ("hpa_min_replicas", {"hpa_min_replicas": "6", "hpa_max_replicas": "3"}),
     "rwo volume with required anti-affinity": (
-        "pvc_access_mode", {"pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "required"}),
-    "custom_url equal to the production hostname": (
-        "custom_url", {"custom_url": "flask-app-prod.scale.example.com"}),
+        "pvc_access_mode",
+        {"pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "required"},
+    ),
+    "custom_url equal to the production hostname": ("custom_url", {"custom_url": "flask-app-prod.scale.example.com"}),
     "custom_url equal to a dr site hostname": ("custom_url", {"custom_url": "flask-app-dev.east.scale.example.com"}),
     "same dr regions": ("dr_passive_region", {"dr_passive_region": "east"}),
     "pipenv too new for python 3.9": ("pipenv_version", {"python_version": "3.9"}),
@@ -95,14 +99,25 @@ def test_invalid_answers_stop_the_bake(cookies, tmpdir, capfd, variable, answers
 
 
 def test_one_bake_reports_every_problem(cookies, tmpdir, capfd):
-    result = cookies.bake(extra_context={
-        **NO_LOCK, "app_name": "Orders", "python_version": "3.8", "hostspaces": "dev, dev",
-        "pvc_size": "lots", "hpa_min_replicas": "9",
-    })
+    result = cookies.bake(
+        extra_context={
+            **NO_LOCK,
+            "app_name": "Orders",
+            "python_version": "3.8",
+            "hostspaces": "dev, dev",
+            "pvc_size": "lots",
+            "hpa_min_replicas": "9",
+        }
+    )
     problems = [line for line in capfd.readouterr().err.splitlines() if line.startswith("  - ")]
     assert isinstance(result.exception, FailedHookException)
     assert [line.split(" = ")[0] for line in problems] == [
-        "  - app_name", "  - python_version", "  - hostspaces", "  - pvc_size", "  - hpa_min_replicas"]
+        "  - app_name",
+        "  - python_version",
+        "  - hostspaces",
+        "  - pvc_size",
+        "  - hpa_min_replicas",
+    ]
     assert "the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9" in problems[1]
     assert list(bake_dir(tmpdir).iterdir()) == []
 
@@ -116,8 +131,11 @@ def run_cli(*words, cwd):
     config = cwd / "cookiecutterrc.yaml"
     if not config.exists():
         config.write_text(f"replay_dir: {cwd / 'replay'}\ncookiecutters_dir: {cwd / 'cookiecutters'}\n")
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
-           "COOKIECUTTER_CONFIG": str(config)}
+    env = {
+        **os.environ,
+        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
+        "COOKIECUTTER_CONFIG": str(config),
+    }
     return subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True)
 
 
@@ -130,10 +148,15 @@ def rerun_words(stderr, program):
 @pytest.mark.slow
 def test_the_printed_command_regenerates_with_the_one_value_fixed(tmp_path):
     out = tmp_path / "out"
-    given = ["app_name=Orders", "hpa=no", "hpa_min_replicas=3", "description=It's \"ours\" $(not run)",
-             "lock_dependencies=no"]
+    given = [
+        "app_name=Orders",
+        "hpa=no",
+        "hpa_min_replicas=3",
+        'description=It\'s "ours" $(not run)',
+        "lock_dependencies=no",
+    ]
     rejected = run_cli("cookiecutter", "--no-input", "-o", str(out), str(REPO), *given, cwd=tmp_path)
-    assert rejected.returncode != 0 and "app_name = \"Orders\"" in rejected.stderr
+    assert rejected.returncode != 0 and 'app_name = "Orders"' in rejected.stderr
     words = rerun_words(rejected.stderr, "cookiecutter")
     assert set(given) <= set(words) and len(words) == 5 + len([k for k in DEFAULTS if not k.startswith("_")])
     fixed = [word.replace("app_name=Orders", "app_name=orders") for word in words]
@@ -148,8 +171,9 @@ def test_the_printed_command_regenerates_with_the_one_value_fixed(tmp_path):
 def test_a_replay_with_an_edited_app_name_never_keeps_the_old_chart_name(tmp_path):
     """cookiecutter's replay file holds the derived names filled in: the hook refuses stale
     ones, and the command it prints derives them again."""
-    first = run_cli("cookiecutter", "--no-input", "-o", str(tmp_path / "first"), str(REPO), "lock_dependencies=no",
-                    cwd=tmp_path)
+    first = run_cli(
+        "cookiecutter", "--no-input", "-o", str(tmp_path / "first"), str(REPO), "lock_dependencies=no", cwd=tmp_path
+    )
     assert first.returncode == 0, first.stderr
     [replay_file] = (tmp_path / "replay").iterdir()
     replay = json.loads(replay_file.read_text())
@@ -228,7 +252,10 @@ def test_next_steps_are_printed_and_git_is_left_to_the_user(cookies, capfd):
 def test_the_hostspace_values_are_split_and_the_combined_file_is_gone(bake):
     chart = bake(hostspaces="sandbox, qa, live") / "chart"
     assert sorted(path.name for path in chart.glob("values-*.yaml")) == [
-        "values-live.yaml", "values-qa.yaml", "values-sandbox.yaml"]
+        "values-live.yaml",
+        "values-qa.yaml",
+        "values-sandbox.yaml",
+    ]
     assert (chart / "values-live.yaml").read_text().startswith("# values-live.yaml: ")
 
 
@@ -248,8 +275,9 @@ def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files
         assert [path.name for path in project.parent.iterdir()] == [project.name]
 
     def tree(root):
-        return {path.relative_to(root).as_posix(): path.read_bytes()
-                for path in sorted(root.rglob("*")) if path.is_file()}
+        return {
+            path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()
+        }
 
     assert tree(first) == tree(second)
 
@@ -293,8 +321,9 @@ def test_an_index_url_with_credentials_is_never_written(cookies, capfd, pip_with
 
 def test_package_index_wins_over_the_machines_index(cookies, pip_without_config):
     pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)
-    project = cookies.bake(extra_context={
-        **NO_LOCK, "package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}).project_path
+    project = cookies.bake(
+        extra_context={**NO_LOCK, "package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}
+    ).project_path
     assert [source["name"] for source in pipfile_sources(project)] == ["private"]
 
 
@@ -304,7 +333,9 @@ def test_package_index_wins_over_the_machines_index(cookies, pip_without_config)
 def test_split_hostspace_values_names_each_file_by_its_first_line():
     text = "# values-dev.yaml: dev\na: 1\n---\n# values-prod.yaml: prod\na: 2\n"
     assert post.split_hostspace_values(text) == {
-        "values-dev.yaml": "# values-dev.yaml: dev\na: 1\n", "values-prod.yaml": "# values-prod.yaml: prod\na: 2\n"}
+        "values-dev.yaml": "# values-dev.yaml: dev\na: 1\n",
+        "values-prod.yaml": "# values-prod.yaml: prod\na: 2\n",
+    }
 
 
 PIP_CONFIG_LIST = """\
@@ -328,14 +359,16 @@ def test_the_configured_index_url_follows_pips_precedence():
 def test_an_http_index_is_written_without_ssl_verification():
     block, _ = post.index_source("http://pypi.internal:8080/simple")
     assert tomllib.loads(block)["source"] == [
-        {"name": "pip-index", "url": "http://pypi.internal:8080/simple", "verify_ssl": False}]
+        {"name": "pip-index", "url": "http://pypi.internal:8080/simple", "verify_ssl": False}
+    ]
     assert post.index_source('https://x.example.com/simple" evil = "1')[0] is None
 
 
 def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
     env = post.pipenv_environment(
         {"PIP_INDEX_URL": PIP_INDEX, "PIP_FIND_LINKS": "/wheels", "VIRTUAL_ENV": "/venv", "PIP_CERT": "/mine.pem"},
-        PIP_CONFIG_LIST)
+        PIP_CONFIG_LIST,
+    )
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert env["PIP_CERT"] == "/mine.pem"  # the environment wins over pip's files, as in pip
     assert env["PIP_PROXY"] == "http://proxy.example.com:3128"
@@ -350,21 +383,31 @@ def test_interpreters_are_looked_for_on_path_in_ci_tool_caches_and_in_pyenv(tmp_
     cache = tmp_path / "toolcache" / "Python"
     for name in ("3.10.9", "3.10.11", "3.11.1"):
         (cache / name / "x64" / "bin").mkdir(parents=True)
-    environ = {"PYENV_ROOT": str(tmp_path / "pyenv"), "PATH": f"/usr/local/bin{os.pathsep}/usr/bin",
-               "RUNNER_TOOL_CACHE": str(tmp_path / "toolcache")}
+    environ = {
+        "PYENV_ROOT": str(tmp_path / "pyenv"),
+        "PATH": f"/usr/local/bin{os.pathsep}/usr/bin",
+        "RUNNER_TOOL_CACHE": str(tmp_path / "toolcache"),
+    }
     assert post.interpreter_candidates("3.10", environ, tmp_path) == [
-        Path("/usr/local/bin/python3.10"), Path("/usr/bin/python3.10"),
-        cache / "3.10.11" / "x64" / "bin" / "python3.10", cache / "3.10.9" / "x64" / "bin" / "python3.10",
-        versions / "3.10.13" / "bin" / "python3.10", versions / "3.10.2" / "bin" / "python3.10"]
+        Path("/usr/local/bin/python3.10"),
+        Path("/usr/bin/python3.10"),
+        cache / "3.10.11" / "x64" / "bin" / "python3.10",
+        cache / "3.10.9" / "x64" / "bin" / "python3.10",
+        versions / "3.10.13" / "bin" / "python3.10",
+        versions / "3.10.2" / "bin" / "python3.10",
+    ]
     assert post.interpreter_candidates("3.10.2", environ, tmp_path)[0] == versions / "3.10.2" / "bin" / "python3.10"
 
 
 def test_without_the_chosen_python_the_lock_says_what_to_install(tmp_path):
-    runners, target, notes = post.choose_runner({"python_version": "3.99"}, {"PATH": str(tmp_path),
-                                                                            "PYENV_ROOT": str(tmp_path)})
+    runners, target, notes = post.choose_runner(
+        {"python_version": "3.99"}, {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path)}
+    )
     assert runners == [target] and target[0] == Path(sys.executable)
-    assert notes == [f"Python 3.99 is not on this machine (PATH, pyenv): locked for Python {target[1]} instead; "
-                     "markers may differ from the image's. Install Python 3.99 and run `make lock` to lock for it."]
+    assert notes == [
+        f"Python 3.99 is not on this machine (PATH, pyenv): locked for Python {target[1]} instead; "
+        "markers may differ from the image's. Install Python 3.99 and run `make lock` to lock for it."
+    ]
 
 
 def test_find_python_runs_the_interpreter_it_reports():
@@ -392,7 +435,9 @@ def test_the_lock_is_skipped_by_answer_or_environment():
 
 
 def test_the_reason_of_a_failure_is_pips_error_line():
-    output = "Resolving...\n\x1b[31mERROR: No matching distribution found for flask\x1b[0m\nTraceback...\nValueError: x\n"
+    output = (
+        "Resolving...\n\x1b[31mERROR: No matching distribution found for flask\x1b[0m\nTraceback...\nValueError: x\n"
+    )
     assert post.last_error(output) == "ERROR: No matching distribution found for flask"
 
 
@@ -401,12 +446,23 @@ def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_pa
     """The hook names `make lock-in-container`; it runs what the README's Build locally shows."""
     project = Path(shutil.copytree(default_project, tmp_path / "project"))
     (project / "PYPI_TOKEN.txt").write_text("not-a-token\n")
-    readme = [line.strip() for line in (project / "README.md").read_text().splitlines()
-              if line.strip().startswith("docker run --rm -e PYPI_USER=")]
-    dry_run = subprocess.run(["make", "-n", "lock-in-container", "PYPI_USER=<SSO_USERNAME>"], cwd=project,
-                             capture_output=True, text=True, check=True)
-    [command] = [line.replace(f"{project}/", "./") for line in dry_run.stdout.replace("\\\n", "").splitlines()
-                 if line.startswith("docker run")]
+    readme = [
+        line.strip()
+        for line in (project / "README.md").read_text().splitlines()
+        if line.strip().startswith("docker run --rm -e PYPI_USER=")
+    ]
+    dry_run = subprocess.run(
+        ["make", "-n", "lock-in-container", "PYPI_USER=<SSO_USERNAME>"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [command] = [
+        line.replace(f"{project}/", "./")
+        for line in dry_run.stdout.replace("\\\n", "").splitlines()
+        if line.startswith("docker run")
+    ]
     assert len(readme) == 1 and shlex.split(command) == shlex.split(readme[0])
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
     assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in readme[0]
@@ -427,7 +483,9 @@ def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):
     (project / "chart" / "values-dev.yaml").write_text("replicaCount: [1\n")
     (project / "chart" / "values.schema.json").write_text("{")
     assert [problem.split(" does not parse")[0] for problem in post.data_file_problems(project)] == [
-        "chart/values-dev.yaml", "chart/values.schema.json"]
+        "chart/values-dev.yaml",
+        "chart/values.schema.json",
+    ]
 
 
 @pytest.mark.slow
@@ -441,17 +499,20 @@ def test_helm_lint_runs_for_every_hostspace_and_warns_of_a_chart_it_refuses(defa
     assert post.helm_warnings(project, answers, helm, os.environ) == []
     (project / "chart" / "values-prod.yaml").write_text("replicaCount: many\n")
     assert [problem.split(": ")[0] for problem in post.helm_warnings(project, answers, helm, os.environ)] == [
-        f"{helm} refuses chart/ with values-prod.yaml"]
+        f"{helm} refuses chart/ with values-prod.yaml"
+    ]
 
 
 # ---- generating over an existing project ---------------------------------------------------
+
 
 def regenerate(output, **options):
     """cookiecutter again into `output`, over the project made there (overwrite_if_exists)."""
     from cookiecutter.main import cookiecutter
 
-    return cookiecutter(str(REPO), no_input=True, output_dir=str(output),
-                        overwrite_if_exists=True, extra_context=NO_LOCK, **options)
+    return cookiecutter(
+        str(REPO), no_input=True, output_dir=str(output), overwrite_if_exists=True, extra_context=NO_LOCK, **options
+    )
 
 
 def tree(root):
@@ -487,7 +548,8 @@ def test_with_the_override_and_skip_if_file_exists_nothing_of_the_team_is_rewrit
     after = tree(teams_project)
     assert after == before  # the Makefile is back; the team's files are as they were
     assert tomllib.loads(after["source/Pipfile"].decode())["source"] == [
-        {"name": "pip-index", "url": PIP_INDEX, "verify_ssl": True}]  # one [[source]], not two
+        {"name": "pip-index", "url": PIP_INDEX, "verify_ssl": True}
+    ]  # one [[source]], not two
 
 
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
@@ -505,8 +567,10 @@ def test_both_hooks_name_the_same_list_of_files_that_were_there():
 def test_pipenv_gets_pips_certificate_for_its_own_requests():
     env = post.pipenv_environment({}, PIP_CONFIG_LIST)
     assert env["PIP_CERT"] == env["REQUESTS_CA_BUNDLE"] == "/etc/pip/ca.pem"  # install's wins over :env:'s file
-    assert post.pipenv_environment({"REQUESTS_CA_BUNDLE": "/mine.pem"}, PIP_CONFIG_LIST)["REQUESTS_CA_BUNDLE"] == \
-        "/mine.pem"
+    assert (
+        post.pipenv_environment({"REQUESTS_CA_BUNDLE": "/mine.pem"}, PIP_CONFIG_LIST)["REQUESTS_CA_BUNDLE"]
+        == "/mine.pem"
+    )
     assert "REQUESTS_CA_BUNDLE" not in post.pipenv_environment({}, "")
 
 
@@ -517,9 +581,15 @@ def test_pipenv_gets_a_private_temporary_directory_and_virtualenv_app_data(tmp_p
     assert env["VIRTUALENV_NO_PERIODIC_UPDATE"] == "1"
 
 
-@pytest.mark.parametrize("config", [None, "[global]\nindex-url = https://mirror.example.com/simple\n"
-                                          "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n"],
-                         ids=["this-machine", "a-config-file"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,
+        "[global]\nindex-url = https://mirror.example.com/simple\n"
+        "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n",
+    ],
+    ids=["this-machine", "a-config-file"],
+)
 @pytest.mark.slow
 def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
     """The hook reads pip's configuration without starting pip (a second of every bake)."""

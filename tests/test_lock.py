@@ -7,18 +7,17 @@ into a fresh virtualenv of that Python; its tests (with the coverage gate) and s
 there, and `make run` serves it.
 A lock against an index nobody listens on fails, and the project is kept.
 """
+
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-
 from answers import LOCK_PYTHONS
+
 from hooks import post_gen_project as post
 from tools.net import free_port, http_get
 from tools.project import DEFAULTS
@@ -45,8 +44,10 @@ def pythons():
     missing = [minor for minor, python in found.items() if python is None]
     if missing:
         caches = ", ".join(map(str, post.tool_caches(os.environ)))
-        pytest.skip(f"no Python {', '.join(missing)} on PATH, in a tool cache ({caches}) or in pyenv: "
-                    "install it (e.g. actions/setup-python) to run the lock tests")
+        pytest.skip(
+            f"no Python {', '.join(missing)} on PATH, in a tool cache ({caches}) or in pyenv: "
+            "install it (e.g. actions/setup-python) to run the lock tests"
+        )
     return found
 
 
@@ -62,8 +63,14 @@ def pipenv(project, answers, *args, timeout=900):
     _, runner_version = post.find_python(answers["python_version"])
     venv = post.pipenv_venv_path(answers["pipenv_version"], runner_version)
     env = post.pipenv_environment(os.environ, post.pip_config_list())
-    return subprocess.run([str(post.venv_python(venv)), "-m", "pipenv", *args], cwd=project / "source",
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(post.venv_python(venv)), "-m", "pipenv", *args],
+        cwd=project / "source",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # The tests of the default lock share one worker, so that the project is locked once
@@ -106,9 +113,14 @@ def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked,
     python, version = post.find_python(answers["python_version"])
     pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
     nowhere = f"http://127.0.0.1:{free_port()}/simple"
-    env = {**os.environ, "PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python),
-           "PIP_INDEX_URL": nowhere, "PIP_EXTRA_INDEX_URL": nowhere,
-           "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PIPENV_VENV_IN_PROJECT": "1",
+        "PIPENV_PYTHON": str(python),
+        "PIP_INDEX_URL": nowhere,
+        "PIP_EXTRA_INDEX_URL": nowhere,
+        "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}",
+    }
 
     def make(target):
         return subprocess.run(["make", target], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
@@ -123,8 +135,15 @@ def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked,
     assert scanned.returncode == 0, scanned.stdout + scanned.stderr
 
     port = free_port()
-    server = subprocess.Popen(["make", "run"], cwd=copy, env={**env, "PORT": str(port)}, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        ["make", "run"],
+        cwd=copy,
+        env={**env, "PORT": str(port)},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         for _ in range(300):
             try:
@@ -147,8 +166,12 @@ def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_ac
     _, version = post.find_python(answers["python_version"])
     pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
     nowhere = f"http://127.0.0.1:{free_port()}/simple"
-    env = {**os.environ, "PIP_INDEX_URL": nowhere, "PIP_EXTRA_INDEX_URL": nowhere,
-           "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PIP_INDEX_URL": nowhere,
+        "PIP_EXTRA_INDEX_URL": nowhere,
+        "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}",
+    }
     (copy / "source" / "Pipfile.lock").unlink()
     relocked = subprocess.run(["make", "lock"], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
     assert relocked.returncode == 0, relocked.stdout + relocked.stderr
@@ -171,8 +194,9 @@ def test_the_pipenv_the_platform_documents_locks_on_python_3_11_with_the_ca_only
     for variable in CA_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     answers = {**DEFAULTS, "python_version": "3.11", "pipenv_version": "2022.7.24", "lock_dependencies": True}
-    result = cookies.bake(extra_context={key: answers[key] for key in
-                                         ("python_version", "pipenv_version", "lock_dependencies")})
+    result = cookies.bake(
+        extra_context={key: answers[key] for key in ("python_version", "pipenv_version", "lock_dependencies")}
+    )
     project = result.project_path
     assert (project / "source" / "Pipfile.lock").is_file(), "not locked: see the captured output"
     lock = json.loads((project / "source" / "Pipfile.lock").read_text())

@@ -8,6 +8,7 @@ project when the post-generation hook fails), the project in place without a loc
 warning that names the cause and the fix, the commands that lock later, and nothing left
 behind: no source/.venv, no pipenv process, no file holding the token.
 """
+
 import contextlib
 import os
 import re
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.project import DEFAULTS, REPO, pipfile_requirements
 from tools.private_index import PrivateIndex, index_wheels
+from tools.project import DEFAULTS, REPO, pipfile_requirements
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +36,21 @@ HOW_TO_LOCK = "Lock before the first push"
 
 def cookiecutter(output, *answers, env=None, **popen):
     """`cookiecutter --no-input <template> -o output app_name=unlucky answers...` as a process."""
-    argv = [sys.executable, "-m", "cookiecutter", "--no-input", str(REPO), "-o", str(output),
-            f"app_name={APP}", "lock_dependencies=true", *answers]
-    return subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **popen)
+    argv = [
+        sys.executable,
+        "-m",
+        "cookiecutter",
+        "--no-input",
+        str(REPO),
+        "-o",
+        str(output),
+        f"app_name={APP}",
+        "lock_dependencies=true",
+        *answers,
+    ]
+    return subprocess.Popen(
+        argv, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
 
 
 def bake(output, *answers, env=None):
@@ -136,6 +148,7 @@ def silent_index():
 
 # ---- the machine -------------------------------------------------------------------------------
 
+
 def test_a_cache_it_cannot_write_keeps_the_project_and_names_xdg_cache_home(tmp_path):
     with read_only_dir(tmp_path / "cache") as cache:
         status, out, project = bake(tmp_path / "out", env={"XDG_CACHE_HOME": str(cache)})
@@ -176,6 +189,7 @@ def test_a_helm_that_refuses_the_chart_is_a_warning(tmp_path):
 
 
 # ---- an index that never answers: a time limit, Ctrl-C, SIGTERM -----------------------------
+
 
 def test_a_lock_past_its_time_limit_ends_pipenv_and_everything_it_started(tmp_path):
     with silent_index() as index:
@@ -233,10 +247,15 @@ def test_sigterm_to_the_hook_during_the_lock_keeps_the_project(tmp_path):
 
 # ---- credentials -------------------------------------------------------------------------------
 
+
 def files_holding(token, *roots):
     """Every file under `roots` whose bytes hold `token`."""
-    return [path for root in roots for path in Path(root).rglob("*")
-            if path.is_file() and not path.is_symlink() and token.encode() in path.read_bytes()]
+    return [
+        path
+        for root in roots
+        for path in Path(root).rglob("*")
+        if path.is_file() and not path.is_symlink() and token.encode() in path.read_bytes()
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -250,8 +269,13 @@ def test_the_token_is_in_no_file_whether_the_lock_works_or_not(wheels, tmp_path,
     token = secrets.token_urlsafe(24)
     temp, pipenv_cache, pip_cache = (tmp_path / name for name in ("tmp", "pipenv-cache", "pip-cache"))
     temp.mkdir()
-    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token, "TMPDIR": str(temp),
-           "PIPENV_CACHE_DIR": str(pipenv_cache), "PIP_CACHE_DIR": str(pip_cache)}
+    env = {
+        "PYPI_USER": "team-user",
+        "PYPI_TOKEN": token,
+        "TMPDIR": str(temp),
+        "PIPENV_CACHE_DIR": str(pipenv_cache),
+        "PIP_CACHE_DIR": str(pip_cache),
+    }
     expected = token if accepted else secrets.token_urlsafe(24)
     with PrivateIndex(wheels, "team-user", expected) as index:
         status, out, project = bake(tmp_path / "out", f"package_index={index.url}", "python_version=3.11", env=env)

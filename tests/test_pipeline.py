@@ -1,6 +1,7 @@
 """CI/CD pipeline: azure-pipelines.yaml lints, validates against Microsoft's schema, passes
 the SCALE template only the parameters of the allow-list below, and agrees with the chart and
 the rest of the project."""
+
 import os
 import re
 import subprocess
@@ -8,8 +9,8 @@ import sys
 
 import pytest
 import yaml
-
 from answers import NO_LOCK, combination_id
+
 from hooks import pre_gen_project as pre
 from tools.project import DEFAULTS, tomllib
 
@@ -19,20 +20,60 @@ from tools.project import DEFAULTS, tomllib
 COMBINATIONS = [
     {},
     {"pod_anti_affinity": "none", "dr": False, "custom_url": "api.example.org", "hostspaces": "dev"},
-    {"hpa": False, "pod_anti_affinity": "required", "hostspaces": "sandbox", "python_version": "3.11",
-     "pipeline_repository_type": "github", "pipeline_repository": "scale-platform/devops-pipelines",
-     "pipeline_service_connection": "SCALE GitHub"},
-    {"hpa": False, "pvc": True, "pvc_access_mode": "ReadWriteOnce", "pod_anti_affinity": "none",
-     "dr": False, "hostspaces": "test, prod"},
-    {"pvc": True, "pvc_access_mode": "ReadWriteOnce", "custom_url": "orders.example.org", "hostspaces": "dev",
-     "dr_active_region": "eastus2", "dr_passive_region": "centralus"},
-    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "pvc_storage_class": "nfs-shared",
-     "pvc_mount_path": "/srv/shared", "pod_anti_affinity": "none", "hostspaces": "dev"},
-    {"hpa": False, "pvc": True, "pvc_access_mode": "ReadWriteMany", "dr": False,
-     "custom_url": "api.example.org", "hostspaces": "dev, qa, uat, prod"},
-    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "pod_anti_affinity": "required", "dr": False,
-     "custom_url": "www.orders.example.org", "hostspaces": "dev, stage, prod", "python_version": "3.12.1",
-     "hpa_min_replicas": "3", "hpa_max_replicas": "9", "hpa_cpu_target": "60", "pvc_size": "5Gi"},
+    {
+        "hpa": False,
+        "pod_anti_affinity": "required",
+        "hostspaces": "sandbox",
+        "python_version": "3.11",
+        "pipeline_repository_type": "github",
+        "pipeline_repository": "scale-platform/devops-pipelines",
+        "pipeline_service_connection": "SCALE GitHub",
+    },
+    {
+        "hpa": False,
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteOnce",
+        "pod_anti_affinity": "none",
+        "dr": False,
+        "hostspaces": "test, prod",
+    },
+    {
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteOnce",
+        "custom_url": "orders.example.org",
+        "hostspaces": "dev",
+        "dr_active_region": "eastus2",
+        "dr_passive_region": "centralus",
+    },
+    {
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteMany",
+        "pvc_storage_class": "nfs-shared",
+        "pvc_mount_path": "/srv/shared",
+        "pod_anti_affinity": "none",
+        "hostspaces": "dev",
+    },
+    {
+        "hpa": False,
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteMany",
+        "dr": False,
+        "custom_url": "api.example.org",
+        "hostspaces": "dev, qa, uat, prod",
+    },
+    {
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteMany",
+        "pod_anti_affinity": "required",
+        "dr": False,
+        "custom_url": "www.orders.example.org",
+        "hostspaces": "dev, stage, prod",
+        "python_version": "3.12.1",
+        "hpa_min_replicas": "3",
+        "hpa_max_replicas": "9",
+        "hpa_cpu_target": "60",
+        "pvc_size": "5Gi",
+    },
 ]
 
 TEMPLATE = "devops/flask.yml@spaces"
@@ -91,8 +132,16 @@ def validate_against_azure_schema(project, path="azure-pipelines.yaml"):
     offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         offline[name] = "http://127.0.0.1:9"
-    return run_tool("check_jsonschema", "--builtin-schema", "vendor.azure-pipelines",
-                    "--regex-variant", "python", path, cwd=project, env=offline)
+    return run_tool(
+        "check_jsonschema",
+        "--builtin-schema",
+        "vendor.azure-pipelines",
+        "--regex-variant",
+        "python",
+        path,
+        cwd=project,
+        env=offline,
+    )
 
 
 @pytest.fixture(params=COMBINATIONS, ids=combination_id)
@@ -319,7 +368,7 @@ def parameter_paths(data, prefix=""):
 def test_readme_documents_every_pipeline_parameter(bake, answers):
     project = bake(**answers)
     readme = (project / "README.md").read_text()
-    section = readme[readme.index("## CI/CD pipeline"):]
+    section = readme[readme.index("## CI/CD pipeline") :]
     section = section[: section.index("\n## ", 1)]
     parameters = load_pipeline(project)["extends"]["parameters"]
     undocumented = sorted({path for path in parameter_paths(parameters) if f"`{path}`" not in section})
@@ -330,6 +379,12 @@ def test_readme_documents_every_pipeline_parameter(bake, answers):
     for field in sorted(ALLOWED_HOSTSPACE_FIELDS):
         assert "this template's assumption" in rows[f"`hostspaces[].{field}`"], field
     assert "compare them\nwith the `hostspaces` parameter that `devops/flask.yml` declares" in section
-    for heading in ("Pipeline definition", "Defining hostspaces", "Skipping deployments",
-                    "Custom pipenv version", "Upgrading to pipeline v4.7", "Troubleshooting"):
+    for heading in (
+        "Pipeline definition",
+        "Defining hostspaces",
+        "Skipping deployments",
+        "Custom pipenv version",
+        "Upgrading to pipeline v4.7",
+        "Troubleshooting",
+    ):
         assert f"### {heading}" in section

@@ -5,18 +5,18 @@ linters and stop a commit with a lint error; Renovate's own validator accepts re
 `make check` runs every local gate in the pipeline's order and passes on a fresh project,
 and each gate turns red on a defect planted in a copy of an installed project.
 """
+
 import json
-import os
 import shutil
 import subprocess
 import sys
 
 import pytest
-
 from answers import combination_id
-from tools.project import DEFAULTS
 from test_bake import COMBINATIONS, NON_DEFAULT
+
 from tools.cache import cache_dir, file_lock
+from tools.project import DEFAULTS, REPO
 from tools.venvs import cached_venv
 
 pytestmark = pytest.mark.slow
@@ -39,13 +39,30 @@ def working_copy(installed, tmp_path):
 
 # ---- ruff ----------------------------------------------------------------------------------------
 
+
 def test_ruff_check_and_format_pass_on_every_bake(bake):
     """One ruff call over all the bakes: each project's own pyproject.toml configures it.
     No cache: the bakes are shared, and other tests look at every file in them."""
     projects = [str(bake(**answers)) for answers in [*COMBINATIONS, NON_DEFAULT]]
     checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", *projects], cwd=projects[0])
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    formatted = run([sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *projects], cwd=projects[0])
+    formatted = run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *projects], cwd=projects[0]
+    )
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+
+
+# The template's own Python, with the template's pyproject.toml (the generated project's code is
+# checked in its bakes above: unrendered, it is not Python yet).
+TEMPLATE_CODE = ["hooks", "tools", "tests", "benchmarks", "tasks.py"]
+
+
+def test_the_templates_own_code_passes_ruff():
+    checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", *TEMPLATE_CODE], cwd=REPO)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    formatted = run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *TEMPLATE_CODE], cwd=REPO
+    )
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
 
 
@@ -63,7 +80,9 @@ def renovate_validator():
     validator = prefix / "node_modules" / ".bin" / "renovate-config-validator"
     with file_lock(prefix.parent / f"{RENOVATE}.lock"):
         if not (prefix / ".complete").exists():
-            installed = run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", RENOVATE], cwd=prefix)
+            installed = run(
+                ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", RENOVATE], cwd=prefix
+            )
             assert installed.returncode == 0, installed.stdout + installed.stderr
             (prefix / ".complete").write_text(RENOVATE + "\n")
     return validator
@@ -89,8 +108,10 @@ def test_renovate_updates_the_pipfile_the_image_and_the_chart_but_not_the_python
     assert set(config["enabledManagers"]) == {"pipenv", "dockerfile", "helmv3", "helm-values"}
     disabled = [rule for rule in config["packageRules"] if rule.get("enabled") is False]
     assert ["pipenv"] in [rule.get("matchPackageNames") for rule in disabled]
-    assert any(rule.get("matchPackageNames") == ["**/library/python"] and rule["matchUpdateTypes"] == ["major", "minor"]
-               for rule in disabled)
+    assert any(
+        rule.get("matchPackageNames") == ["**/library/python"] and rule["matchUpdateTypes"] == ["major", "minor"]
+        for rule in disabled
+    )
 
 
 # ---- pre-commit ----------------------------------------------------------------------------------
@@ -123,8 +144,15 @@ def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(install
 # ---- make check ----------------------------------------------------------------------------------
 
 # The commands of the gates, in the pipeline's order, as `make check` echoes them.
-GATE_COMMANDS = ["ruff check source", "ruff format --check source", "pipenv run pytest", "bandit -q -r source/api",
-                 "yamllint --strict .", "helm lint --strict chart", "hadolint Dockerfile"]
+GATE_COMMANDS = [
+    "ruff check source",
+    "ruff format --check source",
+    "pipenv run pytest",
+    "bandit -q -r source/api",
+    "yamllint --strict .",
+    "helm lint --strict chart",
+    "hadolint Dockerfile",
+]
 
 
 @same_worker
@@ -133,8 +161,7 @@ def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_p
     checked = run(["make", "check"], cwd=project, env=environment)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     lines = checked.stdout.splitlines()
-    positions = [next((n for n, line in enumerate(lines) if command in line), None)
-                 for command in GATE_COMMANDS]
+    positions = [next((n for n, line in enumerate(lines) if command in line), None) for command in GATE_COMMANDS]
     assert None not in positions and positions == sorted(positions), dict(zip(GATE_COMMANDS, positions))
     assert "Required test coverage of 90% reached" in checked.stdout
     hostspaces = DEFAULTS["hostspaces"].split(",")
@@ -156,12 +183,13 @@ def uncovered_module(project):
 
 
 def failing_test(project):
-    (project / "source/tests/test_planted.py").write_text('def test_planted():\n    assert 1 + 1 == 3\n')
+    (project / "source/tests/test_planted.py").write_text("def test_planted():\n    assert 1 + 1 == 3\n")
 
 
 def eval_of_input(project):
-    (project / "source/api/planted.py").write_text('"""Evaluates what it is given."""\n\n\ndef run(text):\n'
-                                                   '    return eval(text)\n')
+    (project / "source/api/planted.py").write_text(
+        '"""Evaluates what it is given."""\n\n\ndef run(text):\n    return eval(text)\n'
+    )
 
 
 def unused_import(project):

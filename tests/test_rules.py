@@ -1,4 +1,5 @@
 """The pre-generation rules (hooks/pre_gen_project.py), called directly: no bake."""
+
 import copy
 import json
 import shlex
@@ -59,7 +60,8 @@ def test_the_readmes_accepted_column_is_the_rules_text():
         accepted.setdefault(rule.variable, []).append(rule.accepted)
     documented = readme_accepted_column()
     assert {name: documented.get(name) for name in accepted} == {
-        name: "; ".join(texts) for name, texts in accepted.items()}
+        name: "; ".join(texts) for name, texts in accepted.items()
+    }
 
 
 def test_the_defaults_pass():
@@ -93,7 +95,7 @@ VALID = [
     ("description", "Orders: the \"single\" source of truth # for 'orders' — déjà vu, 東京"),
     ("description", "'''); import os; os.system(\"touch /tmp/pwned\") #"),
     ("description", "a lone } and }} and %} are plain text"),
-    ("description", "emoji with a joiner: \U0001F469\u200d\U0001F4BB and Arabic \u0645\u0631\u062d\u0628\u0627"),
+    ("description", "emoji with a joiner: \U0001f469\u200d\U0001f4bb and Arabic \u0645\u0631\u062d\u0628\u0627"),
     ("python_version", "3.12.1"),
     ("python_version", "3.13"),
     ("pipenv_version", "2023.4.20"),
@@ -218,7 +220,7 @@ INVALID = [
     ("package_index", "https://user:secret@artifactory.example.com/simple"),
     ("package_index", "https://token@artifactory.example.com/simple"),
     ("package_index", "https://artifactory.example.com/simple?token=x"),
-    ("package_index", "https://artifactory.example.com/simple\" malicious = \"1"),
+    ("package_index", 'https://artifactory.example.com/simple" malicious = "1'),
     ("pipeline_repository", "devops-pipelines"),
     ("pipeline_repository", "SCALE/devops pipelines"),
     ("pipeline_repository", "SCALE/devops/pipelines"),
@@ -276,53 +278,68 @@ def test_a_missing_answer_is_a_problem():
     base = answers()
     del base["appcode"]
     assert [str(problem) for problem in pre.problems(base)] == [
-        f'appcode = null: it is missing; expected {pre.RULES[1].accepted}'
+        f"appcode = null: it is missing; expected {pre.RULES[1].accepted}"
     ]
 
 
 # ---- combinations --------------------------------------------------------------------------
 
 COMBINATIONS = {
-    "hpa min above max": (
-        {"hpa_min_replicas": "6", "hpa_max_replicas": "5"}, ["hpa_min_replicas+hpa_max_replicas"]),
+    "hpa min above max": ({"hpa_min_replicas": "6", "hpa_max_replicas": "5"}, ["hpa_min_replicas+hpa_max_replicas"]),
     "rwo pvc, required anti-affinity, hpa": (
-        {"pvc": True, "pod_anti_affinity": "required"}, ["pvc+pvc_access_mode+pod_anti_affinity"]),
+        {"pvc": True, "pod_anti_affinity": "required"},
+        ["pvc+pvc_access_mode+pod_anti_affinity"],
+    ),
     "rwo pvc, required anti-affinity, hpa max 1 (a rollout still runs 2)": (
         {"pvc": True, "pod_anti_affinity": "required", "hpa_min_replicas": "1", "hpa_max_replicas": "1"},
-        ["pvc+pvc_access_mode+pod_anti_affinity"]),
+        ["pvc+pvc_access_mode+pod_anti_affinity"],
+    ),
     "rwo pvc, required anti-affinity, no hpa, one hostspace": (
         {"pvc": True, "pod_anti_affinity": "required", "hpa": False, "hostspaces": "dev"},
-        ["pvc+pvc_access_mode+pod_anti_affinity"]),
-    "custom url is a platform hostname": (
-        {"custom_url": "flask-app-prod.scale.example.com"}, ["custom_url"]),
+        ["pvc+pvc_access_mode+pod_anti_affinity"],
+    ),
+    "custom url is a platform hostname": ({"custom_url": "flask-app-prod.scale.example.com"}, ["custom_url"]),
     "custom url is another hostspace's platform hostname": (
-        {"custom_url": "flask-app-dev.scale.example.com"}, ["custom_url"]),
-    "custom url is a dr site hostname": (
-        {"custom_url": "flask-app-prod.west.scale.example.com"}, ["custom_url"]),
+        {"custom_url": "flask-app-dev.scale.example.com"},
+        ["custom_url"],
+    ),
+    "custom url is a dr site hostname": ({"custom_url": "flask-app-prod.west.scale.example.com"}, ["custom_url"]),
     "hostname label over 63 characters": (
-        {"app_name": "a" * 40, "hostspaces": "dev, " + "p" * 23}, ["app_name+hostspaces"]),
+        {"app_name": "a" * 40, "hostspaces": "dev, " + "p" * 23},
+        ["app_name+hostspaces"],
+    ),
     "same dr regions": ({"dr_passive_region": "east"}, ["dr+dr_active_region+dr_passive_region"]),
     "github templates without a service connection": (
-        {"pipeline_repository_type": "github"}, ["pipeline_repository_type+pipeline_service_connection"]),
+        {"pipeline_repository_type": "github"},
+        ["pipeline_repository_type+pipeline_service_connection"],
+    ),
     "recent pipenv on python 3.9": ({"python_version": "3.9"}, ["python_version+pipenv_version"]),
-    "old pipenv on python 3.12": ({"python_version": "3.12", "pipenv_version": "2022.7.24"},
-                                  ["python_version+pipenv_version"]),
-    "old pipenv on python 3.13.0": ({"python_version": "3.13.0", "pipenv_version": "2023.3.20"},
-                                    ["python_version+pipenv_version"]),
+    "old pipenv on python 3.12": (
+        {"python_version": "3.12", "pipenv_version": "2022.7.24"},
+        ["python_version+pipenv_version"],
+    ),
+    "old pipenv on python 3.13.0": (
+        {"python_version": "3.13.0", "pipenv_version": "2023.3.20"},
+        ["python_version+pipenv_version"],
+    ),
 }
 
 COMBINATIONS_THAT_WORK = {
-    "rwx pvc with required anti-affinity": {"pvc": True, "pvc_access_mode": "ReadWriteMany",
-                                            "pod_anti_affinity": "required"},
+    "rwx pvc with required anti-affinity": {
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteMany",
+        "pod_anti_affinity": "required",
+    },
     "rwo pvc with preferred anti-affinity": {"pvc": True, "pod_anti_affinity": "preferred"},
     "rwo pvc without anti-affinity": {"pvc": True, "pod_anti_affinity": "none"},
     "required anti-affinity without pvc": {"pod_anti_affinity": "required"},
     "hpa min equals max": {"hpa_min_replicas": "3", "hpa_max_replicas": "3"},
-    "a dr site hostname is free when dr is off": {"dr": False,
-                                                  "custom_url": "flask-app-prod.west.scale.example.com"},
+    "a dr site hostname is free when dr is off": {"dr": False, "custom_url": "flask-app-prod.west.scale.example.com"},
     "the same regions when dr is off": {"dr": False, "dr_passive_region": "east"},
-    "github templates through a service connection": {"pipeline_repository_type": "github",
-                                                      "pipeline_service_connection": "SCALE GitHub"},
+    "github templates through a service connection": {
+        "pipeline_repository_type": "github",
+        "pipeline_service_connection": "SCALE GitHub",
+    },
     "python 3.9 with the last pipenv for it": {"python_version": "3.9", "pipenv_version": "2025.0.4"},
     "python 3.12 with the first pipenv for it": {"python_version": "3.12", "pipenv_version": "2023.4.20"},
     "python 3.11 with the pipenv the platform documents": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
@@ -363,13 +380,25 @@ def test_a_combination_is_not_checked_when_one_of_its_values_is_invalid():
 
 
 def test_every_problem_is_reported_at_once_in_table_order():
-    found = pre.problems(answers(
-        app_name="Orders", python_version="3.8", hostspaces="dev, dev", pvc_size="lots",
-        gunicorn_workers="0", hpa_min_replicas="9", dr_passive_region="east",
-    ))
+    found = pre.problems(
+        answers(
+            app_name="Orders",
+            python_version="3.8",
+            hostspaces="dev, dev",
+            pvc_size="lots",
+            gunicorn_workers="0",
+            hpa_min_replicas="9",
+            dr_passive_region="east",
+        )
+    )
     assert named(found) == [
-        "app_name", "python_version", "hostspaces", "pvc_size", "gunicorn_workers",
-        "hpa_min_replicas+hpa_max_replicas", "dr+dr_active_region+dr_passive_region",
+        "app_name",
+        "python_version",
+        "hostspaces",
+        "pvc_size",
+        "gunicorn_workers",
+        "hpa_min_replicas+hpa_max_replicas",
+        "dr+dr_active_region+dr_passive_region",
     ]
 
 
@@ -406,7 +435,8 @@ def test_derived_names_follow_cookiecutter_json(changes):
     rendered = prompt_for_config({"cookiecutter": {**copy.deepcopy(DEFAULTS), **changes}}, no_input=True)
     assert set(pre.DERIVED) == {key for key in DEFAULTS if key.startswith("__") and key != "__prompts__"}
     assert {name: derive(rendered) for name, (_, derive) in pre.DERIVED.items()} == {
-        name: rendered[name] for name in pre.DERIVED}
+        name: rendered[name] for name in pre.DERIVED
+    }
     assert pre.problems(rendered) == []
 
 
@@ -433,9 +463,14 @@ def public(**changes):
 
 
 def test_the_report_ends_with_a_cookiecutter_command_holding_every_answer(tmp_path):
-    given = public(app_name="Orders", description="it's \"quoted\" $(not run)", hpa=False)
-    context = {**given, "_template": "gh:scale/flask-appstack", "_output_dir": str(tmp_path),
-               "_checkout": None, "__chart_name": "Orders"}
+    given = public(app_name="Orders", description='it\'s "quoted" $(not run)', hpa=False)
+    context = {
+        **given,
+        "_template": "gh:scale/flask-appstack",
+        "_output_dir": str(tmp_path),
+        "_checkout": None,
+        "__chart_name": "Orders",
+    }
     lines = pre.report(pre.problems(context), context, str(tmp_path / "Orders")).splitlines()
     words = shlex.split(lines[-1])
     assert words[:5] == ["cookiecutter", "--no-input", "--output-dir", str(tmp_path), "gh:scale/flask-appstack"]
@@ -456,6 +491,7 @@ def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_pa
 
 # ---- the facts the hooks and the generated files share -------------------------------------
 
+
 @pytest.mark.parametrize("spaces", ["dev, stage, prod", "only", "a,b", " sandbox , qa, uat ,live"])
 def test_the_jinja_facts_agree_with_the_hooks(spaces):
     """templates/appstack.jinja (the generated files' stages and hostnames) and the pre-gen
@@ -466,10 +502,12 @@ def test_the_jinja_facts_agree_with_the_hooks(spaces):
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "templates")))
     facts = environment.from_string(
         '{%- import "appstack.jinja" as appstack with context -%}'
-        '{% for space in appstack.hostspaces %}{{ space }} {{ appstack.stage(space) }} '
+        "{% for space in appstack.hostspaces %}{{ space }} {{ appstack.stage(space) }} "
         '{{ appstack.hostname(space) }} {{ appstack.hostname(space, "east") }}\n{% endfor %}'
     ).render(cookiecutter=given)
     assert facts.splitlines() == [
         f"{space} {pre.stage(given, space)} {pre.platform_hostname(given, space)} "
-        f"{pre.platform_hostname(given, space, 'east')}" for space in pre.hostspaces(given)]
+        f"{pre.platform_hostname(given, space, 'east')}"
+        for space in pre.hostspaces(given)
+    ]
     assert pre.stage(given, pre.hostspaces(given)[-1]) == "production"

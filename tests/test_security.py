@@ -1,12 +1,13 @@
 """Security scanners over what we generate and what we run: clean, or a justified skip."""
+
 import fnmatch
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from answers import combination_id
+
 from tools.project import REPO
 from tools.validators import run_checkov
 
@@ -17,7 +18,12 @@ BANDIT = Path(sys.executable).parent / "bandit"
 COMBINATIONS = [
     {},
     {"package_index": "https://artifactory.example.com/api/pypi/pypi/simple"},
-    {"pvc": True, "pvc_access_mode": "ReadWriteMany", "custom_url": "orders.example.org", "pod_anti_affinity": "required"},
+    {
+        "pvc": True,
+        "pvc_access_mode": "ReadWriteMany",
+        "custom_url": "orders.example.org",
+        "pod_anti_affinity": "required",
+    },
 ]
 
 
@@ -28,7 +34,9 @@ def bandit(*args, cwd):
 @pytest.mark.slow
 def test_the_generated_code_passes_bandit(default_project):
     # The command of the generated Makefile's `scan` target, plus the gunicorn settings.
-    result = bandit("-r", "source/api", "source/gunicorn.conf.py", "source/settings.py", "source/jsonlog.py", cwd=default_project)
+    result = bandit(
+        "-r", "source/api", "source/gunicorn.conf.py", "source/settings.py", "source/jsonlog.py", cwd=default_project
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -56,7 +64,10 @@ def test_no_generated_file_holds_a_secret(bake, answers):
 def test_the_token_file_is_kept_out_of_git_and_the_image(default_project):
     assert "PYPI_TOKEN.txt" in (default_project / ".gitignore").read_text().split()
     # .dockerignore is an allow-list: everything out (`*`), then only what the image needs.
-    patterns = [line for line in (default_project / ".dockerignore").read_text().splitlines()
-                if line and not line.startswith("#")]
+    patterns = [
+        line
+        for line in (default_project / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     allowed = [pattern[1:] for pattern in patterns if pattern.startswith("!")]
     assert patterns[0] == "*" and allowed and not any(fnmatch.fnmatch("PYPI_TOKEN.txt", p) for p in allowed)

@@ -1,4 +1,5 @@
 """The generated Flask service: its own test suite, and real gunicorn on 127.0.0.1."""
+
 import http.client
 import json
 import os
@@ -8,6 +9,7 @@ import threading
 import time
 
 import pytest
+
 from tools.net import free_port
 
 pytestmark = pytest.mark.slow  # every test runs the project's tests or gunicorn in its venv
@@ -17,7 +19,7 @@ GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 # A test's own app module, loaded by gunicorn's app factory argument: the generated app with
 # a registered readiness check and a route that holds a request in flight until the test
 # says go. The generated app itself has no such route.
-PROBE_APP = '''
+PROBE_APP = """
 import os
 import time
 from pathlib import Path
@@ -41,13 +43,15 @@ def create():
         return {"held": request.args["id"]}
 
     return app
-'''
+"""
 
 
 def test_generated_test_suite_passes_with_its_coverage_gate(default_project, project_venv):
     result = subprocess.run(
         [str(project_venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"],
-        cwd=default_project, capture_output=True, text=True,
+        cwd=default_project,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Required test coverage of 90% reached" in result.stdout
@@ -65,9 +69,13 @@ print(sorted(name for name in sys.modules if name.split(".")[0] == "api"))
 
 def test_gunicorn_master_never_imports_the_application(default_project, project_venv, tmp_path):
     """Each worker imports `api` itself, so a worker that --reload restarts serves edited code."""
-    result = subprocess.run([str(project_venv / "bin" / "python"), "-c", MASTER_START],
-                            cwd=default_project / "source", env={**os.environ, "TMPDIR": str(tmp_path)},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(project_venv / "bin" / "python"), "-c", MASTER_START],
+        cwd=default_project / "source",
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     log_line, imported = result.stdout.splitlines()
     assert json.loads(log_line)["message"] == "master"
@@ -97,7 +105,11 @@ class Gunicorn:
             (tmp / "probe_app.py").write_text(PROBE_APP)
             command += ["--pythonpath", str(tmp), app]
         self.process = subprocess.Popen(
-            command, cwd=project / "source", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command,
+            cwd=project / "source",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "TMPDIR": str(self.tmpdir), "TEST_SIGNALS": str(self.signals), **(env or {})},
         )
         self.lines = []
@@ -181,8 +193,9 @@ def test_gunicorn_stops_cleanly_on_sigterm_and_logs_json(serve):
 
 def test_request_id_is_returned_and_in_the_access_and_application_logs_without_the_query(serve):
     server = serve()
-    status, headers, _ = server.request("GET", "/api/v1/hello?name=Ada&access_token=s3cr3t-t0ken",
-                                        headers={"X-Request-Id": "edge-7f3a"})
+    status, headers, _ = server.request(
+        "GET", "/api/v1/hello?name=Ada&access_token=s3cr3t-t0ken", headers={"X-Request-Id": "edge-7f3a"}
+    )
     assert status == 200 and headers["X-Request-Id"] == "edge-7f3a"
     _, headers, _ = server.request("GET", "/api/v1/hello", headers={"X-Request-Id": "not valid!"})
     made = headers["X-Request-Id"]
@@ -224,15 +237,21 @@ def test_limits_answer_json_413_and_400_never_500(serve):
 # --- configuration errors ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, value, accepted", [
-    ("GUNICORN_WORKERS", "many", "a whole number from 1 to 64"),
-    ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
-    ("MAX_CONTENT_LENGTH", "1MB", "a whole number of bytes"),
-])
+@pytest.mark.parametrize(
+    "name, value, accepted",
+    [
+        ("GUNICORN_WORKERS", "many", "a whole number from 1 to 64"),
+        ("LOG_LEVEL", "LOUD", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("MAX_CONTENT_LENGTH", "1MB", "a whole number of bytes"),
+    ],
+)
 def test_a_bad_setting_stops_gunicorn_with_one_line(default_project, project_venv, tmp_path, name, value, accepted):
     result = subprocess.run(
         [str(project_venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{free_port()}"],
-        cwd=default_project / "source", capture_output=True, text=True, timeout=60,
+        cwd=default_project / "source",
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "TMPDIR": str(tmp_path), name: value},
     )
     assert result.returncode != 0

@@ -2,6 +2,7 @@
 (or `make update`, which also lists conflicts and re-locks), and the team's work stays;
 `tasks.py generate` makes projects with cruft; a project made with plain cookiecutter is linked
 with the command its README shows."""
+
 import json
 import os
 import shlex
@@ -24,7 +25,10 @@ IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache"
 def git(cwd, *args):
     return subprocess.run(
         ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
-        cwd=cwd, check=True, capture_output=True, text=True,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
 
 
@@ -64,8 +68,14 @@ def edit(path, old, new):
 def teams_project(template_repo, tmp_path):
     """A project made with cruft, committed, then worked on by its team: a route of its own
     with a test, and an edited value; the template then gets a fix in errors.py."""
-    created = cruft(tmp_path, "create", str(template_repo), "--no-input",
-                    "--extra-context", json.dumps({"app_name": "orders", "lock_dependencies": False}))
+    created = cruft(
+        tmp_path,
+        "create",
+        str(template_repo),
+        "--no-input",
+        "--extra-context",
+        json.dumps({"app_name": "orders", "lock_dependencies": False}),
+    )
     assert created.returncode == 0, created.stdout + created.stderr
     project = tmp_path / "orders"
     git(project, "init", "-q", "-b", "main")
@@ -74,13 +84,17 @@ def teams_project(template_repo, tmp_path):
     with (project / "source" / "api" / "greetings.py").open("a") as greetings:
         greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
     (project / "source" / "tests" / "test_orders.py").write_text(
-        'def test_orders_are_listed(client):\n    assert client.get("/api/v1/orders").json == {"orders": []}\n')
+        'def test_orders_are_listed(client):\n    assert client.get("/api/v1/orders").json == {"orders": []}\n'
+    )
     edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the team's work")
 
-    edit(template_file(template_repo, "source/api/errors.py"), "return jsonify(error=error.name,",
-         "return jsonify(error=error.name, status=error.code,")
+    edit(
+        template_file(template_repo, "source/api/errors.py"),
+        "return jsonify(error=error.name,",
+        "return jsonify(error=error.name, status=error.code,",
+    )
     git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
     return project
 
@@ -101,14 +115,20 @@ def test_a_template_fix_in_the_service_code_arrives_and_the_teams_work_stays(tea
 
 def make_update(project, *path):
     """`make update`, with cruft (and whatever else is given) on PATH."""
-    env = {**os.environ, "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]])}
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
     return subprocess.run(["make", "update"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_make_update_names_every_conflict_and_fails(teams_project, template_repo):
     """The team and the template changed the same line: the merge cannot choose."""
-    edit(teams_project / "source" / "api" / "errors.py", "return jsonify(error=error.name,",
-         "return jsonify(error=error.name, team=True,")
+    edit(
+        teams_project / "source" / "api" / "errors.py",
+        "return jsonify(error=error.name,",
+        "return jsonify(error=error.name, team=True,",
+    )
     git(teams_project, "commit", "-q", "-am", "the team's own error format")
 
     updated = make_update(teams_project)
@@ -163,8 +183,14 @@ def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, templ
 
 def test_cruft_update_moves_the_project_to_a_new_pipeline_release(template_repo, tmp_path):
     """The README's upgrade path: new answers for app_version and pipeline_ref, nothing else."""
-    created = cruft(tmp_path, "create", str(template_repo), "--no-input",
-                    "--extra-context", json.dumps({"lock_dependencies": False}))
+    created = cruft(
+        tmp_path,
+        "create",
+        str(template_repo),
+        "--no-input",
+        "--extra-context",
+        json.dumps({"lock_dependencies": False}),
+    )
     assert created.returncode == 0, created.stdout + created.stderr
     project = tmp_path / "flask-app"
     git(project, "init", "-q", "-b", "main")
@@ -186,8 +212,8 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
     import tasks
 
     command = tasks.generate_command(
-        ["--no-input", "-o", str(tmp_path / "out"), "app_name=orders", "hpa=no", "lock_dependencies=no"],
-        template_repo)
+        ["--no-input", "-o", str(tmp_path / "out"), "app_name=orders", "hpa=no", "lock_dependencies=no"], template_repo
+    )
     assert command[:3] == ["-m", "cruft", "create"]
     result = subprocess.run([sys.executable, *command], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -206,14 +232,33 @@ def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(
     assert tasks.cruft_create_args(["--replay"]) is None
     assert tasks.generate_command(["--replay"], template_repo)[:2] == ["-m", "cookiecutter"]
     assert tasks.cruft_create_args(["-o", "out", "--no-input", "-f", "hpa=no", "description=a = b"]) == [
-        "--output-dir", "out", "--no-input", "--overwrite-if-exists",
-        "--extra-context", json.dumps({"hpa": "no", "description": "a = b"})]
+        "--output-dir",
+        "out",
+        "--no-input",
+        "--overwrite-if-exists",
+        "--extra-context",
+        json.dumps({"hpa": "no", "description": "a = b"}),
+    ]
 
 
 def test_a_cookiecutter_project_is_linked_with_the_command_its_readme_shows(template_repo, tmp_path):
-    made = subprocess.run([sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(template_repo),
-                           "app_name=orders", "description=Orders' \"own\" service", "lock_dependencies=no"],
-                          capture_output=True, text=True, env=cookiecutter_config(tmp_path))
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "-o",
+            str(tmp_path),
+            str(template_repo),
+            "app_name=orders",
+            'description=Orders\' "own" service',
+            "lock_dependencies=no",
+        ],
+        capture_output=True,
+        text=True,
+        env=cookiecutter_config(tmp_path),
+    )
     assert made.returncode == 0, made.stderr
     project = tmp_path / "orders"
     assert not (project / ".cruft.json").exists()
@@ -234,8 +279,14 @@ def test_a_cookiecutter_project_is_linked_with_the_command_its_readme_shows(temp
 
 
 def test_a_rejected_cruft_create_prints_a_cruft_command_that_creates_the_project(template_repo, tmp_path):
-    rejected = cruft(tmp_path, "create", "--no-input", "--extra-context",
-                     json.dumps({"app_name": "Orders", "hpa": False, "lock_dependencies": False}), str(template_repo))
+    rejected = cruft(
+        tmp_path,
+        "create",
+        "--no-input",
+        "--extra-context",
+        json.dumps({"app_name": "Orders", "hpa": False, "lock_dependencies": False}),
+        str(template_repo),
+    )
     assert rejected.returncode != 0 and 'app_name = "Orders"' in rejected.stderr
     [line] = [line for line in rejected.stderr.splitlines() if line.startswith("cruft create ")]
     words = shlex.split(line)

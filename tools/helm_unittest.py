@@ -32,9 +32,22 @@ from pathlib import Path
 import yaml
 
 SUPPORTED = (
-    "isKind", "isAPIVersion", "equal", "notEqual", "exists", "notExists", "contains", "notContains",
-    "isSubset", "lengthEqual", "matchRegex", "isNullOrEmpty", "isNotNullOrEmpty",
-    "hasDocuments", "matchRegexRaw", "failedTemplate",
+    "isKind",
+    "isAPIVersion",
+    "equal",
+    "notEqual",
+    "exists",
+    "notExists",
+    "contains",
+    "notContains",
+    "isSubset",
+    "lengthEqual",
+    "matchRegex",
+    "isNullOrEmpty",
+    "isNotNullOrEmpty",
+    "hasDocuments",
+    "matchRegexRaw",
+    "failedTemplate",
 )
 # Keys of an assertion that qualify it rather than name it.
 QUALIFIERS = ("not", "template", "documentIndex", "documentSelector")
@@ -97,11 +110,27 @@ def run_suite(path, chart_dir, helm, workdir, env=None, kube_version=None, notes
                 set_path(values, key, value)
         values_file = workdir / f"{path.stem}-{number}.yaml"
         values_file.write_text(yaml.safe_dump(values))
-        release = {"name": "RELEASE-NAME", "namespace": "NAMESPACE",
-                   **suite.get("release", {}), **test.get("release", {})}
+        release = {
+            "name": "RELEASE-NAME",
+            "namespace": "NAMESPACE",
+            **suite.get("release", {}),
+            **test.get("release", {}),
+        }
         kube = ["--kube-version", kube_version] if kube_version else []
-        result = _run([helm, "template", release["name"], chart_dir, "--namespace",
-                       release["namespace"], "-f", values_file, *kube], env)
+        result = _run(
+            [
+                helm,
+                "template",
+                release["name"],
+                chart_dir,
+                "--namespace",
+                release["namespace"],
+                "-f",
+                values_file,
+                *kube,
+            ],
+            env,
+        )
         rendered = None if result.returncode else render_by_template(result.stdout)
         default_templates = [test["template"]] if "template" in test else suite.get("templates", [])
         wanted = {a.get("template") for a in test["asserts"]} | set(default_templates)
@@ -131,8 +160,22 @@ def render_by_template(manifest):
 
 def notes(helm, chart_dir, release, values_file, env=None):
     """NOTES.txt as `helm install` prints it (a client-side dry run: helm 4 needs no cluster)."""
-    result = _run([helm, "install", release["name"], chart_dir, "--dry-run=client", "--output",
-                   "json", "--namespace", release["namespace"], "-f", values_file], env)
+    result = _run(
+        [
+            helm,
+            "install",
+            release["name"],
+            chart_dir,
+            "--dry-run=client",
+            "--output",
+            "json",
+            "--namespace",
+            release["namespace"],
+            "-f",
+            values_file,
+        ],
+        env,
+    )
     if result.returncode:
         raise RuntimeError(f"{helm} install --dry-run=client: {result.stderr.strip()}")
     return json.loads(result.stdout)["info"].get("notes", "")
@@ -167,8 +210,10 @@ def check(assertion, templates, rendered, stderr):
     rendering failed with `stderr`); return an error message, or None when it holds."""
     names = [key for key in assertion if key not in QUALIFIERS]
     if len(names) != 1 or names[0] not in SUPPORTED:
-        return (f"unsupported assertion {', '.join(names) or '(none)'}: this runner supports "
-                f"one of {', '.join(SUPPORTED)} per item")
+        return (
+            f"unsupported assertion {', '.join(names) or '(none)'}: this runner supports "
+            f"one of {', '.join(SUPPORTED)} per item"
+        )
     negate = assertion.get("not", False)
     name, spec = names[0], assertion[names[0]]
     if name == "failedTemplate":
@@ -186,7 +231,7 @@ def check(assertion, templates, rendered, stderr):
         ok = len(documents) == spec["count"]
         return None if ok != negate else f"hasDocuments {spec['count']}: got {len(documents)}"
     if "documentIndex" in assertion:
-        documents = documents[assertion["documentIndex"]:assertion["documentIndex"] + 1]
+        documents = documents[assertion["documentIndex"] : assertion["documentIndex"] + 1]
     if "documentSelector" in assertion:
         selector = assertion["documentSelector"]
         documents = [d for d in documents if lookup(d, selector["path"]) == (True, selector["value"])]

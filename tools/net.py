@@ -1,4 +1,5 @@
 """Loopback helpers for the tests and the benchmarks: all traffic stays on 127.0.0.1."""
+
 import socket
 import urllib.error
 import urllib.request

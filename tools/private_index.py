@@ -1,5 +1,6 @@
 """A private package index on 127.0.0.1 that, like Artifactory, answers only to a user and
 its token: the tests use it to show that a token reaches pip and leaves no trace."""
+
 import base64
 import hashlib
 import html
@@ -59,8 +60,10 @@ class IndexHandler(BaseHTTPRequestHandler):
         if parts == ["simple"]:
             body = "".join(f'<a href="/simple/{project}/">{project}</a>\n' for project in sorted(projects))
         elif len(parts) == 2 and parts[0] == "simple" and parts[1] in projects:
-            body = "".join(f'<a href="/files/{html.escape(name)}#sha256={index.sha256[name]}">{html.escape(name)}</a>\n'
-                           for name in sorted(projects[parts[1]]))
+            body = "".join(
+                f'<a href="/files/{html.escape(name)}#sha256={index.sha256[name]}">{html.escape(name)}</a>\n'
+                for name in sorted(projects[parts[1]])
+            )
         elif len(parts) == 2 and parts[0] == "files" and parts[1] in index.files:
             return self._send(index.files[parts[1]].read_bytes(), "application/octet-stream")
         else:
@@ -88,8 +91,25 @@ def index_wheels(requirements, python):
     with file_lock(directory.with_suffix(".lock")):
         if not (directory / ".complete").exists():
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(directory),
-                 "--only-binary=:all:", "--python-version", python, "--implementation", "cp",
-                 "--abi", "cp" + python.replace(".", ""), *platforms, *requirements], check=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--dest",
+                    str(directory),
+                    "--only-binary=:all:",
+                    "--python-version",
+                    python,
+                    "--implementation",
+                    "cp",
+                    "--abi",
+                    "cp" + python.replace(".", ""),
+                    *platforms,
+                    *requirements,
+                ],
+                check=True,
+            )
             (directory / ".complete").write_text("\n".join(requirements) + "\n")
     return directory

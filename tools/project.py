@@ -1,4 +1,5 @@
 """Facts about the template that the tests and the benchmarks share."""
+
 import json
 from pathlib import Path
 

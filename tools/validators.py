@@ -55,8 +55,7 @@ def checkov() -> Path:
                 # reach an index, pip (as configured on this machine) still can, only slower.
                 shutil.rmtree(venv, ignore_errors=True)
                 subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-                subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
-                                CHECKOV], check=True)
+                subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", CHECKOV], check=True)
             (venv / ".complete").write_text(f"{CHECKOV}\n")
     return venv / "bin" / "checkov"
 
@@ -67,32 +66,38 @@ def _install_with_uv(venv: Path) -> None:
     env = dict(os.environ, UV_CACHE_DIR=str(cache_dir("uv")), UV_NATIVE_TLS="1")
     if os.environ.get("PIP_INDEX_URL") and not os.environ.get("UV_INDEX_URL"):
         env["UV_INDEX_URL"] = os.environ["PIP_INDEX_URL"]
-    subprocess.run([uv_bin, "venv", "--quiet", "--python", sys.executable, str(venv)],
-                   check=True, env=env)
+    subprocess.run([uv_bin, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
     subprocess.run(
-        [uv_bin, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
-         "--exclude-newer", EXCLUDE_NEWER, CHECKOV],
-        check=True, env=env,
+        [
+            uv_bin,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(venv / "bin" / "python"),
+            "--exclude-newer",
+            EXCLUDE_NEWER,
+            CHECKOV,
+        ],
+        check=True,
+        env=env,
     )
 
 
-def run_checkov(target: Path, config: Path | None = None, framework: str = "kubernetes",
-                output: str = "cli"):
+def run_checkov(target: Path, config: Path | None = None, framework: str = "kubernetes", output: str = "cli"):
     """Scan a directory or file with checkov offline; return the CompletedProcess.
 
     ``--skip-download`` keeps checkov from fetching policies from its cloud service; the
     quiet compact cli output lists only failed checks (``output="json"``: every result).
     """
     target = Path(target)
-    args = [str(checkov()), "--framework", framework, "--skip-download", "--compact",
-            "--output", output]
+    args = [str(checkov()), "--framework", framework, "--skip-download", "--compact", "--output", output]
     if output == "cli":
         args.append("--quiet")
     args += ["--directory", str(target)] if target.is_dir() else ["--file", str(target)]
     if config is not None:
         args += ["--config-file", str(config)]
-    return subprocess.run(args, capture_output=True, text=True,
-                          env=dict(os.environ, **CHECKOV_ENV), timeout=600)
+    return subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, **CHECKOV_ENV), timeout=600)
 
 
 #: The JSON schemas the chart tests validate against, kept in the repository with their
@@ -103,8 +108,9 @@ SCHEMAS = REPO / "tests" / "schemas"
 def main() -> None:
     """Install checkov if needed and print its path and version."""
     path = checkov()
-    out = subprocess.run([str(path), "--version"], capture_output=True, text=True,
-                         env=dict(os.environ, **CHECKOV_ENV), check=True)
+    out = subprocess.run(
+        [str(path), "--version"], capture_output=True, text=True, env=dict(os.environ, **CHECKOV_ENV), check=True
+    )
     print(f"checkov: {path}\n  {out.stdout.strip()}")
 
 

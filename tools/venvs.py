@@ -3,6 +3,7 @@
 A venv is keyed by its interpreter and requirements; it is built once under
 ${XDG_CACHE_HOME:-~/.cache}/flask-appstack/venvs and reused while they do not change.
 """
+
 import hashlib
 import shutil
 import subprocess
