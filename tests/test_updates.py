@@ -58,6 +58,18 @@ def template_file(template_repo, relative):
     return template_repo / "{{cookiecutter.app_name}}" / relative
 
 
+def committed_project(template_repo, parent, **answers):
+    """A project made with `cruft create` (no lock) in `parent`, committed as a team would."""
+    context = {"lock_dependencies": False, **answers}
+    created = cruft(parent, "create", str(template_repo), "--no-input", "--extra-context", json.dumps(context))
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = parent / answers.get("app_name", DEFAULTS["app_name"])
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated")
+    return project
+
+
 def edit(path, old, new):
     text = path.read_text()
     assert old in text, f"{old!r} is not in {path}"
@@ -68,19 +80,7 @@ def edit(path, old, new):
 def teams_project(template_repo, tmp_path):
     """A project made with cruft, committed, then worked on by its team: a route of its own
     with a test, and an edited value; the template then gets a fix in errors.py."""
-    created = cruft(
-        tmp_path,
-        "create",
-        str(template_repo),
-        "--no-input",
-        "--extra-context",
-        json.dumps({"app_name": "orders", "lock_dependencies": False}),
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    project = tmp_path / "orders"
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
+    project = committed_project(template_repo, tmp_path, app_name="orders")
     with (project / "source" / "api" / "greetings.py").open("a") as greetings:
         greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
     (project / "source" / "tests" / "test_orders.py").write_text(
@@ -183,19 +183,7 @@ def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, templ
 
 def test_cruft_update_moves_the_project_to_a_new_pipeline_release(template_repo, tmp_path):
     """The README's upgrade path: new answers for app_version and pipeline_ref, nothing else."""
-    created = cruft(
-        tmp_path,
-        "create",
-        str(template_repo),
-        "--no-input",
-        "--extra-context",
-        json.dumps({"lock_dependencies": False}),
-    )
-    assert created.returncode == 0, created.stdout + created.stderr
-    project = tmp_path / "flask-app"
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
+    project = committed_project(template_repo, tmp_path)
 
     new = {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"}
     updated = cruft(project, "update", "--skip-apply-ask", "--variables-to-update", json.dumps(new))
