@@ -317,20 +317,26 @@ def timeouts(environ):
     return (int(value),) * 2 if value.isdigit() and int(value) > 0 else (INSTALL_TIMEOUT, LOCK_TIMEOUT)
 
 
-def run_tool(args, what, env, timeout, cwd=None):
-    """Run a tool in its own session with a time limit. On a timeout, Ctrl-C or SIGTERM its
-    whole process group ends; a timeout becomes a LockError that says so."""
-    process = subprocess.Popen(
+def start_tool(args, env, cwd=None, session=False, stderr=subprocess.PIPE):
+    """Start a tool with no input and its output captured as text; `session`: in a session
+    (and process group) of its own, which end_process_group can end whole."""
+    return subprocess.Popen(
         [str(arg) for arg in args],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         errors="backslashreplace",
-        start_new_session=True,
+        start_new_session=session,
     )
+
+
+def run_tool(args, what, env, timeout, cwd=None):
+    """Run a tool in its own session with a time limit. On a timeout, Ctrl-C or SIGTERM its
+    whole process group ends; a timeout becomes a LockError that says so."""
+    process = start_tool(args, env, cwd=cwd, session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -750,15 +756,7 @@ def helm_warnings(project, answers, helm, environ):
         for space in hostspaces(answers):
             values = chart / f"values-{space}.yaml"
             args = [helm, "lint", "--strict", str(chart)] + (["-f", str(values)] if values.is_file() else [])
-            runs[space] = subprocess.Popen(
-                args,
-                env=environ,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="backslashreplace",
-            )
+            runs[space] = start_tool(args, environ, stderr=subprocess.STDOUT)
         outputs = {space: run.communicate(timeout=120)[0] for space, run in runs.items()}
     except (OSError, subprocess.SubprocessError) as error:
         for run in runs.values():

@@ -51,19 +51,31 @@ def locked(bake):
 
 
 @pytest.fixture(scope="session")
-def installed(locked, tmp_path_factory):
+def make_environment():
+    """make_environment(answers, in_project=True, **changes) -> the environment of `make` in a
+    project baked with these answers: the pipenv the post-gen hook installed for them and helm 3
+    on PATH; with in_project, the project's virtualenv in source/.venv, made with its Python
+    (else pipenv's own defaults)."""
+
+    def environment(answers, in_project=True, **changes):
+        python, version = post.find_python(answers["python_version"])
+        pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
+        path = os.pathsep.join([str(pipenv_bin), str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
+        venv = {"PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python)} if in_project else {}
+        return {**os.environ, **venv, "PATH": path, **changes}
+
+    return environment
+
+
+@pytest.fixture(scope="session")
+def installed(locked, make_environment, tmp_path_factory):
     """(project, environment): a copy of the locked default project after `make install` (its
     packages in source/.venv) and `make tools` (its linters in .tools/). Copy it (with
     symlinks=True) before changing it."""
     project, answers = locked
     copy = tmp_path_factory.mktemp("installed") / project.name
     shutil.copytree(project, copy)
-    # make's environment: the pipenv the hook installed and helm 3 on PATH, the project's
-    # virtualenv in source/.venv, its Python.
-    python, version = post.find_python(answers["python_version"])
-    pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
-    path = os.pathsep.join([str(pipenv_bin), str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
-    environment = {**os.environ, "PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python), "PATH": path}
+    environment = make_environment(answers)
     for target in ("install", "tools"):
         result = subprocess.run(
             ["make", target], cwd=copy, env=environment, capture_output=True, text=True, timeout=900

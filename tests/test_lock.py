@@ -102,25 +102,23 @@ def test_the_lock_matches_the_pipfile_and_a_changed_pipfile_does_not(locked, tmp
     assert pipenv(changed, answers, "verify").returncode != 0
 
 
+def exporting_pip_indexes(make_environment, answers, in_project=True):
+    """make's environment in a shell that exports pip index settings, as company laptops do
+    (indexes nobody listens on: used, they would fail the install and the lock)."""
+    nowhere = f"http://127.0.0.1:{free_port()}/simple"
+    return make_environment(answers, in_project, PIP_INDEX_URL=nowhere, PIP_EXTRA_INDEX_URL=nowhere)
+
+
 @same_worker
-def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked, tmp_path):
+def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked, make_environment, tmp_path):
     """The README's local development without a container: make install, test, scan, run,
-    in a shell that exports pip index settings, as company laptops do: they reach neither
-    the install nor the lock (the image build, which runs without them, accepts both)."""
+    in a shell that exports pip index settings: they reach neither the install nor the lock
+    (the image build, which runs without them, accepts both)."""
     project, answers = locked
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
-    python, version = post.find_python(answers["python_version"])
-    pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
-    nowhere = f"http://127.0.0.1:{free_port()}/simple"
-    env = {
-        **os.environ,
-        "PIPENV_VENV_IN_PROJECT": "1",
-        "PIPENV_PYTHON": str(python),
-        "PIP_INDEX_URL": nowhere,
-        "PIP_EXTRA_INDEX_URL": nowhere,
-        "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}",
-    }
+    _, version = post.find_python(answers["python_version"])
+    env = exporting_pip_indexes(make_environment, answers)
 
     def make(target):
         return subprocess.run(["make", target], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
@@ -159,19 +157,13 @@ def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked,
 
 
 @same_worker
-def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_accepts(locked, tmp_path):
+def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_accepts(
+    locked, make_environment, tmp_path
+):
     project, answers = locked
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
-    _, version = post.find_python(answers["python_version"])
-    pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
-    nowhere = f"http://127.0.0.1:{free_port()}/simple"
-    env = {
-        **os.environ,
-        "PIP_INDEX_URL": nowhere,
-        "PIP_EXTRA_INDEX_URL": nowhere,
-        "PATH": f"{pipenv_bin}{os.pathsep}{os.environ['PATH']}",
-    }
+    env = exporting_pip_indexes(make_environment, answers, in_project=False)
     (copy / "source" / "Pipfile.lock").unlink()
     relocked = subprocess.run(["make", "lock"], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
     assert relocked.returncode == 0, relocked.stdout + relocked.stderr
