@@ -1,6 +1,6 @@
-"""What the chart test modules share besides fixtures: the combinations of answers they
-render, the Chart that renders one combination with each values file on each helm, and
-small readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_chart`)
+"""What the chart test modules share besides fixtures: the Chart that renders one of the
+combinations of answers (tests/answers.py) with each values file on each helm, and small
+readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_chart`)
 are in conftest.py."""
 
 import subprocess
@@ -10,54 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from answers import COMBINATIONS, answered
 
-from tools.project import DEFAULTS
-
-# Every value of every chart option at least once, in few combinations (pairwise where it
-# pays): hpa on/off, pvc off/ReadWriteOnce/ReadWriteMany, anti-affinity none/preferred/
-# required, dr on/off, custom URL on/off, one and several hostspaces.
-MATRIX = [
-    {},
-    {
-        "hpa": False,
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteOnce",
-        "pod_anti_affinity": "none",
-        "custom_url": "api.example.org",
-    },
-    {
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteMany",
-        "pvc_storage_class": "shared-nfs",
-        "pvc_size": "5Gi",
-        "pvc_mount_path": "/var/lib/orders",
-        "pod_anti_affinity": "required",
-        "dr": False,
-        "hostspaces": "dev",
-    },
-    {
-        "app_name": "orders-api",
-        "hpa_min_replicas": "3",
-        "hpa_max_replicas": "8",
-        "hpa_cpu_target": "60",
-        "dr": False,
-        "custom_url": "orders.example.org",
-        "hostspaces": "sandbox, live",
-    },
-    {
-        "hpa": False,
-        "pod_anti_affinity": "required",
-        "custom_url": "api.example.org",
-        "hostspaces": "dev",
-        "dr_active_region": "north",
-        "dr_passive_region": "south",
-    },
-]
-
-# cookiecutter.json's answers as a bake without input takes them (a choice's first option).
-DEFAULT_ANSWERS = {
-    key: (value[0] if isinstance(value, list) else value) for key, value in DEFAULTS.items() if not key.startswith("_")
-}
+from hooks import pre_gen_project as pre
 
 # The helm release lines the chart is checked against, as test ids.
 HELM_VERSIONS = pytest.mark.parametrize("version", ["3.17", "4"], ids=["helm3.17", "helm4"])
@@ -101,10 +56,10 @@ class Chart:
         self.project = project
         self.dir = project / "chart"
         self.answers_given = answers
-        self.answers = {**DEFAULT_ANSWERS, **answers}
+        self.answers = answered(answers)
         self.helms, self.env = helms
         self.app = self.answers["app_name"]
-        self.hostspaces = [h.strip() for h in self.answers["hostspaces"].split(",")]
+        self.hostspaces = pre.hostspaces(self.answers)
         # "values.yaml" alone, then each hostspace as the pipeline deploys it.
         self.labels = ["values.yaml", *(f"values-{h}.yaml" for h in self.hostspaces)]
         self.lints = {}
@@ -119,8 +74,8 @@ class Chart:
 
     @property
     def number(self):
-        """Which combination of MATRIX this is, counted from 1, for measurements."""
-        return f"{MATRIX.index(self.answers_given) + 1} of {len(MATRIX)}"
+        """Which of the COMBINATIONS this is, counted from 1, for measurements."""
+        return f"{COMBINATIONS.index(self.answers_given) + 1} of {len(COMBINATIONS)}"
 
     def namespace(self, label):
         space = label[len("values-") : -len(".yaml")] if label != "values.yaml" else ""

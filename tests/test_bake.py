@@ -1,6 +1,7 @@
 """Generation: the tree, the answers in the right places, no template debris."""
 
 import fnmatch
+import itertools
 import os
 import re
 import shutil
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 import yaml
-from answers import combination_id
+from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
 
 from tools.helm import helm_binaries
 from tools.project import DEFAULTS, REPO
@@ -35,26 +36,6 @@ EXPECTED_FILES = [
     "renovate.json",
 ]
 
-# Each choice and boolean value at least once.
-COMBINATIONS = [
-    {},
-    {"hpa": False, "pvc": True, "pod_anti_affinity": "required", "pvc_access_mode": "ReadWriteMany"},
-    {"dr": False, "pod_anti_affinity": "none", "custom_url": "api.example.org", "hostspaces": "dev"},
-    {
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteOnce",
-        "package_index": "https://artifactory.example.com/api/pypi/pypi/simple",
-    },
-]
-
-NON_DEFAULT = {
-    "app_name": "orders-api",
-    "appcode": "ord7",
-    "python_version": "3.12.1",
-    "description": "Orders: the \"single\" source of truth # for 'orders'",
-    "gunicorn_workers": "3",
-}
-
 LEFTOVER = re.compile(r"\{\{|\{%|%\}|\{#|cookiecutter\.")
 AZURE_EXPRESSION = re.compile(r"\$\{\{[^}]*\}\}")
 
@@ -74,6 +55,42 @@ def text_files(project):
                 yield path, path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
                 continue
+
+
+# The options the combinations cover pairwise, with their values (a custom URL and several
+# hostspaces by whether there are any).
+PAIRWISE = {
+    "hpa": lambda a: a["hpa"],
+    "pvc": lambda a: a["pvc_access_mode"] if a["pvc"] else "off",
+    "pod_anti_affinity": lambda a: a["pod_anti_affinity"],
+    "dr": lambda a: a["dr"],
+    "custom_url": lambda a: bool(a["custom_url"]),
+    "several hostspaces": lambda a: "," in a["hostspaces"],
+}
+REJECTED_PAIRS = {(("pvc", "ReadWriteOnce"), ("pod_anti_affinity", "required"))}
+
+
+def test_the_combinations_cover_the_chart_options_pairwise():
+    seen = {name: {value(answered(answers)) for answers in COMBINATIONS} for name, value in PAIRWISE.items()}
+    missing = []
+    for first, second in itertools.combinations(PAIRWISE, 2):
+        for pair in itertools.product(seen[first], seen[second]):
+            wanted = ((first, pair[0]), (second, pair[1]))
+            covered = any(
+                (PAIRWISE[first](answered(answers)), PAIRWISE[second](answered(answers))) == pair
+                for answers in COMBINATIONS
+            )
+            if not covered and wanted not in REJECTED_PAIRS:
+                missing.append(wanted)
+    assert seen["pvc"] == {"off", "ReadWriteOnce", "ReadWriteMany"}
+    assert seen["pod_anti_affinity"] == {"none", "preferred", "required"}
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", [name for name in DEFAULT_ANSWERS if name != "lock_dependencies"])
+def test_every_answer_takes_another_value_in_some_combination(name):
+    """So that a new variable gets a combination that changes it (locking has test_lock.py)."""
+    assert {str(answered(answers)[name]) for answers in COMBINATIONS} - {str(DEFAULT_ANSWERS[name])}
 
 
 def test_default_bake_has_the_expected_tree(default_project):
@@ -139,7 +156,7 @@ def test_gunicorn_workers_is_the_default_worker_count(custom_project):
 
 
 def test_private_index_reaches_the_pipfile_without_credentials(bake):
-    pipfile = (bake(**COMBINATIONS[3]) / "source/Pipfile").read_text()
+    pipfile = (bake(**PRIVATE_INDEX) / "source/Pipfile").read_text()
     assert 'url = "https://${PYPI_USER}:${PYPI_TOKEN}@artifactory.example.com/api/pypi/pypi/simple"' in pipfile
 
 

@@ -10,12 +10,10 @@ import re
 
 import pytest
 import yaml
-from answers import combination_id
+from answers import combination_id, combinations_where
 from chart_matrix import (
     AMBASSADOR,
-    DEFAULT_ANSWERS,
     KUBE_VERSION,
-    MATRIX,
     container,
     of_kind,
     one,
@@ -193,7 +191,7 @@ def test_dr_configmap_keys_reach_the_container(chart):
 
 
 # A passive site exists only with DR on; test_disabled_features_render_nothing covers DR off.
-WITH_DR = [answers for answers in MATRIX if {**DEFAULT_ANSWERS, **answers}["dr"]]
+WITH_DR = combinations_where(lambda answers: answers["dr"])
 
 
 @pytest.mark.parametrize("answers", WITH_DR, ids=combination_id)

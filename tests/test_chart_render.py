@@ -14,12 +14,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from answers import combination_id
+from answers import COMBINATIONS, combination_id
 from chart_matrix import (
     AMBASSADOR,
     HELM_VERSIONS,
     KUBE_VERSION,
-    MATRIX,
     container,
     of_kind,
     one,
@@ -106,21 +105,51 @@ def written_renders(chart, tmp_path_factory):
     return write_renders(chart, tmp_path_factory.mktemp("renders"))
 
 
-@pytest.fixture(scope="session")
-def checkov_report(charts, tmp_path_factory):
-    """One checkov scan of every combination's renders (its start-up dominates a scan):
-    {combination index: [failed checks]}, and the summary of the whole scan."""
+# The first week's values (below) and a render made unsafe by hand, which the scan must fail.
+FIRST_WEEK_FOLDER, PLANTED = "first-week", "planted"
+
+
+@pytest.fixture(scope="module")
+def first_week(default_chart, tmp_path_factory):
+    """The default chart's production values with FIRST_WEEK on top: {helm version: result}."""
+    values = tmp_path_factory.mktemp("first-week") / "first-week.yaml"
+    values.write_text(FIRST_WEEK)
+    return {
+        version: default_chart.template(default_chart.labels[-1], extra_values=[values], helm=helm)
+        for version, helm in default_chart.helms.items()
+    }
+
+
+def unsafe(manifest):
+    """The manifest with its Deployment's container privileged and allowed to run as root."""
+    documents = split_documents(manifest)
+    context = container(documents)["securityContext"]
+    context.update(privileged=True, allowPrivilegeEscalation=True, runAsNonRoot=False)
+    return yaml.safe_dump_all(documents)
+
+
+@pytest.fixture(scope="module")
+def checkov_report(charts, default_chart, first_week, tmp_path_factory):
+    """One checkov scan (its start-up dominates a scan) of every combination's renders (folders
+    0, 1, ...), the first week's and the planted one: {folder: [failed checks]}, and the summary."""
     root = tmp_path_factory.mktemp("checkov")
-    for index, answers in enumerate(MATRIX):
-        chart = charts(answers)
-        write_renders(chart, root / str(index))
-    result = run_checkov(root, config=chart.dir / ".checkov.yaml", output="json")
+    for index, answers in enumerate(COMBINATIONS):
+        write_renders(charts(answers), root / str(index))
+    for folder, manifest in ((FIRST_WEEK_FOLDER, first_week["4"].stdout), (PLANTED, unsafe(first_week["4"].stdout))):
+        (root / folder).mkdir()
+        (root / folder / "render.yaml").write_text(manifest)
+    result = run_checkov(root, config=default_chart.dir / ".checkov.yaml", output="json")
     report = json.loads(result.stdout)
-    failed = {index: [] for index in range(len(MATRIX))}
+    failed = {}
     for check in report["results"]["failed_checks"]:
-        index = int(Path(check["file_path"]).parts[1])
-        failed[index].append(f"{check['check_id']} {check['check_name']}: {check['resource']} in {check['file_path']}")
+        failed.setdefault(Path(check["file_path"]).parts[1], []).append(
+            f"{check['check_id']} {check['check_name']}: {check['resource']} in {check['file_path']}"
+        )
     return failed, report["summary"]
+
+
+# The tests that read the checkov scan run on one worker, so that it runs once.
+scanned = pytest.mark.xdist_group("chart-checkov")
 
 
 def test_every_object_is_valid_kubernetes(chart, written_renders):
@@ -150,10 +179,23 @@ def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_checkov_finds_no_failed_check(chart, checkov_report):
+@scanned
+def test_checkov_fails_the_planted_privileged_container(checkov_report):
     failed, summary = checkov_report
-    assert summary["passed"] > 0 and summary["resource_count"] > 0  # it did scan the renders
-    assert failed[MATRIX.index(chart.answers_given)] == []
+    assert summary["passed"] > 0
+    assert [check for check in failed.get(PLANTED, []) if check.startswith("CKV_K8S_16 ")]  # privileged
+
+
+@scanned
+def test_checkov_finds_no_failed_check(chart, checkov_report):
+    failed, _ = checkov_report
+    assert failed.get(str(COMBINATIONS.index(chart.answers_given)), []) == []
+
+
+@scanned
+def test_checkov_finds_no_failed_check_with_the_first_week_values(checkov_report):
+    failed, _ = checkov_report
+    assert failed.get(FIRST_WEEK_FOLDER, []) == []
 
 
 def test_every_checkov_skip_is_justified(default_chart):
@@ -221,16 +263,9 @@ metrics:
 """
 
 
-def test_first_week_values_render_valid_and_checkov_clean(default_chart, tmp_path):
-    label = default_chart.labels[-1]
-    values = tmp_path / "first-week.yaml"
-    values.write_text(FIRST_WEEK)
-    renders = {
-        version: default_chart.template(label, extra_values=[values], helm=helm)
-        for version, helm in default_chart.helms.items()
-    }
-    assert renders["3.17"].stdout == renders["4"].stdout, renders["3.17"].stderr + renders["4"].stderr
-    objects = split_documents(renders["4"].stdout)
+def test_first_week_values_render_as_valid_objects(first_week, tmp_path):
+    assert first_week["3.17"].stdout == first_week["4"].stdout, first_week["3.17"].stderr + first_week["4"].stderr
+    objects = split_documents(first_week["4"].stdout)
     main = container(objects)
     assert {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "orders-database", "key": "url"}}} in main[
         "env"
@@ -247,22 +282,16 @@ def test_first_week_values_render_valid_and_checkov_clean(default_chart, tmp_pat
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["selector"]["matchLabels"] == one(objects, "Service")["spec"]["selector"]
 
-    (tmp_path / "renders").mkdir()
     # kubernetes-validate knows no ServiceMonitor (a CRD): it is checked above, the rest here.
     core = [o for o in objects if o["kind"] != "ServiceMonitor"]
-    (tmp_path / "renders" / label).write_text(yaml.safe_dump_all(core))
+    (tmp_path / "first-week.yaml").write_text(yaml.safe_dump_all(core))
     validated = run(
-        [tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION, tmp_path / "renders" / label]
+        [tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBE_VERSION, tmp_path / "first-week.yaml"]
     )
     unknown = [
         line for line in (validated.stdout + validated.stderr).splitlines() if line.strip() and AMBASSADOR not in line
     ]
     assert validated.returncode == 0 and unknown == [], validated.stdout + validated.stderr
-    report = json.loads(
-        run_checkov(tmp_path / "renders", config=default_chart.dir / ".checkov.yaml", output="json").stdout
-    )
-    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
-    assert report["summary"]["passed"] > 0 and failed == []
 
 
 def test_chart_yaml_files_pass_yamllint(chart):
@@ -331,8 +360,8 @@ def test_there_is_a_suite_for_every_template_and_toggle(chart):
 # Every combination renders the same on both helms (test_helm_3_and_4_render_the_same_manifests),
 # so helm 3.17 runs the suites on the default combination only, helm 4 on every one.
 SUITE_RUNS = [
-    *(pytest.param(answers, "4", id=f"{combination_id(answers)}-helm4") for answers in MATRIX),
-    pytest.param(MATRIX[0], "3.17", id=f"{combination_id(MATRIX[0])}-helm3.17"),
+    *(pytest.param(answers, "4", id=f"{combination_id(answers)}-helm4") for answers in COMBINATIONS),
+    pytest.param({}, "3.17", id="defaults-helm3.17"),
 ]
 
 

@@ -9,72 +9,10 @@ import sys
 
 import pytest
 import yaml
-from answers import NO_LOCK, combination_id
+from answers import COMBINATIONS, NON_DEFAULT, answered, combination_id
 
 from hooks import pre_gen_project as pre
-from tools.project import DEFAULTS, tomllib
-
-# Pairwise over hpa on/off, pvc off/ReadWriteOnce/ReadWriteMany, anti-affinity
-# none/preferred/required, dr on/off, custom URL on/off, one/several hostspaces; every
-# (pvc, anti-affinity) pair except ReadWriteOnce with required, which the template rejects.
-COMBINATIONS = [
-    {},
-    {"pod_anti_affinity": "none", "dr": False, "custom_url": "api.example.org", "hostspaces": "dev"},
-    {
-        "hpa": False,
-        "pod_anti_affinity": "required",
-        "hostspaces": "sandbox",
-        "python_version": "3.11",
-        "pipeline_repository_type": "github",
-        "pipeline_repository": "scale-platform/devops-pipelines",
-        "pipeline_service_connection": "SCALE GitHub",
-    },
-    {
-        "hpa": False,
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteOnce",
-        "pod_anti_affinity": "none",
-        "dr": False,
-        "hostspaces": "test, prod",
-    },
-    {
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteOnce",
-        "custom_url": "orders.example.org",
-        "hostspaces": "dev",
-        "dr_active_region": "eastus2",
-        "dr_passive_region": "centralus",
-    },
-    {
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteMany",
-        "pvc_storage_class": "nfs-shared",
-        "pvc_mount_path": "/srv/shared",
-        "pod_anti_affinity": "none",
-        "hostspaces": "dev",
-    },
-    {
-        "hpa": False,
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteMany",
-        "dr": False,
-        "custom_url": "api.example.org",
-        "hostspaces": "dev, qa, uat, prod",
-    },
-    {
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteMany",
-        "pod_anti_affinity": "required",
-        "dr": False,
-        "custom_url": "www.orders.example.org",
-        "hostspaces": "dev, stage, prod",
-        "python_version": "3.12.1",
-        "hpa_min_replicas": "3",
-        "hpa_max_replicas": "9",
-        "hpa_cpu_target": "60",
-        "pvc_size": "5Gi",
-    },
-]
+from tools.project import tomllib
 
 TEMPLATE = "devops/flask.yml@spaces"
 ENVIRONMENTS = ("development", "preproduction", "production")
@@ -93,14 +31,8 @@ MISSING = object()
 PIPENV_PIN = re.compile(r"(?:pipenv==|PIPENV_VERSION[=:]\s*[\"']?)([0-9][^\s'\"&;)`]*)")
 
 
-def answers_of(answers):
-    """The answers a bake used: defaults (first choices), no lock, then the combination's."""
-    defaults = {key: value[0] if isinstance(value, list) else value for key, value in DEFAULTS.items()}
-    return {**defaults, **NO_LOCK, **answers}
-
-
 def hostspaces_of(answers):
-    return pre.hostspaces(answers_of(answers))
+    return pre.hostspaces(answered(answers))
 
 
 def dig(data, dotted):
@@ -148,7 +80,7 @@ def validate_against_azure_schema(project, path="azure-pipelines.yaml"):
 def case(request, bake):
     """(answers, baked project, parsed pipeline) of one combination."""
     project = bake(**request.param)
-    return answers_of(request.param), project, load_pipeline(project)
+    return answered(request.param), project, load_pipeline(project)
 
 
 # --- the file: YAML, lint, Microsoft's schema ---------------------------------------------
@@ -364,7 +296,7 @@ def parameter_paths(data, prefix=""):
         yield prefix[:-1]
 
 
-@pytest.mark.parametrize("answers", [COMBINATIONS[0], COMBINATIONS[7]], ids=combination_id)
+@pytest.mark.parametrize("answers", [{}, NON_DEFAULT], ids=combination_id)
 def test_readme_documents_every_pipeline_parameter(bake, answers):
     project = bake(**answers)
     readme = (project / "README.md").read_text()

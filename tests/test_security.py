@@ -1,30 +1,21 @@
 """Security scanners over what we generate and what we run: clean, or a justified skip."""
 
 import fnmatch
+import json
+import random
+import shutil
+import string
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from answers import combination_id
+from answers import COMBINATIONS, combination_id
 
 from tools.project import REPO
 from tools.validators import run_checkov
 
 BANDIT = Path(sys.executable).parent / "bandit"
-
-# Each with something that could leak: the default, a private index with credentials from
-# the environment, and every optional part switched on.
-COMBINATIONS = [
-    {},
-    {"package_index": "https://artifactory.example.com/api/pypi/pypi/simple"},
-    {
-        "pvc": True,
-        "pvc_access_mode": "ReadWriteMany",
-        "custom_url": "orders.example.org",
-        "pod_anti_affinity": "required",
-    },
-]
 
 
 def bandit(*args, cwd):
@@ -47,18 +38,71 @@ def test_the_templates_own_code_passes_bandit():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("answers", COMBINATIONS[:2], ids=combination_id)
+# A copy of the default project with what the scan must find planted in it: a cloud key and
+# its secret in the code, and a Dockerfile that ends as root. Made up at random, so that no
+# scanner's list of known example keys lets them through.
+PLANTED = "planted"
+FAKE = random.Random(4711)
+FAKE_KEY_ID = "AKIA" + "".join(FAKE.choice(string.ascii_uppercase + "234567") for _ in range(16))
+FAKE_SECRET = "".join(FAKE.choice(string.ascii_letters + string.digits + "+/") for _ in range(40))
+
+
+def plant(project):
+    with (project / "source/settings.py").open("a") as settings:
+        settings.write(f'\nAWS_ACCESS_KEY_ID = "{FAKE_KEY_ID}"\nAWS_SECRET_ACCESS_KEY = "{FAKE_SECRET}"\n')
+    with (project / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write("USER root\n")
+
+
+@pytest.fixture(scope="module")
+def scan(bake, tmp_path_factory):
+    """One checkov run (its start-up dominates a scan) of the secrets checks over every file,
+    and of the Dockerfile checks, over a copy of each combination's bake (folders 0, 1, ...)
+    and the planted copy: {(framework, folder): [failed checks]}, and each framework's summary."""
+    root = tmp_path_factory.mktemp("scan")
+    for index, answers in enumerate(COMBINATIONS):
+        shutil.copytree(bake(**answers), root / str(index))
+    plant(shutil.copytree(bake(), root / PLANTED))
+    result = run_checkov(root, framework=("secrets", "dockerfile"), output="json")
+    reports = {report["check_type"]: report for report in json.loads(result.stdout)}
+    failed = {}
+    for framework, report in reports.items():
+        for check in report["results"]["failed_checks"]:
+            folder = Path(check["file_path"]).parts[1]
+            failed.setdefault((framework, folder), []).append(
+                f"{check['check_id']} {check['check_name']}: {check['file_path']}:{check['file_line_range'][0]}"
+            )
+    return failed, {framework: report["summary"] for framework, report in reports.items()}
+
+
+# The tests that read the scan run on one worker, so that it runs once.
+scanned = pytest.mark.xdist_group("security-scan")
+
+
+@scanned
 @pytest.mark.slow
-def test_the_dockerfile_passes_checkov(bake, answers):
-    result = run_checkov(bake(**answers) / "Dockerfile", framework="dockerfile")
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_the_scan_finds_what_was_planted(scan):
+    failed, summaries = scan
+    secrets = "\n".join(failed.get(("secrets", PLANTED), []))
+    assert "source/settings.py" in secrets and "AWS Access Key" in secrets
+    assert [check for check in failed.get(("dockerfile", PLANTED), []) if check.startswith("CKV_DOCKER_8 ")]
+    assert summaries["dockerfile"]["resource_count"] == len(COMBINATIONS) + 1  # every Dockerfile was read
 
 
+@scanned
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
 @pytest.mark.slow
-def test_no_generated_file_holds_a_secret(bake, answers):
-    result = run_checkov(bake(**answers), framework="secrets")
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_no_generated_file_holds_a_secret(scan, answers):
+    failed, _ = scan
+    assert failed.get(("secrets", str(COMBINATIONS.index(answers))), []) == []
+
+
+@scanned
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+@pytest.mark.slow
+def test_the_dockerfile_passes_checkov(scan, answers):
+    failed, _ = scan
+    assert failed.get(("dockerfile", str(COMBINATIONS.index(answers))), []) == []
 
 
 def test_the_token_file_is_kept_out_of_git_and_the_image(default_project):

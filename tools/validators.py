@@ -84,14 +84,23 @@ def _install_with_uv(venv: Path) -> None:
     )
 
 
-def run_checkov(target: Path, config: Path | None = None, framework: str = "kubernetes", output: str = "cli"):
-    """Scan a directory or file with checkov offline; return the CompletedProcess.
+def run_checkov(
+    target: Path, config: Path | None = None, framework: str | tuple[str, ...] = "kubernetes", output: str = "cli"
+):
+    """Scan a directory or file with checkov offline, with one framework or several in one
+    run (its start-up dominates a scan); return the CompletedProcess.
 
     ``--skip-download`` keeps checkov from fetching policies from its cloud service; the
-    quiet compact cli output lists only failed checks (``output="json"``: every result).
+    quiet compact cli output lists only failed checks (``output="json"``: every result, a
+    list of reports when there are several frameworks).
     """
     target = Path(target)
-    args = [str(checkov()), "--framework", framework, "--skip-download", "--compact", "--output", output]
+    frameworks = [framework] if isinstance(framework, str) else list(framework)
+    args = [str(checkov()), "--framework", *frameworks, "--skip-download", "--compact", "--output", output]
+    if "secrets" in frameworks:
+        # Otherwise the secrets scan reads only the file types of infrastructure code, and a
+        # project's Python, Pipfile and Dockerfile would go unread.
+        args.append("--enable-secret-scan-all-files")
     if output == "cli":
         args.append("--quiet")
     args += ["--directory", str(target)] if target.is_dir() else ["--file", str(target)]
