@@ -10,6 +10,10 @@ again with every answer given, so fixing one answer costs one answer.
 Then the directory: cookiecutter generates into a directory it creates, which is empty when
 this hook runs; one that already holds files (after `cookiecutter -f`) is a project the team
 works on, and generating over it is refused unless APPSTACK_OVERWRITE=1 (`check_directory`).
+With the override, the files that are there are listed for the post-generation hook, which
+never rewrites them; and since cookiecutter copies the files it does not render over
+existing ones even with --skip-if-file-exists, the team's copies of those are kept aside
+for the post-generation hook to put back (`keep_aside`).
 
 Cookiecutter renders this file with Jinja before running it. Only `main()` holds a Jinja
 expression, and it brings the answers in as JSON data (`tojson`), never as Python source:
@@ -21,6 +25,7 @@ library only: the hook runs in cookiecutter's own interpreter.
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import os
@@ -603,6 +608,15 @@ def report(found, answers=None, cwd="."):
 OVERWRITE_VARIABLE = "APPSTACK_OVERWRITE"
 # The post-generation hook reads this list and never rewrites a file on it.
 PREEXISTING = ".flask-appstack-preexisting.json"
+# cookiecutter copies the files of _copy_without_render over existing ones even with
+# --skip-if-file-exists (it checks that option only for the files it renders). So the team's
+# copies of those go to KEPT_ASIDE first, and PROBE_TEXT goes into the probe, a file the
+# template renders: cookiecutter leaves it as it is only when it skips existing files, and
+# then the post-generation hook puts the team's copies back. Without --skip-if-file-exists
+# the template's copies stay, as every other file is overwritten.
+KEPT_ASIDE = ".flask-appstack-kept"
+SKIP_PROBE = ".flask-appstack-skip-probe"
+PROBE_TEXT = "written by the pre-generation hook\n"
 
 
 def existing_files(directory):
@@ -628,15 +642,36 @@ def refusal(directory, files):
     )
 
 
-def check_directory(directory, environ):
+def keep_aside(directory, files, copy_only):
+    """Copy those of `files` that cookiecutter copies without rendering (fnmatch patterns, as
+    cookiecutter matches them) to KEPT_ASIDE; put the probe in place. Returns their names."""
+    kept = [name for name in files if any(fnmatch.fnmatch(name, pattern) for pattern in copy_only)]
+    for name in kept:
+        source, copy = directory / name, directory / KEPT_ASIDE / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(source.read_bytes())
+        os.chmod(copy, source.stat().st_mode)
+    (directory / SKIP_PROBE).write_text(PROBE_TEXT, encoding="utf-8")
+    return kept
+
+
+def check_directory(directory, environ, copy_only=()):
     """None when the project may be generated into `directory`, else why not. With the
-    override, the files that are there are listed for the post-generation hook."""
+    override, the files that are there are listed for the post-generation hook, and those
+    cookiecutter would copy over (`copy_only`: _copy_without_render) are kept aside."""
     files = existing_files(directory)
     if not files:
         return None
     if environ.get(OVERWRITE_VARIABLE) != "1":
         return refusal(directory, files)
     (directory / PREEXISTING).write_text(json.dumps(files), encoding="utf-8")
+    kept = keep_aside(directory, files, copy_only)
+    if kept:
+        print(
+            f"flask-appstack: {OVERWRITE_VARIABLE}=1: a copy of {len(kept)} of your files is in {KEPT_ASIDE}/ "
+            "until the project is finished (with --skip-if-file-exists they are put back).",
+            file=sys.stderr,
+        )
     return None
 
 
@@ -649,7 +684,7 @@ def main():
     if found:
         print(report(found, answers, os.getcwd()), file=sys.stderr)
         return 1
-    refused = check_directory(Path.cwd(), os.environ)
+    refused = check_directory(Path.cwd(), os.environ, answers.get("_copy_without_render", ()))
     if refused:
         print(refused, file=sys.stderr)
         return 1

@@ -93,6 +93,26 @@ def test_every_answer_takes_another_value_in_some_combination(name):
     assert {str(answered(answers)[name]) for answers in COMBINATIONS} - {str(DEFAULT_ANSWERS[name])}
 
 
+JINJA = re.compile(r"\{\{|\{%|\{#")
+
+
+def test_cookiecutter_copies_exactly_the_files_without_jinja_unrendered():
+    """Copying is cheaper than rendering, so a file with nothing to render is copied; one
+    that is copied holds nothing of cookiecutter's (Helm templates have Jinja-like syntax).
+    No folder is copied: cookiecutter would replace the team's folder whole."""
+    template = REPO / "{{cookiecutter.app_name}}"
+    patterns = DEFAULTS["_copy_without_render"]
+
+    def copied(path):
+        return any(fnmatch.fnmatch(path.relative_to(template).as_posix(), pattern) for pattern in patterns)
+
+    paths = sorted(template.rglob("*"))
+    files = [path for path in paths if path.is_file()]
+    assert [path for path in files if copied(path) and "cookiecutter" in path.read_text()] == []
+    assert [path for path in files if not copied(path) and not JINJA.search(path.read_text())] == []
+    assert [path for path in paths if path.is_dir() and copied(path)] == []
+
+
 def test_default_bake_has_the_expected_tree(default_project):
     assert default_project.name == DEFAULTS["app_name"]
     missing = [name for name in EXPECTED_FILES if not (default_project / name).is_file()]

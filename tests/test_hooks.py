@@ -4,6 +4,7 @@ project. Its helpers are also called directly, on baked projects."""
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -519,12 +520,16 @@ def tree(root):
     return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
 
 
+TEAMS_EDITS = ("source/api/greetings.py", "chart/templates/deployment.yaml", "chart/values-prod.yaml", "source/Pipfile")
+
+
 @pytest.fixture
 def teams_project(cookies, pip_without_config):
-    """A generated project the team has worked on: its code, a values file and the Pipfile."""
+    """A generated project the team has worked on: its code, a chart template, a values file
+    and the Pipfile (the first two are files cookiecutter copies without rendering)."""
     pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)  # the hook writes it into the Pipfile
     project = cookies.bake(extra_context=NO_LOCK).project_path
-    for relative in ("source/api/greetings.py", "chart/values-prod.yaml", "source/Pipfile"):
+    for relative in TEAMS_EDITS:
         path = project / relative
         path.write_text(path.read_text() + "\n# the team's own line\n")
     return project
@@ -552,6 +557,17 @@ def test_with_the_override_and_skip_if_file_exists_nothing_of_the_team_is_rewrit
     ]  # one [[source]], not two
 
 
+def test_with_the_override_alone_the_templates_files_replace_the_teams(teams_project, monkeypatch, capfd):
+    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
+    before = tree(teams_project)
+    regenerate(teams_project.parent)
+    after = tree(teams_project)
+    assert re.search(r"a copy of [1-9][0-9]* of your files is in \.flask-appstack-kept/", capfd.readouterr().err)
+    assert set(after) == set(before)  # no probe, no copies kept aside, no list left behind
+    for relative in ("source/api/greetings.py", "chart/templates/deployment.yaml"):
+        assert b"the team's own line" not in after[relative], relative  # overwritten, as asked
+
+
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
     (tmp_path / ".git" / "objects").mkdir(parents=True)
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
@@ -562,6 +578,12 @@ def test_a_git_folder_alone_is_not_a_project(tmp_path):
 
 def test_both_hooks_name_the_same_list_of_files_that_were_there():
     assert pre.PREEXISTING == str(post.PREEXISTING)
+    assert (pre.KEPT_ASIDE, pre.SKIP_PROBE, pre.PROBE_TEXT) == (
+        str(post.KEPT_ASIDE),
+        str(post.SKIP_PROBE),
+        post.PROBE_TEXT,
+    )
+    assert (REPO / "{{cookiecutter.app_name}}" / pre.SKIP_PROBE).read_text() != pre.PROBE_TEXT
 
 
 def test_pipenv_gets_pips_certificate_for_its_own_requests():
