@@ -16,6 +16,7 @@ from chart_matrix import Chart
 
 from hooks import post_gen_project as post
 from tools.helm import helm_binaries
+from tools.net import free_port
 from tools.project import DEFAULTS, pipfile_requirements
 from tools.venvs import cached_venv
 
@@ -52,17 +53,21 @@ def locked(bake):
 
 @pytest.fixture(scope="session")
 def make_environment():
-    """make_environment(answers, in_project=True, **changes) -> the environment of `make` in a
-    project baked with these answers: the pipenv the post-gen hook installed for them and helm 3
-    on PATH; with in_project, the project's virtualenv in source/.venv, made with its Python
-    (else pipenv's own defaults)."""
+    """make_environment(answers, in_project=True, exporting_indexes=False, **changes) -> the
+    environment of `make` in a project baked with these answers: the pipenv the post-gen hook
+    installed for them and helm 3 on PATH; with in_project, the project's virtualenv in
+    source/.venv, made with its Python (else pipenv's own defaults); with exporting_indexes, pip
+    index settings exported, as company laptops do, at an index nobody listens on (used, they
+    would fail the install and the lock)."""
 
-    def environment(answers, in_project=True, **changes):
+    def environment(answers, in_project=True, exporting_indexes=False, **changes):
         python, version = post.find_python(answers["python_version"])
         pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
         path = os.pathsep.join([str(pipenv_bin), str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
         venv = {"PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python)} if in_project else {}
-        return {**os.environ, **venv, "PATH": path, **changes}
+        nowhere = f"http://127.0.0.1:{free_port()}/simple"
+        indexes = {"PIP_INDEX_URL": nowhere, "PIP_EXTRA_INDEX_URL": nowhere} if exporting_indexes else {}
+        return {**os.environ, **venv, "PATH": path, **indexes, **changes}
 
     return environment
 
@@ -70,16 +75,14 @@ def make_environment():
 @pytest.fixture(scope="session")
 def installed(locked, make_environment, tmp_path_factory):
     """(project, environment): a copy of the locked default project after `make install` (its
-    packages in source/.venv) and `make tools` (its linters in .tools/). Copy it (with
-    symlinks=True) before changing it."""
+    packages in source/.venv), in a shell that exports pip index settings, and `make tools`
+    (its linters in .tools/). Copy it (with symlinks=True) before changing it."""
     project, answers = locked
     copy = tmp_path_factory.mktemp("installed") / project.name
     shutil.copytree(project, copy)
     environment = make_environment(answers)
-    for target in ("install", "tools"):
-        result = subprocess.run(
-            ["make", target], cwd=copy, env=environment, capture_output=True, text=True, timeout=900
-        )
+    for target, env in (("install", make_environment(answers, exporting_indexes=True)), ("tools", environment)):
+        result = subprocess.run(["make", target], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, f"make {target}: {result.stdout}{result.stderr}"
     return copy, environment
 

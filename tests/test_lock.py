@@ -102,29 +102,19 @@ def test_the_lock_matches_the_pipfile_and_a_changed_pipfile_does_not(locked, tmp
     assert pipenv(changed, answers, "verify").returncode != 0
 
 
-def exporting_pip_indexes(make_environment, answers, in_project=True):
-    """make's environment in a shell that exports pip index settings, as company laptops do
-    (indexes nobody listens on: used, they would fail the install and the lock)."""
-    nowhere = f"http://127.0.0.1:{free_port()}/simple"
-    return make_environment(answers, in_project, PIP_INDEX_URL=nowhere, PIP_EXTRA_INDEX_URL=nowhere)
-
-
 @same_worker
-def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(locked, make_environment, tmp_path):
-    """The README's local development without a container: make install, test, scan, run,
-    in a shell that exports pip index settings: they reach neither the install nor the lock
-    (the image build, which runs without them, accepts both)."""
-    project, answers = locked
+def test_the_makefile_installs_tests_scans_and_serves_the_locked_project(installed, locked, tmp_path):
+    """The README's local development without a container: make install (the `installed`
+    fixture: in a shell that exports pip index settings, which reach neither the install nor
+    the lock; the image build, which runs without them, accepts both), test, scan, run."""
+    project, env = installed
+    _, version = post.find_python(locked[1]["python_version"])
     copy = tmp_path / "project"
-    shutil.copytree(project, copy)
-    _, version = post.find_python(answers["python_version"])
-    env = exporting_pip_indexes(make_environment, answers)
+    shutil.copytree(project, copy, symlinks=True)
 
     def make(target):
         return subprocess.run(["make", target], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
 
-    installed = make("install")  # pipenv install --dev --deploy
-    assert installed.returncode == 0, installed.stdout + installed.stderr
     assert post.python_version(post.venv_python(copy / "source" / ".venv")) == version
     tested = make("test")
     assert tested.returncode == 0, tested.stdout + tested.stderr
@@ -163,7 +153,7 @@ def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_ac
     project, answers = locked
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
-    env = exporting_pip_indexes(make_environment, answers, in_project=False)
+    env = make_environment(answers, in_project=False, exporting_indexes=True)
     (copy / "source" / "Pipfile.lock").unlink()
     relocked = subprocess.run(["make", "lock"], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
     assert relocked.returncode == 0, relocked.stdout + relocked.stderr
