@@ -341,9 +341,24 @@ def timeouts(environ):
     return (int(value),) * 2 if value.isdigit() and int(value) > 0 else (INSTALL_TIMEOUT, LOCK_TIMEOUT)
 
 
-def start_tool(args, env, cwd=None, session=False, stderr=subprocess.PIPE):
+def hold_stop_signals():
+    """Block Ctrl-C and SIGTERM until restore_signals; returns the mask to restore (None where
+    there are no signal masks)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+def restore_signals(mask):
+    """Unblock what hold_stop_signals blocked: a signal that came meanwhile arrives now."""
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def start_tool(args, env, cwd=None, session=False, stderr=subprocess.PIPE, signal_mask=None):
     """Start a tool with no input and its output captured as text; `session`: in a session
-    (and process group) of its own, which end_process_group can end whole."""
+    (and process group) of its own, which end_process_group can end whole; `signal_mask`:
+    the signal mask the tool starts with (restore_signals's argument)."""
     return subprocess.Popen(
         [str(arg) for arg in args],
         cwd=cwd,
@@ -354,14 +369,24 @@ def start_tool(args, env, cwd=None, session=False, stderr=subprocess.PIPE):
         text=True,
         errors="backslashreplace",
         start_new_session=session,
+        preexec_fn=None if signal_mask is None else (lambda: restore_signals(signal_mask)),
     )
 
 
 def run_tool(args, what, env, timeout, cwd=None):
     """Run a tool in its own session with a time limit. On a timeout, Ctrl-C or SIGTERM its
-    whole process group ends; a timeout becomes a LockError that says so."""
-    process = start_tool(args, env, cwd=cwd, session=True)
+    whole process group ends; a timeout becomes a LockError that says so.
+
+    Ctrl-C or SIGTERM while the tool starts is held back until its process is known (else
+    the tool would be left running); the tool itself starts with neither blocked."""
+    held = hold_stop_signals()
     try:
+        process = start_tool(args, env, cwd=cwd, session=True, signal_mask=held)
+    except BaseException:
+        restore_signals(held)
+        raise
+    try:
+        restore_signals(held)
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         end_process_group(process)

@@ -245,6 +245,44 @@ def test_sigterm_to_the_hook_during_the_lock_keeps_the_project(tmp_path):
     assert processes_in(project) == []
 
 
+# SIGTERM the moment the tool has started (before the hook holds it): the hook must still end it.
+SIGTERM_AS_THE_TOOL_STARTS = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from hooks import post_gen_project as post
+
+signal.signal(signal.SIGTERM, post.on_sigterm)
+start = post.start_tool
+
+
+def start_then_sigterm(*args, **kwargs):
+    process = start(*args, **kwargs)
+    status = open(f"/proc/{process.pid}/status").read()
+    print(process.pid, [line for line in status.splitlines() if line.startswith("SigBlk:")][0], flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return process
+
+
+post.start_tool = start_then_sigterm
+try:
+    post.run_tool(["sleep", "60"], "sleep", dict(os.environ), timeout=120)
+except post.Interrupted:
+    print("interrupted", flush=True)
+"""
+
+
+def test_sigterm_as_the_tool_starts_ends_the_tool_too():
+    result = subprocess.run(
+        [sys.executable, "-c", SIGTERM_AS_THE_TOOL_STARTS, str(REPO)], capture_output=True, text=True, timeout=60
+    )
+    pid, blocked = result.stdout.split("\n")[0].split(" ", 1)
+    alive = Path(f"/proc/{pid}").exists()
+    if alive:
+        os.kill(int(pid), signal.SIGKILL)
+    assert not alive and result.stdout.split("\n")[1] == "interrupted", result.stdout + result.stderr
+    assert blocked.split() == ["SigBlk:", "0000000000000000"]  # the tool itself can be stopped
+
+
 # ---- credentials -------------------------------------------------------------------------------
 
 
