@@ -12,7 +12,6 @@ import pytest
 import yaml
 from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
 
-from tools.helm import helm_binaries
 from tools.project import DEFAULTS, REPO
 
 EXPECTED_FILES = [
@@ -238,24 +237,6 @@ def make(project, *targets, path, **env):
     """The real make, in a baked project, with this PATH (and environment changes)."""
     environ = {**os.environ, "PATH": path, **env}
     return subprocess.run([shutil.which("make"), *targets], cwd=project, capture_output=True, text=True, env=environ)
-
-
-@pytest.mark.slow
-def test_make_tools_then_make_lint_passes(default_project, tmp_path):
-    """`make tools` installs the pinned linters into .tools/; `make lint` then runs yamllint over
-    the project, helm lint per hostspace, hadolint and ruff, with only helm from elsewhere."""
-    project = tmp_path / "project"
-    shutil.copytree(default_project, project)
-    helm_dir = helm_binaries()["3.17"].parent
-    path = os.pathsep.join([str(helm_dir), os.environ["PATH"]])
-    tools = make(project, "tools", path=path)
-    assert tools.returncode == 0, tools.stdout + tools.stderr
-    assert sorted(p.name for p in (project / ".tools/bin").iterdir()) == ["bandit", "hadolint", "ruff", "yamllint"]
-    result = make(project, "lint", path=path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(DEFAULTS["hostspaces"].split(","))
-    assert "All checks passed!" in result.stdout  # ruff
-    assert ".tools/" in (project / ".gitignore").read_text().splitlines()
 
 
 @pytest.mark.slow

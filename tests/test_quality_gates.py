@@ -140,6 +140,20 @@ def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(install
     assert ruff_line.endswith("Failed") and "F401" in failed.stdout, failed.stdout
 
 
+@same_worker
+def test_make_tools_installs_the_pinned_linters_and_make_lint_passes(installed, tmp_path):
+    """`make tools` (the `installed` fixture ran it) puts the pinned linters into .tools/, which
+    git ignores; `make lint` then runs yamllint over the project, helm lint per hostspace,
+    hadolint and ruff, with only helm from elsewhere."""
+    project, environment = working_copy(installed, tmp_path)
+    assert sorted(p.name for p in (project / ".tools/bin").iterdir()) == ["bandit", "hadolint", "ruff", "yamllint"]
+    assert ".tools/" in (project / ".gitignore").read_text().splitlines()
+    linted = run(["make", "lint"], cwd=project, env=environment)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    assert linted.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(DEFAULTS["hostspaces"].split(","))
+    assert "All checks passed!" in linted.stdout  # ruff
+
+
 # ---- make check ----------------------------------------------------------------------------------
 
 # The commands of the gates, in the pipeline's order, as `make check` echoes them.
