@@ -79,9 +79,11 @@ def renovate_validator():
     validator = prefix / "node_modules" / ".bin" / "renovate-config-validator"
     with file_lock(prefix.parent / f"{RENOVATE}.lock"):
         if not (prefix / ".complete").exists():
-            installed = run(
-                ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", RENOVATE], cwd=prefix
-            )
+            # A package.json makes the directory npm's project, without --prefix: that would also
+            # move npm's global config to <prefix>/etc/npmrc and drop the machine's (its cafile
+            # behind a TLS-inspecting proxy, its registry mirror).
+            (prefix / "package.json").write_text("{}\n")
+            installed = run(["npm", "install", "--no-audit", "--no-fund", RENOVATE], cwd=prefix)
             assert installed.returncode == 0, installed.stdout + installed.stderr
             (prefix / ".complete").write_text(RENOVATE + "\n")
     return validator
