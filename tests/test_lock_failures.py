@@ -49,8 +49,21 @@ def cookiecutter(output, *answers, env=None, **popen):
         *answers,
     ]
     return subprocess.Popen(
-        argv, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+        argv,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=interruptible,
+        **popen,
     )
+
+
+def interruptible():
+    """In the child: SIGINT at its default, as a shell starts its foreground jobs. A suite
+    started in the background from a script inherits SIGINT ignored, and Ctrl-C would then
+    never reach cookiecutter or the hook."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def bake(output, *answers, env=None):
