@@ -45,15 +45,20 @@ def livez():
 """
 
 
+def time_once(command, **kwargs):
+    """Wall time of one execution of ``command``."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, **kwargs)
+    return time.perf_counter() - start
+
+
 def best_of(runs, command, setup=None, **kwargs):
     """Fastest wall time of ``runs`` executions of ``command``, each after ``setup()`` (untimed)."""
     times = []
     for _ in range(runs):
         if setup:
             setup()
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, **kwargs)
-        times.append(time.perf_counter() - start)
+        times.append(time_once(command, **kwargs))
     return min(times)
 
 
@@ -220,8 +225,10 @@ def main(argv=None):
             # both sides; the fastest of each.
             baseline_runs, bake_runs = [], []
             for _ in range(args.bake_rounds):
-                baseline_runs.append(best_of(1, one_file_bake(tmp / "one-file"), setup=fresh(tmp / "one-file" / "out")))
-                bake_runs.append(best_of(1, bake(tmp / "bake"), setup=fresh(tmp / "bake")))
+                fresh(tmp / "one-file" / "out")()
+                baseline_runs.append(time_once(one_file_bake(tmp / "one-file")))
+                fresh(tmp / "bake")()
+                bake_runs.append(time_once(bake(tmp / "bake")))
             startup, bake_time = min(baseline_runs), min(bake_runs)
             results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
         subprocess.run(bake(tmp), check=True, capture_output=True)  # the project the serve part runs

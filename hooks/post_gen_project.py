@@ -11,7 +11,7 @@ In order:
    as the user committed it).
 Files that were in the directory before the bake (listed by the pre-generation hook, only
 with APPSTACK_OVERWRITE=1) are never rewritten; with --skip-if-file-exists, the team's copies
-of the files cookiecutter copies without rendering are put back (`put_back_kept_files`).
+of the files cookiecutter copies without rendering are put back (`restore_originals`).
 
 Exit status: 1 only when a generated file does not parse (a template bug; cookiecutter
 then deletes the project unless --keep-project-on-failure). Everything this machine can
@@ -56,9 +56,9 @@ TIMEOUT_VARIABLE = "APPSTACK_LOCK_TIMEOUT"  # seconds, for each of the two
 # Written by the pre-generation hook when the directory already held files (only with
 # APPSTACK_OVERWRITE=1): those files are never rewritten here.
 PREEXISTING = Path(".flask-appstack-preexisting.json")
-# The pre-generation hook's copies of the team's files that cookiecutter copies without
-# rendering, and its probe: still PROBE_TEXT when cookiecutter skipped existing files.
-KEPT_ASIDE = Path(".flask-appstack-kept")
+# The pre-generation hook's copies of the team's originals of the files cookiecutter copies
+# without rendering, and its probe: still PROBE_TEXT when cookiecutter skipped existing files.
+ORIGINALS = Path(".flask-appstack-originals")
 SKIP_PROBE = Path(".flask-appstack-skip-probe")
 PROBE_TEXT = "written by the pre-generation hook\n"
 
@@ -97,10 +97,10 @@ def preexisting_files(project):
     return kept
 
 
-def put_back_kept_files(project):
+def restore_originals(project):
     """Remove the probe; when it shows that cookiecutter skipped existing files, put the
-    team's copies from KEPT_ASIDE back over cookiecutter's. Returns their names."""
-    probe, aside = project / SKIP_PROBE, project / KEPT_ASIDE
+    team's originals from ORIGINALS back over cookiecutter's copies. Returns their names."""
+    probe, aside = project / SKIP_PROBE, project / ORIGINALS
     skipped = probe.is_file() and probe.read_text(encoding="utf-8") == PROBE_TEXT
     probe.unlink(missing_ok=True)
     if not aside.is_dir():
@@ -859,7 +859,7 @@ def lint_chart(project, answers, environ, summary):
 def finish(project, answers, environ):
     """Everything after generation; returns the exit status (1 only for a broken file)."""
     kept = preexisting_files(project)
-    put_back_kept_files(project)
+    restore_originals(project)
     write_hostspace_values(project, kept)
     summary = [use_machine_index(project, answers, environ, kept=kept)]
     broken = data_file_problems(project)

@@ -12,8 +12,8 @@ this hook runs; one that already holds files (after `cookiecutter -f`) is a proj
 works on, and generating over it is refused unless APPSTACK_OVERWRITE=1 (`check_directory`).
 With the override, the files that are there are listed for the post-generation hook, which
 never rewrites them; and since cookiecutter copies the files it does not render over
-existing ones even with --skip-if-file-exists, the team's copies of those are kept aside
-for the post-generation hook to put back (`keep_aside`).
+existing ones even with --skip-if-file-exists, the team's originals of those are copied
+aside for the post-generation hook to put back (`keep_originals`).
 
 Cookiecutter renders this file with Jinja before running it. Only `main()` holds a Jinja
 expression, and it brings the answers in as JSON data (`tojson`), never as Python source:
@@ -610,13 +610,15 @@ OVERWRITE_VARIABLE = "APPSTACK_OVERWRITE"
 PREEXISTING = ".flask-appstack-preexisting.json"
 # cookiecutter copies the files of _copy_without_render over existing ones even with
 # --skip-if-file-exists (it checks that option only for the files it renders). So the team's
-# copies of those go to KEPT_ASIDE first, and PROBE_TEXT goes into the probe, a file the
-# template renders: cookiecutter leaves it as it is only when it skips existing files, and
-# then the post-generation hook puts the team's copies back. Without --skip-if-file-exists
-# the template's copies stay, as every other file is overwritten.
-KEPT_ASIDE = ".flask-appstack-kept"
+# originals of those are copied to ORIGINALS first, and PROBE_TEXT goes into the probe, a file
+# the template renders: cookiecutter leaves it as it is only when it skips existing files, and
+# then the post-generation hook puts the originals back. Without --skip-if-file-exists the
+# template's copies stay, as every other file is overwritten.
+ORIGINALS = ".flask-appstack-originals"
 SKIP_PROBE = ".flask-appstack-skip-probe"
 PROBE_TEXT = "written by the pre-generation hook\n"
+# The hooks' own files in the project directory, never the team's.
+BOOKKEEPING = (PREEXISTING, SKIP_PROBE)
 
 
 def existing_files(directory):
@@ -626,7 +628,13 @@ def existing_files(directory):
     for root, folders, files in os.walk(directory):
         folders[:] = [name for name in folders if not (root == str(directory) and name == ".git")]
         found += [Path(root, name).relative_to(directory).as_posix() for name in files]
-    return sorted(found)
+    return sorted(name for name in found if name not in BOOKKEEPING)
+
+
+def copied_over(files, copy_only):
+    """Those of `files` cookiecutter copies without rendering (fnmatch patterns, matched as
+    cookiecutter matches them)."""
+    return [name for name in files if any(fnmatch.fnmatch(name, pattern) for pattern in copy_only)]
 
 
 def refusal(directory, files):
@@ -642,37 +650,53 @@ def refusal(directory, files):
     )
 
 
-def keep_aside(directory, files, copy_only):
-    """Copy those of `files` that cookiecutter copies without rendering (fnmatch patterns, as
-    cookiecutter matches them) to KEPT_ASIDE; put the probe in place. Returns their names."""
-    kept = [name for name in files if any(fnmatch.fnmatch(name, pattern) for pattern in copy_only)]
-    for name in kept:
-        source, copy = directory / name, directory / KEPT_ASIDE / name
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_bytes(source.read_bytes())
-        os.chmod(copy, source.stat().st_mode)
-    (directory / SKIP_PROBE).write_text(PROBE_TEXT, encoding="utf-8")
-    return kept
-
-
 def check_directory(directory, environ, copy_only=()):
-    """None when the project may be generated into `directory`, else why not. With the
-    override, the files that are there are listed for the post-generation hook, and those
-    cookiecutter would copy over (`copy_only`: _copy_without_render) are kept aside."""
+    """None when the project may be generated into `directory`, else why not. `copy_only`:
+    the patterns of _copy_without_render."""
     files = existing_files(directory)
     if not files:
         return None
     if environ.get(OVERWRITE_VARIABLE) != "1":
         return refusal(directory, files)
-    (directory / PREEXISTING).write_text(json.dumps(files), encoding="utf-8")
-    kept = keep_aside(directory, files, copy_only)
-    if kept:
-        print(
-            f"flask-appstack: {OVERWRITE_VARIABLE}=1: a copy of {len(kept)} of your files is in {KEPT_ASIDE}/ "
-            "until the project is finished (with --skip-if-file-exists they are put back).",
-            file=sys.stderr,
+    if (directory / ORIGINALS).exists():
+        return (
+            f"flask-appstack: {directory / ORIGINALS} is there, so nothing was generated: an earlier bake with\n"
+            f"  {OVERWRITE_VARIABLE}=1 stopped before it finished, and it holds your originals of the files\n"
+            "  cookiecutter copies without rendering. Move them back into the project (or delete the\n"
+            "  folder if you do not need them), then generate again."
+        )
+    links = [name for name in copied_over(files, copy_only) if (directory / name).is_symlink()]
+    if links:
+        return (
+            f"flask-appstack: {', '.join(links)} in {directory} are symbolic links, so nothing was generated:\n"
+            "  cookiecutter would write the template's copies through them into the files they point\n"
+            "  to. Replace them with the files themselves, or generate into another directory."
         )
     return None
+
+
+def keep_originals(directory, copy_only):
+    """With the override: list the files that are there for the post-generation hook, copy
+    the team's originals of those cookiecutter copies over to ORIGINALS, put the probe in
+    place. Returns what to tell the user, or None when the directory was empty."""
+    import shutil  # here, not at the top: only the override needs it
+
+    files = existing_files(directory)
+    if not files:
+        return None
+    (directory / PREEXISTING).write_text(json.dumps(files), encoding="utf-8")
+    originals = copied_over(files, copy_only)
+    for name in originals:
+        copy = directory / ORIGINALS / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(directory / name, copy)
+    (directory / SKIP_PROBE).write_text(PROBE_TEXT, encoding="utf-8")
+    if not originals:
+        return None
+    return (
+        f"flask-appstack: {OVERWRITE_VARIABLE}=1: a copy of {len(originals)} of your files is in {ORIGINALS}/ "
+        "until the project is finished (with --skip-if-file-exists they are put back)."
+    )
 
 
 # {% endraw %}
@@ -684,10 +708,15 @@ def main():
     if found:
         print(report(found, answers, os.getcwd()), file=sys.stderr)
         return 1
-    refused = check_directory(Path.cwd(), os.environ, answers.get("_copy_without_render", ()))
+    directory, copy_only = Path.cwd(), answers.get("_copy_without_render", ())
+    refused = check_directory(directory, os.environ, copy_only)
     if refused:
         print(refused, file=sys.stderr)
         return 1
+    if os.environ.get(OVERWRITE_VARIABLE) == "1":
+        notice = keep_originals(directory, copy_only)
+        if notice:
+            print(notice, file=sys.stderr)
     return 0
 
 

@@ -56,33 +56,29 @@ def text_files(project):
                 continue
 
 
-# The options the combinations cover pairwise, with their values (a custom URL and several
-# hostspaces by whether there are any).
+# The options the combinations cover pairwise: how to read each from the answers, and every
+# value it can take (a custom URL and several hostspaces by whether there are any).
 PAIRWISE = {
-    "hpa": lambda a: a["hpa"],
-    "pvc": lambda a: a["pvc_access_mode"] if a["pvc"] else "off",
-    "pod_anti_affinity": lambda a: a["pod_anti_affinity"],
-    "dr": lambda a: a["dr"],
-    "custom_url": lambda a: bool(a["custom_url"]),
-    "several hostspaces": lambda a: "," in a["hostspaces"],
+    "hpa": (lambda a: a["hpa"], {True, False}),
+    "pvc": (lambda a: a["pvc_access_mode"] if a["pvc"] else "off", {"off", "ReadWriteOnce", "ReadWriteMany"}),
+    "pod_anti_affinity": (lambda a: a["pod_anti_affinity"], {"none", "preferred", "required"}),
+    "dr": (lambda a: a["dr"], {True, False}),
+    "custom_url": (lambda a: bool(a["custom_url"]), {True, False}),
+    "several hostspaces": (lambda a: "," in a["hostspaces"], {True, False}),
 }
 REJECTED_PAIRS = {(("pvc", "ReadWriteOnce"), ("pod_anti_affinity", "required"))}
 
 
 def test_the_combinations_cover_the_chart_options_pairwise():
-    seen = {name: {value(answered(answers)) for answers in COMBINATIONS} for name, value in PAIRWISE.items()}
-    missing = []
-    for first, second in itertools.combinations(PAIRWISE, 2):
-        for pair in itertools.product(seen[first], seen[second]):
-            wanted = ((first, pair[0]), (second, pair[1]))
-            covered = any(
-                (PAIRWISE[first](answered(answers)), PAIRWISE[second](answered(answers))) == pair
-                for answers in COMBINATIONS
-            )
-            if not covered and wanted not in REJECTED_PAIRS:
-                missing.append(wanted)
-    assert seen["pvc"] == {"off", "ReadWriteOnce", "ReadWriteMany"}
-    assert seen["pod_anti_affinity"] == {"none", "preferred", "required"}
+    rows = [{name: read(answered(answers)) for name, (read, _) in PAIRWISE.items()} for answers in COMBINATIONS]
+    missing = [
+        pair
+        for first, second in itertools.combinations(PAIRWISE, 2)
+        for pair in itertools.product(
+            [(first, value) for value in PAIRWISE[first][1]], [(second, value) for value in PAIRWISE[second][1]]
+        )
+        if pair not in REJECTED_PAIRS and not any((row[first], row[second]) == (pair[0][1], pair[1][1]) for row in rows)
+    ]
     assert missing == []
 
 

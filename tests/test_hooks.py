@@ -562,10 +562,43 @@ def test_with_the_override_alone_the_templates_files_replace_the_teams(teams_pro
     before = tree(teams_project)
     regenerate(teams_project.parent)
     after = tree(teams_project)
-    assert re.search(r"a copy of [1-9][0-9]* of your files is in \.flask-appstack-kept/", capfd.readouterr().err)
+    assert re.search(r"a copy of [1-9][0-9]* of your files is in \.flask-appstack-originals/", capfd.readouterr().err)
     assert set(after) == set(before)  # no probe, no copies kept aside, no list left behind
     for relative in ("source/api/greetings.py", "chart/templates/deployment.yaml"):
         assert b"the team's own line" not in after[relative], relative  # overwritten, as asked
+
+
+def test_after_a_bake_that_stopped_the_teams_originals_are_never_overwritten(teams_project, monkeypatch, capfd):
+    """A bake with the override that stopped between the hooks leaves the team's originals in
+    ORIGINALS (and cookiecutter's copies in their place): the next bake must not take those
+    copies for the originals."""
+    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
+    template = REPO / "{{cookiecutter.app_name}}" / "chart/templates/deployment.yaml"
+    originals = teams_project / pre.ORIGINALS
+    shutil.copytree(teams_project / "chart", originals / "chart")
+    shutil.copyfile(template, teams_project / "chart/templates/deployment.yaml")  # cookiecutter's copy
+    before = tree(teams_project)
+    with pytest.raises(FailedHookException):
+        regenerate(teams_project.parent, skip_if_file_exists=True)
+    err = capfd.readouterr().err
+    assert f"{originals} is there, so nothing was generated" in err and "Move them back" in err
+    assert tree(teams_project) == before
+    assert b"the team's own line" in (originals / "chart/templates/deployment.yaml").read_bytes()
+
+
+def test_a_link_among_the_files_cookiecutter_copies_is_refused(teams_project, monkeypatch, capfd):
+    """cookiecutter would write the template's .gitignore through the link into its target."""
+    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
+    shared = teams_project.parent / "shared-gitignore"
+    shared.write_text("# the organisation's ignore list\n")
+    (teams_project / ".gitignore").unlink()
+    (teams_project / ".gitignore").symlink_to(shared)
+    with pytest.raises(FailedHookException):
+        regenerate(teams_project.parent, skip_if_file_exists=True)
+    assert ".gitignore in " in capfd.readouterr().err
+    assert (teams_project / ".gitignore").is_symlink()
+    assert shared.read_text() == "# the organisation's ignore list\n"
+    assert not (teams_project / pre.ORIGINALS).exists()
 
 
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
@@ -578,8 +611,8 @@ def test_a_git_folder_alone_is_not_a_project(tmp_path):
 
 def test_both_hooks_name_the_same_list_of_files_that_were_there():
     assert pre.PREEXISTING == str(post.PREEXISTING)
-    assert (pre.KEPT_ASIDE, pre.SKIP_PROBE, pre.PROBE_TEXT) == (
-        str(post.KEPT_ASIDE),
+    assert (pre.ORIGINALS, pre.SKIP_PROBE, pre.PROBE_TEXT) == (
+        str(post.ORIGINALS),
         str(post.SKIP_PROBE),
         post.PROBE_TEXT,
     )

@@ -288,6 +288,7 @@ def test_sigterm_as_the_tool_starts_ends_the_tool_too():
     result = subprocess.run(
         [sys.executable, "-c", SIGTERM_AS_THE_TOOL_STARTS, str(REPO)], capture_output=True, text=True, timeout=60
     )
+    assert result.returncode == 0, result.stdout + result.stderr
     pid, blocked = result.stdout.split("\n")[0].split(" ", 1)
     alive = Path(f"/proc/{pid}").exists()
     if alive:

@@ -39,17 +39,20 @@ def test_the_templates_own_code_passes_bandit():
 
 
 # A copy of the default project with what the scan must find planted in it: a cloud key and
-# its secret in the code, and a Dockerfile that ends as root. Made up at random, so that no
+# its secret in the code, the key again in a dotfile, and a Dockerfile that ends as root. Made up at random, so that no
 # scanner's list of known example keys lets them through.
 PLANTED = "planted"
 FAKE = random.Random(4711)
 FAKE_KEY_ID = "AKIA" + "".join(FAKE.choice(string.ascii_uppercase + "234567") for _ in range(16))
 FAKE_SECRET = "".join(FAKE.choice(string.ascii_letters + string.digits + "+/") for _ in range(40))
+FAKE_KEY_ID_IN_A_DOTFILE = "AKIA" + "".join(FAKE.choice(string.ascii_uppercase + "234567") for _ in range(16))
 
 
 def plant(project):
     with (project / "source/settings.py").open("a") as settings:
         settings.write(f'\nAWS_ACCESS_KEY_ID = "{FAKE_KEY_ID}"\nAWS_SECRET_ACCESS_KEY = "{FAKE_SECRET}"\n')
+    with (project / ".pre-commit-config.yaml").open("a") as dotfile:
+        dotfile.write(f"aws_access_key_id: {FAKE_KEY_ID_IN_A_DOTFILE}\n")
     with (project / "Dockerfile").open("a") as dockerfile:
         dockerfile.write("USER root\n")
 
@@ -85,6 +88,7 @@ def test_the_scan_finds_what_was_planted(scan):
     failed, summaries = scan
     secrets = "\n".join(failed.get(("secrets", PLANTED), []))
     assert "source/settings.py" in secrets and "AWS Access Key" in secrets
+    assert ".pre-commit-config.yaml" in secrets  # dotfiles are read too
     assert [check for check in failed.get(("dockerfile", PLANTED), []) if check.startswith("CKV_DOCKER_8 ")]
     assert summaries["dockerfile"]["resource_count"] == len(COMBINATIONS) + 1  # every Dockerfile was read
 
