@@ -2,7 +2,6 @@
 the SCALE template only the parameters of the allow-list below, and agrees with the chart and
 the rest of the project."""
 
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from answers import COMBINATIONS, NON_DEFAULT, answered, combination_id
 
 from hooks import pre_gen_project as pre
 from tools.project import tomllib
+from tools.validators import check_builtin_schema
 
 TEMPLATE = "devops/flask.yml@spaces"
 ENVIRONMENTS = ("development", "preproduction", "production")
@@ -57,23 +57,7 @@ def yamllint(project, *paths):
 
 
 def validate_against_azure_schema(project, path="azure-pipelines.yaml"):
-    """check-jsonschema with the Azure Pipelines schema it ships (vendored, offline).
-
-    Every proxy points at a closed local port: a download attempt would fail the check.
-    """
-    offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        offline[name] = "http://127.0.0.1:9"
-    return run_tool(
-        "check_jsonschema",
-        "--builtin-schema",
-        "vendor.azure-pipelines",
-        "--regex-variant",
-        "python",
-        path,
-        cwd=project,
-        env=offline,
-    )
+    return check_builtin_schema("vendor.azure-pipelines", path, cwd=project)
 
 
 @pytest.fixture(params=COMBINATIONS, ids=combination_id)

@@ -109,6 +109,22 @@ def run_checkov(
     return subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, **CHECKOV_ENV), timeout=600)
 
 
+def check_builtin_schema(schema: str, path: Path, cwd: Path | None = None):
+    """check-jsonschema against a schema it ships (``vendor.github-workflows``,
+    ``vendor.azure-pipelines``), offline: every proxy points at a closed local port, so a
+    download attempt would fail the check. Returns the CompletedProcess."""
+    offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        offline[name] = "http://127.0.0.1:9"
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, "--regex-variant", "python", str(path)],
+        cwd=cwd,
+        env=offline,
+        capture_output=True,
+        text=True,
+    )
+
+
 #: The JSON schemas the chart tests validate against, kept in the repository with their
 #: origin, version and licence (tests/schemas/SOURCES.md), so a plain clone checks everything.
 SCHEMAS = REPO / "tests" / "schemas"
