@@ -230,6 +230,11 @@ def use_machine_index(project, answers, environ, config_list=None, kept=()):
 # ---- interpreters --------------------------------------------------------------------
 
 
+def minor_version(version):
+    """X.Y of a version X.Y or X.Y.Z."""
+    return ".".join(version.split(".")[:2])
+
+
 def tool_caches(environ):
     """Where hosted CI runners keep their Pythons, as Python/X.Y.Z/x64/bin: setup-python's
     $RUNNER_TOOL_CACHE, Azure's $AGENT_TOOLSDIRECTORY, else the runner images' /opt/hostedtoolcache."""
@@ -246,7 +251,7 @@ def newest_first(folders, minor):
 def interpreter_candidates(version, environ, home):
     """Executables that may be Python `version` (X.Y or X.Y.Z): pyenv's exact X.Y.Z first,
     then pythonX.Y on PATH, then the CI runners' tool caches and pyenv, newest first."""
-    minor = ".".join(version.split(".")[:2])
+    minor = minor_version(version)
     pyenv = Path(environ.get("PYENV_ROOT") or Path(home) / ".pyenv") / "versions"
     found = [pyenv / version / "bin" / f"python{minor}"] if version.count(".") == 2 else []
     found += [
@@ -277,7 +282,7 @@ def python_version(executable):
 
 def find_python(version, environ=os.environ, home=None):
     """(executable, X.Y.Z) of an interpreter of Python `version` on this machine, or None."""
-    minor = ".".join(version.split(".")[:2])
+    minor = minor_version(version)
     for candidate in interpreter_candidates(version, environ, home or Path.home()):
         if candidate.is_file() and os.access(candidate, os.X_OK):
             reported = python_version(candidate)
@@ -463,7 +468,7 @@ def pipenv_requirements(version):
 
 
 def pipenv_venv_path(version, runner_version, environ=os.environ, home=None):
-    minor = ".".join(runner_version.split(".")[:2])
+    minor = minor_version(runner_version)
     return cache_root(environ, home) / f"pipenv-{version}-py{minor}"
 
 
@@ -539,7 +544,16 @@ def ensure_pipenv(version, runner, runner_version, environ=os.environ):
 # hash, and the image, which builds without them, would refuse the lock (--deploy). The index
 # a project needs is the Pipfile's [[source]].
 NETWORK_SETTINGS = ("cert", "client-cert", "proxy", "trusted-host", "timeout", "default-timeout", "retries")
-INDEX_VARIABLES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONFIG_FILE")
+# The variables that choose an index, pip's and pipenv's (scripts/pipenv.sh unsets the same
+# ones and points PIP_CONFIG_FILE at /dev/null; a test keeps the two lists equal).
+INDEX_VARIABLES = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+    "PIPENV_PYPI_MIRROR",
+    "PIP_CONFIG_FILE",
+)
 
 
 def pip_network_settings(pip_config_list):
@@ -567,7 +581,6 @@ def pipenv_environment(environ, pip_config_list="", temp_dir=None):
         "PIPENV_PYTHON",
         "PIPENV_CUSTOM_VENV_NAME",
         "PIPENV_ACTIVE",
-        "PIPENV_PYPI_MIRROR",
         "PYTHONHOME",
         "PYTHONPATH",
         *INDEX_VARIABLES,
@@ -663,7 +676,7 @@ def installed_pipenv(version, runners, target, environ, notes):
     raise LockError("; ".join(failures))
 
 
-def lock_with_pipenv(project, answers, environ, notes):
+def lock_with_pipenv(project, answers, environ, notes, config_list=""):
     """pipenv lock, then verify, in a private temporary directory that is removed after."""
     source = project / "source"
     version = answers["pipenv_version"]
@@ -672,7 +685,7 @@ def lock_with_pipenv(project, answers, environ, notes):
     venv = installed_pipenv(version, runners, target, environ, notes)
     temp_dir = tempfile.mkdtemp(prefix="flask-appstack-pipenv-")
     try:
-        env = pipenv_environment(environ, pip_config_list(), temp_dir)
+        env = pipenv_environment(environ, config_list, temp_dir)
         print(f"flask-appstack: locking source/Pipfile with pipenv {version} for Python {target[1]} ...", flush=True)
         result = run_pipenv(venv, ["lock", "--python", str(target[0])], source, env, timeouts(environ)[1])
         if result.returncode != 0 or not (source / "Pipfile.lock").is_file():
@@ -685,7 +698,7 @@ def lock_with_pipenv(project, answers, environ, notes):
     return f"Pipfile.lock: locked with pipenv {version} for Python {target[1]}; it matches the Pipfile."
 
 
-def lock_dependencies(project, answers, environ, kept=()):
+def lock_dependencies(project, answers, environ, kept=(), config_list=""):
     """Lock source/Pipfile. Nothing here fails the generation: a lock that cannot be made,
     for whatever reason of this machine's, leaves the project without Pipfile.lock and
     says why and how to lock later."""
@@ -694,7 +707,7 @@ def lock_dependencies(project, answers, environ, kept=()):
         return Lock("skipped", f"Pipfile.lock: not locked ({reason}).", how_to_lock(project, answers))
     source, notes = project / "source", []
     try:
-        summary = lock_with_pipenv(project, answers, environ, notes)
+        summary = lock_with_pipenv(project, answers, environ, notes, config_list)
     except (LockError, OSError) as error:
         reason = os_error_reason(error, environ) if isinstance(error, OSError) else str(error)
         (source / "Pipfile.lock").unlink(missing_ok=True)  # a half-made lock is worse than none
@@ -706,7 +719,9 @@ def lock_dependencies(project, answers, environ, kept=()):
     except (KeyboardInterrupt, Interrupted):
         (source / "Pipfile.lock").unlink(missing_ok=True)
         return Lock(
-            "interrupted", "Pipfile.lock: NOT LOCKED, the lock was interrupted.", interrupted_message(project, answers)
+            "interrupted",
+            "Pipfile.lock: NOT LOCKED, the lock was interrupted.",
+            lock_warning(project, answers, "the lock was interrupted"),
         )
     finally:
         shutil.rmtree(source / ".venv", ignore_errors=True)  # the venv pipenv made to resolve in
@@ -747,27 +762,24 @@ def how_to_lock(project, answers):
 BAR = "!" * 78
 
 
-def failure_message(project, answers, reason, environ):
-    lines = [
-        BAR,
-        "flask-appstack: WARNING: source/Pipfile.lock was NOT created: pipenv lock failed.",
-        f"  Reason: {reason}",
-    ]
-    lines += [f"  Hint: {hint}" for hint in index_hint(project, environ)]
-    lines += ["The project was generated and kept; only the lock is missing.", how_to_lock(project, answers), BAR]
-    return "\n".join(lines)
-
-
-def interrupted_message(project, answers):
+def lock_warning(project, answers, what_happened, details=()):
+    """The loud warning of a lock that was not made: what happened, the details, the project
+    kept, and how to lock later."""
     return "\n".join(
         [
             BAR,
-            "flask-appstack: WARNING: source/Pipfile.lock was NOT created: the lock was interrupted.",
+            f"flask-appstack: WARNING: source/Pipfile.lock was NOT created: {what_happened}.",
+            *details,
             "The project was generated and kept; only the lock is missing.",
             how_to_lock(project, answers),
             BAR,
         ]
     )
+
+
+def failure_message(project, answers, reason, environ):
+    hints = [f"  Hint: {hint}" for hint in index_hint(project, environ)]
+    return lock_warning(project, answers, "pipenv lock failed", [f"  Reason: {reason}", *hints])
 
 
 # ---- checks of the result ------------------------------------------------------------
@@ -861,7 +873,8 @@ def finish(project, answers, environ):
     kept = preexisting_files(project)
     restore_originals(project)
     write_hostspace_values(project, kept)
-    summary = [use_machine_index(project, answers, environ, kept=kept)]
+    config_list = pip_config_list(environ)  # read once: for the Pipfile's index and for pipenv
+    summary = [use_machine_index(project, answers, environ, config_list, kept)]
     broken = data_file_problems(project)
     if broken:
         print(
@@ -872,7 +885,7 @@ def finish(project, answers, environ):
         )
         return 1
     warnings = lint_chart(project, answers, environ, summary)
-    lock = lock_dependencies(project, answers, environ, kept)
+    lock = lock_dependencies(project, answers, environ, kept, config_list)
     summary.append(lock.summary)
     print(next_steps(project, answers, summary), flush=True)
     if warnings:

@@ -650,10 +650,9 @@ def refusal(directory, files):
     )
 
 
-def check_directory(directory, environ, copy_only=()):
-    """None when the project may be generated into `directory`, else why not. `copy_only`:
-    the patterns of _copy_without_render."""
-    files = existing_files(directory)
+def check_directory(directory, files, environ, copy_only=()):
+    """None when the project may be generated into `directory`, which holds `files`
+    (existing_files), else why not. `copy_only`: the patterns of _copy_without_render."""
     if not files:
         return None
     if environ.get(OVERWRITE_VARIABLE) != "1":
@@ -675,15 +674,12 @@ def check_directory(directory, environ, copy_only=()):
     return None
 
 
-def keep_originals(directory, copy_only):
-    """With the override: list the files that are there for the post-generation hook, copy
-    the team's originals of those cookiecutter copies over to ORIGINALS, put the probe in
-    place. Returns what to tell the user, or None when the directory was empty."""
+def keep_originals(directory, files, copy_only):
+    """With the override, over `files`: list them for the post-generation hook, copy the
+    team's originals of those cookiecutter copies over to ORIGINALS, put the probe in place.
+    Returns what to tell the user, or None."""
     import shutil  # here, not at the top: only the override needs it
 
-    files = existing_files(directory)
-    if not files:
-        return None
     (directory / PREEXISTING).write_text(json.dumps(files), encoding="utf-8")
     originals = copied_over(files, copy_only)
     for name in originals:
@@ -709,12 +705,13 @@ def main():
         print(report(found, answers, os.getcwd()), file=sys.stderr)
         return 1
     directory, copy_only = Path.cwd(), answers.get("_copy_without_render", ())
-    refused = check_directory(directory, os.environ, copy_only)
+    files = existing_files(directory)
+    refused = check_directory(directory, files, os.environ, copy_only)
     if refused:
         print(refused, file=sys.stderr)
         return 1
-    if os.environ.get(OVERWRITE_VARIABLE) == "1":
-        notice = keep_originals(directory, copy_only)
+    if files:  # here only with the override
+        notice = keep_originals(directory, files, copy_only)
         if notice:
             print(notice, file=sys.stderr)
     return 0

@@ -604,9 +604,9 @@ def test_a_link_among_the_files_cookiecutter_copies_is_refused(teams_project, mo
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
     (tmp_path / ".git" / "objects").mkdir(parents=True)
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    assert pre.check_directory(tmp_path, {}) is None
+    assert pre.check_directory(tmp_path, pre.existing_files(tmp_path), {}) is None
     (tmp_path / "README.md").write_text("# from Azure Repos\n")
-    assert "already holds files (README.md)" in pre.check_directory(tmp_path, {})
+    assert "already holds files (README.md)" in pre.check_directory(tmp_path, pre.existing_files(tmp_path), {})
 
 
 def test_both_hooks_name_the_same_list_of_files_that_were_there():
@@ -617,6 +617,21 @@ def test_both_hooks_name_the_same_list_of_files_that_were_there():
         post.PROBE_TEXT,
     )
     assert (REPO / "{{cookiecutter.app_name}}" / pre.SKIP_PROBE).read_text() != pre.PROBE_TEXT
+
+
+def test_the_hook_and_scripts_pipenv_sh_pass_pipenv_the_same_pip_settings():
+    """One rule, two homes (the hook runs on Windows too, without sh): the network settings
+    pipenv.sh exports and the index variables it unsets are the hook's."""
+    script = (REPO / "{{cookiecutter.app_name}}" / "scripts" / "pipenv.sh").read_text()
+    (network,) = [
+        line.split(" in ", 1)[1].rstrip("; do").split()
+        for line in script.splitlines()
+        if line.startswith("for key in ")
+    ]
+    (unset,) = [line.split()[1:] for line in script.splitlines() if line.startswith("unset ")]
+    assert tuple(network) == post.NETWORK_SETTINGS
+    assert "export PIP_CONFIG_FILE=/dev/null" in script.splitlines()
+    assert sorted([*unset, "PIP_CONFIG_FILE"]) == sorted(post.INDEX_VARIABLES)
 
 
 def test_pipenv_gets_pips_certificate_for_its_own_requests():

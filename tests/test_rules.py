@@ -7,6 +7,7 @@ import shlex
 import pytest
 from cookiecutter.prompt import prompt_for_config
 
+from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
 from tools.project import DEFAULTS, REPO
 
@@ -511,3 +512,4 @@ def test_the_jinja_facts_agree_with_the_hooks(spaces):
         for space in pre.hostspaces(given)
     ]
     assert pre.stage(given, pre.hostspaces(given)[-1]) == "production"
+    assert post.hostspaces(given) == pre.hostspaces(given)  # each hook has its copy: they run apart
