@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools
 
 from hooks import post_gen_project as hook  # noqa: E402
 from tools.net import free_port  # noqa: E402
-from tools.project import REPO, pipfile_requirements  # noqa: E402
+from tools.project import DEFAULTS, REPO, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
 BARE_APP = """from flask import Flask
@@ -158,7 +158,7 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
 
 def lock_ratio(tmp):
     """(bare pipenv lock s, bake-with-lock s) for the default answers, pipenv already cached."""
-    answers = json.loads((REPO / "cookiecutter.json").read_text())
+    answers = DEFAULTS
     with_lock = bake(tmp / "locked", lock_dependencies="yes")
     best_of(1, with_lock, setup=fresh(tmp / "locked"))  # installs pipenv once, if needed
     measured = best_of(3, with_lock, setup=fresh(tmp / "locked"))
@@ -170,12 +170,12 @@ def lock_ratio(tmp):
     (source / "Pipfile").write_text((tmp / "locked" / "flask-app" / "source" / "Pipfile").read_text())
     env = hook.pipenv_environment(os.environ, hook.pip_config_list())
     command = [str(hook.venv_python(venv)), "-m", "pipenv", "lock", "--python", str(target[0])]
-    times = []
-    for _ in range(3):  # each from scratch, as in the hook: no lock, no project venv
+
+    def from_scratch():  # as in the hook: no lock, no project venv
         shutil.rmtree(source / ".venv", ignore_errors=True)
         (source / "Pipfile.lock").unlink(missing_ok=True)
-        times.append(best_of(1, command, cwd=source, env=env))
-    return min(times), measured
+
+    return best_of(3, command, setup=from_scratch, cwd=source, env=env), measured
 
 
 def serve_ratio(tmp, args):

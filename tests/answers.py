@@ -1,6 +1,12 @@
 """Answers the test modules share: the one list of combinations they bake, how the fast
 tier bakes, and how a combination is named."""
 
+import copy
+import functools
+import json
+
+from cookiecutter.prompt import prompt_for_config
+
 from tools.project import DEFAULTS
 
 # The fast tier never locks: the real lock has its own tests (test_lock.py).
@@ -9,10 +15,21 @@ NO_LOCK = {"lock_dependencies": False}
 # platform's documentation shows), which the template's own CI (.github/workflows/ci.yml, azure-pipelines.yml) provides.
 LOCK_PYTHONS = (DEFAULTS["python_version"], "3.11")
 
-# cookiecutter.json's answers as a bake without input takes them (a choice's first option).
-DEFAULT_ANSWERS = {
-    key: (value[0] if isinstance(value, list) else value) for key, value in DEFAULTS.items() if not key.startswith("_")
-}
+
+@functools.lru_cache(maxsize=None)
+def _rendered(changes):
+    return prompt_for_config({"cookiecutter": {**copy.deepcopy(DEFAULTS), **json.loads(changes)}}, no_input=True)
+
+
+def rendered(**changes):
+    """cookiecutter.json's answers with these changes, as cookiecutter hands them to the hooks
+    (a choice's first option, Jinja defaults such as pipeline_ref rendered, the derived names),
+    by cookiecutter itself."""
+    return dict(_rendered(json.dumps(changes, sort_keys=True)))
+
+
+# The answers a bake without input takes, the derived and private names left out.
+DEFAULT_ANSWERS = {key: value for key, value in rendered().items() if not key.startswith("_")}
 
 # The one list of combinations every test module bakes (each is baked once per worker, and
 # shared). Pairwise over the options that shape the chart and the pipeline: hpa on/off, pvc
@@ -94,8 +111,9 @@ COMBINATIONS = [
 
 
 def answered(answers):
-    """The answers a bake of this combination used: the defaults, no lock, the combination's."""
-    return {**DEFAULT_ANSWERS, **NO_LOCK, **answers}
+    """The answers a bake of this combination used: the defaults (rendered with the
+    combination's answers), no lock, the combination's."""
+    return {key: value for key, value in rendered(**{**NO_LOCK, **answers}).items() if not key.startswith("_")}
 
 
 def combinations_where(condition):

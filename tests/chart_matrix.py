@@ -3,7 +3,6 @@ combinations of answers (tests/answers.py) with each values file on each helm, a
 readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_chart`)
 are in conftest.py."""
 
-import subprocess
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +12,7 @@ import yaml
 from answers import COMBINATIONS, answered
 
 from hooks import pre_gen_project as pre
+from tools.helm_unittest import run
 
 # The helm release lines the chart is checked against, as test ids.
 HELM_VERSIONS = pytest.mark.parametrize("version", ["3.17", "4"], ids=["helm3.17", "helm4"])
@@ -26,10 +26,6 @@ def tool(name):
     """A tool of the test venv (.venv/bin), found even when PATH does not list it."""
     path = VENV_BIN / name
     return str(path) if path.exists() else name
-
-
-def run(args, env=None, cwd=None):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 def split_documents(text):
@@ -111,12 +107,10 @@ class Chart:
         return split_documents(result.stdout)
 
     def stage(self, label):
+        """The stage of a values file's hostspace (the hook's own rule); None for values.yaml."""
         if label == "values.yaml":
             return None
-        index = self.labels.index(label) - 1
-        if index == len(self.hostspaces) - 1:
-            return "production"
-        return "development" if index == 0 else "preproduction"
+        return pre.stage(self.answers, self.hostspaces[self.labels.index(label) - 1])
 
     @cached_property
     def values(self):

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from answers import PRIVATE_INDEX, combination_id
 
 from tools import container
 from tools.container import pip_build_options
@@ -498,8 +499,8 @@ def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
 
 @pytest.mark.parametrize(
     "answers",
-    [{}, {"package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}],
-    ids=["defaults", "package_index"],
+    [{}, PRIVATE_INDEX],
+    ids=combination_id,
 )
 def test_hadolint_reports_nothing(bake, answers):
     hadolint = Path(sys.executable).with_name("hadolint")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from answers import NO_LOCK
+from answers import NO_LOCK, PRIVATE_INDEX
 from cookiecutter.exceptions import FailedHookException
 
 from hooks import post_gen_project as post
@@ -275,11 +275,6 @@ def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files
     for project in (first, second):
         assert [path.name for path in project.parent.iterdir()] == [project.name]
 
-    def tree(root):
-        return {
-            path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()
-        }
-
     assert tree(first) == tree(second)
 
 
@@ -322,9 +317,7 @@ def test_an_index_url_with_credentials_is_never_written(cookies, capfd, pip_with
 
 def test_package_index_wins_over_the_machines_index(cookies, pip_without_config):
     pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)
-    project = cookies.bake(
-        extra_context={**NO_LOCK, "package_index": "https://artifactory.example.com/api/pypi/pypi/simple"}
-    ).project_path
+    project = cookies.bake(extra_context={**NO_LOCK, "package_index": PRIVATE_INDEX["package_index"]}).project_path
     assert [source["name"] for source in pipfile_sources(project)] == ["private"]
 
 

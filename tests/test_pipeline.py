@@ -140,7 +140,7 @@ def test_pipeline_extends_the_flask_template_from_the_spaces_repository(case):
         "repository": "spaces",
         "type": answers["pipeline_repository_type"],
         "name": answers["pipeline_repository"],
-        "ref": answers["pipeline_ref"].replace("{{ cookiecutter.app_version }}", answers["app_version"]),
+        "ref": answers["pipeline_ref"],
         **({"endpoint": answers["pipeline_service_connection"]} if answers["pipeline_service_connection"] else {}),
     }
     assert pipeline["extends"]["parameters"]["appVersion"] == answers["app_version"]

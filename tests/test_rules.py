@@ -5,6 +5,7 @@ import json
 import shlex
 
 import pytest
+from answers import rendered
 from cookiecutter.prompt import prompt_for_config
 
 from hooks import post_gen_project as post
@@ -15,9 +16,7 @@ VARIABLES = [key for key in DEFAULTS if not key.startswith("_")]
 CHOICES = {key: value for key, value in DEFAULTS.items() if key in VARIABLES and isinstance(value, list)}
 
 
-# cookiecutter.json's defaults as cookiecutter hands them to the hook (first choices, Jinja
-# defaults such as pipeline_ref rendered), by cookiecutter itself.
-RENDERED_DEFAULTS = prompt_for_config({"cookiecutter": copy.deepcopy(DEFAULTS)}, no_input=True)  # it edits its input
+RENDERED_DEFAULTS = rendered()
 
 
 def answers(**changes):

@@ -91,8 +91,9 @@ def set_path(values, dotted, value):
         values[last] = copy.deepcopy(value)
 
 
-def _run(args, env):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, timeout=300)
+def run(args, env=None, cwd=None):
+    """A tool (helm), its output captured as text, with a time limit."""
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
 def run_suite(path, chart_dir, helm, workdir, env=None, kube_version=None, notes_helm=None):
@@ -117,7 +118,7 @@ def run_suite(path, chart_dir, helm, workdir, env=None, kube_version=None, notes
             **test.get("release", {}),
         }
         kube = ["--kube-version", kube_version] if kube_version else []
-        result = _run(
+        result = run(
             [
                 helm,
                 "template",
@@ -160,7 +161,7 @@ def render_by_template(manifest):
 
 def notes(helm, chart_dir, release, values_file, env=None):
     """NOTES.txt as `helm install` prints it (a client-side dry run: helm 4 needs no cluster)."""
-    result = _run(
+    result = run(
         [
             helm,
             "install",

@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 from .cache import cache_dir, file_lock
+from .project import REPO
 from .venvs import cached_venv
-
-REPO = Path(__file__).resolve().parents[1]
 
 UV = "uv==0.13.8"
 CHECKOV = "checkov==3.3.30"
