@@ -76,7 +76,7 @@ def make_environment():
 def installed(locked, make_environment, tmp_path_factory):
     """(project, environment): a copy of the locked default project after `make install` (its
     packages in source/.venv), in a shell that exports pip index settings, and `make tools`
-    (its linters in .tools/). Copy it (with symlinks=True) before changing it."""
+    (its linters in .tools/). Tests that change it take `installed_copy`."""
     project, answers = locked
     copy = tmp_path_factory.mktemp("installed") / project.name
     shutil.copytree(project, copy)
@@ -84,6 +84,16 @@ def installed(locked, make_environment, tmp_path_factory):
     for target, env in (("install", make_environment(answers, exporting_indexes=True)), ("tools", environment)):
         result = subprocess.run(["make", target], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, f"make {target}: {result.stdout}{result.stderr}"
+    return copy, environment
+
+
+@pytest.fixture
+def installed_copy(installed, tmp_path):
+    """(project, environment): a copy of the installed project for one test to change; its
+    virtualenvs' links stay links."""
+    project, environment = installed
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, symlinks=True)
     return copy, environment
 
 

@@ -103,16 +103,14 @@ def test_the_lock_matches_the_pipfile_and_a_changed_pipfile_does_not(locked, tmp
 
 
 @same_worker
-def test_the_makefile_installs_and_serves_the_locked_project(installed, locked, tmp_path):
+def test_the_makefile_installs_and_serves_the_locked_project(installed_copy, locked):
     """The README's local development without a container: make install (the `installed`
     fixture: in a shell that exports pip index settings, which reach neither the install nor
     the lock; the image build, which runs without them, accepts both), then make run. `make
     test` and `make scan` run as gates of `make check` (test_quality_gates.py), on the same
     installed project."""
-    project, env = installed
+    copy, env = installed_copy
     _, version = post.find_python(locked[1]["python_version"])
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, symlinks=True)
     assert post.python_version(post.venv_python(copy / "source" / ".venv")) == version
 
     port = free_port()

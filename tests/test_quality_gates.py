@@ -28,14 +28,6 @@ def run(command, cwd, env=None, timeout=900):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def working_copy(installed, tmp_path):
-    """A copy of the installed project to change; its virtualenvs' links stay links."""
-    project, environment = installed
-    copy = tmp_path / project.name
-    shutil.copytree(project, copy, symlinks=True)
-    return copy, environment
-
-
 # ---- ruff ----------------------------------------------------------------------------------------
 
 
@@ -121,9 +113,9 @@ PRE_COMMIT = ['pre-commit==4.5.1; python_version >= "3.10"', 'pre-commit==4.3.0;
 
 
 @same_worker
-def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(installed, tmp_path):
+def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(installed_copy, tmp_path):
     pre_commit = cached_venv(PRE_COMMIT) / "bin" / "pre-commit"
-    project, environment = working_copy(installed, tmp_path)
+    project, environment = installed_copy
     config = (project / ".pre-commit-config.yaml").read_text()
     assert "repo: local" in config and "https://" not in config  # no hook repository to fetch
     environment = {**environment, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
@@ -143,11 +135,11 @@ def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(install
 
 
 @same_worker
-def test_make_tools_installs_the_pinned_linters_and_make_lint_passes(installed, tmp_path):
+def test_make_tools_installs_the_pinned_linters_and_make_lint_passes(installed_copy):
     """`make tools` (the `installed` fixture ran it) puts the pinned linters into .tools/, which
     git ignores; `make lint` then runs yamllint over the project, helm lint per hostspace,
     hadolint and ruff, with only helm from elsewhere."""
-    project, environment = working_copy(installed, tmp_path)
+    project, environment = installed_copy
     assert sorted(p.name for p in (project / ".tools/bin").iterdir()) == ["bandit", "hadolint", "ruff", "yamllint"]
     assert ".tools/" in (project / ".gitignore").read_text().splitlines()
     linted = run(["make", "lint"], cwd=project, env=environment)
@@ -171,8 +163,8 @@ GATE_COMMANDS = [
 
 
 @same_worker
-def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_project(installed, tmp_path):
-    project, environment = working_copy(installed, tmp_path)
+def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_project(installed_copy):
+    project, environment = installed_copy
     checked = run(["make", "check"], cwd=project, env=environment)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     lines = checked.stdout.splitlines()
@@ -243,8 +235,8 @@ DEFECTS = [
 
 @same_worker
 @pytest.mark.parametrize("plant, gate, message", DEFECTS, ids=[defect[0].__name__ for defect in DEFECTS])
-def test_each_gate_turns_red_on_its_defect(installed, tmp_path, plant, gate, message):
-    project, environment = working_copy(installed, tmp_path)
+def test_each_gate_turns_red_on_its_defect(installed_copy, plant, gate, message):
+    project, environment = installed_copy
     plant(project)
     result = run(["make", gate], cwd=project, env=environment)
     assert result.returncode != 0, result.stdout + result.stderr
