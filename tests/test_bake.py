@@ -88,23 +88,25 @@ def test_every_answer_takes_another_value_in_some_combination(name):
     assert {str(answered(answers)[name]) for answers in COMBINATIONS} - {str(DEFAULT_ANSWERS[name])}
 
 
-JINJA = re.compile(r"\{\{|\{%|\{#")
 
 
-def test_cookiecutter_copies_exactly_the_files_without_jinja_unrendered():
-    """Copying is cheaper than rendering, so a file with nothing to render is copied; one
-    that is copied holds nothing of cookiecutter's (Helm templates have Jinja-like syntax).
-    No folder is copied: cookiecutter would replace the team's folder whole."""
+def test_cookiecutter_copies_exactly_the_helm_templates_unrendered():
+    """Helm's templates are Go templates, whose {{ }} Jinja would take for its own: those, and
+    nothing else, are copied without rendering. None of them holds anything of cookiecutter's,
+    and no pattern names a folder (cookiecutter would replace the team's folder whole)."""
     template = REPO / "{{cookiecutter.app_name}}"
     patterns = DEFAULTS["_copy_without_render"]
 
     def copied(path):
         return any(fnmatch.fnmatch(path.relative_to(template).as_posix(), pattern) for pattern in patterns)
 
+    def helm(path):
+        return "{{" in path.read_text() and not re.search(r"{{-? *(cookiecutter|appstack)\b", path.read_text())
+
     paths = sorted(template.rglob("*"))
     files = [path for path in paths if path.is_file()]
+    assert sorted(path for path in files if copied(path)) == sorted(path for path in files if helm(path))
     assert [path for path in files if copied(path) and "cookiecutter" in path.read_text()] == []
-    assert [path for path in files if not copied(path) and not JINJA.search(path.read_text())] == []
     assert [path for path in paths if path.is_dir() and copied(path)] == []
 
 

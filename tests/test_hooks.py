@@ -519,97 +519,47 @@ TEAMS_EDITS = ("source/api/greetings.py", "chart/templates/deployment.yaml", "ch
 @pytest.fixture
 def teams_project(cookies, pip_without_config):
     """A generated project the team has worked on: its code, a chart template, a values file
-    and the Pipfile (the first two are files cookiecutter copies without rendering)."""
+    and the Pipfile; its chart templates are a linked folder (shared with another repository),
+    through which a tool that writes files would write into the other repository's."""
     pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)  # the hook writes it into the Pipfile
     project = cookies.bake(extra_context=NO_LOCK).project_path
     for relative in TEAMS_EDITS:
         path = project / relative
         path.write_text(path.read_text() + "\n# the team's own line\n")
+    shared = project.parent / "shared-templates"
+    (project / "chart" / "templates").rename(shared)
+    (project / "chart" / "templates").symlink_to(shared)
     return project
 
 
-def test_generating_over_a_project_refuses_and_changes_nothing(teams_project, capfd):
-    before = tree(teams_project)
+@pytest.mark.parametrize("skip_if_file_exists", [False, True], ids=["-f", "-f -s"])
+def test_generating_over_a_project_refuses_and_changes_nothing(teams_project, skip_if_file_exists, capfd):
+    before, shared_before = tree(teams_project), tree(teams_project.parent / "shared-templates")
     with pytest.raises(FailedHookException):
-        regenerate(teams_project.parent)
+        regenerate(teams_project.parent, skip_if_file_exists=skip_if_file_exists)
     err = capfd.readouterr().err
     assert f"{teams_project} already holds files (" in err
-    assert "run `make update` there" in err and "APPSTACK_OVERWRITE=1" in err
+    assert "run `make update` there" in err
     assert tree(teams_project) == before
+    assert tree(teams_project.parent / "shared-templates") == shared_before
+    assert (teams_project / "chart" / "templates").is_symlink()
 
 
-def test_with_the_override_and_skip_if_file_exists_nothing_of_the_team_is_rewritten(teams_project, monkeypatch):
+def test_there_is_no_override_of_the_refusal(teams_project, monkeypatch):
+    """The variable that used to override the refusal is gone: `make update` is the way."""
     monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    before = tree(teams_project)
-    (teams_project / "Makefile").unlink()  # a file the template brings back
-    regenerate(teams_project.parent, skip_if_file_exists=True)
-    after = tree(teams_project)
-    assert after == before  # the Makefile is back; the team's files are as they were
-    assert tomllib.loads(after["source/Pipfile"].decode())["source"] == [
-        {"name": "pip-index", "url": PIP_INDEX, "verify_ssl": True}
-    ]  # one [[source]], not two
-
-
-def test_with_the_override_alone_the_templates_files_replace_the_teams(teams_project, monkeypatch, capfd):
-    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    before = tree(teams_project)
-    regenerate(teams_project.parent)
-    after = tree(teams_project)
-    assert re.search(r"a copy of [1-9][0-9]* of your files is in \.flask-appstack-originals/", capfd.readouterr().err)
-    assert set(after) == set(before)  # no probe, no copies kept aside, no list left behind
-    for relative in ("source/api/greetings.py", "chart/templates/deployment.yaml"):
-        assert b"the team's own line" not in after[relative], relative  # overwritten, as asked
-
-
-def test_after_a_bake_that_stopped_the_teams_originals_are_never_overwritten(teams_project, monkeypatch, capfd):
-    """A bake with the override that stopped between the hooks leaves the team's originals in
-    ORIGINALS (and cookiecutter's copies in their place): the next bake must not take those
-    copies for the originals."""
-    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    template = REPO / "{{cookiecutter.app_name}}" / "chart/templates/deployment.yaml"
-    originals = teams_project / pre.ORIGINALS
-    shutil.copytree(teams_project / "chart", originals / "chart")
-    shutil.copyfile(template, teams_project / "chart/templates/deployment.yaml")  # cookiecutter's copy
     before = tree(teams_project)
     with pytest.raises(FailedHookException):
         regenerate(teams_project.parent, skip_if_file_exists=True)
-    err = capfd.readouterr().err
-    assert f"{originals} is there, so nothing was generated" in err and "Move them back" in err
     assert tree(teams_project) == before
-    assert b"the team's own line" in (originals / "chart/templates/deployment.yaml").read_bytes()
-
-
-def test_a_link_among_the_files_cookiecutter_copies_is_refused(teams_project, monkeypatch, capfd):
-    """cookiecutter would write the template's .gitignore through the link into its target."""
-    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    shared = teams_project.parent / "shared-gitignore"
-    shared.write_text("# the organisation's ignore list\n")
-    (teams_project / ".gitignore").unlink()
-    (teams_project / ".gitignore").symlink_to(shared)
-    with pytest.raises(FailedHookException):
-        regenerate(teams_project.parent, skip_if_file_exists=True)
-    assert ".gitignore in " in capfd.readouterr().err
-    assert (teams_project / ".gitignore").is_symlink()
-    assert shared.read_text() == "# the organisation's ignore list\n"
-    assert not (teams_project / pre.ORIGINALS).exists()
 
 
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
     (tmp_path / ".git" / "objects").mkdir(parents=True)
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    assert pre.check_directory(tmp_path, pre.existing_files(tmp_path), {}) is None
+    assert pre.refusal(tmp_path, pre.existing_files(tmp_path)) is None
     (tmp_path / "README.md").write_text("# from Azure Repos\n")
-    assert "already holds files (README.md)" in pre.check_directory(tmp_path, pre.existing_files(tmp_path), {})
-
-
-def test_both_hooks_name_the_same_list_of_files_that_were_there():
-    assert pre.PREEXISTING == str(post.PREEXISTING)
-    assert (pre.ORIGINALS, pre.SKIP_PROBE, pre.PROBE_TEXT) == (
-        str(post.ORIGINALS),
-        str(post.SKIP_PROBE),
-        post.PROBE_TEXT,
-    )
-    assert (REPO / "{{cookiecutter.app_name}}" / pre.SKIP_PROBE).read_text() != pre.PROBE_TEXT
+    assert "already holds files (README.md)" in pre.refusal(tmp_path, pre.existing_files(tmp_path))
 
 
 def test_the_hook_and_scripts_pipenv_sh_pass_pipenv_the_same_pip_settings():

@@ -7,6 +7,7 @@ and each gate turns red on a defect planted in a copy of an installed project.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -241,3 +242,16 @@ def test_each_gate_turns_red_on_its_defect(installed_copy, plant, gate, message)
     result = run(["make", gate], cwd=project, env=environment)
     assert result.returncode != 0, result.stdout + result.stderr
     assert message in result.stdout + result.stderr
+
+
+@same_worker
+def test_make_test_ignores_another_projects_activated_virtualenv(installed_copy, tmp_path):
+    """A developer's shell often has some other project's virtualenv activated: the gates
+    still run in this project's own, with its packages."""
+    project, environment = installed_copy
+    other = tmp_path / "other-project-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True)
+    activated = {**environment, "VIRTUAL_ENV": str(other), "PATH": f"{other / 'bin'}{os.pathsep}{environment['PATH']}"}
+    tested = run(["make", "test"], cwd=project, env=activated)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Required test coverage of 90% reached" in tested.stdout
