@@ -28,6 +28,7 @@ import os
 import re
 import shlex
 import sys
+import unicodedata
 from collections import namedtuple
 from pathlib import Path
 
@@ -52,7 +53,8 @@ class Problem(namedtuple("Problem", "variables values accepted reason", defaults
 def shown(value):
     """The value as JSON, with every HIDDEN character escaped: a message never hides itself."""
     return "".join(
-        f"\\u{ord(char):04x}" if ord(char) in HIDDEN else char for char in json.dumps(value, ensure_ascii=False)
+        f"\\u{ord(char):04x}" if ord(char) in HIDDEN or unseen(char) else char
+        for char in json.dumps(value, ensure_ascii=False)
     )
 
 
@@ -127,6 +129,34 @@ HIDDEN = {
     *range(0x202A, 0x202F),
     *range(0x2066, 0x206A),
 }
+
+
+# Zero-width (non-)joiners are formatting characters that words need: Persian and Indic
+# scripts, emoji sequences such as 👩‍💻.
+JOINERS = {0x200C, 0x200D}
+
+
+def unseen(char):
+    """Why `char` cannot stand in an answer, or None: a lone surrogate (Python's stand-in for a
+    byte that is not UTF-8, from a terminal set to another encoding), a Unicode noncharacter, or
+    an invisible formatting character (zero-width space, BOM, soft hyphen, ...)."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"byte 0x{code - 0xDC00:02X} is not UTF-8 (is the terminal set to UTF-8?)"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"U+{code:04X} is a lone surrogate, not a character"
+    if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+        return f"U+{code:04X} is a Unicode noncharacter"
+    if code not in HIDDEN | JOINERS and unicodedata.category(char) == "Cf":
+        return f"U+{code:04X} is an invisible formatting character"
+    return None
+
+
+def unreadable(value):
+    """Why a text answer is not plain, visible UTF-8 text, with the character's position; or None."""
+    if not text(value):
+        return None
+    return next((f"at character {n}, {why}" for n, why in enumerate(map(unseen, value), 1) if why), None)
 
 
 def one_line(value):
@@ -290,7 +320,8 @@ RULES = [
         "description",
         one_line,
         "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
-        "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)",
+        "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C); "
+        "no answer may hold bytes that are not UTF-8, noncharacters or invisible formatting characters",
     ),
     Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
     Rule(
@@ -528,7 +559,7 @@ def problems(answers):
         if rule.variable in failed:
             continue  # one line per variable: its first failing rule
         value = answers.get(rule.variable)
-        result = rule.check(value) if rule.variable in answers else "it is missing"
+        result = (unreadable(value) or rule.check(value)) if rule.variable in answers else "it is missing"
         if result is not True:
             failed.add(rule.variable)
             reason = result if isinstance(result, str) else ""

@@ -618,3 +618,20 @@ def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, c
 
 def test_a_devnull_pip_config_file_means_no_files():
     assert post.pip_config_files({"PIP_CONFIG_FILE": os.devnull}) == []
+
+
+@pytest.mark.slow
+def test_an_answer_typed_in_a_latin1_terminal_is_refused_before_anything_is_written(tmp_path):
+    """'café' from a terminal set to Latin-1 reaches cookiecutter as the bytes c a f 0xE9."""
+    out = tmp_path / "out"
+    out.mkdir()
+    config = tmp_path / "cookiecutterrc.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    env = {**os.environ, "COOKIECUTTER_CONFIG": str(config), "LC_ALL": "C.UTF-8"}
+    cookiecutter = os.path.join(os.path.dirname(sys.executable), "cookiecutter")
+    words = [cookiecutter, "--no-input", "-o", str(out), str(REPO), b"description=caf\xe9", "lock_dependencies=no"]
+    result = subprocess.run(words, env=env, capture_output=True)
+    err = result.stderr.decode("utf-8", "backslashreplace")
+    assert result.returncode != 0
+    assert '  - description = "caf\\udce9": at character 4, byte 0xE9 is not UTF-8' in err
+    assert list(out.iterdir()) == []
