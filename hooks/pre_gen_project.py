@@ -675,5 +675,6 @@ def main():
         return 1
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -88,8 +88,6 @@ def test_every_answer_takes_another_value_in_some_combination(name):
     assert {str(answered(answers)[name]) for answers in COMBINATIONS} - {str(DEFAULT_ANSWERS[name])}
 
 
-
-
 def test_cookiecutter_copies_exactly_the_helm_templates_unrendered():
     """Helm's templates are Go templates, whose {{ }} Jinja would take for its own: those, and
     nothing else, are copied without rendering. None of them holds anything of cookiecutter's,

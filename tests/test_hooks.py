@@ -4,7 +4,6 @@ project. Its helpers are also called directly, on baked projects."""
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
