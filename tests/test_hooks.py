@@ -266,7 +266,7 @@ def test_the_environment_variable_skips_the_lock(cookies, capfd, monkeypatch):
     assert result.exit_code == 0, result.exception
     assert not (result.project_path / "source" / "Pipfile.lock").exists()
     assert "not locked (APPSTACK_SKIP_LOCK is set)" in out
-    assert "&& make lock-in-container" in out  # the README's docker command
+    assert "&& make lock-in-container" in out  # the manual's docker command
 
 
 def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files(cookies, tmpdir):
@@ -435,13 +435,14 @@ def test_the_reason_of_a_failure_is_pips_error_line():
 
 
 @pytest.mark.slow
-def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_path):
-    """The hook names `make lock-in-container`; it runs what the README's Build locally shows."""
+def test_make_lock_in_container_runs_the_manuals_command(default_project, tmp_path):
+    """The hook names `make lock-in-container`; it runs what docs/local-development.md's Build
+    locally shows."""
     project = Path(shutil.copytree(default_project, tmp_path / "project"))
     (project / "PYPI_TOKEN.txt").write_text("not-a-token\n")
-    readme = [
+    manual = [
         line.strip()
-        for line in (project / "README.md").read_text().splitlines()
+        for line in (project / "docs" / "local-development.md").read_text().splitlines()
         if line.strip().startswith("docker run --rm -e PYPI_USER=")
     ]
     dry_run = subprocess.run(
@@ -456,10 +457,10 @@ def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_pa
         for line in dry_run.stdout.replace("\\\n", "").splitlines()
         if line.startswith("docker run")
     ]
-    assert len(readme) == 1 and shlex.split(command) == shlex.split(readme[0])
+    assert len(manual) == 1 and shlex.split(command) == shlex.split(manual[0])
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
-    assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in readme[0]
-    assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in readme[0]
+    assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in manual[0]
+    assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in manual[0]
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Template updates: a project made with cruft takes a later template change with `cruft update`
 (or `make update`, which also lists conflicts and re-locks), and the team's work stays;
 `tasks.py generate` makes projects with cruft; a project made with plain cookiecutter is linked
-with the command its README shows."""
+with the command its manual (docs/updates.md) shows."""
 
 import json
 import os
@@ -182,7 +182,7 @@ def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, templ
 
 
 def test_cruft_update_moves_the_project_to_a_new_pipeline_release(template_repo, tmp_path):
-    """The README's upgrade path: new answers for app_version and pipeline_ref, nothing else."""
+    """The manual's upgrade path (docs/pipeline.md): new answers for app_version and pipeline_ref."""
     project = committed_project(template_repo, tmp_path)
 
     new = {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"}
@@ -229,7 +229,7 @@ def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(
     ]
 
 
-def test_a_cookiecutter_project_is_linked_with_the_command_its_readme_shows(template_repo, tmp_path):
+def test_a_cookiecutter_project_is_linked_with_the_command_its_manual_shows(template_repo, tmp_path):
     made = subprocess.run(
         [
             sys.executable,
@@ -255,12 +255,12 @@ def test_a_cookiecutter_project_is_linked_with_the_command_its_readme_shows(temp
     git(project, "commit", "-q", "-m", "generated")
     assert "NoCruftFound" in cruft(project, "check").stderr
 
-    readme = (project / "README.md").read_text()
-    [line] = [line for line in readme.splitlines() if line.startswith("cruft link ")]
+    updates = (project / "docs" / "updates.md").read_text()
+    [line] = [line for line in updates.splitlines() if line.startswith("cruft link ")]
     linked = cruft(project, *shlex.split(line)[1:])
     assert linked.returncode == 0, linked.stdout + linked.stderr
     assert cruft(project, "check").returncode == 0
-    # The README's answers are the ones the project was made with: the template renders it again
+    # The manual's answers are the ones the project was made with: the template renders it again
     # exactly, so the first `cruft update` brings template changes only.
     diff = cruft(project, "diff", "--exit-code")
     assert diff.returncode == 0, diff.stdout
