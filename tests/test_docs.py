@@ -6,7 +6,9 @@ import re
 
 import pytest
 from answers import COMBINATIONS, combination_id
-from owners import OWNERS, TEAM_MERGED_PATHS, TEAM_PATHS, TEMPLATE_PATHS, covers
+from owners import OWNERS, TEAM_MERGED_PATHS, TEAM_PATHS, TEMPLATE_PATHS, covers, cruft_skip
+
+from tools.project import tomllib
 
 README_MAX_LINES = 150
 DOCS_PAGES = ["configuration.md", "local-development.md", "pipeline.md", "kubernetes.md", "updates.md"]
@@ -106,6 +108,11 @@ def test_every_generated_file_has_exactly_one_owner(project):
     files = [str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()]
     owners = {name: [row for row in rows if covers(row, name)] for name in files}
     assert {name: found for name, found in owners.items() if len(found) != 1} == {}
+
+
+def test_cruft_skips_exactly_the_teams_paths(default_project):
+    pyproject = tomllib.loads((default_project / "pyproject.toml").read_text())
+    assert sorted(pyproject["tool"]["cruft"]["skip"]) == sorted(cruft_skip())
 
 
 def test_the_update_page_names_every_path_with_its_owner(default_project):
