@@ -23,14 +23,18 @@ EXPECTED_FILES = [
     ".gitignore",
     "source/Pipfile",
     "source/gunicorn.conf.py",
-    "source/settings.py",
-    "source/jsonlog.py",
+    "source/scale/__init__.py",
+    "source/scale/settings.py",
+    "source/scale/jsonlog.py",
+    "source/scale/health.py",
+    "source/scale/errors.py",
+    "source/scale/logs.py",
+    "source/scale/tests/__init__.py",
+    "source/scale/tests/conftest.py",
     "source/api/__init__.py",
-    "source/api/health.py",
-    "source/api/errors.py",
-    "source/api/logs.py",
     "source/api/greetings.py",
     "source/tests/conftest.py",
+    "source/tests/test_greetings.py",
     ".editorconfig",
     ".pre-commit-config.yaml",
     "renovate.json",
@@ -115,6 +119,13 @@ def test_default_bake_has_the_expected_tree(default_project):
     assert missing == []
 
 
+def test_the_platforms_tests_never_use_the_example(default_project):
+    """A team may delete the example (tests/test_quality_gates.py deletes it and runs make check)."""
+    tests = sorted((default_project / "source/scale/tests").glob("*.py"))
+    assert tests
+    assert [test.name for test in tests if re.search(r"greetings|/api/", test.read_text())] == []
+
+
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
 def test_no_template_debris_is_left(bake, answers):
     project = bake(**answers)
@@ -148,7 +159,7 @@ def custom_project(bake):
 
 def test_app_name_names_the_directory_and_the_service(custom_project):
     assert custom_project.name == "orders-api"
-    assert '"orders-api"' in (custom_project / "source/settings.py").read_text()
+    assert '"orders-api"' in (custom_project / "source/scale/settings.py").read_text()
     assert "# orders-api" in (custom_project / "README.md").read_text()
 
 
@@ -168,7 +179,7 @@ def test_description_survives_verbatim(custom_project):
 
 
 def test_gunicorn_workers_is_the_default_worker_count(custom_project):
-    assert '"GUNICORN_WORKERS": Setting("3"' in (custom_project / "source/settings.py").read_text()
+    assert '"GUNICORN_WORKERS": Setting("3"' in (custom_project / "source/scale/settings.py").read_text()
     run_locally = (custom_project / "docs/local-development.md").read_text()
     assert "gunicorn -w 3 -b :8080 --reload 'api:create_app()'" in run_locally
 
@@ -385,9 +396,7 @@ def test_the_generated_documents_have_every_section(default_project, document):
 
 def test_every_environment_variable_is_in_the_configuration_table(default_project):
     source = default_project / "source"
-    # source/scale/settings.py once the platform package exists, source/settings.py before.
-    settings = next(path for path in (source / "scale/settings.py", source / "settings.py") if path.exists())
-    used = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', settings.read_text()))
+    used = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', (source / "scale" / "settings.py").read_text()))
     used |= set(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"', (source / "gunicorn.conf.py").read_text()))
     configuration = (default_project / "docs/configuration.md").read_text()
     section = configuration.split("## Environment variables", 1)[1].split("\n## ", 1)[0]

@@ -185,8 +185,8 @@ def test_dr_configmap_keys_reach_the_container(chart):
             "DR_GLOBAL_HOSTNAME": f"{chart.app}-{space}.{domain}",
         }
         assert {"configMapRef": {"name": configmap["metadata"]["name"]}} in container(objects)["envFrom"]
-        # The application reads DR_ROLE and DR_REGION (source/settings.py).
-        config = (chart.project / "source/settings.py").read_text()
+        # The application reads DR_ROLE and DR_REGION (source/scale/settings.py).
+        config = (chart.project / "source/scale/settings.py").read_text()
         assert '"DR_ROLE"' in config and '"DR_REGION"' in config
 
 

@@ -48,13 +48,11 @@ PYTHON = "3.11"  # python:3.11-slim, and the Python of the Debian-made base imag
 APP = DEFAULTS["app_name"]
 USER = "ci-user"
 APP_UID = "10001"  # the Dockerfile's USER
-# What the Dockerfile copies: these, and source/api/*.py
+# What the Dockerfile copies: these, source/scale/*.py (not its tests) and source/api/*.py
 BUILD_FILES = {
     "source/Pipfile",
     "source/Pipfile.lock",
     "source/gunicorn.conf.py",
-    "source/settings.py",
-    "source/jsonlog.py",
 }
 
 
@@ -230,8 +228,13 @@ def test_dockerignore_leaves_only_what_the_image_needs_in_the_context(engine, de
         for path in (tmp_path / "context").rglob("*")
         if path.is_file()
     }
-    api = {f"source/api/{path.name}" for path in (project / "source" / "api").glob("*.py")}
-    assert api and context == BUILD_FILES | api
+    code = {
+        path.relative_to(project).as_posix()
+        for package in ("api", "scale")
+        for path in (project / "source" / package).glob("*.py")
+    }
+    assert (project / "source/scale/tests/conftest.py").is_file()  # in the project, not in the context
+    assert code and context == BUILD_FILES | code
 
 
 # ---- the manual's run command and the image's own ----------------------------------------

@@ -79,7 +79,7 @@ def edit(path, old, new):
 @pytest.fixture
 def teams_project(template_repo, tmp_path):
     """A project made with cruft, committed, then worked on by its team: a route of its own
-    with a test, and an edited value; the template then gets a fix in errors.py."""
+    with a test, and an edited value; the template then gets a fix in scale/errors.py."""
     project = committed_project(template_repo, tmp_path, app_name="orders")
     with (project / "source" / "api" / "greetings.py").open("a") as greetings:
         greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
@@ -91,7 +91,7 @@ def teams_project(template_repo, tmp_path):
     git(project, "commit", "-q", "-m", "the team's work")
 
     edit(
-        template_file(template_repo, "source/api/errors.py"),
+        template_file(template_repo, "source/scale/errors.py"),
         "return jsonify(error=error.name,",
         "return jsonify(error=error.name, status=error.code,",
     )
@@ -105,7 +105,7 @@ def test_a_template_fix_in_the_service_code_arrives_and_the_teams_work_stays(tea
     updated = cruft(project, "update", "--skip-apply-ask")
     assert updated.returncode == 0, updated.stdout + updated.stderr
 
-    assert "status=error.code" in (project / "source" / "api" / "errors.py").read_text()
+    assert "status=error.code" in (project / "source" / "scale" / "errors.py").read_text()
     assert '@bp.get("/orders")' in (project / "source" / "api" / "greetings.py").read_text()
     assert (project / "source" / "tests" / "test_orders.py").is_file()
     assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
@@ -125,7 +125,7 @@ def make_update(project, *path):
 def test_make_update_names_every_conflict_and_fails(teams_project, template_repo):
     """The team and the template changed the same line: the merge cannot choose."""
     edit(
-        teams_project / "source" / "api" / "errors.py",
+        teams_project / "source" / "scale" / "errors.py",
         "return jsonify(error=error.name,",
         "return jsonify(error=error.name, team=True,",
     )
@@ -133,11 +133,11 @@ def test_make_update_names_every_conflict_and_fails(teams_project, template_repo
 
     updated = make_update(teams_project)
     assert updated.returncode != 0, updated.stdout + updated.stderr
-    assert "make update: the template's changes conflict with yours in:\n  source/api/errors.py" in updated.stderr
-    conflicted = (teams_project / "source" / "api" / "errors.py").read_text()
+    assert "make update: the template's changes conflict with yours in:\n  source/scale/errors.py" in updated.stderr
+    conflicted = (teams_project / "source" / "scale" / "errors.py").read_text()
     assert "<<<<<<<" in conflicted and "team=True" in conflicted and "status=error.code" in conflicted
     # Whatever cruft left (markers or *.rej files), git shows it.
-    assert "source/api/errors.py" in git(teams_project, "status", "--porcelain")
+    assert "source/scale/errors.py" in git(teams_project, "status", "--porcelain")
 
 
 def test_make_update_refuses_a_dirty_working_tree(teams_project):
@@ -156,7 +156,7 @@ def test_cruft_conflict_files_are_not_ignored(default_project, tmp_path):
         return subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=tmp_path).returncode == 0
 
     assert ignored(".venv/bin/python")  # the check works
-    assert not ignored("source/api/errors.py.rej")
+    assert not ignored("source/scale/errors.py.rej")
 
 
 def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo, monkeypatch):
