@@ -1,6 +1,6 @@
 """gunicorn settings, read from the environment with the platform's defaults.
 
-Command-line flags override them, as in the README's `docker run ... gunicorn -w 6 -b :8080`.
+Command-line flags override them, as in docs/local-development.md's `docker run ... gunicorn -w 6 -b :8080`.
 """
 
 import os
