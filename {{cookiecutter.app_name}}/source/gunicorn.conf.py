@@ -56,7 +56,7 @@ logconfig_dict = {
 # The workers' metrics files (scale/metrics.py) live in a directory of this server's own,
 # under /tmp (the pod's writable emptyDir). It is made once the server is bound, just before
 # the first workers fork, so a failed bind or a bad setting leaves none behind, and removed when
-# the server exits, a worker that failed to boot included. A SIGHUP reload keeps it: the new
+# the master exits, a worker that failed to boot included. A SIGHUP reload keeps it: the new
 # workers add to the totals of the old ones, which Prometheus sees as counters that go on.
 
 
@@ -68,7 +68,3 @@ def child_exit(arbiter, worker):
     """A dead worker's counts move into the directory's totals (scale/server.py), so restarted
     workers do not leave files behind that every scrape reads."""
     server.worker_exited(worker.pid)
-
-
-def on_exit(arbiter):
-    server.remove_metrics_dir()

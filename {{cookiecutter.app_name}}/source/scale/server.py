@@ -5,6 +5,7 @@ gunicorn and the standard library only, never Flask or the application (see scal
 prometheus_client is imported only when a worker has exited, by then long after every fork.
 """
 
+import atexit
 import glob
 import json
 import os
@@ -76,15 +77,19 @@ DEAD = "dead"
 def make_metrics_dir():
     """A new, empty metrics directory for this server's workers, in PROMETHEUS_MULTIPROC_DIR
     (which they inherit). Called once the server is bound and about to fork, so a server that
-    never gets that far leaves no directory behind."""
+    never gets that far leaves no directory behind; removed when this process (the master)
+    exits, however it ends short of SIGKILL. Not in gunicorn's on_exit hook: gunicorn skips it
+    when a worker fails to boot."""
     path = tempfile.mkdtemp(prefix="prometheus-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    atexit.register(remove_metrics_dir, path, os.getpid())
     return path
 
 
-def remove_metrics_dir():
-    path = os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    if path:
+def remove_metrics_dir(path, owner):
+    """Remove ``path`` if this is the process ``owner`` that made it: the workers, forked from
+    it, inherit its exit handlers too."""
+    if os.getpid() == owner:
         shutil.rmtree(path, ignore_errors=True)
 
 

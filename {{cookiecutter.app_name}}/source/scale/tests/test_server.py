@@ -53,15 +53,15 @@ def test_a_worker_that_wrote_no_metrics_exits_cleanly(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_metrics_directory_is_made_for_the_workers_and_removed(monkeypatch, tmp_path):
+def test_the_metrics_directory_is_made_for_the_workers_and_removed_by_its_maker_only(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     path = server.make_metrics_dir()
     assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == path and os.path.isdir(path)
-    server.remove_metrics_dir()
-    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    server.remove_metrics_dir(path, os.getpid() + 1)  # a worker exiting
+    assert os.path.isdir(path)
+    server.remove_metrics_dir(path, os.getpid())  # the master exiting
     assert list(tmp_path.iterdir()) == []
-    server.remove_metrics_dir()  # twice is harmless
 
 
 def test_errors_gunicorn_answers_itself_are_json_without_the_query():
