@@ -51,6 +51,7 @@ class ThreadWorker(gthread.ThreadWorker):
 
 # --- errors gunicorn answers itself --------------------------------------------------------
 
+
 def write_json_error(sock, status_int, reason, mesg):
     """gunicorn's answer to a request it cannot parse (a bad request line, method or version,
     headers too large, a bad chunked body), as JSON like every answer of the application."""

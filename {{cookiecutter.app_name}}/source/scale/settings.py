@@ -54,6 +54,7 @@ APP_SETTINGS = {
     "MAX_CONTENT_LENGTH": Setting("1048576", whole_number(1, 2**31), "a whole number of bytes from 1 to 2147483648"),
 }
 
+
 def optional(parse):
     """A parser that takes an empty value as None ("not set: derived from another setting")."""
 

@@ -83,7 +83,10 @@ def test_gunicorn_answers_with_the_json_error():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("Invalid request from ip=10.0.0.1: 'GET /a?token=x HTTP/1.1'", "Invalid request from ip=10.0.0.1: 'GET /a HTTP/1.1'"),
+        (
+            "Invalid request from ip=10.0.0.1: 'GET /a?token=x HTTP/1.1'",
+            "Invalid request from ip=10.0.0.1: 'GET /a HTTP/1.1'",
+        ),
         ("Error handling request GET /a/b?x=1&y=2", "Error handling request GET /a/b"),
         ("no query here", "no query here"),
     ],
