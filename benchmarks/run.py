@@ -8,7 +8,8 @@
 - serve: the generated app's /livez requests/s, p99 latency and server CPU time per request
   under gunicorn (request IDs, metrics and all) against a bare Flask app with the same
   gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
-  of --rounds);
+  of --rounds); and the slow-client figure: the app's /livez p99 while twice as many slow
+  clients as workers send a body a byte at a time, against its p99 without them;
 - suite (with --suite): the template's test suite wall time, against the bake.
 Results print as a table and go to benchmarks/results.json (not committed).
 """
@@ -126,8 +127,26 @@ def server_cpu_seconds(pid):
     return total
 
 
-def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
-    """(requests/s, p99 ms, server CPU µs per request) of ``requests`` GETs of /livez."""
+def send_slowly(port, stop):
+    """One slow client: a POST whose JSON body goes a byte every 0.1 s, until ``stop`` is set."""
+    body = b'{"name": "' + b"a" * 1000 + b'"}'
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(
+                b"POST /api/v1/hello HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            for byte in body:
+                if stop.wait(0.1):
+                    return
+                connection.sendall(bytes([byte]))
+    except OSError:
+        pass  # the figure is the probe's latency; a slow client the server dropped is fine
+
+
+def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None, slow_clients=0):
+    """(requests/s, p99 ms, server CPU µs per request) of ``requests`` GETs of /livez, while
+    ``slow_clients`` clients send a body a byte at a time."""
     port = free_port()
     command = [str(venv / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app]
     if pythonpath:
@@ -148,9 +167,19 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
             except OSError:
                 time.sleep(0.1)
         load(port, "/livez", concurrency * 10, concurrency)  # warm-up
-        cpu = server_cpu_seconds(server.pid)
-        rps, p99 = load(port, "/livez", requests, concurrency)
-        return rps, p99, (server_cpu_seconds(server.pid) - cpu) / requests * 1e6
+        stop = threading.Event()
+        slow = [threading.Thread(target=send_slowly, args=(port, stop)) for _ in range(slow_clients)]
+        for client in slow:
+            client.start()
+        time.sleep(1 if slow else 0)  # every slow client connected and sending
+        try:
+            cpu = server_cpu_seconds(server.pid)
+            rps, p99 = load(port, "/livez", requests, concurrency)
+            return rps, p99, (server_cpu_seconds(server.pid) - cpu) / requests * 1e6
+        finally:
+            stop.set()
+            for client in slow:
+                client.join()
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -182,18 +211,27 @@ def serve_ratio(tmp, args):
     """/livez of the generated app against the bare app, in ``args.rounds`` rounds that
     alternate the two, so that both see the same machine (other work on it included). The
     ratios are the median of the rounds' ratios; the rates, p99s and the server's CPU time per
-    request, the medians too."""
+    request, the medians too. Each round also serves the app with twice as many slow clients as
+    gunicorn.conf.py's default workers connected: its p99 against the app's own without them."""
     project = tmp / "flask-app"
     venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
     (tmp / "bare.py").write_text(BARE_APP)
     source = project / "source"
-    rounds = []
+    slow_clients = 2 * int(DEFAULTS["gunicorn_workers"])
+    rounds, slowed = [], []
     for _ in range(args.rounds):
         bare = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
         app = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
+        slow = serve_and_load(
+            venv, source, "api:create_app()", args.requests, args.concurrency, slow_clients=slow_clients
+        )
         rounds.append((bare, app))
+        slowed.append((app, slow))
     median = statistics.median
     return {
+        "slow_clients": slow_clients,
+        "slow_p99_ms": median(s[1] for _, s in slowed),
+        "slow_p99_ratio": median(s[1] / a[1] for a, s in slowed),
         "baseline_rps": median(b[0] for b, _ in rounds),
         "measured_rps": median(a[0] for _, a in rounds),
         "rps_ratio": median(a[0] / b[0] for b, a in rounds),
