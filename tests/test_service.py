@@ -309,8 +309,9 @@ def sample(metrics_text, name, **labels):
 
 
 def test_metrics_count_every_request_whichever_worker_answers(serve):
-    server = serve(app="probe_app:create()")
-    # Two requests held at once: each of the two workers is answering one.
+    # One connection a worker at a time: two requests held at once, each of the two workers is
+    # answering one.
+    server = serve(app="probe_app:create()", args=["--worker-connections", "1"])
     threads, _ = hold(server, ["a", "b"])
     pids = {(server.signals / f"started-{n}").read_text() for n in ("a", "b")}
     assert len(pids) == 2
@@ -513,9 +514,10 @@ def send_slowly(port, stop, errors):
         errors.append(error)
 
 
-def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(serve):
-    workers = 2
-    server = serve(workers=workers)
+@pytest.mark.parametrize("workers", [1, 3])
+def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(serve, workers):
+    # GUNICORN_WORKERS, of which the default threads follow (a --workers flag would not change them)
+    server = serve(workers=workers, env={"GUNICORN_WORKERS": str(workers)})
     stop, errors = threading.Event(), []
     slow = [threading.Thread(target=send_slowly, args=(server.port, stop, errors)) for _ in range(2 * workers)]
     for client in slow:
