@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools/, never tests/
 
 from hooks import post_gen_project as hook  # noqa: E402
-from tools.net import free_port  # noqa: E402
+from tools.net import free_port, send_slowly  # noqa: E402
 from tools.project import DEFAULTS, REPO, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
@@ -127,23 +127,6 @@ def server_cpu_seconds(pid):
     return total
 
 
-def send_slowly(port, stop):
-    """One slow client: a POST whose JSON body goes a byte every 0.1 s, until ``stop`` is set."""
-    body = b'{"name": "' + b"a" * 1000 + b'"}'
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-            connection.sendall(
-                b"POST /api/v1/hello HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(body)
-            )
-            for byte in body:
-                if stop.wait(0.1):
-                    return
-                connection.sendall(bytes([byte]))
-    except OSError:
-        pass  # the figure is the probe's latency; a slow client the server dropped is fine
-
-
 def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None, slow_clients=0):
     """(requests/s, p99 ms, server CPU µs per request) of ``requests`` GETs of /livez, while
     ``slow_clients`` clients send a body a byte at a time."""
@@ -168,7 +151,7 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None, sl
                 time.sleep(0.1)
         load(port, "/livez", concurrency * 10, concurrency)  # warm-up
         stop = threading.Event()
-        slow = [threading.Thread(target=send_slowly, args=(port, stop)) for _ in range(slow_clients)]
+        slow = [threading.Thread(target=send_slowly, args=(port, stop, 1000, 0.1)) for _ in range(slow_clients)]
         for client in slow:
             client.start()
         time.sleep(1 if slow else 0)  # every slow client connected and sending

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tools.net import free_port
+from tools.net import free_port, send_slowly
 
 pytestmark = pytest.mark.slow  # every test runs the project's tests or gunicorn in its venv
 
@@ -497,29 +497,13 @@ def test_a_server_that_never_serves_leaves_no_metrics_directory(default_project,
     assert list(tmp_path.glob("prometheus-*")) == []
 
 
-def send_slowly(port, stop, errors):
-    """A client that sends a JSON body a byte every 0.2 s, as Envoy streams a slow upload."""
-    body = b'{"name": "' + b"a" * 50 + b'"}'
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-            connection.sendall(
-                b"POST /api/v1/hello HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(body)
-            )
-            for byte in body:
-                if stop.wait(0.2):
-                    return
-                connection.sendall(bytes([byte]))
-    except OSError as error:
-        errors.append(error)
-
-
 @pytest.mark.parametrize("workers", [1, 3])
 def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(serve, workers):
     # GUNICORN_WORKERS, of which the default threads follow (a --workers flag would not change them)
     server = serve(workers=workers, env={"GUNICORN_WORKERS": str(workers)})
-    stop, errors = threading.Event(), []
-    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, errors)) for _ in range(2 * workers)]
+    stop = threading.Event()
+    # 50 bytes a byte every 0.2 s: still sending while the probes below run
+    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 50, 0.2)) for _ in range(2 * workers)]
     for client in slow:
         client.start()
     time.sleep(1)  # every slow client is connected and sending
