@@ -528,7 +528,16 @@ def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(
     assert failed == []
 
 
-def test_sigterm_answers_the_connections_queued_on_the_listening_socket(serve):
+def refused(port):
+    """Whether a connection to ``port`` is refused (nothing listens), rather than accepted or queued."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_sigterm_answers_the_connections_queued_on_the_listening_socket_and_refuses_new_ones(serve):
     # One connection at a time per worker, held: the next ones wait in the listen queue.
     server = serve(app="probe_app:create()", workers=1, args=["--worker-connections", "1"])
     threads, results = hold(server, ["held"])
@@ -540,7 +549,6 @@ def test_sigterm_answers_the_connections_queued_on_the_listening_socket(serve):
     time.sleep(0.5)
     server.process.send_signal(signal.SIGTERM)
     wait_until(lambda: any("Handling signal: term" in line for line in server.lines), "gunicorn took SIGTERM")
-    (server.signals / "release").write_text("")
     answers = []
     for connection in queued:
         with connection:
@@ -548,6 +556,9 @@ def test_sigterm_answers_the_connections_queued_on_the_listening_socket(serve):
                 answers.append(connection.recv(65536).split(b"\r\n")[0])
             except OSError as error:
                 answers.append(error)
+    # While the held request finishes, a new connection is refused, not queued to be reset.
+    wait_until(lambda: refused(server.port), "new connections refused", attempts=100)
+    (server.signals / "release").write_text("")
     for thread in threads:
         thread.join(timeout=GRACEFUL_TIMEOUT + 10)
     assert results == {"held": 200}

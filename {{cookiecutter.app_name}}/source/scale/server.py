@@ -27,14 +27,22 @@ class ThreadWorker(gthread.ThreadWorker):
     gunicorn stops accepting at SIGTERM and closes the listening socket when the last worker
     exits: the kernel then resets every connection that was queued on it, requests already
     sent included. Taken here, they are answered like any other, within the graceful timeout.
+    (The same happens when the worker restarts alone: the others keep listening.)
     """
 
     def set_accept_enabled(self, enabled):
-        if not enabled and not self.alive:  # the worker is stopping
+        stopping = not enabled and not self.alive
+        if stopping:
             for listener in self.sockets:
                 while self.accept_queued(listener):
                     pass
         super().set_accept_enabled(enabled)
+        if stopping:
+            # This worker's hold on the listening socket goes now, not when its last request is
+            # done: once every process has let go, a new connection is refused, not queued to
+            # be reset at the end.
+            for listener in self.sockets:
+                listener.close()
 
     def accept_queued(self, listener):
         """Take one connection queued on ``listener`` for the thread pool; False when none is left."""
