@@ -373,6 +373,7 @@ GENERATED_SECTIONS = {
         "## Endpoints, errors and logs",
         "## Readiness checks",
         "## Metrics and graceful shutdown",
+        "## Workers and slow clients",
     ],
     "docs/local-development.md": [
         "## Without a container",
