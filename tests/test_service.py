@@ -117,6 +117,7 @@ class Gunicorn:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "TMPDIR": str(self.tmpdir), "TEST_SIGNALS": str(self.signals), **(env or {})},
+            start_new_session=True,  # its own process group: kill() ends the workers too
         )
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
@@ -165,9 +166,12 @@ class Gunicorn:
         return [json.loads(line) for line in self.lines if line.strip()]
 
     def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """SIGKILL to gunicorn and its workers, which a failed test may have left holding requests."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # all gone already
+        self.process.wait()
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ class ThreadWorker(gthread.ThreadWorker):
     gunicorn stops accepting at SIGTERM and closes the listening socket when the last worker
     exits: the kernel then resets every connection that was queued on it, requests already
     sent included. Taken here, they are answered like any other, within the graceful timeout.
-    (The same happens when the worker restarts alone: the others keep listening.)
+    A worker that restarts alone (--max-requests) does the same, while the master and the
+    other workers go on listening.
     """
 
     def set_accept_enabled(self, enabled):
