@@ -93,3 +93,13 @@ def test_gunicorn_answers_with_the_json_error():
 )
 def test_query_strings_are_removed(text, expected):
     assert server.without_query(text) == expected
+
+
+def test_the_worker_hooks_into_gunicorns_threaded_worker_where_it_stops_accepting():
+    # scale.server.ThreadWorker takes the queued connections from there; a gunicorn that renamed
+    # these would quietly lose that (gunicorn 27 has them).
+    from gunicorn.workers import gthread
+
+    assert callable(gthread.ThreadWorker.set_accept_enabled)
+    assert callable(gthread.ThreadWorker.enqueue_req)
+    assert callable(gthread.TConn)
