@@ -406,6 +406,19 @@ def most_pods(answers):
     return int(replicas) + ROLLOUT_SURGE
 
 
+RELEASE_TAG = re.compile(r"refs/tags/v?(?P<version>[0-9]+\.[0-9]+\.[0-9]+)")
+
+
+def pipeline_ref_is_the_pipelines_release(answers):
+    """A release tag of the pipeline's templates names the release the pipeline runs: the
+    templates of 4.7.2 under appVersion 4.7.3 is a pipeline nobody tested. A branch follows
+    whatever it holds, on purpose."""
+    tag = RELEASE_TAG.fullmatch(answers["pipeline_ref"])
+    if tag and tag["version"] != answers["app_version"]:
+        return f"the tag names release {tag['version']}, the pipeline runs {answers['app_version']}"
+    return True
+
+
 def service_connection_when_needed(answers):
     """Azure Pipelines reaches a GitHub repository only through a service connection."""
     if answers["pipeline_repository_type"] == "github" and not answers["pipeline_service_connection"]:
@@ -504,6 +517,12 @@ COMBINATIONS = [
         "2023.4.20 or newer for Python 3.12 and newer",
     ),
     Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ, "two different regions when dr is on"),
+    Combination(
+        ("app_version", "pipeline_ref"),
+        pipeline_ref_is_the_pipelines_release,
+        "refs/tags/v<app_version>, the templates' release of the pipeline's version (the default), "
+        "or a branch ref such as refs/heads/release/4.7 to follow a branch on purpose",
+    ),
     Combination(
         ("pipeline_repository_type", "pipeline_service_connection"),
         service_connection_when_needed,

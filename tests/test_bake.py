@@ -336,6 +336,7 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
             str(REPO),
             "app_name=orders",
             "appcode=ord",
+            "app_version=4.7.3",  # a newer pipeline than the organisation's: its templates follow
             "lock_dependencies=no",
         ],
         capture_output=True,
@@ -349,10 +350,10 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
         "repository": "spaces",
         "type": platform["pipeline_repository_type"],
         "name": platform["pipeline_repository"],
-        "ref": platform["pipeline_ref"],
+        "ref": "refs/tags/v4.7.3",
         "endpoint": platform["pipeline_service_connection"],
     }
-    assert pipeline["extends"]["parameters"]["appVersion"] == platform["app_version"]
+    assert pipeline["extends"]["parameters"]["appVersion"] == "4.7.3"
     assert (
         pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
     )

@@ -4,18 +4,23 @@ and the served app has the release."""
 
 import http.client
 import json
+import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from owners import TEAM_PATHS, covers
 from releases import (
     DOCKERFILE_LINE,
     MARK,
+    ORDERS_TEST,
     PIPFILE_PACKAGE,
     README_PARAGRAPH,
     RELEASE_HEADER,
     committed_project,
+    edit,
     git,
     make_template_repo,
     make_update,
@@ -24,6 +29,7 @@ from releases import (
 )
 
 from tools.net import free_port
+from tools.project import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +133,102 @@ def test_a_release_that_changes_every_template_file_merges_without_conflict(work
     assert (status, json.loads(body)) == (200, {"orders": []})
     assert headers.get(RELEASE_HEADER[0]) == RELEASE_HEADER[1]
     assert server.get("/api/v1/hello")[0] == 404
+
+
+# ---- taking 2.0.0, the release that gave every file one owner, by the CHANGELOG's commands -----
+
+FIRST_RELEASE = "ca9718a"  # 1.0.0, the CHANGELOG's first release
+BEFORE_OWNERS = "2fef169"  # a commit after 1.0.0, before 2.0.0: the platform's code in source/api
+
+
+def changelog_commands(release, lead):
+    """The shell block that follows the paragraph starting with `lead` in `release`'s section."""
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    section = changelog.split(f"\n## [{release}]", 1)[1].split("\n## [", 1)[0]
+    after = section.split(f"\n{lead}", 1)[1]
+    return after.split("```sh\n", 1)[1].split("\n```\n", 1)[0]
+
+
+def template_with_history(path):
+    """The template repository, with this clone's history, so that earlier commits can be checked out."""
+    template = make_template_repo(path)
+    fetched = subprocess.run(["git", "fetch", "-q", str(REPO), "HEAD"], cwd=template, capture_output=True, text=True)
+    assert fetched.returncode == 0, fetched.stderr
+    for commit in (FIRST_RELEASE, BEFORE_OWNERS):
+        found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=template)
+        assert found.returncode == 0, f"{commit} is not in this clone's history: clone the template with its history"
+    return template
+
+
+def follow(commands, project):
+    """Run the CHANGELOG's commands as a user pastes them into a shell: each line, whatever the
+    one before it returned; with cruft and this Python on PATH."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "GIT_AUTHOR_NAME": "team",
+        "GIT_AUTHOR_EMAIL": "team@example.invalid",
+        "GIT_COMMITTER_NAME": "team",
+        "GIT_COMMITTER_EMAIL": "team@example.invalid",
+    }
+    return subprocess.run(["bash"], input=commands, cwd=project, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def assert_serves_the_platform_and_the_teams_route(project, project_venv, served):
+    tested = subprocess.run(
+        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    server = served(project)
+    status, headers, body = server.get("/api/v1/orders")
+    assert (status, json.loads(body)) == (200, {"orders": []})
+    assert headers.get("X-Request-Id")
+    assert server.get("/api/v1/hello?name=Ada")[2] == '{"message":"Hello, Ada!"}\n'
+    status, _, metrics = server.get("/metrics")
+    assert status == 200 and "/api/v1/orders" in metrics
+
+
+def add_orders_route_to_the_example(project):
+    """The team's route, in the example module as many teams wrote it before 2.0.0."""
+    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
+        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
+    (project / "source" / "tests" / "test_orders.py").write_text(ORDERS_TEST)
+
+
+def test_a_project_made_from_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp_path, project_venv, served):
+    template = template_with_history(tmp_path / "template")
+    git(template, "tag", "v1.0.0", FIRST_RELEASE)
+    project = committed_project(template, tmp_path, "--checkout", "v1.0.0", app_name="orders")
+    add_orders_route_to_the_example(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's route")
+
+    followed = follow(changelog_commands("2.0.0", "**A project made from 1.0.0.**"), project)
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert git(project, "status", "--porcelain") == ""
+    assert (project / "source" / "Pipfile.lock").is_file()
+    assert not (project / "source" / "api" / "health.py").exists()
+    assert_serves_the_platform_and_the_teams_route(project, project_venv, served)
+
+
+def test_a_project_made_after_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp_path, project_venv, served):
+    template = template_with_history(tmp_path / "template")
+    project = committed_project(template, tmp_path, "--checkout", BEFORE_OWNERS, app_name="orders")
+    add_orders_route_to_the_example(project)
+    with (project / "README.md").open("a") as readme:
+        readme.write(README_PARAGRAPH)
+    edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's week")
+    readme = (project / "README.md").read_text()
+
+    followed = follow(changelog_commands("2.0.0", "**A project made from a later commit.**"), project)
+    assert "make update: the template's changes conflict with yours in:\n  README.md\n" in followed.stderr
+    assert git(project, "status", "--porcelain") == "", followed.stdout + followed.stderr
+    assert (project / "README.md").read_text() == readme
+    assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
+    assert (project / "source" / "Pipfile.lock").is_file()
+    assert_serves_the_platform_and_the_teams_route(project, project_venv, served)

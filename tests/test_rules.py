@@ -22,7 +22,10 @@ RENDERED_DEFAULTS = rendered()
 def answers(**changes):
     """The default answers, plus changes. Without the derived names, which cookiecutter would
     derive from the changed answers (their own tests below give them)."""
-    return {**{k: v for k, v in RENDERED_DEFAULTS.items() if k not in pre.DERIVED}, **changes}
+    given = {**{k: v for k, v in RENDERED_DEFAULTS.items() if k not in pre.DERIVED}, **changes}
+    if "app_version" in changes and "pipeline_ref" not in changes:  # as cookiecutter.json's default follows it
+        given["pipeline_ref"] = f"refs/tags/v{changes['app_version']}"
+    return given
 
 
 def named(found):
@@ -339,6 +342,14 @@ COMBINATIONS = {
         {"pipeline_repository_type": "github"},
         ["pipeline_repository_type+pipeline_service_connection"],
     ),
+    "pipeline templates of another release": (
+        {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.2"},
+        ["app_version+pipeline_ref"],
+    ),
+    "pipeline templates of another release, tag without v": (
+        {"app_version": "4.7.3", "pipeline_ref": "refs/tags/4.7.2"},
+        ["app_version+pipeline_ref"],
+    ),
     "recent pipenv on python 3.9": ({"python_version": "3.9"}, ["python_version+pipenv_version"]),
     "old pipenv on python 3.12": (
         {"python_version": "3.12", "pipenv_version": "2022.7.24"},
@@ -370,6 +381,9 @@ COMBINATIONS_THAT_WORK = {
     "python 3.12 with the first pipenv for it": {"python_version": "3.12", "pipenv_version": "2023.4.20"},
     "python 3.11 with the pipenv the platform documents": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
     "hostname label of exactly 63 characters": {"app_name": "a" * 40, "hostspaces": "p" * 22},
+    "pipeline templates of the pipeline's release": {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"},
+    "pipeline templates from a branch": {"app_version": "4.7.3", "pipeline_ref": "refs/heads/release/4.7"},
+    "pipeline templates from a tag that is no release": {"app_version": "4.7.3", "pipeline_ref": "refs/tags/stable"},
 }
 
 
