@@ -617,6 +617,8 @@ def rerun_command(answers, cwd, generate=None):
         for key in sorted(answers, key=lambda k: order.index(k) if k in order else len(order))
         if not key.startswith("_")
     }
+    if given.get("pipeline_ref") == f"refs/tags/v{given.get('app_version')}":
+        del given["pipeline_ref"]  # it follows app_version, also when that is the answer corrected
     template = str(answers.get("_template") or answers.get("_repo_dir") or "<template>")
     output_dir = answers.get("_output_dir") or os.path.dirname(os.path.abspath(cwd))
     if generate:

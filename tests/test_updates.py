@@ -9,13 +9,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from releases import committed_project, cruft, edit, git, make_template_repo, make_update, template_file
 
 from hooks import post_gen_project as post
-from tools.project import DEFAULTS
+from tools.project import DEFAULTS, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -252,6 +253,34 @@ def test_a_cookiecutter_project_is_linked_with_the_command_its_manual_shows(temp
     # exactly, so the first `cruft update` brings template changes only.
     diff = cruft(project, "diff", "--exit-code")
     assert diff.returncode == 0, diff.stdout
+
+
+def test_after_a_rejected_answer_the_quickstart_prints_a_command_that_runs_in_its_shell(tmp_path):
+    """`python3 tasks.py generate`: cruft is in the template's .venv, not on the user's PATH, so
+    the command to run again is tasks.py's; it is the last line, and no traceback comes before."""
+    out = tmp_path / "out"
+    quickstart = [sys.executable, str(REPO / "tasks.py"), "generate", "--no-input", "-o", str(out)]
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "cruft").exists())
+    env = {**cookiecutter_config(tmp_path), "PATH": path}
+    rejected = subprocess.run(
+        [*quickstart, "app_name=Orders", "app_version=4.7.3", "lock_dependencies=no"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert rejected.returncode != 0
+    assert "Traceback" not in rejected.stderr and "╭" not in rejected.stderr
+    lines = rejected.stderr.splitlines()
+    assert lines[0] == "flask-appstack: 1 answer(s) cannot be used, so nothing was generated:"
+    words = shlex.split(lines[-1])
+    assert words[:3] == ["python3", str(REPO / "tasks.py"), "generate"]
+    assert "app_version=4.7.3" in words and not [word for word in words if word.startswith("pipeline_ref=")]
+
+    words[words.index("app_name=Orders")] = "app_name=orders"
+    again = subprocess.run([sys.executable, *words[1:]], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    pipeline = yaml.safe_load((out / "orders" / "azure-pipelines.yaml").read_text())
+    assert pipeline["resources"]["repositories"][0]["ref"] == "refs/tags/v4.7.3"
 
 
 def test_a_rejected_cruft_create_prints_a_cruft_command_that_creates_the_project(template_repo, tmp_path):
