@@ -226,10 +226,10 @@ def test_interpreters_are_looked_for_on_path_in_ci_tool_caches_and_in_pyenv(tmp_
         (cache / name / "x64" / "bin").mkdir(parents=True)
     environ = {
         "PYENV_ROOT": str(tmp_path / "pyenv"),
-        "PATH": f"/usr/local/bin{os.pathsep}/usr/bin",
+        "PATH": os.pathsep.join(["/usr/local/bin", str(tmp_path / "pyenv" / "shims"), "/usr/bin"]),
         "RUNNER_TOOL_CACHE": str(tmp_path / "toolcache"),
     }
-    assert lock.interpreter_candidates("3.10", environ, tmp_path) == [
+    assert lock.interpreter_candidates("3.10", environ, tmp_path) == [  # pyenv's shims are slow to fail
         Path("/usr/local/bin/python3.10"),
         Path("/usr/bin/python3.10"),
         cache / "3.10.11" / "x64" / "bin" / "python3.10",

@@ -210,10 +210,11 @@ def pip_network_settings(config_list):
     return settings
 
 
-def pipenv_environment(environ, config_list="", temp_dir=None):
+def pipenv_environment(environ, config_list="", temp_dir=None, app_data=None):
     """pipenv's environment: the project's venv in source/.venv; no prompts, colours,
     spinners, .env files, active venv or pyenv installs; pip's network settings but not its
-    index settings (NETWORK_SETTINGS). `temp_dir`: pipenv's private temporary directory."""
+    index settings (NETWORK_SETTINGS). `temp_dir`: pipenv's private temporary directory;
+    `app_data`: virtualenv's (default: in `temp_dir`)."""
     dropped = (
         "VIRTUAL_ENV",
         "PIPENV_PIPFILE",
@@ -248,7 +249,8 @@ def pipenv_environment(environ, config_list="", temp_dir=None):
         # virtualenv (which pipenv makes its venvs with) seeds them from a shared app-data
         # folder that any newer virtualenv on the machine updates: pipenv 2022 then gets a
         # setuptools without pkg_resources and fails. Its own bundled wheels, in private.
-        env.update(VIRTUALENV_OVERRIDE_APP_DATA=str(Path(temp_dir) / "virtualenv"), VIRTUALENV_NO_PERIODIC_UPDATE="1")
+        app_data = app_data or Path(temp_dir) / "virtualenv"
+        env.update(VIRTUALENV_OVERRIDE_APP_DATA=str(app_data), VIRTUALENV_NO_PERIODIC_UPDATE="1")
     return env
 
 
@@ -275,11 +277,14 @@ def newest_first(folders, minor):
 
 def interpreter_candidates(version, environ, home):
     """Executables that may be Python `version` (X.Y or X.Y.Z): pyenv's exact X.Y.Z first,
-    then pythonX.Y on PATH, then the CI runners' tool caches and pyenv, newest first."""
+    then pythonX.Y on PATH, then the CI runners' tool caches and pyenv, newest first. Not
+    pyenv's shims on PATH: one costs a fifth of a second to fail where its version is not
+    selected, and pyenv's versions are looked at anyway."""
     minor = minor_version(version)
     pyenv = Path(environ.get("PYENV_ROOT") or Path(home) / ".pyenv") / "versions"
     found = [pyenv / version / "bin" / f"python{minor}"] if version.count(".") == 2 else []
-    found += [Path(folder) / f"python{minor}" for folder in environ.get("PATH", "").split(os.pathsep) if folder]
+    folders = [folder for folder in environ.get("PATH", "").split(os.pathsep) if folder]
+    found += [Path(folder) / f"python{minor}" for folder in folders if Path(folder).name != "shims"]
     for cache in tool_caches(environ):
         found += [path / "x64" / "bin" / f"python{minor}" for path in newest_first(cache.glob(f"{minor}.*"), minor)]
     found += [path / "bin" / f"python{minor}" for path in newest_first(pyenv.glob(f"{minor}.*"), minor)]
@@ -607,7 +612,9 @@ def run_pipenv(venv, args, project, environ, timeout):
     """pipenv `args` in source/, in a private temporary directory removed afterwards."""
     temp_dir = tempfile.mkdtemp(prefix="flask-appstack-pipenv-")
     try:
-        env = pipenv_environment(environ, pip_config_list(environ), temp_dir)
+        # virtualenv's app-data beside the pipenv it belongs to: private, and unpacked once
+        # rather than at every lock.
+        env = pipenv_environment(environ, pip_config_list(environ), temp_dir, venv / "virtualenv-app-data")
         what = f"`pipenv {' '.join(map(str, args))}`"
         return run_tool([venv_python(venv), "-m", "pipenv", *args], what, env, timeout, cwd=project / "source")
     finally:
