@@ -715,7 +715,8 @@ def run(project, command, environ):
     env = {k: v for k, v in environ.items() if k not in ("PYTHONHOME", "PIPENV_ACTIVE")}
     env.update(VIRTUAL_ENV=str(venv), PATH=os.pathsep.join([str(bin_dir), environ.get("PATH", os.defpath)]))
     try:
-        os.execvpe(command[0], command, env)
+        # The caller's own command (make test, make run), replacing this program: B606 is moot.
+        os.execvpe(command[0], command, env)  # nosec B606
     except FileNotFoundError:
         raise LockError(f"{command[0]} is not in source/.venv: run `make install` first") from None
 
@@ -746,16 +747,21 @@ def main(argv=None, project=None, environ=os.environ):
             run(project, args.words, environ)
     except Interrupted as stop:
         name = signal.Signals(stop.signum).name
-        print(f"{PROGRAM} {args.command}: interrupted ({name}); nothing was changed: run it again", file=sys.stderr)
+        complain(f"{PROGRAM} {args.command}: interrupted ({name}); nothing was changed: run it again")
         return 128 + stop.signum
     except (LockError, OSError) as error:
         reason = os_error_reason(error, environ) if isinstance(error, OSError) else str(error)
-        try:
-            print(f"{PROGRAM} {args.command}: {reason}", file=sys.stderr)
-        except OSError:
-            pass
+        complain(f"{PROGRAM} {args.command}: {reason}")
         return 1
     return 0
+
+
+def complain(message):
+    """The one message of a failure, on stderr; a terminal that is gone costs nothing."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
