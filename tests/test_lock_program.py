@@ -4,6 +4,7 @@ template (it holds no Jinja), as the post-generation hook and `make lock` run it
 
 import ast
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -356,3 +357,14 @@ def test_a_program_whose_caller_is_gone_ends_its_tool(tmp_path):
     while "interrupted" not in out.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert out.read_text().splitlines()[-1] == f"interrupted {int(signal.SIGHUP)}", out.read_text()
+
+
+def test_the_image_builds_with_the_same_rule_for_pips_settings(default_project):
+    """The Dockerfile's pipenv step (it runs without lock.py, in the base image) keeps out every
+    index setting the build can receive, and pip's configuration files, as lock.py does."""
+    dockerfile = (default_project / "Dockerfile").read_text()
+    build_args = {line.split()[1].split("=")[0] for line in dockerfile.splitlines() if line.startswith("ARG ")}
+    step = dockerfile.split("env -u", 1)[1].split("pipenv install", 1)[0]
+    unset = set(re.findall(r"-u (\w+)", "-u" + step))
+    assert build_args & set(lock.INDEX_VARIABLES) <= unset
+    assert "PIP_CONFIG_FILE=/dev/null" in step
