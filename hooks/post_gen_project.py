@@ -173,7 +173,7 @@ def lock_dependencies(project, answers, environ):
             status = process.returncode
         except OSError as error:
             status, errors = 1, f"{sys.executable} could not run {LOCK_PROGRAM}: {error}"
-    if status == 0 and not STOPPED:
+    if status == 0:  # a stop that came after the lock was made changes nothing
         return Lock("locked", f"Pipfile.lock: locked by {LOCK_PROGRAM} (`make lock` locks again).")
     if STOPPED or status is None or status < 0 or status > 128:
         by = [f"  By: {signal.Signals(STOPPED[0]).name}"] if STOPPED else []
