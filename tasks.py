@@ -132,7 +132,7 @@ def generate_command(argv, template=HERE):
     why = "this template is not a git repository" if not is_repository else f"cruft takes no {' '.join(argv)}"
     print(
         f"tasks.py: generating with cookiecutter ({why}): the project gets no .cruft.json; "
-        "its README (Template updates) shows the `cruft link` that adds one.",
+        "its docs/updates.md shows the `cruft link` that adds one.",
         file=sys.stderr,
     )
     return ["-m", "cookiecutter", str(template), *argv]

@@ -9,11 +9,8 @@ again with every answer given, so fixing one answer costs one answer.
 
 Then the directory: cookiecutter generates into a directory it creates, which is empty when
 this hook runs; one that already holds files (after `cookiecutter -f`) is a project the team
-works on, and generating over it is refused unless APPSTACK_OVERWRITE=1 (`check_directory`).
-With the override, the files that are there are listed for the post-generation hook, which
-never rewrites them; and since cookiecutter copies the files it does not render over
-existing ones even with --skip-if-file-exists, the team's originals of those are copied
-aside for the post-generation hook to put back (`keep_originals`).
+works on, and generating over it is refused (`refusal`), pointing to `make update`, which
+takes a template's changes into a project with a three-way merge.
 
 Cookiecutter renders this file with Jinja before running it. Only `main()` holds a Jinja
 expression, and it brings the answers in as JSON data (`tojson`), never as Python source:
@@ -25,13 +22,13 @@ library only: the hook runs in cookiecutter's own interpreter.
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import json
 import os
 import re
 import shlex
 import sys
+import unicodedata
 from collections import namedtuple
 from pathlib import Path
 
@@ -56,7 +53,8 @@ class Problem(namedtuple("Problem", "variables values accepted reason", defaults
 def shown(value):
     """The value as JSON, with every HIDDEN character escaped: a message never hides itself."""
     return "".join(
-        f"\\u{ord(char):04x}" if ord(char) in HIDDEN else char for char in json.dumps(value, ensure_ascii=False)
+        f"\\u{ord(char):04x}" if ord(char) in HIDDEN or unseen(char) else char
+        for char in json.dumps(value, ensure_ascii=False)
     )
 
 
@@ -131,6 +129,34 @@ HIDDEN = {
     *range(0x202A, 0x202F),
     *range(0x2066, 0x206A),
 }
+
+
+# Zero-width (non-)joiners are formatting characters that words need: Persian and Indic
+# scripts, emoji sequences such as 👩‍💻.
+JOINERS = {0x200C, 0x200D}
+
+
+def unseen(char):
+    """Why `char` cannot stand in an answer, or None: a lone surrogate (Python's stand-in for a
+    byte that is not UTF-8, from a terminal set to another encoding), a Unicode noncharacter, or
+    an invisible formatting character (zero-width space, BOM, soft hyphen, ...)."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"byte 0x{code - 0xDC00:02X} is not UTF-8 (is the terminal set to UTF-8?)"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"U+{code:04X} is a lone surrogate, not a character"
+    if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+        return f"U+{code:04X} is a Unicode noncharacter"
+    if code not in HIDDEN | JOINERS and unicodedata.category(char) == "Cf":
+        return f"U+{code:04X} is an invisible formatting character"
+    return None
+
+
+def unreadable(value):
+    """Why a text answer is not plain, visible UTF-8 text, with the character's position; or None."""
+    if not text(value):
+        return None
+    return next((f"at character {n}, {why}" for n, why in enumerate(map(unseen, value), 1) if why), None)
 
 
 def one_line(value):
@@ -294,7 +320,8 @@ RULES = [
         "description",
         one_line,
         "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
-        "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)",
+        "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C); "
+        "no answer may hold bytes that are not UTF-8, noncharacters or invisible formatting characters",
     ),
     Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
     Rule(
@@ -532,7 +559,7 @@ def problems(answers):
         if rule.variable in failed:
             continue  # one line per variable: its first failing rule
         value = answers.get(rule.variable)
-        result = rule.check(value) if rule.variable in answers else "it is missing"
+        result = (unreadable(value) or rule.check(value)) if rule.variable in answers else "it is missing"
         if result is not True:
             failed.add(rule.variable)
             reason = result if isinstance(result, str) else ""
@@ -605,21 +632,6 @@ def report(found, answers=None, cwd="."):
 
 # ---- the directory the project goes to ------------------------------------------------
 
-OVERWRITE_VARIABLE = "APPSTACK_OVERWRITE"
-# The post-generation hook reads this list and never rewrites a file on it.
-PREEXISTING = ".flask-appstack-preexisting.json"
-# cookiecutter copies the files of _copy_without_render over existing ones even with
-# --skip-if-file-exists (it checks that option only for the files it renders). So the team's
-# originals of those are copied to ORIGINALS first, and PROBE_TEXT goes into the probe, a file
-# the template renders: cookiecutter leaves it as it is only when it skips existing files, and
-# then the post-generation hook puts the originals back. Without --skip-if-file-exists the
-# template's copies stay, as every other file is overwritten.
-ORIGINALS = ".flask-appstack-originals"
-SKIP_PROBE = ".flask-appstack-skip-probe"
-PROBE_TEXT = "written by the pre-generation hook\n"
-# The hooks' own files in the project directory, never the team's.
-BOOKKEEPING = (PREEXISTING, SKIP_PROBE)
-
 
 def existing_files(directory):
     """The files already in the directory cookiecutter generates into (a fresh one is
@@ -628,16 +640,14 @@ def existing_files(directory):
     for root, folders, files in os.walk(directory):
         folders[:] = [name for name in folders if not (root == str(directory) and name == ".git")]
         found += [Path(root, name).relative_to(directory).as_posix() for name in files]
-    return sorted(name for name in found if name not in BOOKKEEPING)
-
-
-def copied_over(files, copy_only):
-    """Those of `files` cookiecutter copies without rendering (fnmatch patterns, matched as
-    cookiecutter matches them)."""
-    return [name for name in files if any(fnmatch.fnmatch(name, pattern) for pattern in copy_only)]
+    return sorted(found)
 
 
 def refusal(directory, files):
+    """None when the project may be generated into `directory`, which holds `files`
+    (existing_files), else why not and what to do instead."""
+    if not files:
+        return None
     shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
     return "\n".join(
         [
@@ -645,53 +655,8 @@ def refusal(directory, files):
             "  generating over them would overwrite your code, values files and Pipfile.",
             "  To take the template's changes into a project made from it, run `make update` there",
             "  (cruft update: a three-way merge that keeps your edits). To start afresh, generate",
-            f"  into another directory (--output-dir). To overwrite anyway, set {OVERWRITE_VARIABLE}=1.",
+            "  into another directory (--output-dir).",
         ]
-    )
-
-
-def check_directory(directory, files, environ, copy_only=()):
-    """None when the project may be generated into `directory`, which holds `files`
-    (existing_files), else why not. `copy_only`: the patterns of _copy_without_render."""
-    if not files:
-        return None
-    if environ.get(OVERWRITE_VARIABLE) != "1":
-        return refusal(directory, files)
-    if (directory / ORIGINALS).exists():
-        return (
-            f"flask-appstack: {directory / ORIGINALS} is there, so nothing was generated: an earlier bake with\n"
-            f"  {OVERWRITE_VARIABLE}=1 stopped before it finished, and it holds your originals of the files\n"
-            "  cookiecutter copies without rendering. Move them back into the project (or delete the\n"
-            "  folder if you do not need them), then generate again."
-        )
-    links = [name for name in copied_over(files, copy_only) if (directory / name).is_symlink()]
-    if links:
-        return (
-            f"flask-appstack: {', '.join(links)} in {directory} are symbolic links, so nothing was generated:\n"
-            "  cookiecutter would write the template's copies through them into the files they point\n"
-            "  to. Replace them with the files themselves, or generate into another directory."
-        )
-    return None
-
-
-def keep_originals(directory, files, copy_only):
-    """With the override, over `files`: list them for the post-generation hook, copy the
-    team's originals of those cookiecutter copies over to ORIGINALS, put the probe in place.
-    Returns what to tell the user, or None."""
-    import shutil  # here, not at the top: only the override needs it
-
-    (directory / PREEXISTING).write_text(json.dumps(files), encoding="utf-8")
-    originals = copied_over(files, copy_only)
-    for name in originals:
-        copy = directory / ORIGINALS / name
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(directory / name, copy)
-    (directory / SKIP_PROBE).write_text(PROBE_TEXT, encoding="utf-8")
-    if not originals:
-        return None
-    return (
-        f"flask-appstack: {OVERWRITE_VARIABLE}=1: a copy of {len(originals)} of your files is in {ORIGINALS}/ "
-        "until the project is finished (with --skip-if-file-exists they are put back)."
     )
 
 
@@ -704,16 +669,10 @@ def main():
     if found:
         print(report(found, answers, os.getcwd()), file=sys.stderr)
         return 1
-    directory, copy_only = Path.cwd(), answers.get("_copy_without_render", ())
-    files = existing_files(directory)
-    refused = check_directory(directory, files, os.environ, copy_only)
+    refused = refusal(Path.cwd(), existing_files(Path.cwd()))
     if refused:
         print(refused, file=sys.stderr)
         return 1
-    if files:  # here only with the override
-        notice = keep_originals(directory, files, copy_only)
-        if notice:
-            print(notice, file=sys.stderr)
     return 0
 
 

@@ -16,20 +16,25 @@ from tools.project import DEFAULTS, REPO
 
 EXPECTED_FILES = [
     "README.md",
+    "docs/README.md",
     "Makefile",
     "scripts/lock.py",
     "pyproject.toml",
     ".gitignore",
     "source/Pipfile",
     "source/gunicorn.conf.py",
-    "source/settings.py",
-    "source/jsonlog.py",
+    "source/scale/__init__.py",
+    "source/scale/settings.py",
+    "source/scale/jsonlog.py",
+    "source/scale/health.py",
+    "source/scale/errors.py",
+    "source/scale/logs.py",
+    "source/scale/tests/__init__.py",
+    "source/scale/tests/conftest.py",
     "source/api/__init__.py",
-    "source/api/health.py",
-    "source/api/errors.py",
-    "source/api/logs.py",
     "source/api/greetings.py",
     "source/tests/conftest.py",
+    "source/tests/test_greetings.py",
     ".editorconfig",
     ".pre-commit-config.yaml",
     "renovate.json",
@@ -88,23 +93,23 @@ def test_every_answer_takes_another_value_in_some_combination(name):
     assert {str(answered(answers)[name]) for answers in COMBINATIONS} - {str(DEFAULT_ANSWERS[name])}
 
 
-JINJA = re.compile(r"\{\{|\{%|\{#")
-
-
-def test_cookiecutter_copies_exactly_the_files_without_jinja_unrendered():
-    """Copying is cheaper than rendering, so a file with nothing to render is copied; one
-    that is copied holds nothing of cookiecutter's (Helm templates have Jinja-like syntax).
-    No folder is copied: cookiecutter would replace the team's folder whole."""
+def test_cookiecutter_copies_exactly_the_helm_templates_unrendered():
+    """Helm's templates are Go templates, whose {{ }} Jinja would take for its own: those, and
+    nothing else, are copied without rendering. None of them holds anything of cookiecutter's,
+    and no pattern names a folder (cookiecutter would replace the team's folder whole)."""
     template = REPO / "{{cookiecutter.app_name}}"
     patterns = DEFAULTS["_copy_without_render"]
 
     def copied(path):
         return any(fnmatch.fnmatch(path.relative_to(template).as_posix(), pattern) for pattern in patterns)
 
+    def helm(path):
+        return "{{" in path.read_text() and not re.search(r"{{-? *(cookiecutter|appstack)\b", path.read_text())
+
     paths = sorted(template.rglob("*"))
     files = [path for path in paths if path.is_file()]
+    assert sorted(path for path in files if copied(path)) == sorted(path for path in files if helm(path))
     assert [path for path in files if copied(path) and "cookiecutter" in path.read_text()] == []
-    assert [path for path in files if not copied(path) and not JINJA.search(path.read_text())] == []
     assert [path for path in paths if path.is_dir() and copied(path)] == []
 
 
@@ -112,6 +117,13 @@ def test_default_bake_has_the_expected_tree(default_project):
     assert default_project.name == DEFAULTS["app_name"]
     missing = [name for name in EXPECTED_FILES if not (default_project / name).is_file()]
     assert missing == []
+
+
+def test_the_platforms_tests_never_use_the_example(default_project):
+    """A team may delete the example (tests/test_quality_gates.py deletes it and runs make check)."""
+    tests = sorted((default_project / "source/scale/tests").glob("*.py"))
+    assert tests
+    assert [test.name for test in tests if re.search(r"greetings|/api/", test.read_text())] == []
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
@@ -147,17 +159,18 @@ def custom_project(bake):
 
 def test_app_name_names_the_directory_and_the_service(custom_project):
     assert custom_project.name == "orders-api"
-    assert '"orders-api"' in (custom_project / "source/settings.py").read_text()
+    assert '"orders-api"' in (custom_project / "source/scale/settings.py").read_text()
     assert "# orders-api" in (custom_project / "README.md").read_text()
 
 
-def test_appcode_reaches_the_rbac_groups_in_the_readme(custom_project):
+def test_appcode_reaches_the_rbac_groups_in_the_readme_and_the_manual(custom_project):
     assert "ng-ngdc-ord7-*" in (custom_project / "README.md").read_text()
+    assert "ng-ngdc-ord7-*" in (custom_project / "docs/local-development.md").read_text()
 
 
 def test_python_version_sets_pipfile_and_base_image(custom_project):
     assert 'python_version = "3.12"' in (custom_project / "source/Pipfile").read_text()
-    for name in ("README.md", "Dockerfile", "Makefile"):
+    for name in ("docs/local-development.md", "Dockerfile", "Makefile"):
         assert "library/python:3.12-slim" in (custom_project / name).read_text(), name
 
 
@@ -166,8 +179,9 @@ def test_description_survives_verbatim(custom_project):
 
 
 def test_gunicorn_workers_is_the_default_worker_count(custom_project):
-    assert '"GUNICORN_WORKERS": Setting("3"' in (custom_project / "source/settings.py").read_text()
-    assert "gunicorn -w 3 -b :8080 --reload 'api:create_app()'" in (custom_project / "README.md").read_text()
+    assert '"GUNICORN_WORKERS": Setting("3"' in (custom_project / "source/scale/settings.py").read_text()
+    run_locally = (custom_project / "docs/local-development.md").read_text()
+    assert "gunicorn -w 3 -b :8080 --reload 'api:create_app()'" in run_locally
 
 
 def test_private_index_reaches_the_pipfile_without_credentials(bake):
@@ -329,32 +343,42 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
     assert platform["package_index"].split("://", 1)[1] in pipfile
 
 
-GENERATED_README_SECTIONS = [
-    "## Getting started",
-    "## Repository structure",
-    "## Application configuration",
-    "## Local development",
-    "### Artifactory token",
-    "### Build locally",
-    "### Run locally",
-    "### Troubleshooting the build",
-    "## CI/CD pipeline",
-    "## Kubernetes deployment",
-    "## Template updates",
-]
+# The headings of each generated document: the team's README, and the manual's pages in docs/.
+GENERATED_SECTIONS = {
+    "README.md": ["## Getting started", "## Run and test", "## Deploy", "## Endpoints", "## Who owns what"],
+    "docs/README.md": ["# The platform manual"],
+    "docs/configuration.md": [
+        "## Environment variables",
+        "## Endpoints, errors and logs",
+        "## Readiness checks",
+        "## Metrics and graceful shutdown",
+    ],
+    "docs/local-development.md": [
+        "## Without a container",
+        "## Quality gates",
+        "## Artifactory token",
+        "## Build locally",
+        "## Run locally",
+        "## Troubleshooting the build",
+    ],
+    "docs/pipeline.md": ["# CI/CD pipeline"],  # its sections: test_pipeline.py
+    "docs/kubernetes.md": ["# Kubernetes deployment"],  # its sections: test_chart_objects.py
+    "docs/updates.md": ["## Who owns which file", "## Taking a release", "## A project without .cruft.json"],
+}
 
 
-def test_the_generated_readme_has_every_section(default_project):
-    headings = [line for line in (default_project / "README.md").read_text().splitlines() if line.startswith("#")]
-    assert [h for h in GENERATED_README_SECTIONS if h not in headings] == []
+@pytest.mark.parametrize("document", GENERATED_SECTIONS)
+def test_the_generated_documents_have_every_section(default_project, document):
+    headings = [line for line in (default_project / document).read_text().splitlines() if line.startswith("#")]
+    assert [h for h in GENERATED_SECTIONS[document] if h not in headings] == []
 
 
 def test_every_environment_variable_is_in_the_configuration_table(default_project):
     source = default_project / "source"
-    used = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', (source / "settings.py").read_text()))
+    used = set(re.findall(r'"([A-Z][A-Z0-9_]+)":', (source / "scale" / "settings.py").read_text()))
     used |= set(re.findall(r'environ\.get\("([A-Z][A-Z0-9_]+)"', (source / "gunicorn.conf.py").read_text()))
-    readme = (default_project / "README.md").read_text()
-    section = readme.split("## Application configuration", 1)[1].split("\n## ", 1)[0]
+    configuration = (default_project / "docs/configuration.md").read_text()
+    section = configuration.split("## Environment variables", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", section))
     assert used and used - documented == set()
 

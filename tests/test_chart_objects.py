@@ -185,8 +185,8 @@ def test_dr_configmap_keys_reach_the_container(chart):
             "DR_GLOBAL_HOSTNAME": f"{chart.app}-{space}.{domain}",
         }
         assert {"configMapRef": {"name": configmap["metadata"]["name"]}} in container(objects)["envFrom"]
-        # The application reads DR_ROLE and DR_REGION (source/settings.py).
-        config = (chart.project / "source/settings.py").read_text()
+        # The application reads DR_ROLE and DR_REGION (source/scale/settings.py).
+        config = (chart.project / "source/scale/settings.py").read_text()
         assert '"DR_ROLE"' in config and '"DR_REGION"' in config
 
 
@@ -297,15 +297,15 @@ def test_network_policy_admits_only_its_peers_to_the_http_port(default_chart, tm
 # Weakened security contexts a hostspace's values file might try; the schema refuses each.
 
 
-def readme_values_example(project, heading):
-    """The YAML block under a heading of the generated README."""
-    readme = (project / "README.md").read_text()
-    section = readme.split(f"\n### {heading}\n", 1)[1].split("\n### ", 1)[0]
+def manual_values_example(project, heading):
+    """The YAML block under a heading of the generated manual's Kubernetes page."""
+    page = (project / "docs" / "kubernetes.md").read_text()
+    section = page.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
 
 
-def test_readme_database_url_example_renders_as_documented(default_chart, tmp_path):
-    example = readme_values_example(default_chart.project, "Variables from Secrets")
+def test_the_manuals_database_url_example_renders_as_documented(default_chart, tmp_path):
+    example = manual_values_example(default_chart.project, "Variables from Secrets")
     production = default_chart.labels[-1]
     assert f"values-{default_chart.hostspaces[-1]}.yaml" in example  # the file it belongs in
     merged = tmp_path / production
@@ -402,9 +402,8 @@ def test_values_files_follow_the_answers(chart):
         assert first.startswith(f"# {label}: ") and chart.stage(label) in first
 
 
-def test_readme_documents_the_kubernetes_deployment(chart):
-    readme = (chart.project / "README.md").read_text()
-    section = readme.split("## Kubernetes deployment\n", 1)[1].split("\n## ", 1)[0]
+def test_the_manual_documents_the_kubernetes_deployment(chart):
+    page = (chart.project / "docs" / "kubernetes.md").read_text()
     for heading in (
         "Deployment objects",
         "Per-hostspace values",
@@ -414,13 +413,15 @@ def test_readme_documents_the_kubernetes_deployment(chart):
         "Persistent volume",
         "Pod anti-affinity",
         "DR ConfigMap and Host setup",
+        "Network policy",
         "Migrating from TLSContext to Host",
+        "Testing the chart",
     ):
-        assert f"\n### {heading}\n" in section
+        assert f"\n## {heading}\n" in page
     for label in chart.labels[1:]:
-        assert f"`{label}`" in section
+        assert f"`{label}`" in page
     for key in ("DR_ROLE", "DR_REGION", "DR_PEER_REGION", "DR_SITE_HOSTNAME", "DR_GLOBAL_HOSTNAME"):
-        assert f"`{key}`" in section
+        assert f"`{key}`" in page
     if chart.answers["hpa"]:
-        assert f"between {chart.answers['hpa_min_replicas']} and {chart.answers['hpa_max_replicas']} pods" in section
-    assert f"`podAntiAffinity.type` is `{chart.answers['pod_anti_affinity']}`" in section
+        assert f"between {chart.answers['hpa_min_replicas']} and {chart.answers['hpa_max_replicas']} pods" in page
+    assert f"`podAntiAffinity.type` is `{chart.answers['pod_anti_affinity']}`" in page

@@ -1,4 +1,5 @@
-"""The container image: the README's build and run commands, for real.
+"""The container image: the build, lock and run commands of the generated manual
+(docs/local-development.md), for real.
 
 The module uses the machine's docker engine as it is when one answers (a hosted CI runner:
 a user in the `docker` group), with `python:3.11-slim` (or $APPSTACK_BASE_IMAGE) as the base
@@ -7,7 +8,7 @@ engine of its own (Debian's docker.io, stopped again at the end) and makes its P
 image from Debian packages, cached between runs (tools/container.py). Bookworm's Python is
 3.11, hence python_version 3.11 in the bakes below.
 
-Images are built with the command printed in the generated README, with this test's values
+Images are built with the command printed in the generated manual, with this test's values
 (the user; BASE_IMAGE = the base image found above) and PYPI_TOKEN.txt holding a random dummy
 token. Added to it is only what this machine needs: its pip settings and CA bundle
 (pip_build_options; the package index is reached through a TLS-inspecting proxy), and
@@ -47,13 +48,11 @@ PYTHON = "3.11"  # python:3.11-slim, and the Python of the Debian-made base imag
 APP = DEFAULTS["app_name"]
 USER = "ci-user"
 APP_UID = "10001"  # the Dockerfile's USER
-# What the Dockerfile copies: these, and source/api/*.py
+# What the Dockerfile copies: these, source/scale/*.py (not its tests) and source/api/*.py
 BUILD_FILES = {
     "source/Pipfile",
     "source/Pipfile.lock",
     "source/gunicorn.conf.py",
-    "source/settings.py",
-    "source/jsonlog.py",
 }
 
 
@@ -75,17 +74,17 @@ def wait_for(probe, what, timeout=60):
         time.sleep(0.3)
 
 
-def readme_command(project, prefix):
-    """The one-line command of the generated README that starts with `prefix`."""
-    readme = (project / "README.md").read_text()
-    found = [line.strip() for line in readme.splitlines() if line.strip().startswith(prefix)]
-    assert len(found) == 1, f"the README should show one `{prefix} ...` command, found {found}"
+def manual_command(project, prefix):
+    """The one-line command of the generated docs/local-development.md that starts with `prefix`."""
+    page = (project / "docs" / "local-development.md").read_text()
+    found = [line.strip() for line in page.splitlines() if line.strip().startswith(prefix)]
+    assert len(found) == 1, f"docs/local-development.md should show one `{prefix} ...` command, found {found}"
     return found[0]
 
 
 def build_argv(engine, project, base_image, *extra, tag=None):
-    """The README's build command with this test's values, `extra` options before the context."""
-    argv = shlex.split(readme_command(project, "docker build"))
+    """The manual's build command with this test's values, `extra` options before the context."""
+    argv = shlex.split(manual_command(project, "docker build"))
     assert argv[:2] == ["docker", "build"] and argv[-1] == "."
     assert "PYPI_USER=<SSO_USERNAME>" in argv and "id=PYPI_TOKEN,src=PYPI_TOKEN.txt" in argv
     values = {"PYPI_USER": USER, "BASE_IMAGE": base_image}
@@ -166,7 +165,7 @@ def base_image(engine):
 @pytest.fixture(scope="module")
 def built(engine, base_image, bake, tmp_path_factory):
     """The project baked with Python 3.11 and locked by the post-gen hook (a copy: the tests
-    write into it), built with the README's command."""
+    write into it), built with the manual's command."""
     baked = bake(python_version=PYTHON, lock_dependencies=True)
     assert (baked / "source" / "Pipfile.lock").is_file(), "the post-gen hook did not lock the project"
     project = copy_project(baked, tmp_path_factory.mktemp("container") / APP)
@@ -229,18 +228,23 @@ def test_dockerignore_leaves_only_what_the_image_needs_in_the_context(engine, de
         for path in (tmp_path / "context").rglob("*")
         if path.is_file()
     }
-    api = {f"source/api/{path.name}" for path in (project / "source" / "api").glob("*.py")}
-    assert api and context == BUILD_FILES | api
+    code = {
+        path.relative_to(project).as_posix()
+        for package in ("api", "scale")
+        for path in (project / "source" / package).glob("*.py")
+    }
+    assert (project / "source/scale/tests/conftest.py").is_file()  # in the project, not in the context
+    assert code and context == BUILD_FILES | code
 
 
-# ---- the README's run command and the image's own ----------------------------------------
+# ---- the manual's run command and the image's own ----------------------------------------
 
 
 @pytest.fixture(scope="module")
-def readme_run(engine, built):
-    """The image run with the README's command: the source mounted, gunicorn reloading."""
+def manual_run(engine, built):
+    """The image run with the manual's command: the source mounted, gunicorn reloading."""
     port = free_port()
-    argv = shlex.split(readme_command(built.project, f"docker run --rm --name {APP}"))
+    argv = shlex.split(manual_command(built.project, f"docker run --rm --name {APP}"))
     assert argv[argv.index("-p") + 1] == "8080:8080" and argv[-2:] == ["--reload", "api:create_app()"]
     argv[argv.index("-p") + 1] = f"127.0.0.1:{port}:8080"  # this machine's loopback, a free port
     argv = [engine.client] + [arg.replace("$(pwd)", str(built.project)) for arg in argv[1:]]
@@ -253,7 +257,7 @@ def readme_run(engine, built):
     try:
         wait_for(
             lambda: server.poll() is not None or http_get(f"{run.url}/livez")[0] == 200,
-            "/livez of the README's run command",
+            "/livez of the manual's run command",
         )
         yield run
     finally:
@@ -261,20 +265,20 @@ def readme_run(engine, built):
         server.communicate(timeout=60)
 
 
-def test_readme_run_command_serves_livez(readme_run):
-    assert readme_run.server.poll() is None, readme_run.server.stdout.read()
-    assert http_get(f"{readme_run.url}/livez") == (200, '{"status":"ok"}\n')
+def test_the_manuals_run_command_serves_livez(manual_run):
+    assert manual_run.server.poll() is None, manual_run.server.stdout.read()
+    assert http_get(f"{manual_run.url}/livez") == (200, '{"status":"ok"}\n')
 
 
-def test_readme_run_command_reloads_an_edited_module(readme_run, built):
-    """The README's promise: edit source/api/ and the app reloads, no rebuild, no restart."""
+def test_the_manuals_run_command_reloads_an_edited_module(manual_run, built):
+    """The manual's promise: edit source/api/ and the app reloads, no rebuild, no restart."""
     greetings = built.project / "source" / "api" / "greetings.py"
     original = greetings.read_text()
-    assert http_get(f"{readme_run.url}/api/v1/hello")[1] == '{"message":"Hello, world!"}\n'
+    assert http_get(f"{manual_run.url}/api/v1/hello")[1] == '{"message":"Hello, world!"}\n'
     try:
         greetings.write_text(original.replace('"world"', '"reloaded world"'))
         wait_for(
-            lambda: "reloaded world" in http_get(f"{readme_run.url}/api/v1/hello")[1],
+            lambda: "reloaded world" in http_get(f"{manual_run.url}/api/v1/hello")[1],
             "the reload of an edited module",
             timeout=30,
         )
@@ -402,24 +406,24 @@ def test_pipfile_edited_after_locking_fails_the_build(engine, base_image, built,
 
 
 # Step 3 of "Build locally": the token as a read-only file first, then the platform's own form.
-README_LOCK_COMMANDS = {
+MANUAL_LOCK_COMMANDS = {
     "token-as-a-file": "docker run --rm -e PYPI_USER=",
     "platforms-form": "docker run -e PYPI_USER=",
 }
 
 
-@pytest.mark.parametrize("prefix", README_LOCK_COMMANDS.values(), ids=README_LOCK_COMMANDS.keys())
-def test_readme_lock_command_in_the_base_image_writes_the_same_lock(engine, base_image, built, tmp_path, prefix):
-    """pipenv lock inside the base image, as the README shows it, agrees with the hook's lock."""
+@pytest.mark.parametrize("prefix", MANUAL_LOCK_COMMANDS.values(), ids=MANUAL_LOCK_COMMANDS.keys())
+def test_the_manuals_lock_command_in_the_base_image_writes_the_same_lock(engine, base_image, built, tmp_path, prefix):
+    """pipenv lock inside the base image, as the manual shows it, agrees with the hook's lock."""
     project = copy_project(built.project, tmp_path / APP)
     (project / "PYPI_TOKEN.txt").write_text(built.token + "\n")
     hooks_lock = json.loads((project / "source" / "Pipfile.lock").read_text())
     (project / "source" / "Pipfile.lock").unlink()
-    argv = shlex.split(readme_command(project, prefix))
+    argv = shlex.split(manual_command(project, prefix))
     image = next(arg for arg in argv if arg.endswith(f"/library/python:{PYTHON}-slim"))
     # What this machine needs in addition: Docker 20.10 takes no relative bind paths; the
     # Debian-made base image refuses a system-wide pip install (PEP 668), which the official
-    # images allow; and the CA bundle (the README's troubleshooting table shows these options).
+    # images allow; and the CA bundle (the manual's troubleshooting table shows these options).
     machine = ["-e", "PIP_BREAK_SYSTEM_PACKAGES=1"]
     if ca_bundle():
         machine += ["-v", f"{ca_bundle()}:/ca.pem:ro", "-e", "PIP_CERT=/ca.pem"]
@@ -483,14 +487,14 @@ def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
     assert_token_absent(token, result.stdout, saved, history)
 
     # A wrong token: the index refuses it (pip says so only with -v), and the build stops
-    # with the Dockerfile's pointer to the README's troubleshooting table.
+    # with the Dockerfile's pointer to the manual's troubleshooting table.
     wrong = secrets.token_urlsafe(24)
     (project / "PYPI_TOKEN.txt").write_text(wrong + "\n")
     refused = index.refused
     result, _ = docker_build(engine, project, argv)
     assert result.returncode != 0 and index.refused > refused
     assert f"No matching distribution found for pipenv=={DEFAULTS['pipenv_version']}" in result.stdout
-    assert "see README.md, Troubleshooting the build" in result.stdout
+    assert "see docs/local-development.md, Troubleshooting the build" in result.stdout
     assert_token_absent(wrong, result.stdout)
 
 

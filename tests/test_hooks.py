@@ -4,7 +4,6 @@ project. Its helpers are also called directly, on baked projects."""
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -267,7 +266,7 @@ def test_the_environment_variable_skips_the_lock(cookies, capfd, monkeypatch):
     assert result.exit_code == 0, result.exception
     assert not (result.project_path / "source" / "Pipfile.lock").exists()
     assert "not locked (APPSTACK_SKIP_LOCK is set)" in out
-    assert "&& make lock-in-container" in out  # the README's docker command
+    assert "&& make lock-in-container" in out  # the manual's docker command
 
 
 def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files(cookies, tmpdir):
@@ -339,13 +338,14 @@ def test_the_lock_is_skipped_by_answer_or_environment():
 
 
 @pytest.mark.slow
-def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_path):
-    """The hook names `make lock-in-container`; it runs what the README's Build locally shows."""
+def test_make_lock_in_container_runs_the_manuals_command(default_project, tmp_path):
+    """The hook names `make lock-in-container`; it runs what docs/local-development.md's Build
+    locally shows."""
     project = Path(shutil.copytree(default_project, tmp_path / "project"))
     (project / "PYPI_TOKEN.txt").write_text("not-a-token\n")
-    readme = [
+    manual = [
         line.strip()
-        for line in (project / "README.md").read_text().splitlines()
+        for line in (project / "docs" / "local-development.md").read_text().splitlines()
         if line.strip().startswith("docker run --rm -e PYPI_USER=")
     ]
     dry_run = subprocess.run(
@@ -360,10 +360,10 @@ def test_make_lock_in_container_runs_the_readmes_command(default_project, tmp_pa
         for line in dry_run.stdout.replace("\\\n", "").splitlines()
         if line.startswith("docker run")
     ]
-    assert len(readme) == 1 and shlex.split(command) == shlex.split(readme[0])
+    assert len(manual) == 1 and shlex.split(command) == shlex.split(manual[0])
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
-    assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in readme[0]
-    assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in readme[0]
+    assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in manual[0]
+    assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in manual[0]
 
 
 @pytest.mark.slow
@@ -422,84 +422,61 @@ TEAMS_EDITS = ("source/api/greetings.py", "chart/templates/deployment.yaml", "ch
 @pytest.fixture
 def teams_project(cookies, pip_without_config):
     """A generated project the team has worked on: its code, a chart template, a values file
-    and the Pipfile (the first two are files cookiecutter copies without rendering)."""
+    and the Pipfile; its chart templates are a linked folder (shared with another repository),
+    through which a tool that writes files would write into the other repository's."""
     pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)  # the hook writes it into the Pipfile
     project = cookies.bake(extra_context=NO_LOCK).project_path
     for relative in TEAMS_EDITS:
         path = project / relative
         path.write_text(path.read_text() + "\n# the team's own line\n")
+    shared = project.parent / "shared-templates"
+    (project / "chart" / "templates").rename(shared)
+    (project / "chart" / "templates").symlink_to(shared)
     return project
 
 
-def test_generating_over_a_project_refuses_and_changes_nothing(teams_project, capfd):
-    before = tree(teams_project)
+@pytest.mark.parametrize("skip_if_file_exists", [False, True], ids=["-f", "-f -s"])
+def test_generating_over_a_project_refuses_and_changes_nothing(teams_project, skip_if_file_exists, capfd):
+    before, shared_before = tree(teams_project), tree(teams_project.parent / "shared-templates")
     with pytest.raises(FailedHookException):
-        regenerate(teams_project.parent)
+        regenerate(teams_project.parent, skip_if_file_exists=skip_if_file_exists)
     err = capfd.readouterr().err
     assert f"{teams_project} already holds files (" in err
-    assert "run `make update` there" in err and "APPSTACK_OVERWRITE=1" in err
+    assert "run `make update` there" in err
     assert tree(teams_project) == before
+    assert tree(teams_project.parent / "shared-templates") == shared_before
+    assert (teams_project / "chart" / "templates").is_symlink()
 
 
-def test_with_the_override_and_skip_if_file_exists_nothing_of_the_team_is_rewritten(teams_project, monkeypatch):
+def test_there_is_no_override_of_the_refusal(teams_project, monkeypatch):
+    """The variable that used to override the refusal is gone: `make update` is the way."""
     monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    before = tree(teams_project)
-    (teams_project / "Makefile").unlink()  # a file the template brings back
-    regenerate(teams_project.parent, skip_if_file_exists=True)
-    after = tree(teams_project)
-    assert after == before  # the Makefile is back; the team's files are as they were
-    assert tomllib.loads(after["source/Pipfile"].decode())["source"] == [
-        {"name": "pip-index", "url": PIP_INDEX, "verify_ssl": True}
-    ]  # one [[source]], not two
-
-
-def test_with_the_override_alone_the_templates_files_replace_the_teams(teams_project, monkeypatch, capfd):
-    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    before = tree(teams_project)
-    regenerate(teams_project.parent)
-    after = tree(teams_project)
-    assert re.search(r"a copy of [1-9][0-9]* of your files is in \.flask-appstack-originals/", capfd.readouterr().err)
-    assert set(after) == set(before)  # no probe, no copies kept aside, no list left behind
-    for relative in ("source/api/greetings.py", "chart/templates/deployment.yaml"):
-        assert b"the team's own line" not in after[relative], relative  # overwritten, as asked
-
-
-def test_after_a_bake_that_stopped_the_teams_originals_are_never_overwritten(teams_project, monkeypatch, capfd):
-    """A bake with the override that stopped between the hooks leaves the team's originals in
-    ORIGINALS (and cookiecutter's copies in their place): the next bake must not take those
-    copies for the originals."""
-    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    template = REPO / "{{cookiecutter.app_name}}" / "chart/templates/deployment.yaml"
-    originals = teams_project / pre.ORIGINALS
-    shutil.copytree(teams_project / "chart", originals / "chart")
-    shutil.copyfile(template, teams_project / "chart/templates/deployment.yaml")  # cookiecutter's copy
     before = tree(teams_project)
     with pytest.raises(FailedHookException):
         regenerate(teams_project.parent, skip_if_file_exists=True)
-    err = capfd.readouterr().err
-    assert f"{originals} is there, so nothing was generated" in err and "Move them back" in err
     assert tree(teams_project) == before
-    assert b"the team's own line" in (originals / "chart/templates/deployment.yaml").read_bytes()
-
-
-def test_a_link_among_the_files_cookiecutter_copies_is_refused(teams_project, monkeypatch, capfd):
-    """cookiecutter would write the template's .gitignore through the link into its target."""
-    monkeypatch.setenv("APPSTACK_OVERWRITE", "1")
-    shared = teams_project.parent / "shared-gitignore"
-    shared.write_text("# the organisation's ignore list\n")
-    (teams_project / ".gitignore").unlink()
-    (teams_project / ".gitignore").symlink_to(shared)
-    with pytest.raises(FailedHookException):
-        regenerate(teams_project.parent, skip_if_file_exists=True)
-    assert ".gitignore in " in capfd.readouterr().err
-    assert (teams_project / ".gitignore").is_symlink()
-    assert shared.read_text() == "# the organisation's ignore list\n"
-    assert not (teams_project / pre.ORIGINALS).exists()
 
 
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
     (tmp_path / ".git" / "objects").mkdir(parents=True)
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    assert pre.check_directory(tmp_path, pre.existing_files(tmp_path), {}) is None
+    assert pre.refusal(tmp_path, pre.existing_files(tmp_path)) is None
     (tmp_path / "README.md").write_text("# from Azure Repos\n")
-    assert "already holds files (README.md)" in pre.check_directory(tmp_path, pre.existing_files(tmp_path), {})
+    assert "already holds files (README.md)" in pre.refusal(tmp_path, pre.existing_files(tmp_path))
+
+
+@pytest.mark.slow
+def test_an_answer_typed_in_a_latin1_terminal_is_refused_before_anything_is_written(tmp_path):
+    """'café' from a terminal set to Latin-1 reaches cookiecutter as the bytes c a f 0xE9."""
+    out = tmp_path / "out"
+    out.mkdir()
+    config = tmp_path / "cookiecutterrc.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    env = {**os.environ, "COOKIECUTTER_CONFIG": str(config), "LC_ALL": "C.UTF-8"}
+    cookiecutter = os.path.join(os.path.dirname(sys.executable), "cookiecutter")
+    words = [cookiecutter, "--no-input", "-o", str(out), str(REPO), b"description=caf\xe9", "lock_dependencies=no"]
+    result = subprocess.run(words, env=env, capture_output=True)
+    err = result.stderr.decode("utf-8", "backslashreplace")
+    assert result.returncode != 0
+    assert '  - description = "caf\\udce9": at character 4, byte 0xE9 is not UTF-8' in err
+    assert list(out.iterdir()) == []

@@ -18,16 +18,17 @@ TEMPLATE = "devops/flask.yml@spaces"
 ENVIRONMENTS = ("development", "preproduction", "production")
 # The parameters the pipeline may pass to devops/flask.yml: those the platform's documentation
 # names (appVersion, flask.python, flask.pipenvVersion, hostspaces, the skip switch), and the
-# fields of a hostspace entry, which are this template's assumption (README: Pipeline
-# parameters). Azure refuses to start a run when the extended template gets a parameter it
-# does not declare: anything else belongs in the chart or pyproject.toml.
+# fields of a hostspace entry, which are this template's assumption (the generated
+# docs/pipeline.md, "Pipeline parameters"). Azure refuses to start a run when the extended
+# template gets a parameter it does not declare: anything else belongs in the chart or
+# pyproject.toml.
 ALLOWED_PARAMETERS = {"appVersion", "flask", "hostspaces", "skipDeployments"}
 ALLOWED_FLASK = {"python", "pipenvVersion"}
 ALLOWED_HOSTSPACE_FIELDS = {"name", "valuesFile", "environment", "hostname", "customUrl", "skip"}
 DOCUMENTED_BY_THE_PLATFORM = ["appVersion", "flask.python", "flask.pipenvVersion", "hostspaces", "skipDeployments"]
 # The pipeline parameter and the chart value (values.yaml) that come from the same answer.
 MISSING = object()
-# pipenv pinned anywhere in the project: `pipenv==X` (README, Makefile) or PIPENV_VERSION=X (Dockerfile).
+# pipenv pinned anywhere in the project: `pipenv==X` (docs/, Makefile) or PIPENV_VERSION=X (Dockerfile).
 PIPENV_PIN = re.compile(r"(?:pipenv==|PIPENV_VERSION[=:]\s*[\"']?)([0-9][^\s'\"&;)`]*)")
 
 
@@ -261,11 +262,11 @@ def test_python_and_pipenv_agree_with_the_rest_of_the_project(case):
         if path.is_file() and path.name != "Pipfile.lock" and path.suffix != ".pyc"
         for pin in PIPENV_PIN.findall(path.read_text(errors="ignore"))
     }
-    assert ("README.md", parameters["flask"]["pipenvVersion"]) in pins
+    assert ("docs/local-development.md", parameters["flask"]["pipenvVersion"]) in pins
     assert {pin for pin in pins if pin[1] != parameters["flask"]["pipenvVersion"]} == set()
 
 
-# --- the README documents the pipeline --------------------------------------------------
+# --- the manual documents the pipeline --------------------------------------------------
 
 
 def parameter_paths(data, prefix=""):
@@ -281,11 +282,9 @@ def parameter_paths(data, prefix=""):
 
 
 @pytest.mark.parametrize("answers", [{}, NON_DEFAULT], ids=combination_id)
-def test_readme_documents_every_pipeline_parameter(bake, answers):
+def test_the_manual_documents_every_pipeline_parameter(bake, answers):
     project = bake(**answers)
-    readme = (project / "README.md").read_text()
-    section = readme[readme.index("## CI/CD pipeline") :]
-    section = section[: section.index("\n## ", 1)]
+    section = (project / "docs" / "pipeline.md").read_text()
     parameters = load_pipeline(project)["extends"]["parameters"]
     undocumented = sorted({path for path in parameter_paths(parameters) if f"`{path}`" not in section})
     assert undocumented == []
@@ -303,4 +302,4 @@ def test_readme_documents_every_pipeline_parameter(bake, answers):
         "Upgrading to pipeline v4.7",
         "Troubleshooting",
     ):
-        assert f"### {heading}" in section
+        assert f"\n## {heading}\n" in section

@@ -7,6 +7,7 @@ and each gate turns red on a defect planted in a copy of an installed project.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -155,7 +156,7 @@ GATE_COMMANDS = [
     "ruff check source",
     "ruff format --check source",
     "scripts/lock.py run pytest",
-    "bandit -q -r source/api",
+    "bandit -q -r source/api source/scale -x source/scale/tests",
     "yamllint --strict .",
     "helm lint --strict chart",
     "hadolint Dockerfile",
@@ -176,6 +177,35 @@ def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_p
     assert lines[-1] == "make check: every gate passed"
 
 
+# The example's two lines in api/__init__.py, which its docstring says to delete with it.
+EXAMPLE_LINES = {"from api import greetings", 'app.register_blueprint(greetings.bp, url_prefix="/api/v1")'}
+
+
+def remove_the_example(project):
+    """What a team does to remove the example: its module, its tests and its two lines."""
+    (project / "source/api/greetings.py").unlink()
+    (project / "source/tests/test_greetings.py").unlink()
+    factory = project / "source/api/__init__.py"
+    lines = factory.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() not in EXAMPLE_LINES]
+    assert len(lines) - len(kept) == len(EXAMPLE_LINES)
+    factory.write_text("".join(kept))
+
+
+@same_worker
+def test_make_check_stays_green_when_the_team_removes_the_example(installed_copy):
+    """The platform's tests never use the example route: without it, every gate still passes,
+    the coverage gate included, and the platform's tests still run."""
+    project, environment = installed_copy
+    remove_the_example(project)
+    checked = run(["make", "check"], cwd=project, env=environment)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "source/scale/tests/test_wiring.py ." in checked.stdout
+    assert "test_greetings" not in checked.stdout
+    assert "Required test coverage of 90% reached" in checked.stdout
+    assert checked.stdout.splitlines()[-1] == "make check: every gate passed"
+
+
 FIRST_HOSTSPACE = DEFAULTS["hostspaces"].split(",")[0].strip()
 
 
@@ -193,10 +223,15 @@ def failing_test(project):
     (project / "source/tests/test_planted.py").write_text("def test_planted():\n    assert 1 + 1 == 3\n")
 
 
+EVAL_OF_INPUT = '"""Evaluates what it is given."""\n\n\ndef run(text):\n    return eval(text)\n'
+
+
 def eval_of_input(project):
-    (project / "source/api/planted.py").write_text(
-        '"""Evaluates what it is given."""\n\n\ndef run(text):\n    return eval(text)\n'
-    )
+    (project / "source/api/planted.py").write_text(EVAL_OF_INPUT)
+
+
+def eval_of_input_in_the_platform(project):
+    (project / "source/scale/planted.py").write_text(EVAL_OF_INPUT)
 
 
 def unused_import(project):
@@ -225,6 +260,7 @@ DEFECTS = [
     (failing_test, "test", "1 failed"),
     (uncovered_module, "test", "FAIL Required test coverage of 90% not reached"),
     (eval_of_input, "scan", "B307"),
+    (eval_of_input_in_the_platform, "scan", "B307"),
     (unused_import, "python-lint", "F401"),
     (unformatted_code, "python-lint", "--> source/api/planted.py"),
     (broken_values, "helm-lint", f"values-{FIRST_HOSTSPACE}.yaml"),
@@ -241,3 +277,16 @@ def test_each_gate_turns_red_on_its_defect(installed_copy, plant, gate, message)
     result = run(["make", gate], cwd=project, env=environment)
     assert result.returncode != 0, result.stdout + result.stderr
     assert message in result.stdout + result.stderr
+
+
+@same_worker
+def test_make_test_ignores_another_projects_activated_virtualenv(installed_copy, tmp_path):
+    """A developer's shell often has some other project's virtualenv activated: the gates
+    still run in this project's own, with its packages."""
+    project, environment = installed_copy
+    other = tmp_path / "other-project-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True)
+    activated = {**environment, "VIRTUAL_ENV": str(other), "PATH": f"{other / 'bin'}{os.pathsep}{environment['PATH']}"}
+    tested = run(["make", "test"], cwd=project, env=activated)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Required test coverage of 90% reached" in tested.stdout

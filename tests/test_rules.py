@@ -274,6 +274,32 @@ def test_a_hidden_character_is_named_by_its_code_point():
     assert str(problem).startswith('description = "invoice \\u202egnp.exe": ')
 
 
+@pytest.mark.parametrize(
+    "variable, value, reason",
+    [
+        # "café" typed in a Latin-1 terminal: Python hands the byte 0xE9 over as U+DCE9.
+        ("description", "caf\udce9", "at character 4, byte 0xE9 is not UTF-8 (is the terminal set to UTF-8?)"),
+        ("app_name", "orders\udcff", "at character 7, byte 0xFF is not UTF-8 (is the terminal set to UTF-8?)"),
+        ("description", "a \ud800 b", "at character 3, U+D800 is a lone surrogate, not a character"),
+        ("description", "Orders\uffff", "at character 7, U+FFFF is a Unicode noncharacter"),
+        ("description", "\ufdd0Orders", "at character 1, U+FDD0 is a Unicode noncharacter"),
+        ("description", "Orders \U0010fffe", "at character 8, U+10FFFE is a Unicode noncharacter"),
+        ("description", "pay\u200bments", "at character 4, U+200B is an invisible formatting character"),
+        ("description", "\ufeffOrders", "at character 1, U+FEFF is an invisible formatting character"),
+        ("custom_url", "ord\u00aders.example.com", "at character 4, U+00AD is an invisible formatting character"),
+    ],
+    ids=lambda value: value if value.isidentifier() else None,
+)
+def test_text_that_is_not_plain_visible_utf8_is_named_with_its_position(variable, value, reason):
+    [problem] = pre.problems(answers(**{variable: value}))
+    assert f": {reason}; expected " in str(problem)
+    assert str(problem).encode("utf-8")  # the report itself prints: the character is escaped in it
+
+
+def test_visible_unicode_text_passes():
+    assert pre.problems(answers(description="Café orders — 注文 ✓ 👩\u200d💻 می\u200cخواهم")) == []
+
+
 def test_a_missing_answer_is_a_problem():
     base = answers()
     del base["appcode"]

@@ -26,7 +26,7 @@ def bandit(*args, cwd):
 def test_the_generated_code_passes_bandit(default_project):
     # The command of the generated Makefile's `scan` target, plus the gunicorn settings.
     result = bandit(
-        "-r", "source/api", "source/gunicorn.conf.py", "source/settings.py", "source/jsonlog.py", cwd=default_project
+        "-r", "source/api", "source/scale", "source/gunicorn.conf.py", "-x", "source/scale/tests", cwd=default_project
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -53,7 +53,7 @@ FAKE_KEY_ID_IN_A_DOTFILE = "AKIA" + "".join(FAKE.choice(string.ascii_uppercase +
 
 
 def plant(project):
-    with (project / "source/settings.py").open("a") as settings:
+    with (project / "source/scale/settings.py").open("a") as settings:
         settings.write(f'\nAWS_ACCESS_KEY_ID = "{FAKE_KEY_ID}"\nAWS_SECRET_ACCESS_KEY = "{FAKE_SECRET}"\n')
     with (project / ".pre-commit-config.yaml").open("a") as dotfile:
         dotfile.write(f"aws_access_key_id: {FAKE_KEY_ID_IN_A_DOTFILE}\n")
@@ -91,7 +91,7 @@ scanned = pytest.mark.xdist_group("security-scan")
 def test_the_scan_finds_what_was_planted(scan):
     failed, summaries = scan
     secrets = "\n".join(failed.get(("secrets", PLANTED), []))
-    assert "source/settings.py" in secrets and "AWS Access Key" in secrets
+    assert "source/scale/settings.py" in secrets and "AWS Access Key" in secrets
     assert ".pre-commit-config.yaml" in secrets  # dotfiles are read too
     assert [check for check in failed.get(("dockerfile", PLANTED), []) if check.startswith("CKV_DOCKER_8 ")]
     assert summaries["dockerfile"]["resource_count"] == len(COMBINATIONS) + 1  # every Dockerfile was read

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow  # every test runs the project's tests or gunicorn
 GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 
 # A test's own app module, loaded by gunicorn's app factory argument: the generated app with
-# a registered readiness check and a route that holds a request in flight until the test
-# says go. The generated app itself has no such route.
+# a readiness check added as a team would (scale.add_check) and a route that holds a request
+# in flight until the test says go. The generated app itself has no such route.
 PROBE_APP = """
 import os
 import time
@@ -26,14 +26,15 @@ from pathlib import Path
 
 from flask import request
 
-from api import create_app, health
+import scale
+from api import create_app
 
 SIGNALS = Path(os.environ["TEST_SIGNALS"])
 
 
 def create():
     app = create_app()
-    health.add_check(app, "database", lambda: not (SIGNALS / "database-down").exists(), timeout=0.5)
+    scale.add_check(app, "database", lambda: not (SIGNALS / "database-down").exists(), timeout=0.5)
 
     @app.get("/api/v1/hold")
     def hold():
@@ -63,12 +64,15 @@ import logging.config, runpy, sys
 settings = runpy.run_path("gunicorn.conf.py")
 logging.config.dictConfig(settings["logconfig_dict"])
 logging.getLogger("gunicorn.error").info("master")
-print(sorted(name for name in sys.modules if name.split(".")[0] == "api"))
+application = {"api", "scale", "flask", "werkzeug", "prometheus_client"}
+print(sorted(name for name in sys.modules if name.split(".")[0] in application))
 """
 
 
 def test_gunicorn_master_never_imports_the_application(default_project, project_venv, tmp_path):
-    """Each worker imports `api` itself, so a worker that --reload restarts serves edited code."""
+    """Each worker imports `api`, the rest of `scale` and Flask itself, so a worker that --reload
+    restarts serves edited code: the master reads only the platform's settings table and log
+    format, which import nothing but the standard library."""
     result = subprocess.run(
         [str(project_venv / "bin" / "python"), "-c", MASTER_START],
         cwd=default_project / "source",
@@ -79,7 +83,7 @@ def test_gunicorn_master_never_imports_the_application(default_project, project_
     assert result.returncode == 0, result.stderr
     log_line, imported = result.stdout.splitlines()
     assert json.loads(log_line)["message"] == "master"
-    assert imported == "[]"
+    assert imported == "['scale', 'scale.jsonlog', 'scale.settings']"
 
 
 def wait_until(condition, what, attempts=600):

@@ -1,7 +1,7 @@
 """Template updates: a project made with cruft takes a later template change with `cruft update`
 (or `make update`, which also lists conflicts and re-locks), and the team's work stays;
 `tasks.py generate` makes projects with cruft; a project made with plain cookiecutter is linked
-with the command its README shows."""
+with the command its manual (docs/updates.md) shows."""
 
 import json
 import os
@@ -9,30 +9,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from releases import committed_project, cruft, edit, git, make_template_repo, make_update, template_file
 
-from tools.project import DEFAULTS, REPO
+from tools.project import DEFAULTS
 
 pytestmark = pytest.mark.slow
-
-IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".cache", "build")
-
-
-def git(cwd, *args):
-    return subprocess.run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-def cruft(cwd, *args):
-    return subprocess.run(["cruft", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def cookiecutter_config(tmp_path):
@@ -44,41 +28,13 @@ def cookiecutter_config(tmp_path):
 
 @pytest.fixture
 def template_repo(tmp_path):
-    """A git repository holding the template as it is in this working tree."""
-    repo = tmp_path / "template"
-    shutil.copytree(REPO, repo, ignore=IGNORED)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "template v1")
-    return repo
-
-
-def template_file(template_repo, relative):
-    return template_repo / "{{cookiecutter.app_name}}" / relative
-
-
-def committed_project(template_repo, parent, **answers):
-    """A project made with `cruft create` (no lock) in `parent`, committed as a team would."""
-    context = {"lock_dependencies": False, **answers}
-    created = cruft(parent, "create", str(template_repo), "--no-input", "--extra-context", json.dumps(context))
-    assert created.returncode == 0, created.stdout + created.stderr
-    project = parent / answers.get("app_name", DEFAULTS["app_name"])
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    return project
-
-
-def edit(path, old, new):
-    text = path.read_text()
-    assert old in text, f"{old!r} is not in {path}"
-    path.write_text(text.replace(old, new, 1))
+    return make_template_repo(tmp_path / "template")
 
 
 @pytest.fixture
 def teams_project(template_repo, tmp_path):
     """A project made with cruft, committed, then worked on by its team: a route of its own
-    with a test, and an edited value; the template then gets a fix in errors.py."""
+    with a test, and an edited value; the template then gets a fix in scale/errors.py."""
     project = committed_project(template_repo, tmp_path, app_name="orders")
     with (project / "source" / "api" / "greetings.py").open("a") as greetings:
         greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
@@ -90,7 +46,7 @@ def teams_project(template_repo, tmp_path):
     git(project, "commit", "-q", "-m", "the team's work")
 
     edit(
-        template_file(template_repo, "source/api/errors.py"),
+        template_file(template_repo, "source/scale/errors.py"),
         "return jsonify(error=error.name,",
         "return jsonify(error=error.name, status=error.code,",
     )
@@ -104,7 +60,7 @@ def test_a_template_fix_in_the_service_code_arrives_and_the_teams_work_stays(tea
     updated = cruft(project, "update", "--skip-apply-ask")
     assert updated.returncode == 0, updated.stdout + updated.stderr
 
-    assert "status=error.code" in (project / "source" / "api" / "errors.py").read_text()
+    assert "status=error.code" in (project / "source" / "scale" / "errors.py").read_text()
     assert '@bp.get("/orders")' in (project / "source" / "api" / "greetings.py").read_text()
     assert (project / "source" / "tests" / "test_orders.py").is_file()
     assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
@@ -112,19 +68,10 @@ def test_a_template_fix_in_the_service_code_arrives_and_the_teams_work_stays(tea
     assert not list(project.rglob("*.rej"))
 
 
-def make_update(project, *path):
-    """`make update`, with cruft (and whatever else is given) on PATH."""
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]),
-    }
-    return subprocess.run(["make", "update"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
-
-
 def test_make_update_names_every_conflict_and_fails(teams_project, template_repo):
     """The team and the template changed the same line: the merge cannot choose."""
     edit(
-        teams_project / "source" / "api" / "errors.py",
+        teams_project / "source" / "scale" / "errors.py",
         "return jsonify(error=error.name,",
         "return jsonify(error=error.name, team=True,",
     )
@@ -132,11 +79,52 @@ def test_make_update_names_every_conflict_and_fails(teams_project, template_repo
 
     updated = make_update(teams_project)
     assert updated.returncode != 0, updated.stdout + updated.stderr
-    assert "make update: the template's changes conflict with yours in:\n  source/api/errors.py" in updated.stderr
-    conflicted = (teams_project / "source" / "api" / "errors.py").read_text()
+    assert "make update: the template's changes conflict with yours in:\n  source/scale/errors.py" in updated.stderr
+    conflicted = (teams_project / "source" / "scale" / "errors.py").read_text()
     assert "<<<<<<<" in conflicted and "team=True" in conflicted and "status=error.code" in conflicted
     # Whatever cruft left (markers or *.rej files), git shows it.
-    assert "source/api/errors.py" in git(teams_project, "status", "--porcelain")
+    assert "source/scale/errors.py" in git(teams_project, "status", "--porcelain")
+
+
+def test_make_update_finds_rejected_hunks_that_an_old_gitignore_hides(template_repo, tmp_path):
+    """Projects made before 2.0.0 ignore *.rej. A conflict becomes a *.rej file (not markers)
+    when the project never held the template's original of the file: here the team changed it
+    before its first commit."""
+    created = cruft(
+        tmp_path, "create", str(template_repo), "--no-input", "--extra-context", '{"lock_dependencies": false}'
+    )
+    assert created.returncode == 0, created.stderr
+    project = tmp_path / DEFAULTS["app_name"]
+    errors = project / "source" / "scale" / "errors.py"
+    edit(errors, "return jsonify(error=error.name,", "return jsonify(error=error.name, team=True,")
+    with (project / ".gitignore").open("a") as ignore:
+        ignore.write("*.rej\n")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated, with the team's first changes")
+    edit(
+        template_file(template_repo, "source/scale/errors.py"),
+        "jsonify(error=error.name,",
+        "jsonify(status=error.code,",
+    )
+    git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+
+    updated = make_update(project)
+    assert updated.returncode != 0, updated.stdout + updated.stderr
+    assert "conflict with yours in:\n  source/scale/errors.py.rej" in updated.stderr
+
+
+def test_make_update_in_a_repository_without_commits_says_to_commit_first(template_repo, tmp_path):
+    created = cruft(
+        tmp_path, "create", str(template_repo), "--no-input", "--extra-context", '{"lock_dependencies": false}'
+    )
+    assert created.returncode == 0, created.stderr
+    project = tmp_path / DEFAULTS["app_name"]
+    git(project, "init", "-q", "-b", "main")
+    updated = make_update(project)
+    assert updated.returncode != 0
+    assert "this repository has none: commit the project as it was generated first" in updated.stderr
+    assert "clean working tree" not in updated.stderr
 
 
 def test_make_update_refuses_a_dirty_working_tree(teams_project):
@@ -155,7 +143,7 @@ def test_cruft_conflict_files_are_not_ignored(default_project, tmp_path):
         return subprocess.run(["git", "check-ignore", "--no-index", "-q", path], cwd=tmp_path).returncode == 0
 
     assert ignored(".venv/bin/python")  # the check works
-    assert not ignored("source/api/errors.py.rej")
+    assert not ignored("source/scale/errors.py.rej")
 
 
 def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo):
@@ -176,7 +164,7 @@ def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, templ
 
 
 def test_cruft_update_moves_the_project_to_a_new_pipeline_release(template_repo, tmp_path):
-    """The README's upgrade path: new answers for app_version and pipeline_ref, nothing else."""
+    """The manual's upgrade path (docs/pipeline.md): new answers for app_version and pipeline_ref."""
     project = committed_project(template_repo, tmp_path)
 
     new = {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"}
@@ -223,7 +211,7 @@ def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(
     ]
 
 
-def test_a_cookiecutter_project_is_linked_with_the_command_its_readme_shows(template_repo, tmp_path):
+def test_a_cookiecutter_project_is_linked_with_the_command_its_manual_shows(template_repo, tmp_path):
     made = subprocess.run(
         [
             sys.executable,
@@ -249,12 +237,12 @@ def test_a_cookiecutter_project_is_linked_with_the_command_its_readme_shows(temp
     git(project, "commit", "-q", "-m", "generated")
     assert "NoCruftFound" in cruft(project, "check").stderr
 
-    readme = (project / "README.md").read_text()
-    [line] = [line for line in readme.splitlines() if line.startswith("cruft link ")]
+    updates = (project / "docs" / "updates.md").read_text()
+    [line] = [line for line in updates.splitlines() if line.startswith("cruft link ")]
     linked = cruft(project, *shlex.split(line)[1:])
     assert linked.returncode == 0, linked.stdout + linked.stderr
     assert cruft(project, "check").returncode == 0
-    # The README's answers are the ones the project was made with: the template renders it again
+    # The manual's answers are the ones the project was made with: the template renders it again
     # exactly, so the first `cruft update` brings template changes only.
     diff = cruft(project, "diff", "--exit-code")
     assert diff.returncode == 0, diff.stdout

@@ -1,6 +1,6 @@
 """gunicorn settings, read from the environment with the platform's defaults.
 
-Command-line flags override them, as in the README's `docker run ... gunicorn -w 6 -b :8080`.
+Command-line flags override them, as in docs/local-development.md's `docker run ... gunicorn -w 6 -b :8080`.
 """
 
 import os
@@ -8,12 +8,13 @@ import shutil
 import sys
 import tempfile
 
-# The master imports only the settings table and the log format, never the `api` package:
-# each worker imports the application itself, so a worker that `--reload` restarts serves the
-# edited code. `settings` below holds the values read, hence the alias.
-import settings as app_settings
+# The master imports only the platform's settings table and log format (scale/settings.py,
+# scale/jsonlog.py: standard library only), never Flask or the `api` package: each worker
+# imports the application itself, so a worker that `--reload` restarts serves the edited
+# code. `settings` below holds the values read, hence the alias.
+from scale import settings as app_settings
 
-# The workers' metrics files (api/metrics.py), in a new directory on every start so that no
+# The workers' metrics files (scale/metrics.py), in a new directory on every start so that no
 # count survives from an earlier run; /tmp is the pod's writable emptyDir. The workers'
 # prometheus_client reads it when they import the application.
 metrics_dir = tempfile.mkdtemp(prefix="prometheus-")
@@ -45,7 +46,7 @@ logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "root": {"level": "INFO", "handlers": ["stdout"]},
-    "formatters": {"json": {"()": "jsonlog.JsonFormatter"}},
+    "formatters": {"json": {"()": "scale.jsonlog.JsonFormatter"}},
     "handlers": {
         "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"},
     },

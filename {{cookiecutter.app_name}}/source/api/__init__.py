@@ -1,35 +1,28 @@
-"""{{ cookiecutter.app_name }}: the Flask application factory.
+"""{{ cookiecutter.app_name }}: the application factory. This package is yours to edit.
 
-gunicorn serves ``api:create_app()``; nothing happens at import time.
+gunicorn serves ``api:create_app()``. What the platform expects of every service (settings
+from the environment, JSON logs and errors, limits, request IDs, metrics, /livez and /readyz)
+comes from the template's ``scale`` package, wired in by ``scale.init_app(app)``.
+
+The example, api/greetings.py, is yours to keep or remove: to remove it, delete the file,
+its tests (tests/test_greetings.py) and the two lines below that name it.
 """
 
 from flask import Flask
 
-from settings import settings_from_env
-
-from . import errors, greetings, health, limits, logs, metrics, middleware
+import scale
+from api import greetings
 
 
 def create_app(test_config=None):
-    """Build and configure the application.
-
-    Configuration comes from environment variables (see ``settings``, beside ``api``);
-    ``test_config`` overrides it in tests.
-    """
+    """Build the application; ``test_config`` overrides the environment's settings in tests."""
     app = Flask(__name__)
-    app.config.from_mapping(settings_from_env())
     if test_config is not None:
         app.config.update(test_config)
-
-    logs.configure(app)
-    errors.register(app)
-    limits.register(app)
-    middleware.register(app)
-    app.register_blueprint(metrics.bp)
-    app.register_blueprint(health.bp)
+    scale.init_app(app)
     app.register_blueprint(greetings.bp, url_prefix="/api/v1")
 
-    # Readiness: /readyz runs each check. Add one per dependency here, e.g.
-    #   health.add_check(app, "database", lambda: db.ping(), timeout=1.0)
-    health.add_check(app, "data_dir", lambda: health.data_dir_writable(app.config["DATA_DIR"]))
+    # /readyz fails while a check fails: add one per dependency the service cannot work
+    # without, e.g.
+    #   scale.add_check(app, "database", lambda: db.ping(), timeout=1.0)
     return app

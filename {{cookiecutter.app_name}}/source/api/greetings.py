@@ -1,10 +1,23 @@
-"""An example blueprint: replace it with your own endpoints."""
+"""An example blueprint: replace it with your own endpoints.
+
+GREETING is this module's own setting, read from the environment; the platform's settings
+(APP_NAME, DR_ROLE, DR_REGION, ...) are in the app's configuration (scale/settings.py).
+"""
+
+import os
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
 bp = Blueprint("greetings", __name__)
 
 MAX_NAME_LENGTH = 64
+
+
+@bp.record_once
+def configure(state):
+    """When the app registers the blueprint: GREETING from the environment, unless the app's
+    configuration already has one (the factory's test_config)."""
+    state.app.config.setdefault("GREETING", os.environ.get("GREETING", "Hello"))
 
 
 def greet(name):

@@ -1,3 +1,6 @@
+from api import create_app
+
+
 def test_hello_greets_the_world_by_default(client):
     assert client.get("/api/v1/hello").json == {"message": "Hello, world!"}
 
@@ -9,6 +12,16 @@ def test_hello_greets_by_name(client):
 def test_greeting_comes_from_configuration(app):
     app.config["GREETING"] = "Hi"
     assert app.test_client().get("/api/v1/hello?name=Ada").json == {"message": "Hi, Ada!"}
+
+
+def test_greeting_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GREETING", "Howdy")
+    assert create_app().test_client().get("/api/v1/hello").json == {"message": "Howdy, world!"}
+
+
+def test_test_config_wins_over_the_environment(monkeypatch):
+    monkeypatch.setenv("GREETING", "Howdy")
+    assert create_app({"GREETING": "Hi"}).config["GREETING"] == "Hi"
 
 
 def test_hello_rejects_an_overlong_name(client):

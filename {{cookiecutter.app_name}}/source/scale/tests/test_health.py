@@ -1,6 +1,8 @@
 import threading
 
-from api import health
+import pytest
+
+import scale
 
 
 def test_livez_answers_ok(client):
@@ -15,39 +17,44 @@ def test_readyz_is_ready_without_a_data_dir(client):
     assert response.json["status"] == "ready"
 
 
-def test_readyz_is_ready_when_the_data_dir_is_writable(app, tmp_path):
-    app.config["DATA_DIR"] = str(tmp_path)
-    assert app.test_client().get("/readyz").status_code == 200
+def test_readyz_is_ready_when_the_data_dir_is_writable(make_app, tmp_path):
+    assert make_app(DATA_DIR=str(tmp_path)).test_client().get("/readyz").status_code == 200
 
 
-def test_readyz_is_unavailable_when_the_data_dir_is_missing_and_keeps_the_path_to_the_log(app, tmp_path):
-    app.config["DATA_DIR"] = str(tmp_path / "missing")
-    response = app.test_client().get("/readyz")
+def test_readyz_is_unavailable_when_the_data_dir_is_missing_and_keeps_the_path_to_the_log(make_app, tmp_path):
+    response = make_app(DATA_DIR=str(tmp_path / "missing")).test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json == {"status": "unavailable", "failed": ["data_dir"]}
     assert str(tmp_path) not in response.get_data(as_text=True)
 
 
+def test_the_data_dir_comes_from_the_environment(make_app, monkeypatch, tmp_path):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "missing"))
+    assert make_app().test_client().get("/readyz").status_code == 503
+
+
 def test_a_registered_check_that_fails_makes_readyz_unavailable(app):
-    health.add_check(app, "database", lambda: False)
+    scale.add_check(app, "database", lambda: False)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["failed"] == ["database"]
 
 
-def test_a_check_that_raises_fails_without_revealing_why(app):
+def test_a_check_that_raises_fails_without_revealing_why_and_logs_it(capsys, make_app):
     def broken():
         raise ConnectionError("db.internal:5432 refused")
 
-    health.add_check(app, "database", broken)
+    app = make_app()  # after capsys has replaced stdout: its log handler writes there
+    scale.add_check(app, "database", broken)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert "db.internal" not in response.get_data(as_text=True)
+    assert "db.internal:5432 refused" in capsys.readouterr().out
 
 
 def test_a_check_that_outlasts_its_timeout_fails(app):
     release = threading.Event()
-    health.add_check(app, "queue", release.wait, timeout=0.05)
+    scale.add_check(app, "queue", release.wait, timeout=0.05)
     try:
         response = app.test_client().get("/readyz")
     finally:
@@ -57,5 +64,10 @@ def test_a_check_that_outlasts_its_timeout_fails(app):
 
 
 def test_passing_checks_keep_readyz_ready(app):
-    health.add_check(app, "database", lambda: True)
+    scale.add_check(app, "database", lambda: True)
     assert app.test_client().get("/readyz").status_code == 200
+
+
+def test_init_app_is_called_once(app):
+    with pytest.raises(RuntimeError, match="call it once"):
+        scale.init_app(app)

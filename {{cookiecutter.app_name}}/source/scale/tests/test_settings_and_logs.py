@@ -4,19 +4,22 @@ import sys
 
 import pytest
 
-from api import create_app
-from jsonlog import JsonFormatter
-from settings import APP_SETTINGS, SERVER_SETTINGS, ConfigError, read, settings_from_env
+from scale.jsonlog import JsonFormatter
+from scale.settings import APP_SETTINGS, SERVER_SETTINGS, ConfigError, read, settings_from_env
 
 
 def test_settings_come_from_the_environment():
-    settings = settings_from_env({"GREETING": "Hi", "LOG_LEVEL": "DEBUG"})
-    assert settings["GREETING"] == "Hi"
+    settings = settings_from_env({"APP_NAME": "renamed", "LOG_LEVEL": "DEBUG"})
+    assert settings["APP_NAME"] == "renamed"
     assert settings["LOG_LEVEL"] == "DEBUG"
-    assert settings["APP_NAME"] == "{{ cookiecutter.app_name }}"
+    assert settings["DR_ROLE"] == ""
 
 
-def test_settings_are_parsed(monkeypatch):
+def test_the_defaults_name_the_service():
+    assert settings_from_env({})["APP_NAME"] == "{{ cookiecutter.app_name }}"
+
+
+def test_settings_are_parsed():
     settings = read(
         {**SERVER_SETTINGS, **APP_SETTINGS},
         {"LOG_LEVEL": "debug", "GUNICORN_WORKERS": " 3 ", "DR_ROLE": "passive", "MAX_CONTENT_LENGTH": "10"},
@@ -52,18 +55,34 @@ def test_every_bad_setting_is_reported_at_once():
     assert [p.split("=")[0] for p in raised.value.problems] == ["LOG_LEVEL", "DR_ROLE"]
 
 
-def test_create_app_reads_the_process_environment(monkeypatch):
-    monkeypatch.setenv("GREETING", "Howdy")
-    assert create_app().config["GREETING"] == "Howdy"
+def test_init_app_reads_the_process_environment(make_app, monkeypatch):
+    monkeypatch.setenv("DR_REGION", "west")
+    monkeypatch.setenv("MAX_CONTENT_LENGTH", "2048")
+    config = make_app().config
+    assert config["DR_REGION"] == "west"
+    assert config["MAX_CONTENT_LENGTH"] == 2048
 
 
-def test_log_lines_are_json_with_extra_fields(capsys):
-    # The app is made after capsys has replaced stdout, so its log handler writes there.
-    create_app({"TESTING": True}).test_client().get("/api/v1/hello?name=Ada")
+def test_the_factorys_test_config_wins_over_the_environment(make_app, monkeypatch):
+    monkeypatch.setenv("DR_REGION", "west")
+    monkeypatch.setenv("MAX_CONTENT_LENGTH", "2048")
+    config = make_app(DR_REGION="east", MAX_CONTENT_LENGTH=100).config
+    assert config["DR_REGION"] == "east"
+    assert config["MAX_CONTENT_LENGTH"] == 100
+
+
+def test_log_lines_are_json_with_extra_fields(capsys, make_app):
+    # The app is made in the test, after capsys has replaced stdout: its log handler writes there.
+    make_app().test_client().get("/log")
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["message"] == "greeted"
+    assert line["message"] == "logged"
     assert line["level"] == "INFO"
-    assert line["name_length"] == 3
+    assert line["size"] == 3
+
+
+def test_the_log_level_comes_from_the_settings(capsys, make_app):
+    make_app(LOG_LEVEL="WARNING").test_client().get("/log")
+    assert capsys.readouterr().out == ""
 
 
 def test_exceptions_are_logged_as_one_json_line():
@@ -74,3 +93,9 @@ def test_exceptions_are_logged_as_one_json_line():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "failed"
     assert "ValueError: bad" in entry["exception"]
+
+
+def test_gunicorns_access_line_carries_the_responses_request_id():
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "GET /", None, None)
+    record.args = {"{x-request-id}o": "req-7"}
+    assert json.loads(JsonFormatter().format(record))["request_id"] == "req-7"

@@ -1,9 +1,8 @@
 """Log records as JSON lines, one object per line: the format of every log line on stdout.
 
 gunicorn formats its error and access logs with it (gunicorn.conf.py), the application its
-own records (api/logs.py). It lives outside the `api` package so that gunicorn's master, which
-sets up the logging, never imports the application: each worker imports it for itself, and a
-worker that `--reload` restarts serves the edited code.
+own records (scale/logs.py). gunicorn's master, which sets up the logging, imports it: so it
+imports nothing but the standard library, never Flask or the application (see scale/__init__.py).
 """
 
 import json

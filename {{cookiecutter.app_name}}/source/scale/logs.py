@@ -1,11 +1,10 @@
-"""The application's logs: JSON lines on stdout (jsonlog.py), each with its request's ID."""
+"""The application's logs: JSON lines on stdout (scale/jsonlog.py), each with its request's ID."""
 
 import logging
 import sys
 
-from jsonlog import JsonFormatter
-
 from . import request_ids
+from .jsonlog import JsonFormatter
 
 
 def add_request_id(record):

@@ -12,7 +12,7 @@ from flask import has_request_context, request
 
 HEADER = "X-Request-Id"
 VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-ENVIRON_KEY = "api.request_id"  # where api.middleware keeps it
+ENVIRON_KEY = "scale.request_id"  # where scale.middleware keeps it
 
 
 def from_header(value):
@@ -28,6 +28,6 @@ def current():
         return None
     environ = request.environ
     request_id = environ.get(ENVIRON_KEY)
-    if request_id is None:  # a request that did not pass through api.middleware
+    if request_id is None:  # a request that did not pass through scale.middleware
         request_id = environ[ENVIRON_KEY] = from_header(environ.get("HTTP_X_REQUEST_ID"))
     return request_id

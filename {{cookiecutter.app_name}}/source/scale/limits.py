@@ -1,7 +1,7 @@
 """Request limits.
 
 A body above MAX_CONTENT_LENGTH (Flask's own setting, read from the environment by
-settings.py) is refused with a 413 when an endpoint reads it, before a byte of it is read;
+scale/settings.py) is refused with a 413 when an endpoint reads it, before a byte of it is read;
 endpoints that never read a body ignore it. JSON that does not parse (malformed, or nested
 deeper than Python's parser recurses) is a 400 that says so, never a 500.
 """

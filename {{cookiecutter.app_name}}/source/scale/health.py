@@ -1,9 +1,9 @@
 """Kubernetes probes: liveness says the process serves, readiness that it can work.
 
 /readyz runs every check registered with ``add_check``: one per dependency the service
-cannot work without (its data directory, a database, a queue). Register yours in
-``api.create_app``, next to the data directory's. The answer names the failed checks only;
-why they failed goes to the log, not to whoever asks.
+cannot work without. The platform registers the data directory's (DATA_DIR); a team
+registers its own with ``scale.add_check`` in ``api.create_app``. The answer names the
+failed checks only; why they failed goes to the log, not to whoever asks.
 """
 
 import os
@@ -13,7 +13,7 @@ from collections import namedtuple
 
 from flask import Blueprint, current_app, jsonify
 
-bp = Blueprint("health", __name__)
+bp = Blueprint("scale_health", __name__)
 
 Check = namedtuple("Check", "name function timeout")
 

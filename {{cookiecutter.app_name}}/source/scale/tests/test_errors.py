@@ -14,17 +14,19 @@ def test_wrong_method_is_a_json_405(client):
     assert response.json["error"] == "Method Not Allowed"
 
 
-def test_unhandled_exception_is_a_json_500_without_details(app):
-    @app.get("/boom")
-    def boom():
-        raise RuntimeError("secret internals")
-
-    response = app.test_client().get("/boom")
+def test_unhandled_exception_is_a_json_500_without_details(client):
+    response = client.get("/boom")
     assert response.status_code == 500
     assert response.json["error"] == "Internal Server Error"
     assert "secret internals" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/livez", "/readyz", "/api/v1/hello"])
+def test_an_unhandled_exception_is_logged_with_its_traceback(capsys, make_app):
+    # The app is made in the test, after capsys has replaced stdout: its log handler writes there.
+    make_app().test_client().get("/boom")
+    assert "RuntimeError: secret internals" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", ["/livez", "/readyz", "/items/1", "/no/such/path", "/boom"])
 def test_no_endpoint_answers_html(client, path):
     assert client.get(path).mimetype == "application/json"

@@ -34,7 +34,7 @@ LATENCY = Histogram(
 # The labelled series already in use, so that a request costs no label lookup.
 _series = {}
 
-bp = Blueprint("metrics", __name__)
+bp = Blueprint("scale_metrics", __name__)
 
 
 def observe(endpoint, method, status, seconds):

@@ -1,10 +1,11 @@
-"""Settings of the service and the application, read from environment variables only.
+"""The platform's settings of the service and the application, from environment variables only.
 
-Every variable is listed in the README's "Application configuration" table, and in the
-tables below with the form it accepts. A bad value stops the service before it serves:
-gunicorn.conf.py checks them all once, in the master process, and prints one line per
-problem instead of a traceback per worker. It lives outside the `api` package so that
-gunicorn's master, which reads it, never imports the application.
+Every variable is listed in the tables below with the form it accepts. A bad value stops
+the service before it serves: gunicorn.conf.py checks them all once, in the master process,
+and prints one line per problem instead of a traceback per worker. gunicorn's master
+imports this module, so it imports nothing but the standard library (see scale/__init__.py).
+
+A team's own settings belong to its own code (the example: GREETING in api/greetings.py).
 """
 
 import os
@@ -43,11 +44,10 @@ def whole_number(low, high):
     return parse
 
 
-# What the application reads (create_app): variable -> default, parser, accepted form.
+# What the application reads (scale.init_app): variable -> default, parser, accepted form.
 APP_SETTINGS = {
     "APP_NAME": Setting("{{ cookiecutter.app_name }}", text, "any text"),
     "LOG_LEVEL": Setting("INFO", log_level, "one of " + ", ".join(LOG_LEVELS)),
-    "GREETING": Setting("Hello", text, "any text"),
     "DATA_DIR": Setting("", text, "a directory, or empty"),
     "DR_ROLE": Setting("", dr_role, "active, passive or empty"),
     "DR_REGION": Setting("", text, "a region name, or empty"),
@@ -89,3 +89,12 @@ def read(settings, environ=None):
 def settings_from_env(environ=None):
     """The application's settings: each default, overridden by the environment."""
     return read(APP_SETTINGS, environ)
+
+
+def configure(app, environ=None):
+    """Put the application's settings from the environment into ``app.config``, except those
+    it already holds a value of its own for (the factory's ``test_config``): these win. A
+    Flask default (MAX_CONTENT_LENGTH is None in Flask) is no value of the app's own."""
+    for name, value in settings_from_env(environ).items():
+        if app.config.get(name, None) == app.default_config.get(name, None):
+            app.config[name] = value

@@ -1,0 +1,149 @@
+"""The generated documents: README.md, the team's (short, written once, with the table of who
+owns which path), and docs/, the template's platform manual (an index that links every page,
+links that resolve, no section left empty by a feature that is off)."""
+
+import re
+
+import pytest
+from answers import COMBINATIONS, combination_id
+from owners import OWNERS, TEAM_MERGED_PATHS, TEAM_PATHS, TEMPLATE_PATHS, covers, cruft_skip
+
+from tools.project import tomllib
+
+README_MAX_LINES = 150
+DOCS_PAGES = ["configuration.md", "local-development.md", "pipeline.md", "kubernetes.md", "updates.md"]
+# [text](target): a relative target is a file of the project, with an optional #heading.
+LINK = re.compile(r"\[[^\]]+\]\(([^)\s]+)\)")
+
+
+@pytest.fixture(scope="module", params=COMBINATIONS, ids=combination_id)
+def project(request, bake):
+    return bake(**request.param)
+
+
+def documents(project):
+    """{path relative to the project: text} of README.md and every page of docs/."""
+    paths = [project / "README.md", *sorted((project / "docs").glob("*.md"))]
+    return {str(path.relative_to(project)): path.read_text() for path in paths}
+
+
+def prose_lines(text):
+    """The lines of a Markdown text outside its fenced code blocks (where `#` starts a comment)."""
+    fenced = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            yield line
+
+
+def level(line):
+    """A heading's level (1 for "# ..."), 0 for any other line."""
+    match = re.match(r"(#+) ", line)
+    return len(match[1]) if match else 0
+
+
+def section(text, heading):
+    """The prose under `heading` (a whole line, such as "## Who owns what"), up to the next
+    heading of the same or a higher level."""
+    lines = list(prose_lines(text))
+    start = lines.index(heading) + 1
+    end = next((i for i in range(start, len(lines)) if 0 < level(lines[i]) <= level(heading)), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def slug(heading):
+    """The anchor GitHub and Azure DevOps give a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def anchors(text):
+    return {slug(line.lstrip("#").strip()) for line in prose_lines(text) if level(line)}
+
+
+def ownership_rows(project):
+    """[(path, owner)] of the README's table, a row's paths each on their own."""
+    table = section((project / "README.md").read_text(), "## Who owns what")
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+    return [(path, owner.strip()) for paths, owner, _ in rows for path in re.findall(r"`([^`]+)`", paths)]
+
+
+def test_the_readme_is_short(project):
+    assert len((project / "README.md").read_text().splitlines()) <= README_MAX_LINES
+
+
+def test_the_readme_says_the_team_owns_it_and_where_the_manual_is(default_project):
+    readme = (default_project / "README.md").read_text()
+    assert "This README is the team's." in readme
+    assert "[docs/](docs/README.md)" in readme
+
+
+def test_the_ownership_table_is_the_one_the_template_keeps(default_project):
+    rows = ownership_rows(default_project)
+    assert len(rows) == len({path for path, _ in rows}), "a path is in the table twice"
+    assert dict(rows) == OWNERS
+
+
+def test_every_top_level_path_has_exactly_one_owner(project):
+    """A top-level file or directory is a row of its own, or (source/, chart/) the parent of
+    rows: then the next test gives each file under it its owner."""
+    rows = [path for path, _ in ownership_rows(project)]
+    unowned = []
+    for entry in sorted(project.iterdir()):
+        name = entry.name + ("/" if entry.is_dir() else "")
+        own = [row for row in rows if row == name]
+        below = [row for row in rows if entry.is_dir() and row.startswith(name) and row != name]
+        if len(own) + bool(below) != 1:
+            unowned.append((name, own, below))
+    assert unowned == []
+
+
+def test_every_generated_file_has_exactly_one_owner(project):
+    rows = [path for path, _ in ownership_rows(project)]
+    files = [str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()]
+    owners = {name: [row for row in rows if covers(row, name)] for name in files}
+    assert {name: found for name, found in owners.items() if len(found) != 1} == {}
+
+
+def test_cruft_skips_exactly_the_teams_paths(default_project):
+    pyproject = tomllib.loads((default_project / "pyproject.toml").read_text())
+    assert sorted(pyproject["tool"]["cruft"]["skip"]) == sorted(cruft_skip())
+
+
+def test_the_update_page_names_every_path_with_its_owner(default_project):
+    owners = section((default_project / "docs" / "updates.md").read_text(), "## Who owns which file")
+    template, team = owners.split("- **The team's files**")
+    assert [path for path in TEMPLATE_PATHS if f"`{path}`" not in template] == []
+    assert [path for path in TEAM_PATHS + TEAM_MERGED_PATHS if f"`{path}`" not in team] == []
+
+
+def test_the_manual_has_an_index_that_links_every_page(default_project):
+    index = (default_project / "docs" / "README.md").read_text()
+    on_disk = sorted(path.name for path in (default_project / "docs").glob("*.md") if path.name != "README.md")
+    assert on_disk == sorted(DOCS_PAGES)
+    assert [page for page in DOCS_PAGES if f"]({page})" not in index] == []
+
+
+def test_every_relative_link_resolves(project):
+    docs = documents(project)
+    broken = []
+    for name, text in docs.items():
+        for target in LINK.findall(text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            file, _, anchor = target.partition("#")
+            path = (project / name).parent / file if file else project / name
+            if not path.exists():
+                broken.append((name, target))
+            elif anchor and (path.is_dir() or anchor not in anchors(path.read_text())):
+                broken.append((name, target))
+    assert broken == []
+
+
+def test_no_section_is_left_empty(project):
+    """A feature that is off leaves no heading without text under it."""
+    empty = []
+    for name, text in documents(project).items():
+        lines = [line for line in prose_lines(text) if line.strip()] + ["# the end"]
+        empty += [(name, line) for line, after in zip(lines, lines[1:]) if 0 < level(after) <= level(line)]
+    assert empty == []

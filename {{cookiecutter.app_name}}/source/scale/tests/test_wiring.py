@@ -1,0 +1,15 @@
+"""The project's own app factory, api.create_app(), has the platform wired in: the one test
+of the platform that looks at the team's code, through what every service answers."""
+
+from api import create_app
+
+
+def test_the_projects_app_has_the_platform_wired_in():
+    client = create_app({"TESTING": True}).test_client()
+    livez = client.get("/livez")
+    assert livez.json == {"status": "ok"}
+    assert livez.headers["X-Request-Id"]
+    assert client.get("/readyz").json == {"status": "ready"}
+    missing = client.get("/no/such/path/for/any/team")
+    assert missing.status_code == 404 and missing.json["error"] == "Not Found"
+    assert "http_requests_total" in client.get("/metrics").get_data(as_text=True)
