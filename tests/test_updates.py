@@ -15,7 +15,6 @@ import pytest
 import yaml
 from releases import committed_project, cruft, edit, git, make_template_repo, make_update, template_file
 
-from hooks import post_gen_project as post
 from tools.project import DEFAULTS, REPO
 
 pytestmark = pytest.mark.slow
@@ -148,15 +147,10 @@ def test_cruft_conflict_files_are_not_ignored(default_project, tmp_path):
     assert not ignored("source/scale/errors.py.rej")
 
 
-def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo, monkeypatch):
+def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo):
     edit(template_file(template_repo, "source/Pipfile"), "[packages]\n", '[packages]\nsix = ">=1.16"\n')
     git(template_repo, "commit", "-q", "-am", "template: a new dependency")
-    python, version = post.find_python(DEFAULTS["python_version"])
-    pipenv = post.ensure_pipenv(DEFAULTS["pipenv_version"], python, version)
-    monkeypatch.setenv("PIPENV_PYTHON", str(python))
-    monkeypatch.setenv("PIPENV_VENV_IN_PROJECT", "1")
-
-    updated = make_update(teams_project, pipenv / "bin")
+    updated = make_update(teams_project)  # scripts/lock.py finds the Python and the pipenv itself
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "make update: source/Pipfile changed: re-locking" in updated.stdout
     lock = json.loads((teams_project / "source" / "Pipfile.lock").read_text())
