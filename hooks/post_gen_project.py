@@ -190,7 +190,7 @@ def how_to_lock(project):
         [
             "Lock before the first push (the image build refuses a missing or stale lock):",
             f"  cd {project} && make lock",
-            f'  or in the base image, with Docker (README.md, "Build locally"):  cd {project} && make lock-in-container',
+            f'  or in the base image, with Docker (docs/local-development.md, "Build locally"):  cd {project} && make lock-in-container',
         ]
     )
 
@@ -297,7 +297,7 @@ def next_steps(project, answers, lines):
         "  git remote add origin <the empty Azure Repos repository's URL> && git push -u origin main",
         f"  Then create the pipeline in Azure DevOps from {pipeline}: it extends devops/flask.yml@spaces",
         f"  from {answers['pipeline_repository']} and deploys to {', '.join(hostspaces(answers))}.",
-        "  README.md explains the rest; `make help` lists the local gates.",
+        "  docs/README.md is the platform's manual; `make help` lists the local gates.",
     ]
     return "\n".join(steps)
 
