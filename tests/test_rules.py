@@ -515,8 +515,14 @@ def test_the_report_ends_with_a_cookiecutter_command_holding_every_answer(tmp_pa
     words = shlex.split(lines[-1])
     assert words[:5] == ["cookiecutter", "--no-input", "--output-dir", str(tmp_path), "gh:scale/flask-appstack"]
     expected = {key: ("yes" if value is True else "no" if value is False else value) for key, value in given.items()}
+    del expected["pipeline_ref"]  # it follows app_version (refs/tags/v<app_version>), also a corrected one
     assert dict(word.split("=", 1) for word in words[5:]) == expected
-    assert [word.split("=", 1)[0] for word in words[5:]] == VARIABLES  # in the order of the questions
+    assert [word.split("=", 1)[0] for word in words[5:]] == [v for v in VARIABLES if v != "pipeline_ref"]
+
+
+def test_a_pipeline_ref_chosen_on_purpose_stays_in_the_command(tmp_path):
+    context = {**public(app_name="Orders", pipeline_ref="refs/heads/release/4.7"), "_template": "t"}
+    assert "pipeline_ref=refs/heads/release/4.7" in shlex.split(pre.rerun_command(context, str(tmp_path / "x")))
 
 
 def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_path):
@@ -525,7 +531,8 @@ def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_pa
     command = pre.rerun_command(context, str(tmp_path / "out" / "Orders"))
     words = shlex.split(command)
     assert words[:5] == ["cruft", "create", "--no-input", "--output-dir", str(tmp_path / "out")]
-    assert words[5] == "--extra-context" and json.loads(words[6]) == given
+    following = {key: value for key, value in given.items() if key != "pipeline_ref"}  # follows app_version
+    assert words[5] == "--extra-context" and json.loads(words[6]) == following
     assert words[7:] == ["/srv/templates/flask-appstack"]
 
 
