@@ -71,6 +71,86 @@ def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad,
     assert "schema" in result.stderr and field in result.stderr, result.stderr
 
 
+# A values file that, inserted unquoted, ends the line it lands on and starts pod-spec
+# fields of its own: host namespaces and a privileged root init container. "overhead:" takes
+# whatever deeper lines the template writes after the value, so the render stays valid YAML.
+POD_FIELDS = (
+    "\n      hostPID: true\n      hostNetwork: true\n      initContainers:\n        - name: root\n"
+    "          image: busybox\n          securityContext: {privileged: true, runAsUser: 0}\n      overhead:"
+)
+
+
+def deployment_pod(objects):
+    return one(objects, "Deployment")["spec"]["template"]["spec"]
+
+
+def data_mount(objects):
+    return [m for m in container(objects)["volumeMounts"] if m["name"] == "data"][0]["mountPath"]
+
+
+def preferred_topology_key(objects):
+    rules = deployment_pod(objects)["affinity"]["podAntiAffinity"]
+    return rules["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"]
+
+
+MAPPING_FIELDS = {"hostname", "prefix", "rewrite", "service", "timeout_ms"}
+
+
+# Free strings of the values, each with a newline in it: where the value lands, and the
+# values file that carries it.
+MOUNT_PATH, TOPOLOGY_KEY = "/data" + POD_FIELDS, "kubernetes.io/hostname" + POD_FIELDS
+PREFIX, STORAGE_CLASS = "/api/\n  bypass_auth: true\n  host_redirect: true", "fast\n  volumeName: someone-elses"
+REPOSITORY, TAG = "registry.example.com/team/app", '1.0"\n          command: [sh]\n          args: "'
+INJECTIONS = {
+    "persistence.mountPath": (data_mount, MOUNT_PATH, {"persistence": {"enabled": True, "mountPath": MOUNT_PATH}}),
+    "podAntiAffinity.topologyKey": (
+        preferred_topology_key,
+        TOPOLOGY_KEY,
+        {"podAntiAffinity": {"type": "preferred", "topologyKey": TOPOLOGY_KEY}},
+    ),
+    "mapping.prefix": (
+        lambda objects: of_kind(objects, "Mapping")[0]["spec"]["prefix"],
+        PREFIX,
+        {"mapping": {"prefix": PREFIX}},
+    ),
+    "persistence.storageClassName": (
+        lambda objects: one(objects, "PersistentVolumeClaim")["spec"]["storageClassName"],
+        STORAGE_CLASS,
+        {"persistence": {"enabled": True, "storageClassName": STORAGE_CLASS}},
+    ),
+    "image.tag": (
+        lambda objects: container(objects)["image"],
+        f"{REPOSITORY}:{TAG}",
+        {"image": {"repository": REPOSITORY, "tag": TAG}},
+    ),
+}
+
+
+@HELM_VERSIONS
+@pytest.mark.parametrize("path", INJECTIONS, ids=str)
+def test_a_value_with_a_newline_is_refused_and_cannot_add_fields(default_chart, tmp_path, version, path):
+    """The schema refuses it; and were the schema skipped (--skip-schema-validation), the value
+    arrives as the one string it is, adding no field: every free string is quoted."""
+    arrival, expected, values = INJECTIONS[path]
+    file = tmp_path / "hostile.yaml"
+    file.write_text(yaml.safe_dump(values))
+    helm, label = default_chart.helms[version], default_chart.labels[-1]
+    refused = default_chart.template(label, extra_values=[file], helm=helm)
+    assert refused.returncode != 0 and "schema" in refused.stderr, refused.stdout
+    lint = run(
+        [helm, "lint", "--strict", default_chart.dir, *default_chart.values_args(label, [file])], env=default_chart.env
+    )
+    assert lint.returncode != 0, lint.stdout
+    rendered = default_chart.template(label, extra_values=[file], helm=helm, flags=["--skip-schema-validation"])
+    assert rendered.returncode == 0, rendered.stderr
+    objects = split_documents(rendered.stdout)
+    pod = deployment_pod(objects)
+    assert not {"hostPID", "hostNetwork", "initContainers", "overhead"} & set(pod), pod
+    assert all(set(m["spec"]) == MAPPING_FIELDS for m in of_kind(objects, "Mapping"))
+    assert "command" not in container(objects)
+    assert arrival(objects) == expected
+
+
 def test_values_schema_is_self_contained_draft_07(default_chart):
     schema = json.loads((default_chart.dir / "values.schema.json").read_text())
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
