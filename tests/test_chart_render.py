@@ -56,6 +56,23 @@ def test_helm_3_and_4_render_the_same_manifests(chart):
         ("replicas: 2\n", "replicas"),  # unknown top-level key
         ("autoscaling:\n  enabled: 'yes'\n", "enabled"),  # wrong type, nested
         ("dr:\n  role: standby\n", "role"),  # not one of active/passive
+        # Ambassador's TLS below 1.2.
+        ("tls:\n  minVersion: v1.0\n", "minVersion"),
+        ("tls:\n  minVersion: v1.1\n", "minVersion"),
+        # The Mapping routes a service path, never the whole host (/livez, /readyz, /metrics).
+        ("mapping:\n  prefix: /\n", "prefix"),
+        ("mapping:\n  prefix: /api\n", "prefix"),
+        # A drain too short to be one.
+        ("terminationGracePeriodSeconds: 1\n", "terminationGracePeriodSeconds"),
+        ("gracefulTimeoutSeconds: 1\n", "gracefulTimeoutSeconds"),
+        ("preStopSleepSeconds: 0\n", "preStopSleepSeconds"),
+        # What the chart sets itself, and a prefix/suffix pattern's leftovers.
+        ("env:\n  GUNICORN_GRACEFUL_TIMEOUT: '1'\n", "GUNICORN_GRACEFUL_TIMEOUT"),
+        ("env:\n  PORT: '9090'\n", "PORT"),
+        ("persistence:\n  mountPath: /data/../app\n", "mountPath"),
+        ("podAntiAffinity:\n  topologyKey: 'zone key'\n", "topologyKey"),
+        ("image:\n  tag: 'latest stable'\n", "tag"),
+        ("nameOverride: 'Name'\n", "nameOverride"),
     ],
 )
 def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad, field):
@@ -149,6 +166,21 @@ def test_a_value_with_a_newline_is_refused_and_cannot_add_fields(default_chart, 
     assert all(set(m["spec"]) == MAPPING_FIELDS for m in of_kind(objects, "Mapping"))
     assert "command" not in container(objects)
     assert arrival(objects) == expected
+
+
+@HELM_VERSIONS
+def test_a_drain_the_kubelet_would_cut_short_is_refused(default_chart, version):
+    """Each value within its bounds, but the preStop pause plus gunicorn's graceful timeout
+    outlasts the grace period: the kubelet would kill requests in flight."""
+    sets = ["preStopSleepSeconds=5", "gracefulTimeoutSeconds=25", "terminationGracePeriodSeconds=30"]
+    helm = default_chart.helms[version]
+    result = default_chart.template(default_chart.labels[-1], sets=sets, helm=helm)
+    assert result.returncode != 0
+    assert "terminationGracePeriodSeconds (30) must exceed" in result.stderr, result.stderr
+    enough = default_chart.template(
+        default_chart.labels[-1], sets=[*sets[:2], "terminationGracePeriodSeconds=31"], helm=helm
+    )
+    assert enough.returncode == 0, enough.stderr
 
 
 def test_values_schema_is_self_contained_draft_07(default_chart):
@@ -299,6 +331,44 @@ WEAKENED = {
     "nothing dropped": {"securityContext": {"capabilities": {"drop": []}}},
     "writable root": {"securityContext": {"readOnlyRootFilesystem": False}},
     "host path volume": {"extraVolumes": [{"name": "node", "hostPath": {"path": "/"}}]},
+    "container AppArmor unconfined": {"securityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+    "pod AppArmor unconfined": {"podSecurityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+    "AppArmor unconfined annotation": {
+        "podAnnotations": {"container.apparmor.security.beta.kubernetes.io/flask-app": "unconfined"}
+    },
+    "seccomp unconfined annotation": {"podAnnotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}},
+    "localhost seccomp": {"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "x"}}},
+    "SELinux spc_t": {"securityContext": {"seLinuxOptions": {"type": "spc_t"}}},
+    "pod SELinux spc_t": {"podSecurityContext": {"seLinuxOptions": {"type": "spc_t"}}},
+    "root group": {"podSecurityContext": {"fsGroup": 0, "supplementalGroups": [0]}},
+    "sysctls": {"podSecurityContext": {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}},
+    "unmasked /proc": {"securityContext": {"procMount": "Unmasked"}},
+    "Windows host process": {"securityContext": {"windowsOptions": {"hostProcess": True}}},
+    "privileged port": {"containerPort": 80},
+    "service-account token volume": {
+        "extraVolumes": [{"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
+        "extraVolumeMounts": [{"name": "token", "mountPath": "/etc/token", "readOnly": True}],
+    },
+    "a volume at the token's path": {
+        "extraVolumes": [{"name": "token", "secret": {"secretName": "stolen-token"}}],
+        "extraVolumeMounts": [{"name": "token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+    },
+    "writable volume over /app/api": {
+        "extraVolumes": [{"name": "code", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "code", "mountPath": "/app/api"}],
+    },
+    "writable volume over /app/scale": {
+        "extraVolumes": [{"name": "code", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "code", "mountPath": "/app/scale"}],
+    },
+    "writable volume over /app": {"persistence": {"enabled": True, "mountPath": "/app"}},
+    "writable volume over the packages": {"persistence": {"enabled": True, "mountPath": "/opt/venv/lib"}},
+    "LoadBalancer service": {"service": {"type": "LoadBalancer"}},
+    "NodePort service": {"service": {"type": "NodePort"}},
+    "control-plane toleration": {
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
+    },
+    "tolerates every taint": {"tolerations": [{"operator": "Exists"}]},
 }
 
 
