@@ -73,6 +73,9 @@ def test_helm_3_and_4_render_the_same_manifests(chart):
         ("podAntiAffinity:\n  topologyKey: 'zone key'\n", "topologyKey"),
         ("image:\n  tag: 'latest stable'\n", "tag"),
         ("nameOverride: 'Name'\n", "nameOverride"),
+        # What checkov asks of every render: a fixed tag, pulled every time.
+        ("image:\n  tag: latest\n", "tag"),
+        ("image:\n  pullPolicy: IfNotPresent\n", "pullPolicy"),
     ],
 )
 def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad, field):
@@ -322,6 +325,7 @@ def test_every_checkov_skip_is_justified(default_chart):
 WEAKENED = {
     "pod runAsNonRoot false": {"podSecurityContext": {"runAsNonRoot": False}},
     "pod runs as root": {"podSecurityContext": {"runAsUser": 0}},
+    "a low user ID, maybe a node's user": {"securityContext": {"runAsUser": 1000}},
     "pod runAsNonRoot removed": {"podSecurityContext": {"runAsNonRoot": None}},
     "pod unconfined seccomp": {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
     "runAsNonRoot false": {"securityContext": {"runAsNonRoot": False}},
