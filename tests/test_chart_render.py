@@ -186,6 +186,30 @@ def test_a_drain_the_kubelet_would_cut_short_is_refused(default_chart, version):
     assert enough.returncode == 0, enough.stderr
 
 
+# A template action that writes a value into YAML: quoted, a number, JSON, or YAML from toYaml
+# (include of the label helpers, whose values are quoted there). Anything else is a statement.
+STATEMENT = re.compile(r"^(if|else|end|with|range|define|fail)\b|^/\*|^\$\w+\s*:?=")
+WRITES_SAFELY = re.compile(
+    r"(\|\s*(quote|int|toJson|sha256sum)|toYaml .*|include \"app\.(labels|selectorLabels)\" \S+ \| nindent \d+)$"
+)
+
+
+def test_every_value_reaches_yaml_quoted_or_typed(default_chart):
+    """A value written bare takes YAML's reading of it (a newline starts new fields; `yes` is a
+    boolean): every action that writes one quotes it, types it, or writes it with toYaml/toJson."""
+    bare = []
+    for path in sorted((default_chart.dir / "templates").iterdir()):
+        if path.name == "NOTES.txt":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if path.suffix == ".tpl" and not re.match(r"^\s*[-\w./]+: ", line):
+                continue  # helper bodies build strings; only the label lines are YAML
+            for action in re.findall(r"{{-?\s*(.*?)\s*-?}}", line):
+                if not STATEMENT.match(action) and not WRITES_SAFELY.search(action):
+                    bare.append(f"{path.name}:{number}: {action}")
+    assert bare == []
+
+
 def test_values_schema_is_self_contained_draft_07(default_chart):
     schema = json.loads((default_chart.dir / "values.schema.json").read_text())
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
