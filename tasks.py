@@ -138,6 +138,25 @@ def generate_command(argv, template=HERE):
     return ["-m", "cookiecutter", str(template), *argv]
 
 
+def generate(args, env):
+    """Run the generation (`args`: the .venv's Python and its arguments). Its standard error is
+    held back: when the pre-generation hook refuses, only the hook's message is printed, the
+    command that runs again with the answer corrected last, without cookiecutter's traceback."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="flask-appstack-") as folder:
+        message = Path(folder) / "refusal.txt"
+        env = dict(
+            env,
+            APPSTACK_GENERATE_COMMAND=json.dumps(["python3", str(HERE / "tasks.py"), "generate"]),
+            APPSTACK_MESSAGE_FILE=str(message),
+        )
+        result = subprocess.run(args, env=env, stderr=subprocess.PIPE, text=True, errors="backslashreplace")
+        refused = message.read_text() if message.exists() else ""
+    sys.stderr.write(refused if result.returncode and refused else result.stderr)
+    return result.returncode
+
+
 def main(argv):
     commands = {
         "test": ["-m", "pytest", "-n", os.environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup"],
@@ -152,7 +171,9 @@ def main(argv):
         ensure_venv()
         args = [str(_venv_python()), *commands[argv[0]], *argv[1:]]
     env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
-    return subprocess.run(args, cwd=HERE if argv[0] != "generate" else None, env=env).returncode
+    if argv[0] == "generate":
+        return generate(args, env)
+    return subprocess.run(args, cwd=HERE, env=env).returncode
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     python3 tasks.py bench [--requests N] [--only bake,lock,serve] [--suite]
 
 - bake: generating a project (no lock) against cookiecutter baking a one-file template;
-- lock: a bake with the post-gen lock against a bare `pipenv lock` of the same Pipfile with
-  the same pipenv and Python (the hook's overhead: finding them, verify, cleaning up);
+- lock: a bake with the post-gen lock (the hook runs the project's scripts/lock.py) against
+  a bake without it plus a bare `pipenv lock` of the same Pipfile with the same pipenv and
+  Python: the lock program's overhead (starting, finding them, cleaning up);
 - serve: the generated app's /livez requests/s, p99 latency and server CPU time per request
   under gunicorn (request IDs, metrics and all) against a bare Flask app with the same
   gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
@@ -30,9 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools/, never tests/
 
-from hooks import post_gen_project as hook  # noqa: E402
 from tools.net import free_port, send_slowly  # noqa: E402
-from tools.project import DEFAULTS, REPO, pipfile_requirements  # noqa: E402
+from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
 BARE_APP = """from flask import Flask
@@ -168,26 +168,37 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None, sl
         server.wait(timeout=30)
 
 
-def lock_ratio(tmp):
-    """(bare pipenv lock s, bake-with-lock s) for the default answers, pipenv already cached."""
-    answers = DEFAULTS
-    with_lock = bake(tmp / "locked", lock_dependencies="yes")
-    best_of(1, with_lock, setup=fresh(tmp / "locked"))  # installs pipenv once, if needed
-    measured = best_of(3, with_lock, setup=fresh(tmp / "locked"))
+def lock_ratio(tmp, rounds=3):
+    """(bare pipenv lock s, post-gen lock s) for the default answers, pipenv already cached.
 
-    target = hook.find_python(answers["python_version"]) or (Path(sys.executable), "%d.%d.%d" % sys.version_info[:3])
-    venv = hook.ensure_pipenv(answers["pipenv_version"], *target)
+    The post-gen lock is what the hook runs in the new project, `python scripts/lock.py lock`;
+    the bare lock is `pipenv lock --python X` of the same Pipfile with the same pipenv and
+    Python, in lock.py's environment (pip's index settings out, as the image needs). Both from
+    scratch (no lock, no source/.venv), alternating, the fastest of each."""
+    lock = lock_program()
+    project = tmp / "lock" / "flask-app"
+    subprocess.run(bake(tmp / "lock"), check=True, capture_output=True)
+    program = [sys.executable, str(project / "scripts" / "lock.py"), "lock"]
+    target = lock.find_python(DEFAULTS["python_version"]) or lock.current_python()
+    venv = lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target)
     source = tmp / "bare"
     source.mkdir()
-    (source / "Pipfile").write_text((tmp / "locked" / "flask-app" / "source" / "Pipfile").read_text())
-    env = hook.pipenv_environment(os.environ, hook.pip_config_list())
-    command = [str(hook.venv_python(venv)), "-m", "pipenv", "lock", "--python", str(target[0])]
+    (source / "Pipfile").write_text((project / "source" / "Pipfile").read_text())
+    env = lock.pipenv_environment(os.environ, lock.pip_config_list())
+    bare = [str(lock.venv_python(venv)), "-m", "pipenv", "lock", "--python", str(target[0])]
 
-    def from_scratch():  # as in the hook: no lock, no project venv
-        shutil.rmtree(source / ".venv", ignore_errors=True)
-        (source / "Pipfile.lock").unlink(missing_ok=True)
+    def from_scratch(folder):
+        shutil.rmtree(folder / ".venv", ignore_errors=True)
+        (folder / "Pipfile.lock").unlink(missing_ok=True)
 
-    return best_of(3, command, setup=from_scratch, cwd=source, env=env), measured
+    time_once(program, cwd=project)  # warms pipenv's caches for both
+    bare_runs, program_runs = [], []
+    for _ in range(rounds):
+        from_scratch(source)
+        bare_runs.append(time_once(bare, cwd=source, env=env))
+        from_scratch(project / "source")
+        program_runs.append(time_once(program, cwd=project))
+    return min(bare_runs), min(program_runs)
 
 
 def serve_ratio(tmp, args):
@@ -233,6 +244,7 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5, help="serve: rounds of bare then app (median kept)")
     parser.add_argument("--bake-rounds", type=int, default=15, help="bake: rounds of baseline then bake (fastest kept)")
+    parser.add_argument("--lock-rounds", type=int, default=3, help="lock: rounds of bare then lock.py (fastest kept)")
     parser.add_argument("--only", default="bake,lock,serve", help="comma-separated parts to run")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
     args = parser.parse_args(argv)
@@ -255,7 +267,7 @@ def main(argv=None):
         subprocess.run(bake(tmp), check=True, capture_output=True)  # the project the serve part runs
 
         if "lock" in parts:
-            lock_baseline, lock_measured = lock_ratio(tmp)
+            lock_baseline, lock_measured = lock_ratio(tmp, args.lock_rounds)
             results["lock"] = {
                 "baseline_s": lock_baseline,
                 "measured_s": lock_measured,

@@ -406,6 +406,19 @@ def most_pods(answers):
     return int(replicas) + ROLLOUT_SURGE
 
 
+RELEASE_TAG = re.compile(r"refs/tags/v?(?P<version>[0-9]+\.[0-9]+\.[0-9]+)")
+
+
+def pipeline_ref_is_the_pipelines_release(answers):
+    """A release tag of the pipeline's templates names the release the pipeline runs: the
+    templates of 4.7.2 under appVersion 4.7.3 is a pipeline nobody tested. A branch follows
+    whatever it holds, on purpose."""
+    tag = RELEASE_TAG.fullmatch(answers["pipeline_ref"])
+    if tag and tag["version"] != answers["app_version"]:
+        return f"the tag names release {tag['version']}, the pipeline runs {answers['app_version']}"
+    return True
+
+
 def service_connection_when_needed(answers):
     """Azure Pipelines reaches a GitHub repository only through a service connection."""
     if answers["pipeline_repository_type"] == "github" and not answers["pipeline_service_connection"]:
@@ -505,6 +518,12 @@ COMBINATIONS = [
     ),
     Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ, "two different regions when dr is on"),
     Combination(
+        ("app_version", "pipeline_ref"),
+        pipeline_ref_is_the_pipelines_release,
+        "refs/tags/v<app_version>, the templates' release of the pipeline's version (the default), "
+        "or a branch ref such as refs/heads/release/4.7 to follow a branch on purpose",
+    ),
+    Combination(
         ("pipeline_repository_type", "pipeline_service_connection"),
         service_connection_when_needed,
         "a service connection name with pipeline_repository_type github",
@@ -582,11 +601,13 @@ def answer_text(value):
     return str(value)
 
 
-def rerun_command(answers, cwd):
+def rerun_command(answers, cwd, generate=None):
     """A shell command that generates again with every answer given and asks nothing.
 
-    cruft (it puts _commit into the context) gets `cruft create`, so that .cruft.json is
-    written; cookiecutter gets `cookiecutter`. Both run the template as the user named it:
+    Started by `tasks.py generate`, whose command is `generate` (a list of words: cruft is
+    then in the template's .venv, not on PATH), that command; else cruft (it puts _commit
+    into the context) gets `cruft create`, so that .cruft.json is written, and cookiecutter
+    gets `cookiecutter`. They run the template as the user named it:
     cruft stores an absolute path or the URL, cookiecutter a path relative to where it ran,
     where the command is printed. The hook runs in the project folder, which cookiecutter
     removes after a failure: its parent is the output folder."""
@@ -596,9 +617,16 @@ def rerun_command(answers, cwd):
         for key in sorted(answers, key=lambda k: order.index(k) if k in order else len(order))
         if not key.startswith("_")
     }
+    if given.get("pipeline_ref") == f"refs/tags/v{given.get('app_version')}":
+        del given["pipeline_ref"]  # it follows app_version, also when that is the answer corrected
     template = str(answers.get("_template") or answers.get("_repo_dir") or "<template>")
     output_dir = answers.get("_output_dir") or os.path.dirname(os.path.abspath(cwd))
-    if "_commit" in answers:
+    if generate:
+        words = [*generate, "--no-input", "--output-dir", output_dir]
+        if answers.get("_checkout"):
+            words += ["--checkout", str(answers["_checkout"])]
+        words += [f"{key}={answer_text(value)}" for key, value in given.items()]
+    elif "_commit" in answers:
         words = [
             "cruft",
             "create",
@@ -617,7 +645,7 @@ def rerun_command(answers, cwd):
     return " ".join(shlex.quote(word) for word in words)
 
 
-def report(found, answers=None, cwd="."):
+def report(found, answers=None, cwd=".", generate=None):
     lines = [f"flask-appstack: {len(found)} answer(s) cannot be used, so nothing was generated:"]
     lines += [f"  - {problem}" for problem in found]
     if answers is None:
@@ -626,11 +654,16 @@ def report(found, answers=None, cwd="."):
         lines.append(
             "Correct the value(s) above in this command, which holds every answer given, and run it: it asks nothing."
         )
-        lines.append(rerun_command(answers, cwd))
+        lines.append(rerun_command(answers, cwd, generate))
     return "\n".join(lines)
 
 
 # ---- the directory the project goes to ------------------------------------------------
+
+# Set by `tasks.py generate`: its own command (JSON words), which the rerun command starts
+# with, and a file for the refusal, which it prints last, instead of cookiecutter's traceback.
+GENERATE_VARIABLE = "APPSTACK_GENERATE_COMMAND"
+MESSAGE_VARIABLE = "APPSTACK_MESSAGE_FILE"
 
 
 def existing_files(directory):
@@ -665,13 +698,15 @@ def main():
     # ''' on purpose: Jinja's tojson writes every ' as \u0027, so no answer can close it.
     answers = json.loads(r'''{{ cookiecutter | tojson }}''')  # fmt: skip
     sys.stderr.reconfigure(errors="backslashreplace")
+    generate = json.loads(os.environ.get(GENERATE_VARIABLE) or "null")
     found = problems(answers)
-    if found:
-        print(report(found, answers, os.getcwd()), file=sys.stderr)
-        return 1
-    refused = refusal(Path.cwd(), existing_files(Path.cwd()))
+    refused = (
+        report(found, answers, os.getcwd(), generate) if found else refusal(Path.cwd(), existing_files(Path.cwd()))
+    )
     if refused:
         print(refused, file=sys.stderr)
+        if os.environ.get(MESSAGE_VARIABLE):  # tasks.py prints it last, without cookiecutter's traceback
+            Path(os.environ[MESSAGE_VARIABLE]).write_text(refused + "\n", encoding="utf-8", errors="backslashreplace")
         return 1
     return 0
 

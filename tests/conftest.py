@@ -14,7 +14,6 @@ import pytest
 from answers import COMBINATIONS, NO_LOCK, combination_id
 from chart_matrix import Chart
 
-from hooks import post_gen_project as post
 from tools.helm import helm_binaries
 from tools.net import free_port
 from tools.project import DEFAULTS, pipfile_requirements
@@ -53,21 +52,17 @@ def locked(bake):
 
 @pytest.fixture(scope="session")
 def make_environment():
-    """make_environment(answers, in_project=True, exporting_indexes=False, **changes) -> the
-    environment of `make` in a project baked with these answers: the pipenv the post-gen hook
-    installed for them and helm 3 on PATH; with in_project, the project's virtualenv in
-    source/.venv, made with its Python (else pipenv's own defaults); with exporting_indexes, pip
-    index settings exported, as company laptops do, at an index nobody listens on (used, they
-    would fail the install and the lock)."""
+    """make_environment(answers, exporting_indexes=False, **changes) -> the environment of
+    `make` in a project baked with these answers: helm 3 on PATH (scripts/lock.py finds the
+    project's Python and its pipenv itself); with exporting_indexes, pip index settings
+    exported, as company laptops do, at an index nobody listens on (used, they would fail the
+    install and the lock)."""
 
-    def environment(answers, in_project=True, exporting_indexes=False, **changes):
-        python, version = post.find_python(answers["python_version"])
-        pipenv_bin = post.pipenv_venv_path(answers["pipenv_version"], version) / "bin"
-        path = os.pathsep.join([str(pipenv_bin), str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
-        venv = {"PIPENV_VENV_IN_PROJECT": "1", "PIPENV_PYTHON": str(python)} if in_project else {}
+    def environment(answers, exporting_indexes=False, **changes):
+        path = os.pathsep.join([str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
         nowhere = f"http://127.0.0.1:{free_port()}/simple"
         indexes = {"PIP_INDEX_URL": nowhere, "PIP_EXTRA_INDEX_URL": nowhere} if exporting_indexes else {}
-        return {**os.environ, **venv, "PATH": path, **indexes, **changes}
+        return {**os.environ, "PATH": path, **indexes, **changes}
 
     return environment
 

@@ -18,7 +18,7 @@ EXPECTED_FILES = [
     "README.md",
     "docs/README.md",
     "Makefile",
-    "scripts/pipenv.sh",
+    "scripts/lock.py",
     "pyproject.toml",
     ".gitignore",
     "source/Pipfile",
@@ -263,18 +263,14 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         "make lint: hadolint is not installed: run `make tools`.",
         "make lint: ruff is not installed: run `make tools`.",
     ]
-    install = make(default_project, "install", path=str(empty), **nothing)
-    minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
-    assert install.returncode != 0
-    assert install.stderr.splitlines()[:2] == [
-        f"make install: pipenv is not installed: run `pipx install pipenv=={DEFAULTS['pipenv_version']}` "
-        "(on Debian and Ubuntu: `apt install pipx` first).",
-        f"make install: python{minor} is not installed: it is neither on PATH nor in {tmp_path}/pyenv/versions: "
-        f"run `pyenv install {minor}`, or install the system packages python{minor} and python{minor}-venv, "
-        f"or name one with `make install PYTHON=/path/to/python{minor}`.",
-    ]
+    for target in ("install", "lock", "test", "run"):  # scripts/lock.py names the project's Python itself
+        result = make(default_project, target, path=str(empty), **nothing)
+        assert result.returncode != 0
+        assert result.stderr.splitlines()[:1] == [
+            f"make {target}: python3 is not installed: scripts/lock.py needs Python 3.9 or newer as python3 "
+            "(or name one: LOCK_PYTHON=/path/to/python3)."
+        ]
     for target, program in (
-        ("test", "pipenv"),
         ("scan", "bandit"),
         ("build", "docker"),
         ("helm-lint", "helm"),
@@ -286,27 +282,10 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         assert f"make {target}: {program} is not installed: " in result.stderr, target
 
 
-@pytest.mark.slow
-def test_make_install_finds_the_projects_python_in_pyenv(default_project, tmp_path):
-    """A pyenv machine has no pythonX.Y on PATH (its shims run only where selected)."""
-    minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
-    versions = tmp_path / "pyenv" / "versions"
-    for build in (f"{minor}.1", f"{minor}.4", f"{minor}.4t", "3.99.0"):
-        (versions / build / "bin").mkdir(parents=True)
-        (versions / build / "bin" / f"python{minor}").symlink_to(sys.executable)
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    dry_run = make(default_project, "-n", "install", path=str(empty), PYENV_ROOT=str(tmp_path / "pyenv"))
-    assert (
-        f'sh scripts/pipenv.sh install --dev --deploy --python "{versions}/{minor}.4/bin/python{minor}"'
-        in dry_run.stdout
-    )
-
-
 def test_make_messages_can_be_echoed_in_single_quotes(default_project):
     text = (default_project / "Makefile").read_text()
     hows = [line for line in text.replace("\\\n", "").splitlines() if line.startswith("HOW_")]
-    assert len(hows) == 9 and [line for line in hows if "'" in line] == []
+    assert len(hows) == 8 and [line for line in hows if "'" in line] == []
 
 
 def organisation_config():
@@ -336,6 +315,7 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
             str(REPO),
             "app_name=orders",
             "appcode=ord",
+            "app_version=4.7.3",  # a newer pipeline than the organisation's: its templates follow
             "lock_dependencies=no",
         ],
         capture_output=True,
@@ -349,10 +329,10 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
         "repository": "spaces",
         "type": platform["pipeline_repository_type"],
         "name": platform["pipeline_repository"],
-        "ref": platform["pipeline_ref"],
+        "ref": "refs/tags/v4.7.3",
         "endpoint": platform["pipeline_service_connection"],
     }
-    assert pipeline["extends"]["parameters"]["appVersion"] == platform["app_version"]
+    assert pipeline["extends"]["parameters"]["appVersion"] == "4.7.3"
     assert (
         pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
     )

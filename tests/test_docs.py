@@ -98,11 +98,6 @@ def test_every_top_level_path_has_exactly_one_owner(project):
     assert unowned == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source/settings.py, source/jsonlog.py and scripts/pipenv.sh leave the tree with the "
-    "scale package (owners-service) and scripts/lock.py (owners-lock): remove this mark then",
-)
 def test_every_generated_file_has_exactly_one_owner(project):
     rows = [path for path, _ in ownership_rows(project)]
     files = [str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()]

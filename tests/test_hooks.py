@@ -158,7 +158,8 @@ def test_the_printed_command_regenerates_with_the_one_value_fixed(tmp_path):
     rejected = run_cli("cookiecutter", "--no-input", "-o", str(out), str(REPO), *given, cwd=tmp_path)
     assert rejected.returncode != 0 and 'app_name = "Orders"' in rejected.stderr
     words = rerun_words(rejected.stderr, "cookiecutter")
-    assert set(given) <= set(words) and len(words) == 5 + len([k for k in DEFAULTS if not k.startswith("_")])
+    # Every answer but pipeline_ref, which follows app_version.
+    assert set(given) <= set(words) and len(words) == 5 + len([k for k in DEFAULTS if not k.startswith("_")]) - 1
     fixed = [word.replace("app_name=Orders", "app_name=orders") for word in words]
     rebuilt = run_cli(*fixed, cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr
@@ -331,107 +332,10 @@ def test_split_hostspace_values_names_each_file_by_its_first_line():
     }
 
 
-PIP_CONFIG_LIST = """\
-:env:.cert='/etc/ssl/certs/ca.pem'
-global.extra-index-url='https://extra.example.com/simple'
-global.index-url='https://global.example.com/simple'
-global.proxy='http://proxy.example.com:3128'
-install.index-url='https://install.example.com/simple'
-install.cert='/etc/pip/ca.pem'
-"""
-
-
-def test_the_configured_index_url_follows_pips_precedence():
-    assert post.configured_index_url(PIP_CONFIG_LIST, {}) == "https://install.example.com/simple"
-    assert post.configured_index_url(PIP_CONFIG_LIST, {"PIP_INDEX_URL": PIP_INDEX}) == PIP_INDEX
-    only_global = PIP_CONFIG_LIST.replace("install.index-url", "install.nothing")
-    assert post.configured_index_url(only_global, {}) == "https://global.example.com/simple"
-    assert post.configured_index_url("global.extra-index-url='https://extra.example.com/simple'\n", {}) == ""
-
-
-def test_an_http_index_is_written_without_ssl_verification():
-    block, _ = post.index_source("http://pypi.internal:8080/simple")
-    assert tomllib.loads(block)["source"] == [
-        {"name": "pip-index", "url": "http://pypi.internal:8080/simple", "verify_ssl": False}
-    ]
-    assert post.index_source('https://x.example.com/simple" evil = "1')[0] is None
-
-
-def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
-    env = post.pipenv_environment(
-        {"PIP_INDEX_URL": PIP_INDEX, "PIP_FIND_LINKS": "/wheels", "VIRTUAL_ENV": "/venv", "PIP_CERT": "/mine.pem"},
-        PIP_CONFIG_LIST,
-    )
-    assert env["PIP_CONFIG_FILE"] == os.devnull
-    assert env["PIP_CERT"] == "/mine.pem"  # the environment wins over pip's files, as in pip
-    assert env["PIP_PROXY"] == "http://proxy.example.com:3128"
-    assert not {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "VIRTUAL_ENV"} & set(env)
-    assert env["PIPENV_VENV_IN_PROJECT"] == "1"
-
-
-def test_interpreters_are_looked_for_on_path_in_ci_tool_caches_and_in_pyenv(tmp_path):
-    versions = tmp_path / "pyenv" / "versions"
-    for name in ("3.10.2", "3.10.13", "3.10.13t", "3.11.7"):
-        (versions / name / "bin").mkdir(parents=True)
-    cache = tmp_path / "toolcache" / "Python"
-    for name in ("3.10.9", "3.10.11", "3.11.1"):
-        (cache / name / "x64" / "bin").mkdir(parents=True)
-    environ = {
-        "PYENV_ROOT": str(tmp_path / "pyenv"),
-        "PATH": f"/usr/local/bin{os.pathsep}/usr/bin",
-        "RUNNER_TOOL_CACHE": str(tmp_path / "toolcache"),
-    }
-    assert post.interpreter_candidates("3.10", environ, tmp_path) == [
-        Path("/usr/local/bin/python3.10"),
-        Path("/usr/bin/python3.10"),
-        cache / "3.10.11" / "x64" / "bin" / "python3.10",
-        cache / "3.10.9" / "x64" / "bin" / "python3.10",
-        versions / "3.10.13" / "bin" / "python3.10",
-        versions / "3.10.2" / "bin" / "python3.10",
-    ]
-    assert post.interpreter_candidates("3.10.2", environ, tmp_path)[0] == versions / "3.10.2" / "bin" / "python3.10"
-
-
-def test_without_the_chosen_python_the_lock_says_what_to_install(tmp_path):
-    runners, target, notes = post.choose_runner(
-        {"python_version": "3.99"}, {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path)}
-    )
-    assert runners == [target] and target[0] == Path(sys.executable)
-    assert notes == [
-        f"Python 3.99 is not on this machine (PATH, pyenv): locked for Python {target[1]} instead; "
-        "markers may differ from the image's. Install Python 3.99 and run `make lock` to lock for it."
-    ]
-
-
-def test_find_python_runs_the_interpreter_it_reports():
-    minor = "%d.%d" % sys.version_info[:2]
-    executable, version = post.find_python(minor)
-    assert version.startswith(minor + ".")
-    assert post.python_version(executable) == version
-    assert post.find_python("3.99") is None
-
-
-def test_old_pipenv_gets_the_virtualenv_it_needs():
-    assert post.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2"]
-    assert post.pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
-
-
-def test_the_pipenv_cache_honours_xdg_cache_home(tmp_path):
-    path = post.pipenv_venv_path("2026.10.3", "3.10.13", {"XDG_CACHE_HOME": str(tmp_path)}, Path("/nowhere"))
-    assert path == tmp_path / "flask-appstack" / "pipenv-2026.10.3-py3.10"
-
-
 def test_the_lock_is_skipped_by_answer_or_environment():
     assert post.skip_reason({"lock_dependencies": False}, {}) == "lock_dependencies is false"
     assert post.skip_reason({"lock_dependencies": True}, {"APPSTACK_SKIP_LOCK": "1"}) == "APPSTACK_SKIP_LOCK is set"
     assert post.skip_reason({"lock_dependencies": True}, {"APPSTACK_SKIP_LOCK": "0"}) == ""
-
-
-def test_the_reason_of_a_failure_is_pips_error_line():
-    output = (
-        "Resolving...\n\x1b[31mERROR: No matching distribution found for flask\x1b[0m\nTraceback...\nValueError: x\n"
-    )
-    assert post.last_error(output) == "ERROR: No matching distribution found for flask"
 
 
 @pytest.mark.slow
@@ -560,64 +464,6 @@ def test_a_git_folder_alone_is_not_a_project(tmp_path):
     assert pre.refusal(tmp_path, pre.existing_files(tmp_path)) is None
     (tmp_path / "README.md").write_text("# from Azure Repos\n")
     assert "already holds files (README.md)" in pre.refusal(tmp_path, pre.existing_files(tmp_path))
-
-
-def test_the_hook_and_scripts_pipenv_sh_pass_pipenv_the_same_pip_settings():
-    """One rule, two homes (the hook runs on Windows too, without sh): the network settings
-    pipenv.sh exports and the index variables it unsets are the hook's."""
-    script = (REPO / "{{cookiecutter.app_name}}" / "scripts" / "pipenv.sh").read_text()
-    (network,) = [
-        line.split(" in ", 1)[1].rstrip("; do").split()
-        for line in script.splitlines()
-        if line.startswith("for key in ")
-    ]
-    (unset,) = [line.split()[1:] for line in script.splitlines() if line.startswith("unset ")]
-    assert tuple(network) == post.NETWORK_SETTINGS
-    assert "export PIP_CONFIG_FILE=/dev/null" in script.splitlines()
-    assert sorted([*unset, "PIP_CONFIG_FILE"]) == sorted(post.INDEX_VARIABLES)
-
-
-def test_pipenv_gets_pips_certificate_for_its_own_requests():
-    env = post.pipenv_environment({}, PIP_CONFIG_LIST)
-    assert env["PIP_CERT"] == env["REQUESTS_CA_BUNDLE"] == "/etc/pip/ca.pem"  # install's wins over :env:'s file
-    assert (
-        post.pipenv_environment({"REQUESTS_CA_BUNDLE": "/mine.pem"}, PIP_CONFIG_LIST)["REQUESTS_CA_BUNDLE"]
-        == "/mine.pem"
-    )
-    assert "REQUESTS_CA_BUNDLE" not in post.pipenv_environment({}, "")
-
-
-def test_pipenv_gets_a_private_temporary_directory_and_virtualenv_app_data(tmp_path):
-    env = post.pipenv_environment({"TMPDIR": "/tmp"}, "", tmp_path)
-    assert env["TMPDIR"] == env["TEMP"] == env["TMP"] == str(tmp_path)
-    assert env["VIRTUALENV_OVERRIDE_APP_DATA"] == str(tmp_path / "virtualenv")
-    assert env["VIRTUALENV_NO_PERIODIC_UPDATE"] == "1"
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        None,
-        "[global]\nindex-url = https://mirror.example.com/simple\n"
-        "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n",
-    ],
-    ids=["this-machine", "a-config-file"],
-)
-@pytest.mark.slow
-def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
-    """The hook reads pip's configuration without starting pip (a second of every bake)."""
-    if config:
-        (tmp_path / "pip.conf").write_text(config)
-        monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
-        monkeypatch.setenv("PIP_PROXY", "http://proxy.example.com:3128")
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
-    assert post.pip_config_list(os.environ) == listed.stdout
-    if config:
-        assert "install.cert='/etc/pip/ca.pem'" in listed.stdout  # the case is a real one
-
-
-def test_a_devnull_pip_config_file_means_no_files():
-    assert post.pip_config_files({"PIP_CONFIG_FILE": os.devnull}) == []
 
 
 @pytest.mark.slow

@@ -18,9 +18,10 @@ import time
 import pytest
 from answers import LOCK_PYTHONS
 
-from hooks import post_gen_project as post
 from tools.net import free_port, http_get
-from tools.project import DEFAULTS
+from tools.project import DEFAULTS, lock_program
+
+lock = lock_program()
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ PYTHONS = LOCK_PYTHONS
 
 def origin(executable):
     """Where a Python comes from, as runners provide them."""
-    if any(cache in executable.parents for cache in post.tool_caches(os.environ)):
+    if any(cache in executable.parents for cache in lock.tool_caches(os.environ)):
         return "a CI tool cache"
     if ".pyenv" in executable.parts or os.environ.get("PYENV_ROOT", "/nowhere") in str(executable):
         return "pyenv"
@@ -38,12 +39,12 @@ def origin(executable):
 
 @pytest.fixture(scope="module", autouse=True)
 def pythons():
-    """The Pythons of PYTHONS as the post-gen hook finds them: pythonX.Y on PATH, the CI
+    """The Pythons of PYTHONS as scripts/lock.py finds them: pythonX.Y on PATH, the CI
     runners' tool caches (setup-python, UsePythonVersion), pyenv."""
-    found = {minor: post.find_python(minor) for minor in PYTHONS}
+    found = {minor: lock.find_python(minor) for minor in PYTHONS}
     missing = [minor for minor, python in found.items() if python is None]
     if missing:
-        caches = ", ".join(map(str, post.tool_caches(os.environ)))
+        caches = ", ".join(map(str, lock.tool_caches(os.environ)))
         pytest.skip(
             f"no Python {', '.join(missing)} on PATH, in a tool cache ({caches}) or in pyenv: "
             "install it (e.g. actions/setup-python) to run the lock tests"
@@ -54,17 +55,17 @@ def pythons():
 @pytest.mark.parametrize("minor", PYTHONS)
 def test_the_lock_tests_report_which_python_they_use(pythons, minor, record_property):
     executable, version = pythons[minor]
-    assert version.startswith(f"{minor}.") and post.python_version(executable) == version
+    assert version.startswith(f"{minor}.") and lock.python_version(executable) == version
     record_property("measurement", f"lock: Python {minor} is {version} from {origin(executable)} ({executable})")
 
 
 def pipenv(project, answers, *args, timeout=900):
     """Run the pipenv the hook installed for these answers, in the project's source/."""
-    _, runner_version = post.find_python(answers["python_version"])
-    venv = post.pipenv_venv_path(answers["pipenv_version"], runner_version)
-    env = post.pipenv_environment(os.environ, post.pip_config_list())
+    _, runner_version = lock.find_python(answers["python_version"])
+    venv = lock.pipenv_venv_path(answers["pipenv_version"], runner_version)
+    env = lock.pipenv_environment(os.environ, lock.pip_config_list())
     return subprocess.run(
-        [str(post.venv_python(venv)), "-m", "pipenv", *args],
+        [str(lock.venv_python(venv)), "-m", "pipenv", *args],
         cwd=project / "source",
         env=env,
         capture_output=True,
@@ -110,8 +111,8 @@ def test_the_makefile_installs_and_serves_the_locked_project(installed_copy, loc
     test` and `make scan` run as gates of `make check` (test_quality_gates.py), on the same
     installed project."""
     copy, env = installed_copy
-    _, version = post.find_python(locked[1]["python_version"])
-    assert post.python_version(post.venv_python(copy / "source" / ".venv")) == version
+    _, version = lock.find_python(locked[1]["python_version"])
+    assert lock.python_version(lock.venv_python(copy / "source" / ".venv")) == version
 
     port = free_port()
     server = subprocess.Popen(
@@ -144,7 +145,7 @@ def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_ac
     project, answers = locked
     copy = tmp_path / "project"
     shutil.copytree(project, copy)
-    env = make_environment(answers, in_project=False, exporting_indexes=True)
+    env = make_environment(answers, exporting_indexes=True)
     (copy / "source" / "Pipfile.lock").unlink()
     relocked = subprocess.run(["make", "lock"], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
     assert relocked.returncode == 0, relocked.stdout + relocked.stderr
@@ -189,7 +190,7 @@ def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, ca
     assert not (project / "source" / ".venv").exists()
     assert "Pipfile.lock: NOT LOCKED" in out
     assert "WARNING: source/Pipfile.lock was NOT created: pipenv lock failed." in err
-    assert "Reason: ERROR: No matching distribution found for" in err
+    assert "Reason: pipenv lock failed: ERROR: No matching distribution found for" in err
     assert f"Hint: {index} cannot be reached" in err and "Connection refused" in err
     assert "The project was generated and kept" in err
     assert f"cd {project} && make lock-in-container" in err

@@ -1,12 +1,15 @@
-"""The lock on an unlucky machine: whatever goes wrong there, the project is kept.
+"""The lock on an unlucky machine: whatever goes wrong there, nothing is left half-done.
 
-Each test bakes with cookiecutter's own command line, as a user would, into a machine made
-unlucky on purpose: a cache it cannot write, a full disk, a package index that never
-answers, Ctrl-C or SIGTERM in the middle of the lock, a helm that refuses the chart, a
-private index that needs a token. Each ends with exit status 0 (cookiecutter deletes the
-project when the post-generation hook fails), the project in place without a lock, one
-warning that names the cause and the fix, the commands that lock later, and nothing left
-behind: no source/.venv, no pipenv process, no file holding the token.
+The lock is the project's scripts/lock.py, run two ways, as users do (WAYS): by the
+post-generation hook in a bake with cookiecutter's own command line, and by `make lock` in a
+generated project. Each test makes the machine unlucky on purpose: a cache it cannot write, a
+full disk, a pipenv that does not install, a package index that never answers, Ctrl-C,
+SIGTERM, SIGHUP or SIGQUIT in the middle of the lock, the caller killed alone, a private index
+that needs a token. The bake ends with exit status 0 (cookiecutter deletes the project when
+the post-generation hook fails), the project kept without a lock, and one warning with the
+cause, the fix and the commands that lock later; `make lock` ends non-zero with lock.py's one
+message. Both leave nothing behind: no source/.venv, no Pipfile.lock, no process, no file
+holding the token.
 """
 
 import contextlib
@@ -72,6 +75,49 @@ def bake(output, *answers, env=None):
     return process.returncode, out, output / APP
 
 
+# The two ways a lock runs: the bake's post-generation hook, and `make lock` in the project.
+WAYS = ["bake", "make-lock"]
+
+
+def start_lock(way, output, *answers, env=None, **popen):
+    """The lock as a user starts it, as a process whose output is readable: the bake, or a
+    bake without the lock and then `make lock` in the project."""
+    if way == "bake":
+        return cookiecutter(output, *answers, env=env, **popen)
+    status, out, project = bake(output, *answers, "lock_dependencies=false", env=env)
+    assert status == 0, out
+    return subprocess.Popen(
+        ["make", "lock"],
+        cwd=project,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=interruptible,
+        **popen,
+    )
+
+
+def lock(way, output, *answers, env=None):
+    process = start_lock(way, output, *answers, env=env)
+    out = process.communicate(timeout=900)[0]
+    return process.returncode, out, output / APP
+
+
+def assert_not_locked(way, status, out, project, reason):
+    """No lock and nothing left behind; the reason said: in the bake's warning (the project
+    kept, exit 0), or as lock.py's one message (make fails)."""
+    if way == "bake":
+        assert_kept_without_lock(status, out, project)
+        assert f"Reason: {reason}" in out
+    else:
+        assert status != 0, out
+        assert f"lock.py lock: {reason}" in out
+        assert not (project / "source" / "Pipfile.lock").exists() and not (project / "source" / ".venv").exists()
+    assert "Traceback" not in out
+    assert processes_in(project) == []
+
+
 def assert_kept_without_lock(status, out, project):
     assert status == 0, out
     assert (project / "README.md").is_file() and (project / "source" / "Pipfile").is_file(), out
@@ -83,7 +129,8 @@ def assert_kept_without_lock(status, out, project):
 
 
 def processes_in(directory):
-    """Processes whose working directory is inside `directory` (pipenv and its resolver)."""
+    """Processes whose working directory is inside `directory` (pipenv and its resolver; the
+    hook, lock.py and make work in the project's root)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
@@ -162,38 +209,35 @@ def silent_index():
 # ---- the machine -------------------------------------------------------------------------------
 
 
-def test_a_cache_it_cannot_write_keeps_the_project_and_names_xdg_cache_home(tmp_path):
+@pytest.mark.parametrize("way", WAYS)
+def test_a_cache_it_cannot_write_names_xdg_cache_home(tmp_path, way):
     with read_only_dir(tmp_path / "cache") as cache:
-        status, out, project = bake(tmp_path / "out", env={"XDG_CACHE_HOME": str(cache)})
-    assert_kept_without_lock(status, out, project)
-    assert f"Reason: cannot write {cache}/flask-appstack: " in out
+        status, out, project = lock(way, tmp_path / "out", env={"XDG_CACHE_HOME": str(cache)})
+    assert_not_locked(way, status, out, project, f"cannot write {cache}/flask-appstack: ")
     assert "set XDG_CACHE_HOME to a directory you can write" in out
 
 
-def test_a_full_disk_says_so_and_keeps_the_project(tmp_path):
+@pytest.mark.parametrize("way", WAYS)
+def test_a_full_disk_says_so(tmp_path, way):
     with tmpfs(tmp_path / "cache", "size=2m") as cache:
-        status, out, project = bake(tmp_path / "out", env={"XDG_CACHE_HOME": str(cache)})
+        status, out, project = lock(way, tmp_path / "out", env={"XDG_CACHE_HOME": str(cache)})
         assert not list(cache.glob("flask-appstack/pipenv-*/bin")), "a half-built pipenv venv was left in the cache"
-    assert_kept_without_lock(status, out, project)
-    assert "installing pipenv" in out.split(HOW_TO_LOCK)[0]  # said before the long step started
-    assert f"Reason: no space left on device in {cache}/flask-appstack: free some space there" in out
+    assert_not_locked(way, status, out, project, f"no space left on device in {cache}/flask-appstack: free some space")
+    assert "installing pipenv" in out.split("no space left")[0]  # said before the long step started
     assert "ensurepip" not in out
 
 
-def test_a_pipenv_that_does_not_install_keeps_the_project(tmp_path):
-    status, out, project = bake(tmp_path / "out", "pipenv_version=2099.1.1")
-    assert_kept_without_lock(status, out, project)
+@pytest.mark.parametrize("way", WAYS)
+def test_a_pipenv_that_does_not_install_says_which(tmp_path, way):
+    status, out, project = lock(way, tmp_path / "out", "pipenv_version=2099.1.1")
+    assert_not_locked(way, status, out, project, "`-m pip ...` with Python ")
     assert "No matching distribution found for pipenv==2099.1.1" in out
 
 
 def test_a_helm_that_refuses_the_chart_is_a_warning(tmp_path):
     """The user's own helm, of whatever version, refuses the chart: the project stays."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    helm = bin_dir / "helm"
-    helm.write_text("#!/bin/sh\necho 'Error: chart.metadata.apiVersion is required' >&2\nexit 1\n")
-    helm.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    helm = fake_helm(tmp_path, "echo 'Error: chart.metadata.apiVersion is required' >&2\nexit 1")
+    env = {"PATH": f"{helm.parent}{os.pathsep}{os.environ['PATH']}"}
     status, out, project = bake(tmp_path / "out", "lock_dependencies=false", env=env)
     assert status == 0, out
     assert (project / "chart" / "Chart.yaml").is_file()
@@ -201,28 +245,54 @@ def test_a_helm_that_refuses_the_chart_is_a_warning(tmp_path):
     assert f"{helm} refuses chart/ with values-prod.yaml: Error: chart.metadata.apiVersion is required" in out
 
 
-# ---- an index that never answers: a time limit, Ctrl-C, SIGTERM -----------------------------
+def fake_helm(tmp_path, script):
+    """A `helm` that runs `script` (sh)."""
+    helm = tmp_path / "bin" / "helm"
+    helm.parent.mkdir()
+    helm.write_text(f"#!/bin/sh\n{script}\n")
+    helm.chmod(0o755)
+    return helm
 
 
-def test_a_lock_past_its_time_limit_ends_pipenv_and_everything_it_started(tmp_path):
+def test_sigterm_during_the_chart_lint_keeps_the_project_and_says_how_to_lock(tmp_path):
+    started = tmp_path / "helm-started"
+    helm = fake_helm(tmp_path, f"touch {started}\nexec sleep 60")
+    process = cookiecutter(tmp_path / "out", env={"PATH": f"{helm.parent}{os.pathsep}{os.environ['PATH']}"})
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline and process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    os.kill(hook_process(process.pid), signal.SIGTERM)
+    out = process.communicate(timeout=60)[0]
+    project = tmp_path / "out" / APP
+    assert_kept_without_lock(process.returncode, out, project)
+    assert "chart: not linted (interrupted); `make helm-lint` does it." in out
+    assert "source/Pipfile.lock was NOT created: the lock was interrupted." in out and "By: SIGTERM" in out
+    assert processes_in(project) == [] and not [pid for pid in processes_in(tmp_path) if "sleep" in cmdline(pid)]
+
+
+# ---- an index that never answers: a time limit, stop signals, the caller gone -------------------
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_lock_past_its_time_limit_ends_pipenv_and_everything_it_started(tmp_path, way):
     with silent_index() as index:
-        status, out, project = bake(tmp_path / "out", f"package_index={index}", env={"APPSTACK_LOCK_TIMEOUT": "10"})
-    assert_kept_without_lock(status, out, project)
-    assert "Reason: `pipenv lock --python " in out
+        env = {"APPSTACK_LOCK_TIMEOUT": "10"}
+        status, out, project = lock(way, tmp_path / "out", f"package_index={index}", env=env)
+    assert_not_locked(way, status, out, project, "`pipenv lock --python ")
     assert "` gave no result within 10 s: the package index did not answer in time" in out
-    assert processes_in(project) == []
 
 
-def start_locking(tmp_path, index):
-    """cookiecutter in a session of its own (as a terminal's foreground job), once it locks."""
-    process = cookiecutter(tmp_path / "out", f"package_index={index}", start_new_session=True)
+def start_locking(way, tmp_path, index, env):
+    """The lock in a session of its own (as a terminal's foreground job), once pipenv runs."""
+    process = start_lock(way, tmp_path / "out", f"package_index={index}", env=env, start_new_session=True)
     lines = []
     for line in process.stdout:
         lines.append(line)
         if "locking source/Pipfile" in line:
             break
     for _ in range(100):  # pipenv starts right after the line
-        if processes_in(tmp_path / "out" / APP):
+        if processes_in(tmp_path / "out" / APP / "source"):
             return process, lines
         time.sleep(0.1)
     raise AssertionError("pipenv did not start: " + "".join(lines))
@@ -235,69 +305,62 @@ def hook_process(cookiecutter_pid):
     return int(children[0])
 
 
-def test_ctrl_c_during_the_lock_keeps_the_project_and_leaves_nothing_behind(tmp_path):
+def cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def lock_program_process(project):
+    [pid] = [pid for pid in processes_in(project) if "scripts/lock.py lock" in cmdline(pid)]
+    return pid
+
+
+def signalled(process, way, kind, project):
+    """Send the stop of `kind`: a terminal's to the whole foreground job (Ctrl-C, a hang-up,
+    Ctrl-\\), `kill` to the program that locks (the hook, or lock.py under make), or `kill` to
+    the caller alone (cookiecutter, or make)."""
+    if kind in ("ctrl-c", "sighup", "sigquit"):
+        os.killpg(process.pid, {"ctrl-c": signal.SIGINT, "sighup": signal.SIGHUP, "sigquit": signal.SIGQUIT}[kind])
+    elif kind == "sigterm":
+        os.kill(hook_process(process.pid) if way == "bake" else lock_program_process(project), signal.SIGTERM)
+    else:  # the caller alone
+        os.kill(process.pid, signal.SIGTERM)
+
+
+STOPS = ["ctrl-c", "sigterm", "sighup", "sigquit", "caller-killed-alone"]
+
+
+@pytest.mark.parametrize("kind", STOPS)
+@pytest.mark.parametrize("way", WAYS)
+def test_a_stop_during_the_lock_leaves_no_process_and_no_token(tmp_path, way, kind):
+    token = secrets.token_urlsafe(24)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token, "TMPDIR": str(temp)}
+    project = tmp_path / "out" / APP
     with silent_index() as index:
-        process, lines = start_locking(tmp_path, index)
-        os.killpg(process.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
-        out = "".join(lines) + process.stdout.read()  # until the hook, too, has closed it
+        process, lines = start_locking(way, tmp_path, index, env)
+        signalled(process, way, kind, project)
+        out = "".join(lines) + process.stdout.read()  # until the hook and lock.py, too, have closed it
         process.wait(timeout=60)
-    project = tmp_path / "out" / APP
-    assert_kept_without_lock(0, out, project)
-    assert "source/Pipfile.lock was NOT created: the lock was interrupted." in out
-    assert processes_in(project) == []
-
-
-def test_sigterm_to_the_hook_during_the_lock_keeps_the_project(tmp_path):
-    with silent_index() as index:
-        process, lines = start_locking(tmp_path, index)
-        os.kill(hook_process(process.pid), signal.SIGTERM)
-        out = "".join(lines) + process.communicate(timeout=60)[0]
-    project = tmp_path / "out" / APP
-    assert_kept_without_lock(process.returncode, out, project)
-    assert "Pipfile.lock: NOT LOCKED, the lock was interrupted." in out
-    assert processes_in(project) == []
-
-
-# SIGTERM the moment the tool has started (before the hook holds it): the hook must still end it.
-SIGTERM_AS_THE_TOOL_STARTS = """
-import os, signal, sys
-sys.path.insert(0, sys.argv[1])
-from hooks import post_gen_project as post
-
-signal.signal(signal.SIGTERM, post.on_sigterm)
-start = post.start_tool
-
-
-def start_then_sigterm(*args, **kwargs):
-    process = start(*args, **kwargs)
-    status = open(f"/proc/{process.pid}/status").read()
-    print(process.pid, [line for line in status.splitlines() if line.startswith("SigBlk:")][0], flush=True)
-    os.kill(os.getpid(), signal.SIGTERM)
-    return process
-
-
-post.start_tool = start_then_sigterm
-try:
-    post.run_tool(["sleep", "60"], "sleep", dict(os.environ), timeout=120)
-except post.Interrupted:
-    print("interrupted", flush=True)
-"""
-
-
-def test_sigterm_as_the_tool_starts_ends_the_tool_too():
-    result = subprocess.run(
-        [sys.executable, "-c", SIGTERM_AS_THE_TOOL_STARTS, str(REPO)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    pid, blocked = result.stdout.split("\n")[0].split(" ", 1)
-    alive = Path(f"/proc/{pid}").exists()
-    if alive:
-        os.kill(int(pid), signal.SIGKILL)
-    assert not alive and result.stdout.split("\n")[1] == "interrupted", result.stdout + result.stderr
-    assert blocked.split() == ["SigBlk:", "0000000000000000"]  # the tool itself can be stopped
-
-
-# ---- credentials -------------------------------------------------------------------------------
+    deadline = time.monotonic() + 30  # the caller alone killed: its children end on their own
+    while processes_in(project) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_in(project) == [], out
+    assert not (project / "source" / "Pipfile.lock").exists() and not (project / "source" / ".venv").exists()
+    assert "Traceback" not in out
+    if way == "bake":
+        assert "source/Pipfile.lock was NOT created: the lock was interrupted." in out
+        assert "The project was generated and kept; only the lock is missing." in out
+        assert HOW_TO_LOCK in out and f"cd {project} && make lock" in out
+    else:
+        assert process.returncode != 0
+        assert "lock.py lock: interrupted (" in out or kind == "caller-killed-alone"
+    assert files_holding(token, temp, project) == []
+    # Only cookiecutter's rendered hook scripts (tmp*.py), which cookiecutter leaves, are left.
+    assert [path.name for path in temp.iterdir() if not re.fullmatch(r"tmp\w+\.py", path.name)] == []
 
 
 def files_holding(token, *roots):
@@ -310,6 +373,9 @@ def files_holding(token, *roots):
     ]
 
 
+# ---- credentials -------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def wheels(default_project):
     """What the default Pipfile needs, for the Python 3.11 the locks below resolve for."""
@@ -317,7 +383,8 @@ def wheels(default_project):
 
 
 @pytest.mark.parametrize("accepted", [True, False], ids=["index-accepts-the-token", "index-refuses-it"])
-def test_the_token_is_in_no_file_whether_the_lock_works_or_not(wheels, tmp_path, accepted):
+@pytest.mark.parametrize("way", WAYS)
+def test_the_token_is_in_no_file_whether_the_lock_works_or_not(wheels, tmp_path, way, accepted):
     token = secrets.token_urlsafe(24)
     temp, pipenv_cache, pip_cache = (tmp_path / name for name in ("tmp", "pipenv-cache", "pip-cache"))
     temp.mkdir()
@@ -330,8 +397,8 @@ def test_the_token_is_in_no_file_whether_the_lock_works_or_not(wheels, tmp_path,
     }
     expected = token if accepted else secrets.token_urlsafe(24)
     with PrivateIndex(wheels, "team-user", expected) as index:
-        status, out, project = bake(tmp_path / "out", f"package_index={index.url}", "python_version=3.11", env=env)
-    assert status == 0, out
+        status, out, project = lock(way, tmp_path / "out", f"package_index={index.url}", "python_version=3.11", env=env)
+    assert status == (0 if way == "bake" or accepted else 2), out
     assert (project / "source" / "Pipfile.lock").is_file() == accepted, out
     assert index.served > 0 if accepted else (index.refused > 0 and index.served == 0)
     venv = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flask-appstack"

@@ -89,12 +89,12 @@ def test_pipeline_validates_against_the_azure_pipelines_schema(case):
 def test_schema_check_rejects_an_unquoted_boolean_in_a_typed_field(default_project, tmp_path):
     """The schema types trigger.batch as a string: proof that the validation above bites."""
     text = (default_project / "azure-pipelines.yaml").read_text()
-    assert 'batch: "true"' in text
+    assert 'batch: "false"' in text
     broken = tmp_path / "azure-pipelines.yaml"
-    broken.write_text(text.replace('batch: "true"', "batch: true"))
+    broken.write_text(text.replace('batch: "false"', "batch: false"))
     result = validate_against_azure_schema(tmp_path)
     assert result.returncode == 1
-    assert "$.trigger.batch: True is not of type 'string'" in result.stdout
+    assert "$.trigger.batch: False is not of type 'string'" in result.stdout
 
 
 def scalars(data):
@@ -161,6 +161,32 @@ def test_pipeline_runs_for_main_release_tags_and_pull_requests(case):
     assert pipeline["trigger"]["branches"] == {"include": ["main"]}
     assert pipeline["trigger"]["tags"] == {"include": ["v*"]}
     assert pipeline["pr"]["branches"] == {"include": ["main"]}
+    # Each push is built: batched pushes wait behind a run, and a run can wait days for an approval.
+    assert pipeline["trigger"]["batch"] == "false"
+
+
+# `az repos policy build create`'s required parameters (Azure CLI, azure-devops extension).
+BUILD_POLICY_PARAMETERS = (
+    "--blocking",
+    "--branch",
+    "--build-definition-id",
+    "--display-name",
+    "--enabled",
+    "--manual-queue-only",
+    "--queue-on-source-update-only",
+    "--repository-id",
+    "--valid-duration",
+)
+
+
+def test_the_manual_sets_up_pull_request_builds_on_azure_repos(default_project):
+    """Azure Repos ignores the YAML's pr: trigger: pull requests are built by a branch policy."""
+    manual = (default_project / "docs" / "pipeline.md").read_text()
+    section = manual.split("### Pull request builds", 1)[1].split("\n## ", 1)[0]
+    command = section.split("az repos policy build create", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    assert [name for name in BUILD_POLICY_PARAMETERS if f"{name} " not in command] == []
+    assert "--branch main " in command and "--blocking true " in command
+    assert "Build Validation" in section and "Edit policies" in section
 
 
 def test_flask_parameters_are_the_python_and_pipenv_answers(case):

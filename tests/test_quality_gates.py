@@ -155,7 +155,7 @@ def test_make_tools_installs_the_pinned_linters_and_make_lint_passes(installed_c
 GATE_COMMANDS = [
     "ruff check source",
     "ruff format --check source",
-    "pipenv run pytest",
+    "scripts/lock.py run pytest",
     "bandit -q -r source/api source/scale -x source/scale/tests",
     "yamllint --strict .",
     "helm lint --strict chart",

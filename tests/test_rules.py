@@ -22,7 +22,10 @@ RENDERED_DEFAULTS = rendered()
 def answers(**changes):
     """The default answers, plus changes. Without the derived names, which cookiecutter would
     derive from the changed answers (their own tests below give them)."""
-    return {**{k: v for k, v in RENDERED_DEFAULTS.items() if k not in pre.DERIVED}, **changes}
+    given = {**{k: v for k, v in RENDERED_DEFAULTS.items() if k not in pre.DERIVED}, **changes}
+    if "app_version" in changes and "pipeline_ref" not in changes:  # as cookiecutter.json's default follows it
+        given["pipeline_ref"] = f"refs/tags/v{changes['app_version']}"
+    return given
 
 
 def named(found):
@@ -339,6 +342,14 @@ COMBINATIONS = {
         {"pipeline_repository_type": "github"},
         ["pipeline_repository_type+pipeline_service_connection"],
     ),
+    "pipeline templates of another release": (
+        {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.2"},
+        ["app_version+pipeline_ref"],
+    ),
+    "pipeline templates of another release, tag without v": (
+        {"app_version": "4.7.3", "pipeline_ref": "refs/tags/4.7.2"},
+        ["app_version+pipeline_ref"],
+    ),
     "recent pipenv on python 3.9": ({"python_version": "3.9"}, ["python_version+pipenv_version"]),
     "old pipenv on python 3.12": (
         {"python_version": "3.12", "pipenv_version": "2022.7.24"},
@@ -370,6 +381,9 @@ COMBINATIONS_THAT_WORK = {
     "python 3.12 with the first pipenv for it": {"python_version": "3.12", "pipenv_version": "2023.4.20"},
     "python 3.11 with the pipenv the platform documents": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
     "hostname label of exactly 63 characters": {"app_name": "a" * 40, "hostspaces": "p" * 22},
+    "pipeline templates of the pipeline's release": {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"},
+    "pipeline templates from a branch": {"app_version": "4.7.3", "pipeline_ref": "refs/heads/release/4.7"},
+    "pipeline templates from a tag that is no release": {"app_version": "4.7.3", "pipeline_ref": "refs/tags/stable"},
 }
 
 
@@ -501,8 +515,14 @@ def test_the_report_ends_with_a_cookiecutter_command_holding_every_answer(tmp_pa
     words = shlex.split(lines[-1])
     assert words[:5] == ["cookiecutter", "--no-input", "--output-dir", str(tmp_path), "gh:scale/flask-appstack"]
     expected = {key: ("yes" if value is True else "no" if value is False else value) for key, value in given.items()}
+    del expected["pipeline_ref"]  # it follows app_version (refs/tags/v<app_version>), also a corrected one
     assert dict(word.split("=", 1) for word in words[5:]) == expected
-    assert [word.split("=", 1)[0] for word in words[5:]] == VARIABLES  # in the order of the questions
+    assert [word.split("=", 1)[0] for word in words[5:]] == [v for v in VARIABLES if v != "pipeline_ref"]
+
+
+def test_a_pipeline_ref_chosen_on_purpose_stays_in_the_command(tmp_path):
+    context = {**public(app_name="Orders", pipeline_ref="refs/heads/release/4.7"), "_template": "t"}
+    assert "pipeline_ref=refs/heads/release/4.7" in shlex.split(pre.rerun_command(context, str(tmp_path / "x")))
 
 
 def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_path):
@@ -511,7 +531,8 @@ def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_pa
     command = pre.rerun_command(context, str(tmp_path / "out" / "Orders"))
     words = shlex.split(command)
     assert words[:5] == ["cruft", "create", "--no-input", "--output-dir", str(tmp_path / "out")]
-    assert words[5] == "--extra-context" and json.loads(words[6]) == given
+    following = {key: value for key, value in given.items() if key != "pipeline_ref"}  # follows app_version
+    assert words[5] == "--extra-context" and json.loads(words[6]) == following
     assert words[7:] == ["/srv/templates/flask-appstack"]
 
 

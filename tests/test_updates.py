@@ -13,27 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from releases import committed_project, cruft, edit, git, make_template_repo, make_update, template_file
 
-from hooks import post_gen_project as post
 from tools.project import DEFAULTS, REPO
 
 pytestmark = pytest.mark.slow
-
-IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".cache", "build")
-
-
-def git(cwd, *args):
-    return subprocess.run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-def cruft(cwd, *args):
-    return subprocess.run(["cruft", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def cookiecutter_config(tmp_path):
@@ -45,35 +29,7 @@ def cookiecutter_config(tmp_path):
 
 @pytest.fixture
 def template_repo(tmp_path):
-    """A git repository holding the template as it is in this working tree."""
-    repo = tmp_path / "template"
-    shutil.copytree(REPO, repo, ignore=IGNORED)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "template v1")
-    return repo
-
-
-def template_file(template_repo, relative):
-    return template_repo / "{{cookiecutter.app_name}}" / relative
-
-
-def committed_project(template_repo, parent, **answers):
-    """A project made with `cruft create` (no lock) in `parent`, committed as a team would."""
-    context = {"lock_dependencies": False, **answers}
-    created = cruft(parent, "create", str(template_repo), "--no-input", "--extra-context", json.dumps(context))
-    assert created.returncode == 0, created.stdout + created.stderr
-    project = parent / answers.get("app_name", DEFAULTS["app_name"])
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    return project
-
-
-def edit(path, old, new):
-    text = path.read_text()
-    assert old in text, f"{old!r} is not in {path}"
-    path.write_text(text.replace(old, new, 1))
+    return make_template_repo(tmp_path / "template")
 
 
 @pytest.fixture
@@ -113,15 +69,6 @@ def test_a_template_fix_in_the_service_code_arrives_and_the_teams_work_stays(tea
     assert not list(project.rglob("*.rej"))
 
 
-def make_update(project, *path):
-    """`make update`, with cruft (and whatever else is given) on PATH."""
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]),
-    }
-    return subprocess.run(["make", "update"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
-
-
 def test_make_update_names_every_conflict_and_fails(teams_project, template_repo):
     """The team and the template changed the same line: the merge cannot choose."""
     edit(
@@ -138,6 +85,47 @@ def test_make_update_names_every_conflict_and_fails(teams_project, template_repo
     assert "<<<<<<<" in conflicted and "team=True" in conflicted and "status=error.code" in conflicted
     # Whatever cruft left (markers or *.rej files), git shows it.
     assert "source/scale/errors.py" in git(teams_project, "status", "--porcelain")
+
+
+def test_make_update_finds_rejected_hunks_that_an_old_gitignore_hides(template_repo, tmp_path):
+    """Projects made before 2.0.0 ignore *.rej. A conflict becomes a *.rej file (not markers)
+    when the project never held the template's original of the file: here the team changed it
+    before its first commit."""
+    created = cruft(
+        tmp_path, "create", str(template_repo), "--no-input", "--extra-context", '{"lock_dependencies": false}'
+    )
+    assert created.returncode == 0, created.stderr
+    project = tmp_path / DEFAULTS["app_name"]
+    errors = project / "source" / "scale" / "errors.py"
+    edit(errors, "return jsonify(error=error.name,", "return jsonify(error=error.name, team=True,")
+    with (project / ".gitignore").open("a") as ignore:
+        ignore.write("*.rej\n")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated, with the team's first changes")
+    edit(
+        template_file(template_repo, "source/scale/errors.py"),
+        "jsonify(error=error.name,",
+        "jsonify(status=error.code,",
+    )
+    git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+
+    updated = make_update(project)
+    assert updated.returncode != 0, updated.stdout + updated.stderr
+    assert "conflict with yours in:\n  source/scale/errors.py.rej" in updated.stderr
+
+
+def test_make_update_in_a_repository_without_commits_says_to_commit_first(template_repo, tmp_path):
+    created = cruft(
+        tmp_path, "create", str(template_repo), "--no-input", "--extra-context", '{"lock_dependencies": false}'
+    )
+    assert created.returncode == 0, created.stderr
+    project = tmp_path / DEFAULTS["app_name"]
+    git(project, "init", "-q", "-b", "main")
+    updated = make_update(project)
+    assert updated.returncode != 0
+    assert "this repository has none: commit the project as it was generated first" in updated.stderr
+    assert "clean working tree" not in updated.stderr
 
 
 def test_make_update_refuses_a_dirty_working_tree(teams_project):
@@ -159,15 +147,10 @@ def test_cruft_conflict_files_are_not_ignored(default_project, tmp_path):
     assert not ignored("source/scale/errors.py.rej")
 
 
-def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo, monkeypatch):
+def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo):
     edit(template_file(template_repo, "source/Pipfile"), "[packages]\n", '[packages]\nsix = ">=1.16"\n')
     git(template_repo, "commit", "-q", "-am", "template: a new dependency")
-    python, version = post.find_python(DEFAULTS["python_version"])
-    pipenv = post.ensure_pipenv(DEFAULTS["pipenv_version"], python, version)
-    monkeypatch.setenv("PIPENV_PYTHON", str(python))
-    monkeypatch.setenv("PIPENV_VENV_IN_PROJECT", "1")
-
-    updated = make_update(teams_project, pipenv / "bin")
+    updated = make_update(teams_project)  # scripts/lock.py finds the Python and the pipenv itself
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "make update: source/Pipfile changed: re-locking" in updated.stdout
     lock = json.loads((teams_project / "source" / "Pipfile.lock").read_text())
@@ -264,6 +247,34 @@ def test_a_cookiecutter_project_is_linked_with_the_command_its_manual_shows(temp
     # exactly, so the first `cruft update` brings template changes only.
     diff = cruft(project, "diff", "--exit-code")
     assert diff.returncode == 0, diff.stdout
+
+
+def test_after_a_rejected_answer_the_quickstart_prints_a_command_that_runs_in_its_shell(tmp_path):
+    """`python3 tasks.py generate`: cruft is in the template's .venv, not on the user's PATH, so
+    the command to run again is tasks.py's; it is the last line, and no traceback comes before."""
+    out = tmp_path / "out"
+    quickstart = [sys.executable, str(REPO / "tasks.py"), "generate", "--no-input", "-o", str(out)]
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "cruft").exists())
+    env = {**cookiecutter_config(tmp_path), "PATH": path}
+    rejected = subprocess.run(
+        [*quickstart, "app_name=Orders", "app_version=4.7.3", "lock_dependencies=no"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert rejected.returncode != 0
+    assert "Traceback" not in rejected.stderr and "╭" not in rejected.stderr
+    lines = rejected.stderr.splitlines()
+    assert lines[0] == "flask-appstack: 1 answer(s) cannot be used, so nothing was generated:"
+    words = shlex.split(lines[-1])
+    assert words[:3] == ["python3", str(REPO / "tasks.py"), "generate"]
+    assert "app_version=4.7.3" in words and not [word for word in words if word.startswith("pipeline_ref=")]
+
+    words[words.index("app_name=Orders")] = "app_name=orders"
+    again = subprocess.run([sys.executable, *words[1:]], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    pipeline = yaml.safe_load((out / "orders" / "azure-pipelines.yaml").read_text())
+    assert pipeline["resources"]["repositories"][0]["ref"] == "refs/tags/v4.7.3"
 
 
 def test_a_rejected_cruft_create_prints_a_cruft_command_that_creates_the_project(template_repo, tmp_path):

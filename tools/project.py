@@ -20,3 +20,21 @@ def pipfile_requirements(project, sections=("packages", "dev-packages")):
         for section in sections
         for name, spec in pipfile.get(section, {}).items()
     ]
+
+
+# The generated project's lock program, as the tests and the benchmarks use it: imported from
+# its place in the template (it holds no Jinja, so the unrendered file is the generated one).
+LOCK_PROGRAM = REPO / "{{cookiecutter.app_name}}" / "scripts" / "lock.py"
+
+
+def lock_program():
+    """scripts/lock.py as a module (loaded once)."""
+    import importlib.util
+    import sys
+
+    if "appstack_lock_program" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("appstack_lock_program", LOCK_PROGRAM)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["appstack_lock_program"] = module
+    return sys.modules["appstack_lock_program"]

@@ -1,0 +1,167 @@
+"""Template repositories with releases, projects made from them with cruft, and a team's week
+of ordinary work on such a project: what the update tests share."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from owners import TEMPLATE_PATHS, covers
+
+from tools.project import DEFAULTS, REPO
+
+IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".cache", "build")
+TEMPLATE_DIR = "{{cookiecutter.app_name}}"
+
+
+def git(cwd, *args):
+    return subprocess.run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def cruft(cwd, *args):
+    return subprocess.run(["cruft", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def make_template_repo(path):
+    """A git repository at `path` holding the template as it is in this working tree."""
+    shutil.copytree(REPO, path, ignore=IGNORED)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "the template as it is")
+    return path
+
+
+def template_file(template_repo, relative):
+    return template_repo / TEMPLATE_DIR / relative
+
+
+def committed_project(template_repo, parent, *options, **answers):
+    """A project made with `cruft create` (no lock) in `parent`, committed as a team would."""
+    context = {"lock_dependencies": False, **answers}
+    created = cruft(
+        parent, "create", *options, str(template_repo), "--no-input", "--extra-context", json.dumps(context)
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    project = parent / answers.get("app_name", DEFAULTS["app_name"])
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "generated")
+    return project
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def make_update(project, *path, args=()):
+    """`make update`, with cruft (and whatever else is given) on PATH."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
+    return subprocess.run(["make", "update", *args], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+
+
+# ---- a week of the team's work ---------------------------------------------------------------
+
+ORDERS = '''"""The team's own endpoints."""
+
+from flask import Blueprint, jsonify
+
+bp = Blueprint("orders", __name__)
+
+
+@bp.get("/orders")
+def orders():
+    return jsonify(orders=[])
+'''
+ORDERS_TEST = """def test_orders_are_listed(client):
+    assert client.get("/api/v1/orders").json == {"orders": []}
+"""
+README_PARAGRAPH = "\n## On call\n\nThe orders team answers pages for this service.\n"
+PIPFILE_PACKAGE = 'humanize = "*"\n'
+DOCKERFILE_LINE = "ENV ORDERS_PAGE_SIZE=50\n"
+
+
+def teams_week(project):
+    """What a team does in its first week: an endpoint of its own with its test in place of the
+    example, a README paragraph, a package, a production CPU request, a line in the Dockerfile."""
+    source = project / "source"
+    (source / "api" / "orders.py").write_text(ORDERS)
+    (source / "tests" / "test_orders.py").write_text(ORDERS_TEST)
+    factory = source / "api" / "__init__.py"
+    edit(factory, "from api import greetings\n", "from api import orders\n")
+    edit(factory, "app.register_blueprint(greetings.bp,", "app.register_blueprint(orders.bp,")
+    git(project, "rm", "-q", "source/api/greetings.py", "source/tests/test_greetings.py")
+    with (project / "README.md").open("a") as readme:
+        readme.write(README_PARAGRAPH)
+    edit(source / "Pipfile", "[packages]\n", f"[packages]\n{PIPFILE_PACKAGE}")
+    edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
+    edit(project / "Dockerfile", "EXPOSE 8080\n", f"EXPOSE 8080\n{DOCKERFILE_LINE}")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's first week")
+
+
+# ---- a release that touches every file the template owns -------------------------------------
+
+MARK = "release-2-marker"
+# A release also changes what the platform does: every answer names the release that served it.
+RELEASE_HEADER = ("X-Platform-Release", "2")
+PLATFORM_CHANGE = f'''
+
+def _naming_the_release(init):
+    def init_app(app):
+        init(app)
+
+        @app.after_request
+        def release(response):
+            response.headers["{RELEASE_HEADER[0]}"] = "{RELEASE_HEADER[1]}"
+            return response
+
+    return init_app
+
+
+init_app = _naming_the_release(init_app)
+'''
+
+
+def marked(path, text):
+    """`text` with MARK added in the comment syntax of `path`'s kind of file."""
+    if path.suffix == ".json":
+        return text.replace("{", f'{{\n  "$comment": "{MARK}",', 1)
+    end = "" if text.endswith("\n") else "\n"
+    if path.suffix == ".md":
+        return f"{text}{end}\n<!-- {MARK} -->\n"
+    if path.suffix in (".tpl", ".txt"):
+        return f"{text}{end}{{{{/* {MARK} */}}}}\n"
+    return f"{text}{end}# {MARK}\n"
+
+
+def template_owned(template_repo):
+    """{generated path: template file} of every file the template owns (tests/owners.py)."""
+    root = template_repo / TEMPLATE_DIR
+    files = {path.relative_to(root).as_posix(): path for path in sorted(root.rglob("*")) if path.is_file()}
+    return {name: path for name, path in files.items() if any(covers(row, name) for row in TEMPLATE_PATHS)}
+
+
+def release_touching_every_template_file(template_repo, also=()):
+    """Commit a release that changes every file the template owns (and the template's copies
+    of the team's files in `also`), with a change of behaviour in the platform's package.
+    Returns the generated paths it marked."""
+    owned = template_owned(template_repo)
+    for path in [*owned.values(), *(template_file(template_repo, name) for name in also)]:
+        path.write_text(marked(path, path.read_text()))
+    init = template_file(template_repo, "source/scale/__init__.py")
+    init.write_text(init.read_text() + PLATFORM_CHANGE)
+    git(template_repo, "commit", "-q", "-am", "release 2: every file of the template changes")
+    return sorted(owned)

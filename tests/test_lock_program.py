@@ -1,0 +1,370 @@
+"""The project's lock program, scripts/lock.py, called directly: imported unrendered from the
+template (it holds no Jinja), as the post-generation hook and `make lock` run it. Its real runs
+(pipenv, an index, signals during a lock) are in test_lock.py and test_lock_failures.py."""
+
+import ast
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tools.project import DEFAULTS, LOCK_PROGRAM, REPO, lock_program, tomllib
+
+lock = lock_program()
+PIP_INDEX = "https://mirror.example.com/pypi/simple"
+MINOR = ".".join(DEFAULTS["python_version"].split(".")[:2])
+
+PIP_CONFIG_LIST = """\
+:env:.cert='/etc/ssl/certs/ca.pem'
+global.extra-index-url='https://extra.example.com/simple'
+global.index-url='https://global.example.com/simple'
+global.proxy='http://proxy.example.com:3128'
+install.index-url='https://install.example.com/simple'
+install.cert='/etc/pip/ca.pem'
+"""
+
+
+# ---- the hook keeps none of it ------------------------------------------------------------------
+
+
+def test_the_post_generation_hook_is_short_and_starts_no_pipenv():
+    """At most 350 lines, and no name or command word of the hook's code says pipenv (messages
+    may): the lock is the project's scripts/lock.py, which the hook only runs."""
+    source = (REPO / "hooks" / "post_gen_project.py").read_text()
+    assert len(source.splitlines()) <= 350
+    words = [
+        node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.Name, ast.Attribute))
+        or (isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value)
+    ]
+    assert [word for word in words if "pipenv" in word.lower()] == []
+    assert "scripts/lock.py" in words
+
+
+# ---- what it reads from the project ---------------------------------------------------------
+
+
+def test_the_generated_lock_program_is_the_templates_file(default_project):
+    """No Jinja in it: what the tests import is what every project runs."""
+    assert (default_project / "scripts" / "lock.py").read_bytes() == LOCK_PROGRAM.read_bytes()
+
+
+def test_the_python_comes_from_the_pipfile_and_the_pipenv_from_the_dockerfile(default_project):
+    assert lock.project_python_version(default_project) == MINOR
+    assert lock.project_pipenv_version(default_project) == DEFAULTS["pipenv_version"]
+
+
+def test_a_full_python_version_in_the_pipfile_wins(tmp_path):
+    (tmp_path / "source").mkdir()
+    pipfile = tmp_path / "source" / "Pipfile"
+    pipfile.write_text(
+        '[packages]\nflask = "*"\n\n[requires]\npython_version = "3.12"\npython_full_version = "3.12.4"\n'
+    )
+    assert lock.project_python_version(tmp_path) == "3.12.4"
+    pipfile.write_text('[packages]\npython_version = "3.1"\n')
+    with pytest.raises(lock.LockError, match=r"no \[requires\] python_version"):
+        lock.project_python_version(tmp_path)
+
+
+def project_copy(default_project, tmp_path):
+    copy = tmp_path / "project"
+    for relative in ("Dockerfile", "source/Pipfile"):
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        (copy / relative).write_bytes((default_project / relative).read_bytes())
+    return copy
+
+
+def test_install_without_the_projects_python_says_how_to_get_it(default_project, tmp_path, capsys):
+    """No pythonX.Y on PATH, in a tool cache or in pyenv: one message, exit 1, nothing made."""
+    project = project_copy(default_project, tmp_path)
+    nowhere = {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path), "RUNNER_TOOL_CACHE": str(tmp_path)}
+    assert lock.main(["install"], project=project, environ=nowhere) == 1
+    assert capsys.readouterr().err == (
+        f"lock.py install: Python {MINOR} (source/Pipfile) is not on this machine (PATH, CI tool caches, pyenv): "
+        f"run `pyenv install {MINOR}` or install the system packages python{MINOR} and python{MINOR}-venv, "
+        f"or name one with `make install PYTHON=/path/to/python{MINOR}`\n"
+    )
+    assert not (project / "source" / ".venv").exists()
+
+
+def test_run_without_an_installed_project_says_make_install(default_project, tmp_path, capsys):
+    project = project_copy(default_project, tmp_path)
+    assert lock.main(["run", "pytest"], project=project, environ=dict(os.environ)) == 1
+    assert capsys.readouterr().err == "lock.py run: source/.venv does not exist: run `make install` first\n"
+
+
+def test_run_puts_the_projects_venv_first_on_path(tmp_path):
+    venv = tmp_path / "source" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    (venv / "bin" / "where").write_text('#!/bin/sh\necho "$VIRTUAL_ENV" "$(command -v python)"\n')
+    (venv / "bin" / "where").chmod(0o755)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "lock.py").write_bytes(LOCK_PROGRAM.read_bytes())
+    ran = subprocess.run(
+        [sys.executable, str(tmp_path / "scripts" / "lock.py"), "run", "where"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VIRTUAL_ENV": "/some/other/venv"},  # an unrelated activated venv
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == [str(venv), str(venv / "bin" / "python")]
+
+
+def test_a_failed_lock_puts_back_the_old_lock_and_keeps_a_venv_it_did_not_make(tmp_path):
+    (tmp_path / "source" / ".venv").mkdir(parents=True)
+    old = tmp_path / "source" / "Pipfile.lock"
+    old.write_text('{"old": true}')
+    guard = lock.Guard(tmp_path)
+    old.write_text('{"half')
+    guard.undo()
+    assert old.read_text() == '{"old": true}' and (tmp_path / "source" / ".venv").is_dir()
+
+
+def test_a_failed_first_lock_leaves_neither_lock_nor_venv(tmp_path):
+    (tmp_path / "source").mkdir()
+    guard = lock.Guard(tmp_path)
+    (tmp_path / "source" / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / "source" / "Pipfile.lock").write_text("{}")
+    guard.undo()
+    assert list((tmp_path / "source").iterdir()) == []
+
+
+# ---- pip's settings --------------------------------------------------------------------------
+
+
+def test_the_configured_index_url_follows_pips_precedence():
+    assert lock.configured_index_url(PIP_CONFIG_LIST, {}) == "https://install.example.com/simple"
+    assert lock.configured_index_url(PIP_CONFIG_LIST, {"PIP_INDEX_URL": PIP_INDEX}) == PIP_INDEX
+    only_global = PIP_CONFIG_LIST.replace("install.index-url", "install.nothing")
+    assert lock.configured_index_url(only_global, {}) == "https://global.example.com/simple"
+    assert lock.configured_index_url("global.extra-index-url='https://extra.example.com/simple'\n", {}) == ""
+
+
+def test_the_machines_index_url_is_read_from_pips_files_and_environment(tmp_path):
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = https://global.example.com/simple\n")
+    assert lock.machine_index_url({"PIP_CONFIG_FILE": str(config)}) == "https://global.example.com/simple"
+    assert lock.machine_index_url({"PIP_CONFIG_FILE": str(config), "PIP_INDEX_URL": PIP_INDEX}) == PIP_INDEX
+
+
+def test_an_http_index_is_written_without_ssl_verification():
+    block, _ = lock.index_source("http://pypi.internal:8080/simple")
+    assert tomllib.loads(block)["source"] == [
+        {"name": "pip-index", "url": "http://pypi.internal:8080/simple", "verify_ssl": False}
+    ]
+    assert lock.index_source('https://x.example.com/simple" evil = "1')[0] is None
+
+
+def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
+    env = lock.pipenv_environment(
+        {"PIP_INDEX_URL": PIP_INDEX, "PIP_FIND_LINKS": "/wheels", "VIRTUAL_ENV": "/venv", "PIP_CERT": "/mine.pem"},
+        PIP_CONFIG_LIST,
+    )
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert env["PIP_CERT"] == "/mine.pem"  # the environment wins over pip's files, as in pip
+    assert env["PIP_PROXY"] == "http://proxy.example.com:3128"
+    assert not {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "VIRTUAL_ENV"} & set(env)
+    assert env["PIPENV_VENV_IN_PROJECT"] == "1"
+
+
+def test_pipenv_gets_pips_certificate_for_its_own_requests():
+    env = lock.pipenv_environment({}, PIP_CONFIG_LIST)
+    assert env["PIP_CERT"] == env["REQUESTS_CA_BUNDLE"] == "/etc/pip/ca.pem"  # install's wins over :env:'s file
+    mine = lock.pipenv_environment({"REQUESTS_CA_BUNDLE": "/mine.pem"}, PIP_CONFIG_LIST)
+    assert mine["REQUESTS_CA_BUNDLE"] == "/mine.pem"
+    assert "REQUESTS_CA_BUNDLE" not in lock.pipenv_environment({}, "")
+
+
+def test_pipenv_gets_a_private_temporary_directory_and_virtualenv_app_data(tmp_path):
+    env = lock.pipenv_environment({"TMPDIR": "/tmp"}, "", tmp_path)
+    assert env["TMPDIR"] == env["TEMP"] == env["TMP"] == str(tmp_path)
+    assert env["VIRTUALENV_OVERRIDE_APP_DATA"] == str(tmp_path / "virtualenv")
+    assert env["VIRTUALENV_NO_PERIODIC_UPDATE"] == "1"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,
+        "[global]\nindex-url = https://mirror.example.com/simple\n"
+        "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n",
+    ],
+    ids=["this-machine", "a-config-file"],
+)
+@pytest.mark.slow
+def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
+    """pip's configuration is read without starting pip (a second of every lock and bake)."""
+    if config:
+        (tmp_path / "pip.conf").write_text(config)
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
+        monkeypatch.setenv("PIP_PROXY", "http://proxy.example.com:3128")
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
+    assert lock.pip_config_list(os.environ) == listed.stdout
+    if config:
+        assert "install.cert='/etc/pip/ca.pem'" in listed.stdout  # the case is a real one
+
+
+def test_a_devnull_pip_config_file_means_no_files():
+    assert lock.pip_config_files({"PIP_CONFIG_FILE": os.devnull}) == []
+
+
+# ---- interpreters and pipenv -----------------------------------------------------------------
+
+
+def test_interpreters_are_looked_for_on_path_in_ci_tool_caches_and_in_pyenv(tmp_path):
+    versions = tmp_path / "pyenv" / "versions"
+    for name in ("3.10.2", "3.10.13", "3.10.13t", "3.11.7"):
+        (versions / name / "bin").mkdir(parents=True)
+    cache = tmp_path / "toolcache" / "Python"
+    for name in ("3.10.9", "3.10.11", "3.11.1"):
+        (cache / name / "x64" / "bin").mkdir(parents=True)
+    environ = {
+        "PYENV_ROOT": str(tmp_path / "pyenv"),
+        "PATH": os.pathsep.join(["/usr/local/bin", str(tmp_path / "pyenv" / "shims"), "/usr/bin"]),
+        "RUNNER_TOOL_CACHE": str(tmp_path / "toolcache"),
+    }
+    assert lock.interpreter_candidates("3.10", environ, tmp_path) == [  # pyenv's shims are slow to fail
+        Path("/usr/local/bin/python3.10"),
+        Path("/usr/bin/python3.10"),
+        cache / "3.10.11" / "x64" / "bin" / "python3.10",
+        cache / "3.10.9" / "x64" / "bin" / "python3.10",
+        versions / "3.10.13" / "bin" / "python3.10",
+        versions / "3.10.2" / "bin" / "python3.10",
+    ]
+    assert lock.interpreter_candidates("3.10.2", environ, tmp_path)[0] == versions / "3.10.2" / "bin" / "python3.10"
+
+
+def test_a_pyenv_build_is_found_without_python_on_path(tmp_path):
+    """A pyenv machine has no pythonX.Y on PATH (its shims run only where selected)."""
+    minor = "%d.%d" % sys.version_info[:2]
+    versions = tmp_path / "pyenv" / "versions"
+    for build in (f"{minor}.1", f"{minor}.4", f"{minor}.4t", "3.99.0"):
+        (versions / build / "bin").mkdir(parents=True)
+        (versions / build / "bin" / f"python{minor}").symlink_to(sys.executable)
+    environ = {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv"), "RUNNER_TOOL_CACHE": str(tmp_path)}
+    found = lock.find_python(minor, environ)
+    assert found == (versions / f"{minor}.4" / "bin" / f"python{minor}", "%d.%d.%d" % sys.version_info[:3])
+
+
+def test_find_python_runs_the_interpreter_it_reports():
+    minor = "%d.%d" % sys.version_info[:2]
+    executable, version = lock.find_python(minor)
+    assert version.startswith(minor + ".")
+    assert lock.python_version(executable) == version
+    assert lock.find_python("3.99") is None
+
+
+def test_old_pipenv_gets_the_virtualenv_it_needs():
+    assert lock.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2"]
+    assert lock.pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
+
+
+def test_the_pipenv_cache_honours_xdg_cache_home(tmp_path):
+    path = lock.pipenv_venv_path("2026.10.3", "3.10.13", {"XDG_CACHE_HOME": str(tmp_path)}, Path("/nowhere"))
+    assert path == tmp_path / "flask-appstack" / "pipenv-2026.10.3-py3.10"
+
+
+def test_the_reason_of_a_failure_is_pips_error_line():
+    output = (
+        "Resolving...\n\x1b[31mERROR: No matching distribution found for flask\x1b[0m\nTraceback...\nValueError: x\n"
+    )
+    assert lock.last_error(output) == "ERROR: No matching distribution found for flask"
+
+
+def test_a_cache_it_cannot_write_names_xdg_cache_home(tmp_path):
+    error = PermissionError(13, "Permission denied", str(tmp_path / "flask-appstack"))
+    reason = lock.os_error_reason(error, {"XDG_CACHE_HOME": str(tmp_path)})
+    assert reason.endswith("; set XDG_CACHE_HOME to a directory you can write")
+
+
+# ---- stopping: the tool's whole group ends, whatever stops the program ------------------------
+
+# SIGTERM the moment the tool has started (before run_tool holds it): the tool must still end.
+SIGTERM_AS_THE_TOOL_STARTS = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from tools.project import lock_program
+
+lock = lock_program()
+signal.signal(signal.SIGTERM, lock.on_stop)
+start = lock.start_tool
+
+
+def start_then_sigterm(*args, **kwargs):
+    process = start(*args, **kwargs)
+    status = open(f"/proc/{process.pid}/status").read()
+    print(process.pid, [line for line in status.splitlines() if line.startswith("SigBlk:")][0], flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return process
+
+
+lock.start_tool = start_then_sigterm
+try:
+    lock.run_tool(["sleep", "60"], "sleep", dict(os.environ), timeout=120)
+except lock.Interrupted as stop:
+    print("interrupted", stop.signum, flush=True)
+"""
+
+
+def test_sigterm_as_the_tool_starts_ends_the_tool_too():
+    result = subprocess.run(
+        [sys.executable, "-c", SIGTERM_AS_THE_TOOL_STARTS, str(REPO)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    pid, blocked = result.stdout.split("\n")[0].split(" ", 1)
+    alive = Path(f"/proc/{pid}").exists()
+    if alive:
+        os.kill(int(pid), signal.SIGKILL)
+    assert not alive and result.stdout.split("\n")[1] == f"interrupted {int(signal.SIGTERM)}", result.stdout
+    assert blocked.split() == ["SigBlk:", "0000000000000000"]  # the tool itself can be stopped
+
+
+# The lock program's stand-in: runs a tool that sleeps, in a session of its own, as lock.py runs
+# pipenv; prints the tool's pid and how it ended.
+ORPHAN = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from tools.project import lock_program
+
+lock = lock_program()
+lock.PARENT = os.getppid()
+sleeper = [sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"]
+try:
+    lock.run_tool(sleeper, "sleeper", dict(os.environ), timeout=120)
+except lock.Interrupted as stop:
+    print("interrupted", stop.signum, flush=True)
+"""
+# Its parent, as cookiecutter or make killed alone: starts it, and is gone before it ends.
+PARENT = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, sys.argv[1], sys.argv[2]], stdout=open(sys.argv[3], "w"))
+time.sleep(1)
+"""
+
+
+def test_a_program_whose_caller_is_gone_ends_its_tool(tmp_path):
+    (tmp_path / "orphan.py").write_text(ORPHAN)
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-c", PARENT, str(tmp_path / "orphan.py"), str(REPO), str(out)], check=True)
+    deadline = time.monotonic() + 30
+    while "interrupted" not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert out.read_text().splitlines()[-1] == f"interrupted {int(signal.SIGHUP)}", out.read_text()
+
+
+def test_the_image_builds_with_the_same_rule_for_pips_settings(default_project):
+    """The Dockerfile's pipenv step (it runs without lock.py, in the base image) keeps out every
+    index setting the build can receive, and pip's configuration files, as lock.py does."""
+    dockerfile = (default_project / "Dockerfile").read_text()
+    build_args = {line.split()[1].split("=")[0] for line in dockerfile.splitlines() if line.startswith("ARG ")}
+    step = dockerfile.split("env -u", 1)[1].split("pipenv install", 1)[0]
+    unset = set(re.findall(r"-u (\w+)", "-u" + step))
+    assert build_args & set(lock.INDEX_VARIABLES) <= unset
+    assert "PIP_CONFIG_FILE=/dev/null" in step

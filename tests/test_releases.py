@@ -1,0 +1,234 @@
+"""Day 100: a project its team has worked on takes a template release with `make update`. Every
+file the template owns takes the release, every file of the team's stays as the team left it,
+and the served app has the release."""
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from owners import TEAM_PATHS, covers
+from releases import (
+    DOCKERFILE_LINE,
+    MARK,
+    ORDERS_TEST,
+    PIPFILE_PACKAGE,
+    README_PARAGRAPH,
+    RELEASE_HEADER,
+    committed_project,
+    edit,
+    git,
+    make_template_repo,
+    make_update,
+    release_touching_every_template_file,
+    teams_week,
+)
+
+from tools.net import free_port
+from tools.project import REPO
+
+pytestmark = pytest.mark.slow
+
+# The template's copies of the team's files: a release that changes them must not reach a project.
+TEAMS_FILES_IN_THE_TEMPLATE = ("README.md", "source/api/__init__.py", "source/tests/conftest.py")
+
+
+class Served:
+    """The project's app under real gunicorn on 127.0.0.1, in the given virtualenv."""
+
+    def __init__(self, project, venv):
+        self.port = free_port()
+        command = [str(venv / "bin" / "python"), "-m", "gunicorn", "-b", f"127.0.0.1:{self.port}", "-w", "1"]
+        self.process = subprocess.Popen(command, cwd=project / "source", stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.get("/livez")
+                return
+            except OSError:
+                assert self.process.poll() is None, "gunicorn stopped"
+                time.sleep(0.1)
+        raise AssertionError("gunicorn did not answer within 30 s")
+
+    def get(self, path):
+        """(status, headers, body) of a GET."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read().decode()
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def served(project_venv):
+    servers = []
+
+    def serve(project):
+        servers.append(Served(project, project_venv))
+        return servers[-1]
+
+    yield serve
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def worked_on(tmp_path):
+    """(template repository, project): a project made from the template, committed, after the
+    team's first week (tests/releases.py, teams_week)."""
+    template = make_template_repo(tmp_path / "template")
+    project = committed_project(template, tmp_path)
+    teams_week(project)
+    return template, project
+
+
+def files_of(project, *paths):
+    return {path: (project / path).read_bytes() for path in paths}
+
+
+def test_a_release_that_changes_every_template_file_merges_without_conflict(worked_on, project_venv, served):
+    template, project = worked_on
+    teams = [path for path in git(project, "ls-files").split() if any(covers(row, path) for row in TEAM_PATHS)]
+    assert "chart/values-prod.yaml" in teams and "source/api/orders.py" in teams
+    before = files_of(project, *teams)
+    marked = release_touching_every_template_file(template, also=TEAMS_FILES_IN_THE_TEMPLATE)
+
+    updated = make_update(project)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "conflict" not in (updated.stdout + updated.stderr).lower()
+    assert git(project, "ls-files", "--others", "--", "*.rej") == ""
+    markers = subprocess.run(["git", "grep", "-l", "-E", "^(<<<<<<<|>>>>>>>)( |$)"], cwd=project, capture_output=True)
+    assert markers.stdout == b""
+
+    # Every file of the template's took the release; none of the team's changed.
+    missing = [path for path in marked if (project / path).exists() and MARK not in (project / path).read_text()]
+    assert missing == []
+    assert [path for path in marked if not (project / path).exists()] == []
+    assert files_of(project, *teams) == before
+    assert not (project / "source/api/greetings.py").exists()  # the team deleted the example
+    # The files both own lines of keep the team's lines beside the release's.
+    assert DOCKERFILE_LINE in (project / "Dockerfile").read_text()
+    assert PIPFILE_PACKAGE in (project / "source/Pipfile").read_text()
+    assert README_PARAGRAPH in (project / "README.md").read_text()
+
+    tested = subprocess.run(
+        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    server = served(project)
+    status, headers, body = server.get("/api/v1/orders")
+    assert (status, json.loads(body)) == (200, {"orders": []})
+    assert headers.get(RELEASE_HEADER[0]) == RELEASE_HEADER[1]
+    assert server.get("/api/v1/hello")[0] == 404
+
+
+# ---- taking 2.0.0, the release that gave every file one owner, by the CHANGELOG's commands -----
+
+FIRST_RELEASE = "ca9718a"  # 1.0.0, the CHANGELOG's first release
+BEFORE_OWNERS = "2fef169"  # a commit after 1.0.0, before 2.0.0: the platform's code in source/api
+
+
+def changelog_commands(release, lead):
+    """The shell block that follows the paragraph starting with `lead` in `release`'s section."""
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    section = changelog.split(f"\n## [{release}]", 1)[1].split("\n## [", 1)[0]
+    after = section.split(f"\n{lead}", 1)[1]
+    return after.split("```sh\n", 1)[1].split("\n```\n", 1)[0]
+
+
+def template_with_history(path):
+    """The template repository, with this clone's history, so that earlier commits can be checked out."""
+    template = make_template_repo(path)
+    fetched = subprocess.run(["git", "fetch", "-q", str(REPO), "HEAD"], cwd=template, capture_output=True, text=True)
+    assert fetched.returncode == 0, fetched.stderr
+    for commit in (FIRST_RELEASE, BEFORE_OWNERS):
+        found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=template)
+        assert found.returncode == 0, f"{commit} is not in this clone's history: clone the template with its history"
+    return template
+
+
+def follow(commands, project):
+    """Run the CHANGELOG's commands as a user pastes them into a shell: each line, whatever the
+    one before it returned; with cruft and this Python on PATH."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "GIT_AUTHOR_NAME": "team",
+        "GIT_AUTHOR_EMAIL": "team@example.invalid",
+        "GIT_COMMITTER_NAME": "team",
+        "GIT_COMMITTER_EMAIL": "team@example.invalid",
+    }
+    return subprocess.run(["bash"], input=commands, cwd=project, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def assert_serves_the_platform_and_the_teams_route(project, project_venv, served):
+    tested = subprocess.run(
+        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    server = served(project)
+    status, headers, body = server.get("/api/v1/orders")
+    assert (status, json.loads(body)) == (200, {"orders": []})
+    assert headers.get("X-Request-Id")
+    assert server.get("/api/v1/hello?name=Ada")[2] == '{"message":"Hello, Ada!"}\n'
+    status, _, metrics = server.get("/metrics")
+    assert status == 200 and "/api/v1/orders" in metrics
+
+
+def add_orders_route_to_the_example(project):
+    """The team's route, in the example module as many teams wrote it before 2.0.0."""
+    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
+        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
+    (project / "source" / "tests" / "test_orders.py").write_text(ORDERS_TEST)
+
+
+def test_a_project_made_from_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp_path, project_venv, served):
+    template = template_with_history(tmp_path / "template")
+    git(template, "tag", "v1.0.0", FIRST_RELEASE)
+    project = committed_project(template, tmp_path, "--checkout", "v1.0.0", app_name="orders")
+    add_orders_route_to_the_example(project)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's route")
+
+    followed = follow(changelog_commands("2.0.0", "**A project made from 1.0.0.**"), project)
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert git(project, "status", "--porcelain") == ""
+    assert (project / "source" / "Pipfile.lock").is_file()
+    assert not (project / "source" / "api" / "health.py").exists()
+    assert_serves_the_platform_and_the_teams_route(project, project_venv, served)
+
+
+def test_a_project_made_after_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp_path, project_venv, served):
+    template = template_with_history(tmp_path / "template")
+    project = committed_project(template, tmp_path, "--checkout", BEFORE_OWNERS, app_name="orders")
+    add_orders_route_to_the_example(project)
+    with (project / "README.md").open("a") as readme:
+        readme.write(README_PARAGRAPH)
+    edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's week")
+    readme = (project / "README.md").read_text()
+
+    followed = follow(changelog_commands("2.0.0", "**A project made from a later commit.**"), project)
+    assert "make update: the template's changes conflict with yours in:\n  README.md\n" in followed.stderr
+    assert git(project, "status", "--porcelain") == "", followed.stdout + followed.stderr
+    assert (project / "README.md").read_text() == readme
+    assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
+    assert (project / "source" / "Pipfile.lock").is_file()
+    assert_serves_the_platform_and_the_teams_route(project, project_venv, served)
