@@ -506,8 +506,8 @@ def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(
     # GUNICORN_WORKERS, of which the default threads follow (a --workers flag would not change them)
     server = serve(workers=workers, env={"GUNICORN_WORKERS": str(workers)})
     stop = threading.Event()
-    # 50 bytes a byte every 0.2 s: still sending while the probes below run
-    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 50, 0.2)) for _ in range(2 * workers)]
+    # 150 bytes a byte every 0.2 s: still sending while the probes below run
+    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(2 * workers)]
     for client in slow:
         client.start()
     time.sleep(1)  # every slow client is connected and sending
@@ -524,12 +524,13 @@ def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(
             except OSError as error:
                 failed.append(error)
             time.sleep(max(0.0, 0.4 - (time.monotonic() - started)))
-        assert all(client.is_alive() for client in slow), "the slow clients were still sending"
+        still_sending = all(client.is_alive() for client in slow)
     finally:
         stop.set()
         for client in slow:
             client.join()
-    assert failed == []
+    assert failed == [], f"{len(failed)} of 15 probes failed"
+    assert still_sending
 
 
 def refused(port):
