@@ -705,7 +705,8 @@ def install(project, environ, python=None, pipenv_version=None):
 
 
 def run(project, command, environ):
-    """Replace this program with `command`, source/.venv's bin first on PATH."""
+    """Replace this program with `command`, source/.venv's bin first on PATH: the project's own
+    virtualenv, whatever other project's one is activated in the shell."""
     venv = project / "source" / ".venv"
     bin_dir = venv_python(venv).parent
     if not command:
