@@ -118,7 +118,6 @@ VALID = [
     ("pvc_size", "10G"),
     ("pvc_storage_class", "fast-ssd.storage.k8s.io"),
     ("pvc_mount_path", "/var/lib/orders"),
-    ("pvc_mount_path", "/app/data"),
     ("dr_active_region", "us-east-1"),
     ("docker_registry", "registry.example.com"),
     ("docker_registry", "localhost:5000"),
@@ -208,6 +207,9 @@ INVALID = [
     ("pvc_mount_path", "/"),
     ("pvc_mount_path", "/tmp"),
     ("pvc_mount_path", "/app"),
+    ("pvc_mount_path", "/app/data"),
+    ("pvc_mount_path", "/usr/share/orders"),
+    ("pvc_mount_path", "/var/run/secrets/orders"),
     ("pvc_mount_path", "/opt/venv"),
     ("pvc_mount_path", "/proc/data"),
     ("pvc_mount_path", "/my data"),
@@ -559,3 +561,37 @@ def test_the_jinja_facts_agree_with_the_hooks(spaces):
     ]
     assert pre.stage(given, pre.hostspaces(given)[-1]) == "production"
     assert post.hostspaces(given) == pre.hostspaces(given)  # each hook has its copy: they run apart
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/data",
+        "/srv/shared",
+        "/var/lib/orders",
+        "/opt/data",
+        "/app",
+        "/app/api",
+        "/app/data",
+        "/opt/venv/x",
+        "/usr",
+        "/var/run/secrets/kubernetes.io",
+        "/run/secrets",
+        "/tmp",
+        "/etc",
+        "/proc/x",
+        "/sys",
+        "/dev/shm",
+        "/home",
+        "/data/../etc",
+        "/data/./x",
+        "/home/app",
+    ],
+)
+def test_the_mount_path_rule_and_the_charts_schema_agree(path):
+    """The answer becomes persistence.mountPath: a path the hook takes, helm must take too."""
+    import jsonschema
+
+    schema = json.loads((REPO / "{{cookiecutter.app_name}}" / "chart" / "values.schema.json").read_text())
+    definition = {**schema["definitions"]["mountPath"], "definitions": schema["definitions"]}
+    assert (pre.mount_path(path) is True) == jsonschema.Draft7Validator(definition).is_valid(path)
