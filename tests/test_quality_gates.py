@@ -46,15 +46,17 @@ def test_ruff_check_and_format_pass_on_every_bake(bake):
 
 # The template's own Python, with the template's pyproject.toml (the generated project's code is
 # checked in its bakes above: unrendered, it is not Python yet).
-TEMPLATE_CODE = ["hooks", "tools", "tests", "benchmarks", "tasks.py"]
 
 
-def test_the_templates_own_code_passes_ruff():
-    checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", *TEMPLATE_CODE], cwd=REPO)
+def test_the_templates_own_code_passes_ruff_from_its_root():
+    """`ruff check .` as a maintainer types it: the generated side is left to its own settings."""
+    checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    formatted = run(
-        [sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *TEMPLATE_CODE], cwd=REPO
+    assert (
+        "hooks/post_gen_project.py"
+        in run([sys.executable, "-m", "ruff", "check", "--show-files", "."], cwd=REPO).stdout
     )
+    formatted = run([sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", "."], cwd=REPO)
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
 
 
