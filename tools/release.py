@@ -13,6 +13,7 @@ where Jinja comes in.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -107,10 +108,10 @@ def without_credentials(url):
 
 
 def canonical_url(root, given):
-    """Where the template lives: the checkout's `origin` (a local clone's own origin once
-    more: cruft clones a local clone), else what cookiecutter or cruft was given."""
+    """Where the template lives: the checkout's `origin` (and a local working clone's own
+    origin: cruft clones a local clone), else what cookiecutter or cruft was given."""
     url = git(root, "remote", "get-url", "origin")
-    if url and Path(url).is_dir():
+    if url and (Path(url) / "cookiecutter.json").is_file():
         url = git(url, "remote", "get-url", "origin") or str(Path(url).resolve())
     if not url:
         for short, long in ABBREVIATIONS.items():
@@ -128,13 +129,10 @@ def template_root(start):
     return None
 
 
-def identity(given=""):
-    """{"template", "release", "commit", "checkout"} of the template being rendered. The release
-    is the newest release tag the checkout holds (without git, its CHANGELOG's newest release);
-    `checkout` is what cruft can check out to start from it: that tag, else the commit."""
-    root = template_root(Path.cwd())
-    if root is None:
-        return {"template": given, "release": "", "commit": "", "checkout": ""}
+def identity_of(root, given):
+    """{"template", "release", "commit", "checkout"} of the template checkout at `root`. The
+    release is the newest release tag the checkout holds (without git, its CHANGELOG's newest
+    release); `checkout` is what cruft checks out to start from it: that tag, else the commit."""
     commit = git(root, "rev-parse", "HEAD") or ""
     tag = git(root, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*.[0-9]*.[0-9]*", "HEAD") if commit else None
     if tag and TAG.fullmatch(tag):
@@ -143,6 +141,18 @@ def identity(given=""):
         release = newest_release((root / "CHANGELOG.md").read_text(encoding="utf-8")) or ""
         checkout = commit or (f"v{release}" if release else "")
     return {"template": canonical_url(root, given), "release": release, "commit": commit, "checkout": checkout}
+
+
+def identity(given=""):
+    """identity_of() the template being rendered, by that checkout's own copy of this file:
+    `cruft update` renders two releases in one process, which imports this module only once."""
+    root = template_root(Path.cwd())
+    if root is None:
+        return {"template": given, "release": "", "commit": "", "checkout": ""}
+    spec = importlib.util.spec_from_file_location("flask_appstack_release", root / "tools" / "release.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.identity_of(root, given)
 
 
 try:

@@ -36,6 +36,8 @@ def read_json(path):
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except ValueError:
+        raise Refusal(f"{path} does not parse: resolve the conflict in it first") from None
 
 
 def run(*args, check=True, **options):
