@@ -152,26 +152,27 @@ def template_source(template=HERE):
     )
 
 
-def generate_command(argv, template=HERE):
+def generate_command(argv, template=HERE, notes=None):
     """Python's arguments for cruft create with these (cookiecutter's) arguments, from the
-    template's home at its newest release; plain cookiecutter where cruft cannot work, with a note."""
+    template's home at its newest release; plain cookiecutter where cruft cannot work. Notes
+    for the user go to `notes`, else to standard error."""
+    say = notes.append if notes is not None else (lambda note: print(note, file=sys.stderr))
     is_repository = _git(template, "rev-parse", "--is-inside-work-tree") == "true"
     cruft_args = cruft_create_args(argv)
     if is_repository and cruft_args is not None:
         source, tag, note = template_source(template)
-        print(note, file=sys.stderr)
+        say(note)
         checkout = ["--checkout", tag] if tag and "--checkout" not in cruft_args else []
         return ["-m", "cruft", "create", *checkout, *cruft_args, source]
     why = "this template is not a git repository" if not is_repository else f"cruft takes no {' '.join(argv)}"
-    print(
+    say(
         f"tasks.py: generating with cookiecutter from this folder ({why}): the project gets no .cruft.json; "
-        "its docs/updates.md shows the `cruft link` that adds one.",
-        file=sys.stderr,
+        "its docs/updates.md shows the `cruft link` that adds one."
     )
     return ["-m", "cookiecutter", str(template), *argv]
 
 
-def generate(args, env):
+def generate(args, env, notes=()):
     """Run the generation (`args`: the .venv's Python and its arguments). Its standard error is
     held back: when the pre-generation hook refuses, only the hook's message is printed, the
     command that runs again with the answer corrected last, without cookiecutter's traceback."""
@@ -186,7 +187,9 @@ def generate(args, env):
         )
         result = subprocess.run(args, env=env, stderr=subprocess.PIPE, text=True, errors="backslashreplace")
         refused = message.read_text() if message.exists() else ""
-    sys.stderr.write(refused if result.returncode and refused else result.stderr)
+    sys.stderr.write(
+        refused if result.returncode and refused else "".join(f"{note}\n" for note in notes) + result.stderr
+    )
     return result.returncode
 
 
@@ -199,13 +202,14 @@ def main(argv):
         sys.exit(__doc__)
     if argv[0] == "generate":
         ensure_venv(GENERATE)
-        args = [str(_venv_python()), *generate_command(argv[1:])]
+        notes = []
+        args = [str(_venv_python()), *generate_command(argv[1:], notes=notes)]
     else:
         ensure_venv()
         args = [str(_venv_python()), *commands[argv[0]], *argv[1:]]
     env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     if argv[0] == "generate":
-        return generate(args, env)
+        return generate(args, env, notes)
     return subprocess.run(args, cwd=HERE, env=env).returncode
 
 

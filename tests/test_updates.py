@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from releases import committed_project, cruft, edit, git, make_template_repo, make_update, template_file
+from releases import committed_project, cruft, edit, git, make_template_repo, make_update, publish, template_file
 
 from tools.project import DEFAULTS, REPO
 
@@ -52,6 +52,7 @@ def teams_project(template_repo, tmp_path):
         "return jsonify(error=error.name, status=error.code,",
     )
     git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+    publish(template_repo)
     return project
 
 
@@ -109,6 +110,7 @@ def test_make_update_finds_rejected_hunks_that_an_old_gitignore_hides(template_r
         "jsonify(status=error.code,",
     )
     git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+    publish(template_repo)
 
     updated = make_update(project)
     assert updated.returncode != 0, updated.stdout + updated.stderr
@@ -150,6 +152,7 @@ def test_cruft_conflict_files_are_not_ignored(default_project, tmp_path):
 def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo):
     edit(template_file(template_repo, "source/Pipfile"), "[packages]\n", '[packages]\nsix = ">=1.16"\n')
     git(template_repo, "commit", "-q", "-am", "template: a new dependency")
+    publish(template_repo)
     updated = make_update(teams_project)  # scripts/lock.py finds the Python and the pipenv itself
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "make update: source/Pipfile changed: re-locking" in updated.stdout
@@ -158,7 +161,13 @@ def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_re
 
 
 def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, template_repo):
-    git(template_repo, "revert", "--no-edit", "HEAD")  # the template is as the project was made
+    edit(
+        template_file(template_repo, "source/scale/errors.py"),
+        "return jsonify(error=error.name, status=error.code,",
+        "return jsonify(error=error.name,",
+    )
+    git(template_repo, "commit", "-q", "-am", "the fix undone: the template is as the project was made")
+    publish(template_repo)
     updated = make_update(teams_project)
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "make update: done; source/Pipfile is unchanged, the lock stays." in updated.stdout
