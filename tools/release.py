@@ -162,11 +162,13 @@ except ImportError:  # CI's bare python3 runs main() only
 
 
 class TemplateIdentity(Extension):
-    """Jinja's `template_identity(cookiecutter._template)` in the template's files."""
+    """Jinja's `template_identity(cookiecutter._template)` in the template's files, and the
+    filter `cookiecutter._template | template_identity("release")` for one of its fields."""
 
     def __init__(self, environment):
         super().__init__(environment)
         environment.globals["template_identity"] = identity
+        environment.filters["template_identity"] = lambda given, field: identity(given)[field]
 
 
 if __name__ == "__main__":
