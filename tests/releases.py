@@ -146,9 +146,10 @@ PIPFILE_PACKAGE = 'humanize = "*"\n'
 DOCKERFILE_LINE = "ENV ORDERS_PAGE_SIZE=50\n"
 
 
-def teams_week(project):
+def teams_week(project, production="prod"):
     """What a team does in its first week: an endpoint of its own with its test in place of the
-    example, a README paragraph, a package, a production CPU request, a line in the Dockerfile."""
+    example, a README paragraph, a package, a production CPU request (`production`: the last
+    hostspace), a line in the Dockerfile."""
     source = project / "source"
     (source / "api" / "orders.py").write_text(ORDERS)
     (source / "tests" / "test_orders.py").write_text(ORDERS_TEST)
@@ -159,7 +160,7 @@ def teams_week(project):
     with (project / "README.md").open("a") as readme:
         readme.write(README_PARAGRAPH)
     edit(source / "Pipfile", "[packages]\n", f"[packages]\n{PIPFILE_PACKAGE}")
-    edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
+    edit(project / "chart" / f"values-{production}.yaml", "cpu: 250m", "cpu: 400m")
     edit(project / "Dockerfile", "EXPOSE 8080\n", f"EXPOSE 8080\n{DOCKERFILE_LINE}")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the team's first week")
