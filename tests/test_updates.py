@@ -191,10 +191,17 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
     """`python3 tasks.py generate` runs this command: cruft create, so .cruft.json is there."""
     import tasks
 
+    notes = []
     command = tasks.generate_command(
-        ["--no-input", "-o", str(tmp_path / "out"), "app_name=orders", "hpa=no", "lock_dependencies=no"], template_repo
+        ["--no-input", "-o", str(tmp_path / "out"), "app_name=orders", "hpa=no", "lock_dependencies=no"],
+        template_repo,
+        notes,
     )
-    assert command[:3] == ["-m", "cruft", "create"]
+    assert command[:5] == ["-m", "cruft", "create", "--checkout", "v2.0.0"]  # the newest release, not main
+    # Without an origin, the folder is the template, and the note says how to record its home later.
+    [note] = notes
+    assert "this clone has no `origin` remote" in note
+    assert note.endswith("run in the project: python3 scripts/update.py template <the template's URL>")
     result = subprocess.run([sys.executable, *command], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     project = tmp_path / "out" / "orders"
@@ -204,6 +211,15 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     assert cruft(project, "check").returncode == 0
+
+    # That command, once the template has a home:
+    home = "https://git.example.com/platform/flask-appstack"
+    recorded = subprocess.run(
+        [sys.executable, "scripts/update.py", "template", home], cwd=project, capture_output=True, text=True
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    assert json.loads((project / ".cruft.json").read_text())["template"] == home
+    assert json.loads((project / ".flask-appstack.json").read_text())["template"] == home
 
 
 def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(template_repo):
