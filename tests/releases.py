@@ -125,6 +125,17 @@ def make_update(project, *path, args=()):
     return make(project, "update", *args, path=path)
 
 
+def assert_project_tests_pass(project, venv):
+    """The project's own suite (the team's tests and the platform's) passes in `venv`."""
+    tested = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 # ---- a week of the team's work ---------------------------------------------------------------
 
 ORDERS = '''"""The team's own endpoints."""

@@ -5,12 +5,11 @@ project's own test suite green after. (The release is the one tests/releases.py 
 changes every file the template owns and what the platform package does; the project's suite
 runs in the default project's virtualenv; `make check`'s linters are test_quality_gates.py's.)"""
 
-import subprocess
-
 import pytest
 from answers import COMBINATIONS
 from releases import (
     MARK,
+    assert_project_tests_pass,
     committed_project,
     git,
     make,
@@ -44,10 +43,4 @@ def test_a_project_of_the_fleet_takes_the_newest_release_without_conflict(releas
     assert missed == []
     assert make(project, "outdated").returncode == 0
 
-    tested = subprocess.run(
-        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert_project_tests_pass(project, project_venv)

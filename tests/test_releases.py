@@ -19,6 +19,7 @@ from releases import (
     PIPFILE_PACKAGE,
     README_PARAGRAPH,
     RELEASE_HEADER,
+    assert_project_tests_pass,
     committed_project,
     edit,
     git,
@@ -121,13 +122,7 @@ def test_a_release_that_changes_every_template_file_merges_without_conflict(work
     assert PIPFILE_PACKAGE in (project / "source/Pipfile").read_text()
     assert README_PARAGRAPH in (project / "README.md").read_text()
 
-    tested = subprocess.run(
-        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert_project_tests_pass(project, project_venv)
     server = served(project)
     status, headers, body = server.get("/api/v1/orders")
     assert (status, json.loads(body)) == (200, {"orders": []})
@@ -175,13 +170,7 @@ def follow(commands, project):
 
 
 def assert_serves_the_platform_and_the_teams_route(project, project_venv, served):
-    tested = subprocess.run(
-        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert_project_tests_pass(project, project_venv)
     server = served(project)
     status, headers, body = server.get("/api/v1/orders")
     assert (status, json.loads(body)) == (200, {"orders": []})
