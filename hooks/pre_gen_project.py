@@ -207,24 +207,24 @@ def storage_quantity(value):
 # Mounting over these would hide what the image needs (the Dockerfile puts the code in
 # /app, the packages in /opt/venv; the chart mounts an emptyDir at /tmp) or the system.
 # bandit's B108 (a hard-coded /tmp) is moot: these paths are refused, never used.
-RESERVED_PATHS = (
-    "/",
+# Where a volume may not go, as the chart's values.schema.json says too (a test ties the two):
+# over the image's code, the system's directories, the chart's /tmp or the service-account
+# token's directory, or in place of a directory the image and the system need.
+RESERVED_TREES = (
     "/app",
-    "/app/api",
-    "/opt",
     "/opt/venv",
-    "/tmp",  # nosec B108
+    "/usr",
     "/bin",
     "/sbin",
     "/lib",
     "/lib64",
-    "/usr",
-    "/etc",
-    "/var",
-    "/run",
-    "/home",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/var/run/secrets",
+    "/run/secrets",
 )
-SYSTEM_TREES = ("/proc", "/sys", "/dev")
+RESERVED_PATHS = ("/opt", "/etc", "/var", "/run", "/home", "/tmp")  # nosec B108
 PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")
 
 
@@ -233,7 +233,7 @@ def mount_path(value):
         return False
     if any(part in (".", "..") for part in value.split("/")):
         return "'.' and '..' are not allowed"
-    if value in RESERVED_PATHS or any(value == tree or value.startswith(tree + "/") for tree in SYSTEM_TREES):
+    if value in RESERVED_PATHS or any(value == tree or value.startswith(tree + "/") for tree in RESERVED_TREES):
         return f"{value} is used by the image or the system"
     return True
 
@@ -353,8 +353,10 @@ RULES = [
     Rule(
         "pvc_mount_path",
         mount_path,
-        "an absolute path such as /data (letters, digits, '.', '_', '-'; no '..'), "
-        "not one the image or the system uses (" + ", ".join(RESERVED_PATHS + SYSTEM_TREES) + ")",
+        "an absolute path such as /data (letters, digits, '.', '_', '-'; no '..'), neither in nor under "
+        + ", ".join(RESERVED_TREES)
+        + " nor "
+        + ", ".join(RESERVED_PATHS),
     ),
     Rule("pod_anti_affinity", one_of("preferred", "required", "none"), "preferred, required or none"),
     Rule("dr", is_bool, "true or false"),

@@ -82,8 +82,8 @@ class Chart:
         args = [a for f in files for a in ("-f", self.dir / f)]
         return args + [a for f in extra for a in ("-f", f)]
 
-    def template(self, label, extra_values=(), sets=(), helm=None):
-        """`helm template` as the pipeline runs it; returns the CompletedProcess."""
+    def template(self, label, extra_values=(), sets=(), helm=None, flags=()):
+        """`helm template` as the pipeline runs it (plus `flags`); returns the CompletedProcess."""
         return run(
             [
                 helm or self.helms["4"],
@@ -96,6 +96,7 @@ class Chart:
                 self.namespace(label),
                 "--kube-version",
                 KUBE_VERSION,
+                *flags,
             ],
             env=self.env,
         )

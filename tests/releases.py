@@ -125,7 +125,7 @@ def make_update(project, *path, args=()):
     return make(project, "update", *args, path=path)
 
 
-def assert_project_tests_pass(project, venv):
+def assert_the_projects_suite_passes(project, venv):
     """The project's own suite (the team's tests and the platform's) passes in `venv`."""
     tested = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -155,6 +155,13 @@ ORDERS_TEST = """def test_orders_are_listed(client):
 README_PARAGRAPH = "\n## On call\n\nThe orders team answers pages for this service.\n"
 PIPFILE_PACKAGE = 'humanize = "*"\n'
 DOCKERFILE_LINE = "ENV ORDERS_PAGE_SIZE=50\n"
+
+
+def add_orders_route_to_the_example(project):
+    """The team's route, in the example module as many teams wrote it before 2.0.0, with its test."""
+    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
+        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
+    (project / "source" / "tests" / "test_orders.py").write_text(ORDERS_TEST)
 
 
 def teams_week(project, production="prod"):

@@ -56,6 +56,26 @@ def test_helm_3_and_4_render_the_same_manifests(chart):
         ("replicas: 2\n", "replicas"),  # unknown top-level key
         ("autoscaling:\n  enabled: 'yes'\n", "enabled"),  # wrong type, nested
         ("dr:\n  role: standby\n", "role"),  # not one of active/passive
+        # Ambassador's TLS below 1.2.
+        ("tls:\n  minVersion: v1.0\n", "minVersion"),
+        ("tls:\n  minVersion: v1.1\n", "minVersion"),
+        # The Mapping routes a service path, never the whole host (/livez, /readyz, /metrics).
+        ("mapping:\n  prefix: /\n", "prefix"),
+        ("mapping:\n  prefix: /api\n", "prefix"),
+        # A drain too short to be one.
+        ("terminationGracePeriodSeconds: 1\n", "terminationGracePeriodSeconds"),
+        ("gracefulTimeoutSeconds: 1\n", "gracefulTimeoutSeconds"),
+        ("preStopSleepSeconds: 0\n", "preStopSleepSeconds"),
+        # What the chart sets itself, and a prefix/suffix pattern's leftovers.
+        ("env:\n  GUNICORN_GRACEFUL_TIMEOUT: '1'\n", "GUNICORN_GRACEFUL_TIMEOUT"),
+        ("env:\n  PORT: '9090'\n", "PORT"),
+        ("persistence:\n  mountPath: /data/../app\n", "mountPath"),
+        ("podAntiAffinity:\n  topologyKey: 'zone key'\n", "topologyKey"),
+        ("image:\n  tag: 'latest stable'\n", "tag"),
+        ("nameOverride: 'Name'\n", "nameOverride"),
+        # What checkov asks of every render: a fixed tag, pulled every time.
+        ("image:\n  tag: latest\n", "tag"),
+        ("image:\n  pullPolicy: IfNotPresent\n", "pullPolicy"),
     ],
 )
 def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad, field):
@@ -69,6 +89,125 @@ def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad,
     assert result.returncode != 0
     # helm 3 and 4 word schema errors differently; both name the schema and the field.
     assert "schema" in result.stderr and field in result.stderr, result.stderr
+
+
+# A values file that, inserted unquoted, ends the line it lands on and starts pod-spec
+# fields of its own: host namespaces and a privileged root init container. "overhead:" takes
+# whatever deeper lines the template writes after the value, so the render stays valid YAML.
+POD_FIELDS = (
+    "\n      hostPID: true\n      hostNetwork: true\n      initContainers:\n        - name: root\n"
+    "          image: busybox\n          securityContext: {privileged: true, runAsUser: 0}\n      overhead:"
+)
+
+
+def deployment_pod(objects):
+    return one(objects, "Deployment")["spec"]["template"]["spec"]
+
+
+def data_mount(objects):
+    return [m for m in container(objects)["volumeMounts"] if m["name"] == "data"][0]["mountPath"]
+
+
+def preferred_topology_key(objects):
+    rules = deployment_pod(objects)["affinity"]["podAntiAffinity"]
+    return rules["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]["topologyKey"]
+
+
+MAPPING_FIELDS = {"hostname", "prefix", "rewrite", "service", "timeout_ms"}
+
+
+# Free strings of the values, each with a newline in it: where the value lands, and the
+# values file that carries it.
+MOUNT_PATH, TOPOLOGY_KEY = "/data" + POD_FIELDS, "kubernetes.io/hostname" + POD_FIELDS
+PREFIX, STORAGE_CLASS = "/api/\n  bypass_auth: true\n  host_redirect: true", "fast\n  volumeName: someone-elses"
+REPOSITORY, TAG = "registry.example.com/team/app", '1.0"\n          command: [sh]\n          args: "'
+INJECTIONS = {
+    "persistence.mountPath": (data_mount, MOUNT_PATH, {"persistence": {"enabled": True, "mountPath": MOUNT_PATH}}),
+    "podAntiAffinity.topologyKey": (
+        preferred_topology_key,
+        TOPOLOGY_KEY,
+        {"podAntiAffinity": {"type": "preferred", "topologyKey": TOPOLOGY_KEY}},
+    ),
+    "mapping.prefix": (
+        lambda objects: of_kind(objects, "Mapping")[0]["spec"]["prefix"],
+        PREFIX,
+        {"mapping": {"prefix": PREFIX}},
+    ),
+    "persistence.storageClassName": (
+        lambda objects: one(objects, "PersistentVolumeClaim")["spec"]["storageClassName"],
+        STORAGE_CLASS,
+        {"persistence": {"enabled": True, "storageClassName": STORAGE_CLASS}},
+    ),
+    "image.tag": (
+        lambda objects: container(objects)["image"],
+        f"{REPOSITORY}:{TAG}",
+        {"image": {"repository": REPOSITORY, "tag": TAG}},
+    ),
+}
+
+
+@HELM_VERSIONS
+@pytest.mark.parametrize("path", INJECTIONS, ids=str)
+def test_a_value_with_a_newline_is_refused_and_cannot_add_fields(default_chart, tmp_path, version, path):
+    """The schema refuses it; and were the schema skipped (--skip-schema-validation), the value
+    arrives as the one string it is, adding no field: every free string is quoted."""
+    arrival, expected, values = INJECTIONS[path]
+    file = tmp_path / "hostile.yaml"
+    file.write_text(yaml.safe_dump(values))
+    helm, label = default_chart.helms[version], default_chart.labels[-1]
+    refused = default_chart.template(label, extra_values=[file], helm=helm)
+    assert refused.returncode != 0 and "schema" in refused.stderr, refused.stdout
+    lint = run(
+        [helm, "lint", "--strict", default_chart.dir, *default_chart.values_args(label, [file])], env=default_chart.env
+    )
+    assert lint.returncode != 0, lint.stdout
+    rendered = default_chart.template(label, extra_values=[file], helm=helm, flags=["--skip-schema-validation"])
+    assert rendered.returncode == 0, rendered.stderr
+    objects = split_documents(rendered.stdout)
+    pod = deployment_pod(objects)
+    assert not {"hostPID", "hostNetwork", "initContainers", "overhead"} & set(pod), pod
+    assert all(set(m["spec"]) == MAPPING_FIELDS for m in of_kind(objects, "Mapping"))
+    assert "command" not in container(objects)
+    assert arrival(objects) == expected
+
+
+@HELM_VERSIONS
+def test_a_drain_the_kubelet_would_cut_short_is_refused(default_chart, version):
+    """Each value within its bounds, but the preStop pause plus gunicorn's graceful timeout
+    outlasts the grace period: the kubelet would kill requests in flight."""
+    sets = ["preStopSleepSeconds=5", "gracefulTimeoutSeconds=25", "terminationGracePeriodSeconds=30"]
+    helm = default_chart.helms[version]
+    result = default_chart.template(default_chart.labels[-1], sets=sets, helm=helm)
+    assert result.returncode != 0
+    assert "terminationGracePeriodSeconds (30) must exceed" in result.stderr, result.stderr
+    enough = default_chart.template(
+        default_chart.labels[-1], sets=[*sets[:2], "terminationGracePeriodSeconds=31"], helm=helm
+    )
+    assert enough.returncode == 0, enough.stderr
+
+
+# A template action that writes a value into YAML: quoted, a number, JSON, or YAML from toYaml
+# (include of the label helpers, whose values are quoted there). Anything else is a statement.
+STATEMENT = re.compile(r"^(if|else|end|with|range|define|fail)\b|^/\*|^\$\w+\s*:?=")
+WRITES_SAFELY = re.compile(
+    r"(\|\s*(quote|int|toJson|sha256sum)|toYaml .*|include \"app\.(labels|selectorLabels)\" \S+ \| nindent \d+)$"
+)
+
+
+def test_every_value_reaches_yaml_quoted_or_typed(default_chart):
+    """A value written bare takes YAML's reading of it (a newline starts new fields; `yes` is a
+    boolean): every action that writes one quotes it, types it, or writes it with toYaml/toJson."""
+    bare = []
+    for path in sorted((default_chart.dir / "templates").iterdir()):
+        if path.name == "NOTES.txt":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if path.suffix == ".tpl" and not re.match(r"^\s*[-\w./]+: ", line):
+                continue  # helper bodies build strings; only the label lines are YAML
+            for action in re.findall(r"{{-?\s*(.*?)\s*-?}}", line):
+                if not STATEMENT.match(action) and not WRITES_SAFELY.search(action):
+                    bare.append(f"{path.name}:{number}: {action}")
+    assert bare == []
 
 
 def test_values_schema_is_self_contained_draft_07(default_chart):
@@ -210,6 +349,7 @@ def test_every_checkov_skip_is_justified(default_chart):
 WEAKENED = {
     "pod runAsNonRoot false": {"podSecurityContext": {"runAsNonRoot": False}},
     "pod runs as root": {"podSecurityContext": {"runAsUser": 0}},
+    "a low user ID, maybe a node's user": {"securityContext": {"runAsUser": 1000}},
     "pod runAsNonRoot removed": {"podSecurityContext": {"runAsNonRoot": None}},
     "pod unconfined seccomp": {"podSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
     "runAsNonRoot false": {"securityContext": {"runAsNonRoot": False}},
@@ -219,6 +359,44 @@ WEAKENED = {
     "nothing dropped": {"securityContext": {"capabilities": {"drop": []}}},
     "writable root": {"securityContext": {"readOnlyRootFilesystem": False}},
     "host path volume": {"extraVolumes": [{"name": "node", "hostPath": {"path": "/"}}]},
+    "container AppArmor unconfined": {"securityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+    "pod AppArmor unconfined": {"podSecurityContext": {"appArmorProfile": {"type": "Unconfined"}}},
+    "AppArmor unconfined annotation": {
+        "podAnnotations": {"container.apparmor.security.beta.kubernetes.io/flask-app": "unconfined"}
+    },
+    "seccomp unconfined annotation": {"podAnnotations": {"seccomp.security.alpha.kubernetes.io/pod": "unconfined"}},
+    "localhost seccomp": {"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "x"}}},
+    "SELinux spc_t": {"securityContext": {"seLinuxOptions": {"type": "spc_t"}}},
+    "pod SELinux spc_t": {"podSecurityContext": {"seLinuxOptions": {"type": "spc_t"}}},
+    "root group": {"podSecurityContext": {"fsGroup": 0, "supplementalGroups": [0]}},
+    "sysctls": {"podSecurityContext": {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]}},
+    "unmasked /proc": {"securityContext": {"procMount": "Unmasked"}},
+    "Windows host process": {"securityContext": {"windowsOptions": {"hostProcess": True}}},
+    "privileged port": {"containerPort": 80},
+    "service-account token volume": {
+        "extraVolumes": [{"name": "token", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
+        "extraVolumeMounts": [{"name": "token", "mountPath": "/etc/token", "readOnly": True}],
+    },
+    "a volume at the token's path": {
+        "extraVolumes": [{"name": "token", "secret": {"secretName": "stolen-token"}}],
+        "extraVolumeMounts": [{"name": "token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+    },
+    "writable volume over /app/api": {
+        "extraVolumes": [{"name": "code", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "code", "mountPath": "/app/api"}],
+    },
+    "writable volume over /app/scale": {
+        "extraVolumes": [{"name": "code", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "code", "mountPath": "/app/scale"}],
+    },
+    "writable volume over /app": {"persistence": {"enabled": True, "mountPath": "/app"}},
+    "writable volume over the packages": {"persistence": {"enabled": True, "mountPath": "/opt/venv/lib"}},
+    "LoadBalancer service": {"service": {"type": "LoadBalancer"}},
+    "NodePort service": {"service": {"type": "NodePort"}},
+    "control-plane toleration": {
+        "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
+    },
+    "tolerates every taint": {"tolerations": [{"operator": "Exists"}]},
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from answers import COMBINATIONS
 from releases import (
     MARK,
-    assert_project_tests_pass,
+    assert_the_projects_suite_passes,
     committed_project,
     git,
     make,
@@ -43,4 +43,4 @@ def test_a_project_of_the_fleet_takes_the_newest_release_without_conflict(releas
     assert missed == []
     assert make(project, "outdated").returncode == 0
 
-    assert_project_tests_pass(project, project_venv)
+    assert_the_projects_suite_passes(project, project_venv)

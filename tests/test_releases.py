@@ -15,11 +15,11 @@ from owners import TEAM_PATHS, covers
 from releases import (
     DOCKERFILE_LINE,
     MARK,
-    ORDERS_TEST,
     PIPFILE_PACKAGE,
     README_PARAGRAPH,
     RELEASE_HEADER,
-    assert_project_tests_pass,
+    add_orders_route_to_the_example,
+    assert_the_projects_suite_passes,
     committed_project,
     edit,
     git,
@@ -122,7 +122,7 @@ def test_a_release_that_changes_every_template_file_merges_without_conflict(work
     assert PIPFILE_PACKAGE in (project / "source/Pipfile").read_text()
     assert README_PARAGRAPH in (project / "README.md").read_text()
 
-    assert_project_tests_pass(project, project_venv)
+    assert_the_projects_suite_passes(project, project_venv)
     server = served(project)
     status, headers, body = server.get("/api/v1/orders")
     assert (status, json.loads(body)) == (200, {"orders": []})
@@ -170,7 +170,7 @@ def follow(commands, project):
 
 
 def assert_serves_the_platform_and_the_teams_route(project, project_venv, served):
-    assert_project_tests_pass(project, project_venv)
+    assert_the_projects_suite_passes(project, project_venv)
     server = served(project)
     status, headers, body = server.get("/api/v1/orders")
     assert (status, json.loads(body)) == (200, {"orders": []})
@@ -178,13 +178,6 @@ def assert_serves_the_platform_and_the_teams_route(project, project_venv, served
     assert server.get("/api/v1/hello?name=Ada")[2] == '{"message":"Hello, Ada!"}\n'
     status, _, metrics = server.get("/metrics")
     assert status == 200 and "/api/v1/orders" in metrics
-
-
-def add_orders_route_to_the_example(project):
-    """The team's route, in the example module as many teams wrote it before 2.0.0."""
-    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
-        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
-    (project / "source" / "tests" / "test_orders.py").write_text(ORDERS_TEST)
 
 
 def test_a_project_made_from_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp_path, project_venv, served):

@@ -118,7 +118,6 @@ VALID = [
     ("pvc_size", "10G"),
     ("pvc_storage_class", "fast-ssd.storage.k8s.io"),
     ("pvc_mount_path", "/var/lib/orders"),
-    ("pvc_mount_path", "/app/data"),
     ("dr_active_region", "us-east-1"),
     ("docker_registry", "registry.example.com"),
     ("docker_registry", "localhost:5000"),
@@ -208,6 +207,9 @@ INVALID = [
     ("pvc_mount_path", "/"),
     ("pvc_mount_path", "/tmp"),
     ("pvc_mount_path", "/app"),
+    ("pvc_mount_path", "/app/data"),
+    ("pvc_mount_path", "/usr/share/orders"),
+    ("pvc_mount_path", "/var/run/secrets/orders"),
     ("pvc_mount_path", "/opt/venv"),
     ("pvc_mount_path", "/proc/data"),
     ("pvc_mount_path", "/my data"),
@@ -515,8 +517,14 @@ def test_the_report_ends_with_a_cookiecutter_command_holding_every_answer(tmp_pa
     words = shlex.split(lines[-1])
     assert words[:5] == ["cookiecutter", "--no-input", "--output-dir", str(tmp_path), "gh:scale/flask-appstack"]
     expected = {key: ("yes" if value is True else "no" if value is False else value) for key, value in given.items()}
+    del expected["pipeline_ref"]  # it follows app_version (refs/tags/v<app_version>), also a corrected one
     assert dict(word.split("=", 1) for word in words[5:]) == expected
-    assert [word.split("=", 1)[0] for word in words[5:]] == VARIABLES  # in the order of the questions
+    assert [word.split("=", 1)[0] for word in words[5:]] == [v for v in VARIABLES if v != "pipeline_ref"]
+
+
+def test_a_pipeline_ref_chosen_on_purpose_stays_in_the_command(tmp_path):
+    context = {**public(app_name="Orders", pipeline_ref="refs/heads/release/4.7"), "_template": "t"}
+    assert "pipeline_ref=refs/heads/release/4.7" in shlex.split(pre.rerun_command(context, str(tmp_path / "x")))
 
 
 def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_path):
@@ -525,7 +533,8 @@ def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_pa
     command = pre.rerun_command(context, str(tmp_path / "out" / "Orders"))
     words = shlex.split(command)
     assert words[:5] == ["cruft", "create", "--no-input", "--output-dir", str(tmp_path / "out")]
-    assert words[5] == "--extra-context" and json.loads(words[6]) == given
+    following = {key: value for key, value in given.items() if key != "pipeline_ref"}  # follows app_version
+    assert words[5] == "--extra-context" and json.loads(words[6]) == following
     assert words[7:] == ["/srv/templates/flask-appstack"]
 
 
@@ -552,3 +561,37 @@ def test_the_jinja_facts_agree_with_the_hooks(spaces):
     ]
     assert pre.stage(given, pre.hostspaces(given)[-1]) == "production"
     assert post.hostspaces(given) == pre.hostspaces(given)  # each hook has its copy: they run apart
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/data",
+        "/srv/shared",
+        "/var/lib/orders",
+        "/opt/data",
+        "/app",
+        "/app/api",
+        "/app/data",
+        "/opt/venv/x",
+        "/usr",
+        "/var/run/secrets/kubernetes.io",
+        "/run/secrets",
+        "/tmp",
+        "/etc",
+        "/proc/x",
+        "/sys",
+        "/dev/shm",
+        "/home",
+        "/data/../etc",
+        "/data/./x",
+        "/home/app",
+    ],
+)
+def test_the_mount_path_rule_and_the_charts_schema_agree(path):
+    """The answer becomes persistence.mountPath: a path the hook takes, helm must take too."""
+    import jsonschema
+
+    schema = json.loads((REPO / "{{cookiecutter.app_name}}" / "chart" / "values.schema.json").read_text())
+    definition = {**schema["definitions"]["mountPath"], "definitions": schema["definitions"]}
+    assert (pre.mount_path(path) is True) == jsonschema.Draft7Validator(definition).is_valid(path)

@@ -50,12 +50,12 @@ Chart name and version, for the helm.sh/chart label.
 Labels on every object.
 */}}
 {{- define "app.labels" -}}
-helm.sh/chart: {{ include "app.chart" . }}
+helm.sh/chart: {{ include "app.chart" . | quote }}
 {{ include "app.selectorLabels" . }}
 {{- if .Chart.AppVersion }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- end }}
 
 {{/*
@@ -63,8 +63,8 @@ Labels that select the release's pods (Service, PDB, anti-affinity) and its Mapp
 (each Host's mappingSelector). They never change after the first install.
 */}}
 {{- define "app.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "app.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "app.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{/*

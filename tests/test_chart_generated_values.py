@@ -1,0 +1,221 @@
+"""The chart holds for every values file its schema accepts, not only for the ones we thought of.
+
+Values files are drawn from the chart's own values.schema.json (hypothesis-jsonschema, a fixed
+number of examples, derandomized: every run draws the same files), laid over the production
+hostspace's values as the pipeline deploys them, and rendered by helm 3.17 and 4. Every render
+must be the same on both helms and keep the invariants below; then one checkov scan (its start-up
+dominates a scan) reads every render.
+"""
+
+import copy
+import json
+import re
+import time
+
+import pytest
+import yaml
+from chart_matrix import container, of_kind, one, split_documents
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_jsonschema import from_schema
+
+from tools.validators import run_checkov
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = 50
+
+# What the Deployment's pod spec and container may hold: the chart's fields, and the optional
+# ones present exactly when their value is not empty. Nothing else (no host namespaces, no
+# init or ephemeral containers, no node name, no host aliases).
+POD_FIELDS = {
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "securityContext",
+    "terminationGracePeriodSeconds",
+    "containers",
+    "volumes",
+}
+OPTIONAL_POD_FIELDS = ("imagePullSecrets", "nodeSelector", "tolerations", "topologySpreadConstraints")
+CONTAINER_FIELDS = {
+    "name",
+    "image",
+    "imagePullPolicy",
+    "securityContext",
+    "ports",
+    "env",
+    "livenessProbe",
+    "readinessProbe",
+    "lifecycle",
+    "resources",
+    "volumeMounts",
+}
+MAPPING_FIELDS = {"hostname", "prefix", "rewrite", "service", "timeout_ms"}
+# Where no volume may appear: the code and its packages, and the service-account token's directory.
+FORBIDDEN_TREES = ("/app", "/opt/venv", "/var/run/secrets", "/run/secrets")
+
+
+# Characters a values file cannot carry to both helms: helm 3.17 writes the values back to YAML
+# to check the schema, raw, and its own parser then refuses a control character; YAML 1.1 reads
+# NEL, LS and PS as line breaks. Drawn strings get "?" instead (keys and values alike).
+UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+
+
+def printable(value):
+    if isinstance(value, str):
+        return UNPRINTABLE.sub("?", value)
+    if isinstance(value, dict):
+        return {printable(key): printable(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [printable(inner) for inner in value]
+    return value
+
+
+def everything_set(schema):
+    """The schema with every property of every object required (where that leaves it
+    satisfiable: not where an object takes one of its properties at a time), so that drawn
+    files set every value, nested ones too, and not only the few a free draw picks."""
+    schema = copy.deepcopy(schema)
+
+    def require(node):
+        if isinstance(node, dict):
+            if node.get("properties") and "maxProperties" not in node and "oneOf" not in node:
+                node["required"] = sorted(node["properties"])
+            for inner in node.values():
+                require(inner)
+        elif isinstance(node, list):
+            for inner in node:
+                require(inner)
+
+    require(schema)
+    return schema
+
+
+def helm_merge(base, extra):
+    """`extra` over `base` as helm merges values files: maps deeply, null deletes what `base`
+    has (a null that deletes nothing stays), the rest replaced."""
+    for key, value in extra.items():
+        if value is None and key in base:
+            del base[key]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            helm_merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def expected_pod_fields(values):
+    fields = set(POD_FIELDS) | {name for name in OPTIONAL_POD_FIELDS if values.get(name)}
+    if values.get("affinity") or values["podAntiAffinity"]["type"] != "none":
+        fields.add("affinity")
+    return fields
+
+
+def under(path, tree):
+    return path == tree or path.startswith(tree + "/")
+
+
+def broken_invariants(objects, values):
+    """Every invariant the render breaks, as sentences (none: an empty list)."""
+    broken = []
+    deployments = of_kind(objects, "Deployment")
+    if len(deployments) != 1:
+        return [f"{len(deployments)} Deployments"]
+    pod = deployments[0]["spec"]["template"]["spec"]
+    if set(pod) != expected_pod_fields(values):
+        broken.append(f"pod spec fields {sorted(set(pod) ^ expected_pod_fields(values))} differ")
+    if len(pod["containers"]) != 1:
+        return broken + [f"{len(pod['containers'])} containers"]
+    main = container(objects)
+    expected = CONTAINER_FIELDS | ({"envFrom"} if values["dr"]["enabled"] or values.get("envFrom") else set())
+    if set(main) != expected:
+        broken.append(f"container fields {sorted(set(main) ^ expected)} differ")
+    context, pod_context = main["securityContext"], pod["securityContext"]
+    checks = {
+        "runs as root": not (pod_context["runAsNonRoot"] is context["runAsNonRoot"] is True),
+        "a root user or group": 0
+        in [
+            *(c.get(k) for c in (context, pod_context) for k in ("runAsUser", "runAsGroup", "fsGroup")),
+            *pod_context.get("supplementalGroups", []),
+        ],
+        "privileged or escalates": context.get("privileged", False) or context["allowPrivilegeEscalation"],
+        "a writable root filesystem": context["readOnlyRootFilesystem"] is not True,
+        "capabilities kept": context["capabilities"] != {"drop": ["ALL"]},
+        "seccomp not RuntimeDefault": {context["seccompProfile"]["type"], pod_context["seccompProfile"]["type"]}
+        != {"RuntimeDefault"},
+        "a service-account token": pod["automountServiceAccountToken"] is not False
+        or any("serviceAccountToken" in s for v in pod["volumes"] for s in v.get("projected", {}).get("sources", [])),
+        "a host path": any("hostPath" in v for v in pod["volumes"]),
+        "a host port": any("hostPort" in p for p in main["ports"]),
+        "a volume over the code or the token": any(
+            under(m["mountPath"], tree) for m in main["volumeMounts"] for tree in FORBIDDEN_TREES
+        ),
+        "a drain shorter than its parts": pod["terminationGracePeriodSeconds"]
+        <= values["preStopSleepSeconds"] + values["gracefulTimeoutSeconds"],
+        "a Service other than ClusterIP": one(objects, "Service")["spec"]["type"] != "ClusterIP",
+        "a Mapping with other fields or the whole host": any(
+            set(m["spec"]) != MAPPING_FIELDS or m["spec"]["prefix"] == "/" for m in of_kind(objects, "Mapping")
+        ),
+        "TLS below 1.2": any(
+            h["spec"]["tls"]["min_tls_version"] not in ("v1.2", "v1.3") for h in of_kind(objects, "Host")
+        ),
+    }
+    return broken + [sentence for sentence, failed in checks.items() if failed]
+
+
+def drain_too_short(values):
+    return values["terminationGracePeriodSeconds"] <= values["preStopSleepSeconds"] + values["gracefulTimeoutSeconds"]
+
+
+def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_passes(default_chart, tmp_path, record_property):
+    chart, label = default_chart, default_chart.labels[-1]
+    schema = json.loads((chart.dir / "values.schema.json").read_text())
+    base = helm_merge(copy.deepcopy(chart.values), yaml.safe_load((chart.dir / label).read_text()))
+    renders, refused = [], []
+
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+    @given(st.one_of(from_schema(schema), from_schema(everything_set(schema))).map(printable))
+    def renders_safely(drawn):
+        # JSON is YAML whose strings are all quoted: YAML 1.1 would read a bare y or no as a boolean.
+        file = tmp_path / "drawn.yaml"
+        file.write_text(json.dumps(drawn, ensure_ascii=False))
+        three, four = (chart.template(label, extra_values=[file], helm=chart.helms[v]) for v in ("3.17", "4"))
+        assert (three.returncode, three.stdout) == (four.returncode, four.stdout), three.stderr + four.stderr
+        values = helm_merge(copy.deepcopy(base), drawn)
+        if drain_too_short(values):
+            # Each value within its bounds, their sum not: the chart's own check refuses it.
+            assert four.returncode != 0 and "must exceed preStopSleepSeconds" in four.stderr, four.stderr
+            refused.append(file.read_text())
+            return
+        assert four.returncode == 0, four.stderr
+        assert broken_invariants(split_documents(four.stdout), values) == []
+        renders.append(four.stdout)
+
+    start = time.monotonic()
+    renders_safely()
+    drawn = time.monotonic() - start
+    assert len(renders) >= EXAMPLES // 2, f"only {len(renders)} of {EXAMPLES} drawn values files rendered"
+
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    for index, manifest in enumerate(renders):
+        (folder / f"{index}.yaml").write_text(manifest)
+    report = json.loads(run_checkov(folder, config=chart.dir / ".checkov.yaml", output="json").stdout)
+    failed = [
+        f"{c['check_id']} {c['check_name']}: {c['resource']} in {c['file_path']}"
+        for c in report["results"]["failed_checks"]
+    ]
+    assert report["summary"]["passed"] > 0
+    assert failed == []
+    record_property(
+        "measurement",
+        f"chart values drawn from its schema: {len(renders)} rendered safe and {len(refused)} refused "
+        f"(a drain too short) of {EXAMPLES}, on helm 3.17 and 4 in {drawn:.0f} s; checkov on the "
+        f"{len(renders)} renders in {time.monotonic() - start - drawn:.0f} s",
+    )
