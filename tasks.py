@@ -135,6 +135,8 @@ def template_source(template=HERE):
     make update), and never unreleased work of this folder or of main."""
     origin = _git(template, "remote", "get-url", "origin")
     if origin:
+        # A token in the URL would land in .cruft.json: git's credential helper supplies it instead.
+        origin = re.sub(r"^(https?://)[^/@]*@", r"\1", origin)
         listed = _git(template, "ls-remote", "--tags", "--refs", "origin")
         if listed is None:
             sys.exit(f"tasks.py: cannot list the release tags of origin ({origin}): is it reachable?")
