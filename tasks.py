@@ -6,8 +6,9 @@ Each command first makes `.venv` with the pinned tools it needs (once; again onl
 their requirements change): `generate` only cookiecutter and cruft (requirements/generate.txt),
 `test` and `bench` the whole test toolset (requirements/dev.txt, which includes them). Then:
 
-  generate [cookiecutter args]  `cruft create` on this template, so the project gets the
-                                .cruft.json that `cruft check` and `cruft update` need;
+  generate [cookiecutter args]  `cruft create` from this clone's origin at its newest release
+                                tag, so the project records the template's URL and release
+                                (.cruft.json, .flask-appstack.json) for `make update`;
                                 takes cookiecutter's arguments (e.g. --no-input -o ~/src key=value)
   test [pytest args]            the template's whole test suite, in parallel
   bench [args]                  the benchmarks (benchmarks/run.py)
@@ -16,6 +17,7 @@ their requirements change): `generate` only cookiecutter and cruft (requirements
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,42 +105,76 @@ def cruft_create_args(argv):
     return args
 
 
-def _template_commit_state(template):
-    """(is a git work tree, has uncommitted changes) of the template."""
+def _git(template, *args):
+    """git's output in the template, or None when it fails (no git, no repository, no origin)."""
     if not shutil.which("git"):
-        return False, False
-    inside = subprocess.run(
-        ["git", "-C", str(template), "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True
+        return None
+    done = subprocess.run(
+        ["git", "-C", str(template), *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
     )
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
-        return False, False
-    status = subprocess.run(["git", "-C", str(template), "status", "--porcelain"], capture_output=True, text=True)
-    return True, bool(status.stdout.strip())
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
-def generate_command(argv, template=HERE):
-    """Python's arguments for cruft create with these (cookiecutter's) arguments; plain
-    cookiecutter where cruft cannot work, with a note."""
-    is_repository, dirty = _template_commit_state(template)
+RELEASE_TAG = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+
+
+def newest_release_tag(tag_names):
+    """The newest `vX.Y.Z` among tag names, or None."""
+    versions = [tuple(map(int, match.groups())) for name in tag_names if (match := RELEASE_TAG.fullmatch(name))]
+    return "v{}.{}.{}".format(*max(versions)) if versions else None
+
+
+def template_source(template=HERE):
+    """(where to generate from, the release tag to check out or None, a note for the user).
+
+    The template's canonical home is this clone's `origin`, at its newest release tag: the
+    project records that URL, so it finds later releases from any machine (make outdated,
+    make update), and never unreleased work of this folder or of main."""
+    origin = _git(template, "remote", "get-url", "origin")
+    if origin:
+        # A token in the URL would land in .cruft.json: git's credential helper supplies it instead.
+        origin = re.sub(r"^(https?://)[^/@]*@", r"\1", origin)
+        listed = _git(template, "ls-remote", "--tags", "--refs", "origin")
+        if listed is None:
+            sys.exit(f"tasks.py: cannot list the release tags of origin ({origin}): is it reachable?")
+        tag = newest_release_tag(line.rpartition("refs/tags/")[2] for line in listed.splitlines())
+        if tag is None:
+            return origin, None, f"tasks.py: {origin} has no release tag yet: generating from its default branch."
+        return origin, tag, f"tasks.py: generating from {origin} at {tag}, its newest release (not from this folder)."
+    tag = newest_release_tag((_git(template, "tag", "--list", "v*") or "").split())
+    fix = "python3 scripts/update.py template <the template's URL>"
+    return (
+        str(template),
+        tag,
+        f"tasks.py: this clone has no `origin` remote, so the project records this folder ({template}) as "
+        f"its template{f', at {tag}' if tag else ''}; once the template has a home, run in the project: {fix}",
+    )
+
+
+def generate_command(argv, template=HERE, notes=None):
+    """Python's arguments for cruft create with these (cookiecutter's) arguments, from the
+    template's home at its newest release; plain cookiecutter where cruft cannot work. Notes
+    for the user go to `notes`, else to standard error."""
+    say = notes.append if notes is not None else (lambda note: print(note, file=sys.stderr))
+    is_repository = _git(template, "rev-parse", "--is-inside-work-tree") == "true"
     cruft_args = cruft_create_args(argv)
     if is_repository and cruft_args is not None:
-        if dirty:
-            print(
-                "tasks.py: cruft generates from this template's last commit; "
-                "its uncommitted changes are not in the project.",
-                file=sys.stderr,
-            )
-        return ["-m", "cruft", "create", *cruft_args, str(template)]
+        source, tag, note = template_source(template)
+        say(note)
+        checkout = ["--checkout", tag] if tag and "--checkout" not in cruft_args else []
+        return ["-m", "cruft", "create", *checkout, *cruft_args, source]
     why = "this template is not a git repository" if not is_repository else f"cruft takes no {' '.join(argv)}"
-    print(
-        f"tasks.py: generating with cookiecutter ({why}): the project gets no .cruft.json; "
-        "its docs/updates.md shows the `cruft link` that adds one.",
-        file=sys.stderr,
+    say(
+        f"tasks.py: generating with cookiecutter from this folder ({why}): the project gets no .cruft.json; "
+        "its docs/updates.md shows the `cruft link` that adds one."
     )
     return ["-m", "cookiecutter", str(template), *argv]
 
 
-def generate(args, env):
+def generate(args, env, notes=()):
     """Run the generation (`args`: the .venv's Python and its arguments). Its standard error is
     held back: when the pre-generation hook refuses, only the hook's message is printed, the
     command that runs again with the answer corrected last, without cookiecutter's traceback."""
@@ -153,7 +189,9 @@ def generate(args, env):
         )
         result = subprocess.run(args, env=env, stderr=subprocess.PIPE, text=True, errors="backslashreplace")
         refused = message.read_text() if message.exists() else ""
-    sys.stderr.write(refused if result.returncode and refused else result.stderr)
+    sys.stderr.write(
+        refused if result.returncode and refused else "".join(f"{note}\n" for note in notes) + result.stderr
+    )
     return result.returncode
 
 
@@ -166,13 +204,14 @@ def main(argv):
         sys.exit(__doc__)
     if argv[0] == "generate":
         ensure_venv(GENERATE)
-        args = [str(_venv_python()), *generate_command(argv[1:])]
+        notes = []
+        args = [str(_venv_python()), *generate_command(argv[1:], notes=notes)]
     else:
         ensure_venv()
         args = [str(_venv_python()), *commands[argv[0]], *argv[1:]]
     env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     if argv[0] == "generate":
-        return generate(args, env)
+        return generate(args, env, notes)
     return subprocess.run(args, cwd=HERE, env=env).returncode
 
 

@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import namedtuple
 from pathlib import Path
@@ -312,10 +313,22 @@ def report(*lines, stream=sys.stdout):
         print(*lines, sep="\n", file=stream, flush=True)
 
 
+def cruft_rendering(project, answers):
+    """Whether cruft renders the template again to compare it with a project (`cruft diff`,
+    `cruft update`): `_commit` is cruft's, and it renders into a fresh `tempfile` directory
+    (`tmp` + 8 characters), where nobody makes a project. Such a render takes the files only."""
+    parent, temporary = project.resolve().parent, Path(tempfile.gettempdir()).resolve()
+    fresh = parent.parent == temporary and re.fullmatch(r"tmp[a-z0-9_]{8}", parent.name)
+    return "_commit" in answers and bool(fresh)
+
+
 def finish(project, answers, environ):
     """Everything after generation; returns the exit status (1 only for a broken file)."""
     write_hostspace_values(project)
-    summary = [use_machine_index(project, answers, environ), *placeholder_warnings(project, answers)]
+    summary = [use_machine_index(project, answers, environ)]
+    if cruft_rendering(project, answers):  # quiet: no lock for `cruft diff`, no "generated" for an update
+        return 0
+    summary += placeholder_warnings(project, answers)
     broken = data_file_problems(project)
     if broken:
         report(

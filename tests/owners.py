@@ -11,7 +11,8 @@ import fnmatch
 TEMPLATE_PATHS = (
     "source/scale/",
     "source/gunicorn.conf.py",
-    "scripts/lock.py",
+    "scripts/",
+    ".flask-appstack.json",
     "docs/",
     "Makefile",
     "Dockerfile",

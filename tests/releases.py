@@ -11,6 +11,7 @@ from pathlib import Path
 from owners import TEMPLATE_PATHS, covers
 
 from tools.project import DEFAULTS, REPO
+from tools.release import newest_release
 
 IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".cache", "build")
 TEMPLATE_DIR = "{{cookiecutter.app_name}}"
@@ -31,12 +32,59 @@ def cruft(cwd, *args):
 
 
 def make_template_repo(path):
-    """A git repository at `path` holding the template as it is in this working tree."""
+    """A git repository at `path` holding the template as it is in this working tree, released:
+    its commit tagged with the CHANGELOG's newest release, as CI tags it."""
     shutil.copytree(REPO, path, ignore=IGNORED)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "the template as it is")
+    git(path, "tag", f"v{newest_release((path / 'CHANGELOG.md').read_text())}")
     return path
+
+
+def with_origin(template_repo, origin):
+    """A bare repository at `origin` standing in for the template's home (GitHub), holding
+    `template_repo`'s branch and tags; `template_repo` becomes the platform team's clone of it."""
+    git(template_repo.parent, "clone", "-q", "--bare", str(template_repo), str(origin))
+    git(template_repo, "remote", "add", "origin", str(origin))
+    git(template_repo, "fetch", "-q", "origin")
+    git(template_repo, "branch", "-q", "--set-upstream-to=origin/main")
+    return origin
+
+
+def clone(origin, path):
+    git(path.parent, "clone", "-q", str(origin), str(path))
+    return path
+
+
+def publish(template_repo, version=None):
+    """Release what the template's main holds, as the platform team and CI do: a new CHANGELOG
+    section (the next minor version unless given) merged to main, then CI's
+    `tools/release.py tag` (which pushes the tag to origin, when there is one). Returns the version."""
+    changelog = template_repo / "CHANGELOG.md"
+    text = changelog.read_text()
+    if version is None:
+        major, minor, _ = newest_release(text).split(".")
+        version = f"{major}.{int(minor) + 1}.0"
+    first = text.index("\n## [", text.index("## [Unreleased]")) + 1
+    section = f"## [{version}] - 2026-12-09\n\n### What a generated project gets\n- A test release.\n\n"
+    changelog.write_text(text[:first] + section + text[first:])
+    git(template_repo, "commit", "-q", "-am", f"Release {version}")
+
+    def release(command):
+        done = subprocess.run(
+            [sys.executable, "tools/release.py", command], cwd=template_repo, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert f"v{version} is to be made" in release("check")
+    if "origin" in git(template_repo, "remote").split():
+        git(template_repo, "push", "-q", "origin", "main")
+        release("tag")  # CI's job: tags main's commit and pushes the tag
+    else:
+        git(template_repo, "tag", f"v{version}")
+    return version
 
 
 def template_file(template_repo, relative):
@@ -63,13 +111,29 @@ def edit(path, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
-def make_update(project, *path, args=()):
-    """`make update`, with cruft (and whatever else is given) on PATH."""
+def make(project, *args, path=()):
+    """`make ARGS` in the project, with cruft (and whatever else is in `path`) on PATH."""
     env = {
         **os.environ,
         "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]),
     }
-    return subprocess.run(["make", "update", *args], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(["make", *args], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+
+
+def make_update(project, *path, args=()):
+    """`make update`, with cruft (and whatever else is given) on PATH."""
+    return make(project, "update", *args, path=path)
+
+
+def assert_the_projects_suite_passes(project, venv):
+    """The project's own suite (the team's tests and the platform's) passes in `venv`."""
+    tested = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 # ---- a week of the team's work ---------------------------------------------------------------
@@ -100,9 +164,10 @@ def add_orders_route_to_the_example(project):
     (project / "source" / "tests" / "test_orders.py").write_text(ORDERS_TEST)
 
 
-def teams_week(project):
+def teams_week(project, production="prod"):
     """What a team does in its first week: an endpoint of its own with its test in place of the
-    example, a README paragraph, a package, a production CPU request, a line in the Dockerfile."""
+    example, a README paragraph, a package, a production CPU request (`production`: the last
+    hostspace), a line in the Dockerfile."""
     source = project / "source"
     (source / "api" / "orders.py").write_text(ORDERS)
     (source / "tests" / "test_orders.py").write_text(ORDERS_TEST)
@@ -113,7 +178,7 @@ def teams_week(project):
     with (project / "README.md").open("a") as readme:
         readme.write(README_PARAGRAPH)
     edit(source / "Pipfile", "[packages]\n", f"[packages]\n{PIPFILE_PACKAGE}")
-    edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
+    edit(project / "chart" / f"values-{production}.yaml", "cpu: 250m", "cpu: 400m")
     edit(project / "Dockerfile", "EXPOSE 8080\n", f"EXPOSE 8080\n{DOCKERFILE_LINE}")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the team's first week")
@@ -144,8 +209,8 @@ init_app = _naming_the_release(init_app)
 
 def marked(path, text):
     """`text` with MARK added in the comment syntax of `path`'s kind of file."""
-    if path.suffix == ".json":
-        return text.replace("{", f'{{\n  "$comment": "{MARK}",', 1)
+    if path.suffix == ".json":  # the first object's first line (a Jinja line may come before)
+        return text.replace("{\n", f'{{\n  "$comment": "{MARK}",\n', 1)
     end = "" if text.endswith("\n") else "\n"
     if path.suffix == ".md":
         return f"{text}{end}\n<!-- {MARK} -->\n"
@@ -171,4 +236,5 @@ def release_touching_every_template_file(template_repo, also=()):
     init = template_file(template_repo, "source/scale/__init__.py")
     init.write_text(init.read_text() + PLATFORM_CHANGE)
     git(template_repo, "commit", "-q", "-am", "release 2: every file of the template changes")
+    publish(template_repo)
     return sorted(owned)

@@ -107,7 +107,7 @@ def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
 
 
 def test_changelog_has_a_section_per_release_and_the_readme_shows_how_to_take_one():
-    """Releases for `cruft update --checkout vX.Y.Z`: [Unreleased] on top, then semantic
+    """Releases for `make update VERSION=X.Y.Z`: [Unreleased] on top, then semantic
     versions, newest first, each saying what a project gets and what to do by hand."""
     changelog = (REPO / "CHANGELOG.md").read_text()
     headings = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d\d-\d\d))?$", changelog, re.MULTILINE)
@@ -119,4 +119,46 @@ def test_changelog_has_a_section_per_release_and_the_readme_shows_how_to_take_on
     for section in re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]:
         assert "### What a generated project gets" in section and "### By hand" in section, section[:40]
     keeping = (REPO / "README.md").read_text().split("## Keeping your project current", 1)[1].split("\n## ", 1)[0]
-    assert re.search(r"cruft update --checkout v\d+\.\d+\.\d+", keeping)
+    assert re.search(r"make update VERSION=\d+\.\d+\.\d+", keeping) and "make outdated" in keeping
+
+
+# ---- releases: the tag CI makes ---------------------------------------------------------------
+
+RELEASE_COMMAND = "python3 tools/release.py tag"
+
+
+def jobs(path):
+    pipeline = yaml.safe_load(path.read_text())
+    return pipeline["jobs"] if path == WORKFLOW else {job["job"]: job for job in pipeline["jobs"]}
+
+
+def test_the_workflow_tags_releases_in_a_job_of_its_own_after_the_suite_on_main_pushes_only():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    assert workflow["permissions"] == {"contents": "read"}  # every job reads only ...
+    release = workflow["jobs"]["release"]
+    assert release["permissions"] == {"contents": "write"}  # ... but this one, which pushes a tag
+    assert [job for job, spec in workflow["jobs"].items() if "permissions" in spec] == ["release"]
+    assert release["needs"] == "test"
+    assert release["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    checkout = release["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["fetch-depth"] == 0
+    assert [step.get("run") for step in release["steps"] if step.get("run")] == [RELEASE_COMMAND]
+
+
+def test_the_azure_pipeline_tags_releases_in_a_job_of_its_own_after_the_suite_on_main():
+    azure = jobs(AZURE)
+    release = azure["release"]
+    assert release["dependsOn"] == "test"
+    assert release["condition"].startswith("and(succeeded(), eq(variables['Build.SourceBranch'], 'refs/heads/main')")
+    checkout = release["steps"][0]
+    assert checkout["checkout"] == "self" and checkout["fetchDepth"] == "0" and checkout["fetchTags"] == "true"
+    # The job's token stays in the checkout for the push in this job only.
+    assert checkout["persistCredentials"] == "true"
+    assert "persistCredentials" not in str(azure["test"])
+    assert [step.get("script") for step in release["steps"] if step.get("script")] == [RELEASE_COMMAND]
+
+
+def test_the_readme_says_how_to_cut_a_release():
+    section = (REPO / "README.md").read_text().split("## Releases", 1)[1].split("\n## ", 1)[0]
+    assert "## [Unreleased]" in section and "CHANGELOG.md" in section
+    assert "tools/release.py" in section and "tag" in section

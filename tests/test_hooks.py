@@ -588,3 +588,18 @@ def test_an_answer_typed_in_a_latin1_terminal_is_refused_before_anything_is_writ
     assert result.returncode != 0
     assert '  - description = "caf\\udce9": at character 4, byte 0xE9 is not UTF-8' in err
     assert list(out.iterdir()) == []
+
+
+def test_the_hook_tells_crufts_renders_for_a_diff_or_an_update_from_a_project_being_made(tmp_path):
+    """cruft renders into a fresh tempfile directory, with its `_commit` answer: the hook then
+    only writes the files (no lock, no lint, no report); cruft create and cookiecutter do not."""
+    import tempfile
+
+    render = Path(tempfile.mkdtemp()) / "orders"
+    render.mkdir()
+    try:
+        assert post.cruft_rendering(render, {"_commit": "0" * 40})
+        assert not post.cruft_rendering(render, {})  # cookiecutter's, whatever the folder
+        assert not post.cruft_rendering(tmp_path / "orders", {"_commit": "0" * 40})  # cruft create
+    finally:
+        shutil.rmtree(render.parent)

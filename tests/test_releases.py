@@ -19,6 +19,7 @@ from releases import (
     README_PARAGRAPH,
     RELEASE_HEADER,
     add_orders_route_to_the_example,
+    assert_the_projects_suite_passes,
     committed_project,
     edit,
     git,
@@ -90,16 +91,6 @@ def worked_on(tmp_path):
     project = committed_project(template, tmp_path)
     teams_week(project)
     return template, project
-
-
-def assert_the_projects_suite_passes(project, venv):
-    tested = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def files_of(project, *paths):

@@ -21,6 +21,7 @@ from releases import (
     git,
     make_template_repo,
     make_update,
+    publish,
     template_file,
 )
 
@@ -57,6 +58,7 @@ def teams_project(template_repo, tmp_path):
         "return jsonify(error=error.name, status=error.code,",
     )
     git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+    publish(template_repo)
     return project
 
 
@@ -114,6 +116,7 @@ def test_make_update_finds_rejected_hunks_that_an_old_gitignore_hides(template_r
         "jsonify(status=error.code,",
     )
     git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+    publish(template_repo)
 
     updated = make_update(project)
     assert updated.returncode != 0, updated.stdout + updated.stderr
@@ -155,6 +158,7 @@ def test_cruft_conflict_files_are_not_ignored(default_project, tmp_path):
 def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_repo):
     edit(template_file(template_repo, "source/Pipfile"), "[packages]\n", '[packages]\nsix = ">=1.16"\n')
     git(template_repo, "commit", "-q", "-am", "template: a new dependency")
+    publish(template_repo)
     updated = make_update(teams_project)  # scripts/lock.py finds the Python and the pipenv itself
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "make update: source/Pipfile changed: re-locking" in updated.stdout
@@ -163,7 +167,13 @@ def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_re
 
 
 def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, template_repo):
-    git(template_repo, "revert", "--no-edit", "HEAD")  # the template is as the project was made
+    edit(
+        template_file(template_repo, "source/scale/errors.py"),
+        "return jsonify(error=error.name, status=error.code,",
+        "return jsonify(error=error.name,",
+    )
+    git(template_repo, "commit", "-q", "-am", "the fix undone: the template is as the project was made")
+    publish(template_repo)
     updated = make_update(teams_project)
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "make update: done; source/Pipfile is unchanged, the lock stays." in updated.stdout
@@ -187,10 +197,17 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
     """`python3 tasks.py generate` runs this command: cruft create, so .cruft.json is there."""
     import tasks
 
+    notes = []
     command = tasks.generate_command(
-        ["--no-input", "-o", str(tmp_path / "out"), "app_name=orders", "hpa=no", "lock_dependencies=no"], template_repo
+        ["--no-input", "-o", str(tmp_path / "out"), "app_name=orders", "hpa=no", "lock_dependencies=no"],
+        template_repo,
+        notes,
     )
-    assert command[:3] == ["-m", "cruft", "create"]
+    assert command[:5] == ["-m", "cruft", "create", "--checkout", "v2.0.0"]  # the newest release, not main
+    # Without an origin, the folder is the template, and the note says how to record its home later.
+    [note] = notes
+    assert "this clone has no `origin` remote" in note
+    assert note.endswith("run in the project: python3 scripts/update.py template <the template's URL>")
     result = subprocess.run([sys.executable, *command], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     project = tmp_path / "out" / "orders"
@@ -200,6 +217,15 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
     git(project, "init", "-q", "-b", "main")
     git(project, "add", "-A")
     assert cruft(project, "check").returncode == 0
+
+    # That command, once the template has a home:
+    home = "https://git.example.com/platform/flask-appstack"
+    recorded = subprocess.run(
+        [sys.executable, "scripts/update.py", "template", home], cwd=project, capture_output=True, text=True
+    )
+    assert recorded.returncode == 0, recorded.stderr
+    assert json.loads((project / ".cruft.json").read_text())["template"] == home
+    assert json.loads((project / ".flask-appstack.json").read_text())["template"] == home
 
 
 def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(template_repo):
