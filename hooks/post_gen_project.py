@@ -7,12 +7,11 @@
 4. run the project's own lock program, `scripts/lock.py lock` (as `make lock` does), unless
    lock_dependencies is false or APPSTACK_SKIP_LOCK=1, and report. Never `git init`.
 
-Exit status 1 only when a generated file does not parse (a template bug); anything else this
-machine gets wrong ends with exit 0, the project kept, one warning with the reason and how to
-lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; cookiecutter's end counts as
-SIGTERM) go on to the tool the hook waits for (lock.py ends pipenv's process group and cleans
-up); then the hook reports. Only main() holds Jinja (the answers, as JSON data); the tests
-import the rest unrendered. Standard library plus PyYAML; no pipenv logic (scripts/lock.py's).
+Exit status 1 only for a generated file that does not parse (a template bug); whatever else
+this machine gets wrong ends with exit 0, the project kept, one warning: the reason and how to
+lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; cookiecutter's end counts as SIGTERM)
+go on to the tool the hook waits for, which cleans up; then the hook reports. Only main() holds
+Jinja (the answers, as JSON); tests import the rest unrendered. Standard library plus PyYAML.
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
@@ -42,10 +41,7 @@ STOP_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP"
 
 
 def split_hostspace_values(text):
-    """Split the rendered multi-document hostspace values into {file name: content}.
-
-    Each document starts with a comment line naming its file, e.g. `# values-dev.yaml: ...`.
-    """
+    """{file name: content} of the hostspace values, each document headed `# values-<name>.yaml`."""
     files = {}
     for document in re.split(r"^---[ \t]*$\n?", text, flags=re.MULTILINE):
         match = HEADER.search(document)
@@ -77,9 +73,8 @@ def lock_program(project):
 
 
 def use_machine_index(project, answers, environ):
-    """Without a package_index answer, write the machine's index into source/Pipfile. Without
-    one the pipeline reaches, the Pipfile keeps no [[source]]: pipenv then uses its default
-    index (and records it in Pipfile.lock). Returns the summary's line."""
+    """Without a package_index answer, write the machine's index into source/Pipfile, if the
+    pipeline reaches it; else no [[source]] (pipenv's default index). Returns the summary's line."""
     if answers["package_index"]:
         return f"Pipfile: the package index is {answers['package_index']} (package_index)."
     lock = lock_program(project)
@@ -131,8 +126,7 @@ def start(args, environ, **options):
 
 
 def wait(process, timeout=None):
-    """process.communicate() (killed after `timeout` s: TimeoutExpired); cookiecutter's end
-    counts as SIGTERM."""
+    """process.communicate(), killed after `timeout` s; cookiecutter's end counts as SIGTERM."""
     deadline = time.monotonic() + (timeout or float("inf"))
     try:
         while True:
@@ -196,8 +190,7 @@ def how_to_lock(project):
 
 
 def lock_warning(project, what_happened, details=()):
-    """The loud warning of a lock that was not made: what happened, the details, the project
-    kept, and how to lock later."""
+    """The loud warning of a lock not made: what happened, details, the project kept, how to lock."""
     bar, kept = "!" * 78, "The project was generated and kept; only the lock is missing."
     head = f"flask-appstack: WARNING: source/Pipfile.lock was NOT created: {what_happened}."
     return "\n".join([bar, head, *details, kept, how_to_lock(project), bar])
@@ -233,8 +226,7 @@ def last_error(output):
 
 
 def helm_warnings(project, answers, helm, environ):
-    """`helm lint --strict` of the chart with each hostspace's values, all at once, by the
-    user's helm, whatever its version: warnings (the template's suite lints with pinned helms)."""
+    """`helm lint --strict` with each hostspace's values at once, by the user's helm: warnings."""
     chart = project / "chart"
     runs = {}
     try:
@@ -266,18 +258,14 @@ def lint_chart(project, answers, environ, summary):
         return []
     if warnings:
         summary.append(f"chart: WARNING: {helm} refuses the chart (see below); `make helm-lint` repeats the check.")
-        return [
-            *warnings,
-            "Your helm may be older or newer than the platform's: the chart targets Helm 3.17 "
-            "and Helm 4; run `helm version` and update helm if it is older.",
-        ]
+        why = "Your helm may be older or newer than the platform's: the chart targets Helm 3.17 and Helm 4"
+        return [*warnings, f"{why}; run `helm version` and update helm if it is older."]
     summary.append(f"chart: `helm lint --strict` passes with each hostspace's values ({helm}).")
     return []
 
 
 def placeholder_warnings(project, answers):
-    """A line for each answer that reaches production's chart values with an example value (a
-    name with an `example` label, as cookiecutter.json's platform_domain): a deployment would publish it."""
+    """A line for each answer with an `example` label (platform_domain's default) in production's values."""
     chart, production = project / "chart", hostspaces(answers)[-1]
     values = "".join(path.read_text() for path in (chart / "values.yaml", chart / f"values-{production}.yaml"))
     return [
@@ -292,7 +280,6 @@ def placeholder_warnings(project, answers):
 
 
 def next_steps(project, answers, lines):
-    pipeline = "azure-pipelines.yaml" if (project / "azure-pipelines.yaml").is_file() else "the pipeline definition"
     steps = [
         f"flask-appstack: generated {answers['app_name']} in {project}",
         *[f"  {line}" for entry in lines for line in entry.splitlines()],
@@ -300,7 +287,7 @@ def next_steps(project, answers, lines):
         f"  cd {project}",
         '  git init -b main && git add . && git commit -m "Initial commit from flask-appstack"',
         "  git remote add origin <the empty Azure Repos repository's URL> && git push -u origin main",
-        f"  Then create the pipeline in Azure DevOps from {pipeline}: it extends devops/flask.yml@spaces",
+        "  Then create the pipeline in Azure DevOps from azure-pipelines.yaml: it extends devops/flask.yml@spaces",
         f"  from {answers['pipeline_repository']} and deploys to {', '.join(hostspaces(answers))}.",
         "  docs/README.md is the platform's manual; `make help` lists the local gates.",
     ]
@@ -314,9 +301,8 @@ def report(*lines, stream=sys.stdout):
 
 
 def cruft_rendering(project, answers):
-    """Whether cruft renders the template again to compare it with a project (`cruft diff`,
-    `cruft update`): `_commit` is cruft's, and it renders into a fresh `tempfile` directory
-    (`tmp` + 8 characters), where nobody makes a project. Such a render takes the files only."""
+    """Whether cruft renders the template to compare it with a project (`cruft diff`, `update`):
+    `_commit` is cruft's, in a fresh `tempfile` folder (tmp + 8 characters). Files only, then."""
     parent, temporary = project.resolve().parent, Path(tempfile.gettempdir()).resolve()
     fresh = parent.parent == temporary and re.fullmatch(r"tmp[a-z0-9_]{8}", parent.name)
     return "_commit" in answers and bool(fresh)
