@@ -8,6 +8,7 @@ What each option renders is in test_chart_objects.py.
 """
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from chart_matrix import (
     tool,
 )
 
+from tools.helm import helm_unittest_plugin
 from tools.validators import SCHEMAS, run_checkov
 
 pytestmark = pytest.mark.slow
@@ -551,3 +553,15 @@ def test_helm_unittest_suites_pass(chart, version, helm_unittest, record_propert
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(rf"^Test Suites:\s+{count} passed, {count} total$", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_an_installed_helm_unittest_plugin_is_the_one_used(helm_unittest, tmp_path):
+    """A plugin installed for helm (here: in HELM_PLUGINS, as `helm plugin install` puts it)
+    is used as it is, and named with its own version."""
+    manifests = [m for root in helm_unittest.plugins.split(os.pathsep) for m in Path(root).glob("*/plugin.yaml")]
+    (plugin,) = [m.parent for m in manifests if yaml.safe_load(m.read_text())["name"] == "unittest"]
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "helm-unittest").symlink_to(plugin)
+    found = helm_unittest_plugin({**os.environ, "HELM_PLUGINS": str(plugins)})
+    assert found == (str(plugins), helm_unittest.version, f"installed in {plugins}")
