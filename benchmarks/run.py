@@ -9,7 +9,8 @@
 - serve: the generated app's /livez requests/s, p99 latency and server CPU time per request
   under gunicorn (request IDs, metrics and all) against a bare Flask app with the same
   gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
-  of --rounds);
+  of --rounds); and the slow-client figure: the app's /livez p99 while twice as many slow
+  clients as workers send a body a byte at a time, against its p99 without them;
 - suite (with --suite): the template's test suite wall time, against the bake.
 Results print as a table and go to benchmarks/results.json (not committed).
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools/, never tests/
 
-from tools.net import free_port  # noqa: E402
+from tools.net import free_port, send_slowly  # noqa: E402
 from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
@@ -126,8 +127,9 @@ def server_cpu_seconds(pid):
     return total
 
 
-def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
-    """(requests/s, p99 ms, server CPU µs per request) of ``requests`` GETs of /livez."""
+def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None, slow_clients=0):
+    """(requests/s, p99 ms, server CPU µs per request) of ``requests`` GETs of /livez, while
+    ``slow_clients`` clients send a body a byte at a time."""
     port = free_port()
     command = [str(venv / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app]
     if pythonpath:
@@ -148,9 +150,19 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None):
             except OSError:
                 time.sleep(0.1)
         load(port, "/livez", concurrency * 10, concurrency)  # warm-up
-        cpu = server_cpu_seconds(server.pid)
-        rps, p99 = load(port, "/livez", requests, concurrency)
-        return rps, p99, (server_cpu_seconds(server.pid) - cpu) / requests * 1e6
+        stop = threading.Event()
+        slow = [threading.Thread(target=send_slowly, args=(port, stop, 1000, 0.1)) for _ in range(slow_clients)]
+        for client in slow:
+            client.start()
+        time.sleep(1 if slow else 0)  # every slow client connected and sending
+        try:
+            cpu = server_cpu_seconds(server.pid)
+            rps, p99 = load(port, "/livez", requests, concurrency)
+            return rps, p99, (server_cpu_seconds(server.pid) - cpu) / requests * 1e6
+        finally:
+            stop.set()
+            for client in slow:
+                client.join()
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -193,18 +205,27 @@ def serve_ratio(tmp, args):
     """/livez of the generated app against the bare app, in ``args.rounds`` rounds that
     alternate the two, so that both see the same machine (other work on it included). The
     ratios are the median of the rounds' ratios; the rates, p99s and the server's CPU time per
-    request, the medians too."""
+    request, the medians too. Each round also serves the app with twice as many slow clients as
+    gunicorn.conf.py's default workers connected: its p99 against the app's own without them."""
     project = tmp / "flask-app"
     venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
     (tmp / "bare.py").write_text(BARE_APP)
     source = project / "source"
-    rounds = []
+    slow_clients = 2 * int(DEFAULTS["gunicorn_workers"])
+    rounds, slowed = [], []
     for _ in range(args.rounds):
         bare = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
         app = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
+        slow = serve_and_load(
+            venv, source, "api:create_app()", args.requests, args.concurrency, slow_clients=slow_clients
+        )
         rounds.append((bare, app))
+        slowed.append((app, slow))
     median = statistics.median
     return {
+        "slow_clients": slow_clients,
+        "slow_p99_ms": median(s[1] for _, s in slowed),
+        "slow_p99_ratio": median(s[1] / a[1] for a, s in slowed),
         "baseline_rps": median(b[0] for b, _ in rounds),
         "measured_rps": median(a[0] for _, a in rounds),
         "rps_ratio": median(a[0] / b[0] for b, a in rounds),

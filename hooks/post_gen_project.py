@@ -1,19 +1,18 @@
 """Post-generation: finish the project cookiecutter wrote (runs inside it, cwd = project).
 
 1. split chart/values-hostspaces.yaml into one values-<hostspace>.yaml per hostspace;
-2. without a package_index answer, write the index this machine's pip uses into
-   source/Pipfile (the project's scripts/lock.py reads pip's configuration);
+2. without a package_index answer, write the index of this machine's pip into source/Pipfile
+   if the pipeline reaches it (scripts/lock.py decides); warn of example answers in production;
 3. check that every YAML and JSON file parses; lint the chart when helm is on PATH;
 4. run the project's own lock program, `scripts/lock.py lock` (as `make lock` does), unless
    lock_dependencies is false or APPSTACK_SKIP_LOCK=1, and report. Never `git init`.
 
-Exit status 1 only when a generated file does not parse (a template bug). Whatever this
-machine gets wrong ends with exit 0, the project kept, one warning with the lock program's
-reason and how to lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) go on to the
-tool the hook waits for (lock.py ends pipenv's process group and cleans up); then the hook
-reports. cookiecutter's end (a signal to its process alone) counts as SIGTERM.
-Only main() holds Jinja (the answers, as JSON data); the tests import the rest unrendered.
-Standard library plus PyYAML (cookiecutter's); no pipenv logic (that is scripts/lock.py's).
+Exit status 1 only when a generated file does not parse (a template bug); anything else this
+machine gets wrong ends with exit 0, the project kept, one warning with the reason and how to
+lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; cookiecutter's end counts as
+SIGTERM) go on to the tool the hook waits for (lock.py ends pipenv's process group and cleans
+up); then the hook reports. Only main() holds Jinja (the answers, as JSON data); the tests
+import the rest unrendered. Standard library plus PyYAML; no pipenv logic (scripts/lock.py's).
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
@@ -24,10 +23,12 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -35,6 +36,7 @@ HOSTSPACE_VALUES = Path("chart/values-hostspaces.yaml")
 HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)
 SKIP_LOCK_VARIABLE = "APPSTACK_SKIP_LOCK"
 LOCK_PROGRAM = Path("scripts/lock.py")
+PACKAGE_INDEX = "package_index=https://<your index>/simple"  # the answer, as the command line takes it
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 
 
@@ -74,10 +76,9 @@ def lock_program(project):
 
 
 def use_machine_index(project, answers, environ):
-    """Without a package_index answer, write the machine's index into source/Pipfile.
-
-    When pip has no index-url, the Pipfile keeps no [[source]]: pipenv then uses its
-    default index (and records it in Pipfile.lock). Returns a line for the summary."""
+    """Without a package_index answer, write the machine's index into source/Pipfile. Without
+    one the pipeline reaches, the Pipfile keeps no [[source]]: pipenv then uses its default
+    index (and records it in Pipfile.lock). Returns the summary's line."""
     if answers["package_index"]:
         return f"Pipfile: the package index is {answers['package_index']} (package_index)."
     lock = lock_program(project)
@@ -85,8 +86,12 @@ def use_machine_index(project, answers, environ):
     if not url:
         return "Pipfile: no [[source]]: this machine's pip has no index-url, so pipenv uses its default index."
     block, why_not = lock.index_source(url)
-    if block is None:
-        return f"Pipfile: this machine's index-url was not written ({why_not}); pipenv uses its default index."
+    if block is None:  # e.g. a proxy on 127.0.0.1 or a folder of wheels: the pipeline has neither
+        words = json.loads(environ.get("APPSTACK_GENERATE_COMMAND") or "null") or ["cookiecutter", answers["_template"]]
+        return (
+            f"Pipfile: this machine's index-url was not written ({why_not}); pipenv uses its default index.\n"
+            f"  For an index the pipeline reaches, set package_index: {shlex.join([*words, PACKAGE_INDEX])}"
+        )
     pipfile = project / "source" / "Pipfile"
     pipfile.write_text(block + "\n" + pipfile.read_text().lstrip("\n"))
     origin = "PIP_INDEX_URL" if environ.get("PIP_INDEX_URL") else "pip's configured index-url"
@@ -127,8 +132,6 @@ def start(args, environ, **options):
 def wait(process, timeout=None):
     """process.communicate() (killed after `timeout` s: TimeoutExpired); cookiecutter's end
     counts as SIGTERM."""
-    import time
-
     deadline = time.monotonic() + (timeout or float("inf"))
     try:
         while True:
@@ -186,29 +189,17 @@ def lock_dependencies(project, answers, environ):
 
 
 def how_to_lock(project):
-    return "\n".join(
-        [
-            "Lock before the first push (the image build refuses a missing or stale lock):",
-            f"  cd {project} && make lock",
-            f'  or in the base image, with Docker (docs/local-development.md, "Build locally"):  cd {project} && make lock-in-container',
-        ]
-    )
+    intro = "Lock before the first push (the image build refuses a missing or stale lock):"
+    docker = 'or in the base image, with Docker (docs/local-development.md, "Build locally"):'
+    return f"{intro}\n  cd {project} && make lock\n  {docker}  cd {project} && make lock-in-container"
 
 
 def lock_warning(project, what_happened, details=()):
     """The loud warning of a lock that was not made: what happened, the details, the project
     kept, and how to lock later."""
-    bar = "!" * 78
-    return "\n".join(
-        [
-            bar,
-            f"flask-appstack: WARNING: source/Pipfile.lock was NOT created: {what_happened}.",
-            *details,
-            "The project was generated and kept; only the lock is missing.",
-            how_to_lock(project),
-            bar,
-        ]
-    )
+    bar, kept = "!" * 78, "The project was generated and kept; only the lock is missing."
+    head = f"flask-appstack: WARNING: source/Pipfile.lock was NOT created: {what_happened}."
+    return "\n".join([bar, head, *details, kept, how_to_lock(project), bar])
 
 
 # ---- checks of the result ------------------------------------------------------------
@@ -283,6 +274,19 @@ def lint_chart(project, answers, environ, summary):
     return []
 
 
+def placeholder_warnings(project, answers):
+    """A line for each answer that reaches production's chart values with an example value (a
+    name with an `example` label, as cookiecutter.json's platform_domain): a deployment would publish it."""
+    chart, production = project / "chart", hostspaces(answers)[-1]
+    values = "".join(path.read_text() for path in (chart / "values.yaml", chart / f"values-{production}.yaml"))
+    return [
+        f"WARNING: {name} {answers[name]} is an example, which production's chart values use: answer yours "
+        f"({name}=<value>), or set it for every project in a cookiecutter user config's default_context (README)"
+        for name in ("platform_domain", "custom_url", "docker_registry")
+        if "example" in re.split(r"[.:]", answers[name]) and answers[name] in values
+    ]
+
+
 # ---- what to do next -----------------------------------------------------------------
 
 
@@ -290,7 +294,7 @@ def next_steps(project, answers, lines):
     pipeline = "azure-pipelines.yaml" if (project / "azure-pipelines.yaml").is_file() else "the pipeline definition"
     steps = [
         f"flask-appstack: generated {answers['app_name']} in {project}",
-        *[f"  {line}" for line in lines],
+        *[f"  {line}" for entry in lines for line in entry.splitlines()],
         "Next steps:",
         f"  cd {project}",
         '  git init -b main && git add . && git commit -m "Initial commit from flask-appstack"',
@@ -304,16 +308,14 @@ def next_steps(project, answers, lines):
 
 def report(*lines, stream=sys.stdout):
     """Print; a terminal that is gone (SIGHUP) costs nothing but the lines."""
-    try:
+    with contextlib.suppress(OSError):
         print(*lines, sep="\n", file=stream, flush=True)
-    except OSError:
-        pass
 
 
 def finish(project, answers, environ):
     """Everything after generation; returns the exit status (1 only for a broken file)."""
     write_hostspace_values(project)
-    summary = [use_machine_index(project, answers, environ)]
+    summary = [use_machine_index(project, answers, environ), *placeholder_warnings(project, answers)]
     broken = data_file_problems(project)
     if broken:
         report(

@@ -183,7 +183,7 @@ def python_version_form(value):
 
 def python_version_supported(value):
     # Checked after python_version_form, so the value is 3.Y or 3.Y.Z.
-    return int(value.split(".")[1]) >= 9
+    return int(value.split(".")[1]) >= 10
 
 
 PIPENV_VERSION = re.compile(
@@ -327,7 +327,7 @@ RULES = [
     Rule(
         "python_version",
         python_version_supported,
-        "3.9 or newer: the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9",
+        "3.10 or newer: the pipeline accepts ≥ 3.5, the generated service needs ≥ 3.10 (gunicorn 27, whose threaded workers it builds on)",
     ),
     Rule("pipenv_version", pipenv_version, "a pipenv release from 2022 on (YYYY.M.D), such as 2026.10.3 or 2022.7.24"),
     Rule("app_version", matches(r"4\.7\.(0|[1-9][0-9]*)"), "4.7.N, a SCALE pipeline v4.7 release such as 4.7.0"),
@@ -474,15 +474,12 @@ def hostnames_fit_dns(answers):
 # The image's build stage installs pipenv on the chosen Python, and the lock resolves on it
 # too, so the two must fit: pipenv's Requires-Python is >= 3.10 from 2025.1 on, and before
 # 2023.4.20 pipenv imports `imp` / pkgutil.ImpImporter, which Python 3.12 removed.
-PIPENV_NEEDS_PYTHON_3_10 = (2025, 1)
 PIPENV_RUNS_ON_PYTHON_3_12 = (2023, 4, 20)
 
 
 def pipenv_supports_python(answers):
     pipenv = tuple(int(part) for part in re.findall(r"[0-9]+", answers["pipenv_version"])[:3])
     python = tuple(int(part) for part in answers["python_version"].split(".")[:2])
-    if pipenv >= PIPENV_NEEDS_PYTHON_3_10 and python < (3, 10):
-        return f"pipenv {answers['pipenv_version']} needs Python ≥ 3.10"
     if pipenv < PIPENV_RUNS_ON_PYTHON_3_12 and python >= (3, 12):
         return f"pipenv {answers['pipenv_version']} does not run on Python 3.12 or newer"
     return True
@@ -515,8 +512,7 @@ COMBINATIONS = [
     Combination(
         ("python_version", "pipenv_version"),
         pipenv_supports_python,
-        "a pipenv release that runs on this Python: 2025.0.4 or older for Python 3.9, "
-        "2023.4.20 or newer for Python 3.12 and newer",
+        "a pipenv release that runs on this Python: 2023.4.20 or newer for Python 3.12 and newer",
     ),
     Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ, "two different regions when dr is on"),
     Combination(

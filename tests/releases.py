@@ -93,6 +93,13 @@ PIPFILE_PACKAGE = 'humanize = "*"\n'
 DOCKERFILE_LINE = "ENV ORDERS_PAGE_SIZE=50\n"
 
 
+def add_orders_route_to_the_example(project):
+    """The team's route, in the example module as many teams wrote it before 2.0.0, with its test."""
+    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
+        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
+    (project / "source" / "tests" / "test_orders.py").write_text(ORDERS_TEST)
+
+
 def teams_week(project):
     """What a team does in its first week: an endpoint of its own with its test in place of the
     example, a README paragraph, a package, a production CPU request, a line in the Dockerfile."""

@@ -353,6 +353,12 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
     assert values["dr"]["sites"]["passive"]["region"] == platform["dr_passive_region"]
     pipfile = (project / "source/Pipfile").read_text()
     assert platform["package_index"].split("://", 1)[1] in pipfile
+    # The README's values are examples: the summary names each that reached production's values.
+    warnings = [line.split()[:3] for line in result.stdout.splitlines() if line.strip().startswith("WARNING:")]
+    assert warnings == [
+        ["WARNING:", "platform_domain", platform["platform_domain"]],
+        ["WARNING:", "docker_registry", platform["docker_registry"]],
+    ]
 
 
 # The headings of each generated document: the team's README, and the manual's pages in docs/.
@@ -364,6 +370,7 @@ GENERATED_SECTIONS = {
         "## Endpoints, errors and logs",
         "## Readiness checks",
         "## Metrics and graceful shutdown",
+        "## Workers and slow clients",
     ],
     "docs/local-development.md": [
         "## Without a container",

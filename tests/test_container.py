@@ -392,13 +392,39 @@ def test_token_and_ca_bundle_are_in_no_layer_history_or_log(engine, built, base_
 # ---- the lock ------------------------------------------------------------------------------
 
 
-def test_pipfile_edited_after_locking_fails_the_build(engine, base_image, built, tmp_path):
+def make_build(engine, project, base_image, tag):
+    """`make build` with this test's values and this machine's pip options (BUILD_OPTIONS), its
+    `docker` this engine's client (first on PATH): (CompletedProcess with the whole log in stdout)."""
+    bin_dir = project.parent / "engine-bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").symlink_to(shutil.which(engine.client))
+    env = {**engine.env, "PATH": os.pathsep.join([str(bin_dir), engine.env["PATH"]])}
+    options = shlex.join([*pip_build_options(), *engine.network_args()])
+    argv = [
+        "make",
+        "build",
+        f"IMAGE={tag}",
+        f"BASE_IMAGE={base_image}",
+        f"PYPI_USER={USER}",
+        f"BUILD_OPTIONS={options}",
+    ]
+    return subprocess.run(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_make_build_needs_no_token_file_without_a_private_index_and_a_pipfile_edited_after_locking_fails_it(
+    engine, base_image, built, tmp_path
+):
+    """The default project has no private index: `make build` without PYPI_TOKEN.txt runs the
+    build (no secret, which the Dockerfile takes as none) up to pipenv's check of the lock,
+    which refuses a Pipfile edited after locking."""
     project = copy_project(built.project, tmp_path / APP)
+    (project / "PYPI_TOKEN.txt").unlink()
     pipfile = project / "source" / "Pipfile"
     pipfile.write_text(pipfile.read_text().replace("[packages]\n", '[packages]\nrequests = "*"\n'))
-    argv = build_argv(engine, project, base_image, *pip_build_options(), *engine.network_args(), tag=f"{APP}:stale")
-    result, _ = docker_build(engine, project, argv)
+    result = make_build(engine, project, base_image, tag=f"{APP}:stale")
     assert result.returncode != 0
+    command = result.stdout[result.stdout.index("docker build ") :].split(" -t ", 1)[0]  # what make ran, to its tag
+    assert "PYPI_TOKEN" not in command
     assert re.search(r"Your Pipfile\.lock \(\w+\) is out of date\. Expected: \(\w+\)\.", plain(result.stdout)), (
         result.stdout
     )

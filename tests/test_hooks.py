@@ -17,6 +17,7 @@ from cookiecutter.exceptions import FailedHookException
 
 from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
+from tools.net import free_port
 from tools.project import DEFAULTS, REPO, tomllib
 
 # (variable the message must name, answers). Each is rejected by the pre-generation hook.
@@ -76,7 +77,7 @@ INVALID = {
     "custom_url equal to the production hostname": ("custom_url", {"custom_url": "flask-app-prod.scale.example.com"}),
     "custom_url equal to a dr site hostname": ("custom_url", {"custom_url": "flask-app-dev.east.scale.example.com"}),
     "same dr regions": ("dr_passive_region", {"dr_passive_region": "east"}),
-    "pipenv too new for python 3.9": ("pipenv_version", {"python_version": "3.9"}),
+    "python 3.9, past its end of life": ("python_version", {"python_version": "3.9"}),
 }
 
 
@@ -118,7 +119,10 @@ def test_one_bake_reports_every_problem(cookies, tmpdir, capfd):
         "  - pvc_size",
         "  - hpa_min_replicas",
     ]
-    assert "the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9" in problems[1]
+    assert (
+        "the pipeline accepts ≥ 3.5, the generated service needs ≥ 3.10 (gunicorn 27, whose threaded workers it builds on)"
+        in problems[1]
+    )
     assert list(bake_dir(tmpdir).iterdir()) == []
 
 
@@ -315,10 +319,67 @@ def test_an_index_url_with_credentials_is_never_written(cookies, capfd, pip_with
     assert "it holds credentials" in capfd.readouterr().out
 
 
+def test_a_loopback_index_of_this_machine_stays_out_of_the_pipfile_and_the_summary_says_how_to_set_one(
+    cookies, capfd, pip_without_config
+):
+    """A proxy on this machine's 127.0.0.1 serves its lock, never the pipeline's build."""
+    pip_without_config.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{free_port()}/simple")
+    project = cookies.bake(extra_context=NO_LOCK).project_path
+    assert pipfile_sources(project) == []
+    assert "127.0.0.1" not in (project / "source" / "Pipfile").read_text()
+    out = capfd.readouterr().out
+    assert "  Pipfile: this machine's index-url was not written (it is a loopback address" in out
+    [how] = [line for line in out.splitlines() if "set package_index" in line]
+    command = shlex.split(how.split("set package_index: ", 1)[1])
+    assert command[0] == "cookiecutter" and Path(command[1]) == REPO
+    assert command[2:] == ["package_index=https://<your index>/simple"]
+
+
+def test_the_command_that_sets_package_index_is_tasks_py_generate_when_that_generated(default_project):
+    generate = ["python3", str(REPO / "tasks.py"), "generate"]
+    environ = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "file:///srv/wheels"}
+    environ[pre.GENERATE_VARIABLE] = json.dumps(generate)  # as tasks.py generate sets it
+    line = post.use_machine_index(default_project, {"package_index": "", "_template": str(REPO)}, environ)
+    assert "(it is not an http(s) URL (a file:// URL or a path is on this machine)" in line
+    assert shlex.split(line.splitlines()[1].split(": ", 1)[1]) == [
+        *generate,
+        "package_index=https://<your index>/simple",
+    ]
+
+
 def test_package_index_wins_over_the_machines_index(cookies, pip_without_config):
     pip_without_config.setenv("PIP_INDEX_URL", PIP_INDEX)
     project = cookies.bake(extra_context={**NO_LOCK, "package_index": PRIVATE_INDEX["package_index"]}).project_path
     assert [source["name"] for source in pipfile_sources(project)] == ["private"]
+
+
+# ---- example answers in production's values ---------------------------------------------------
+
+
+def summary_warnings(out):
+    return [line.strip() for line in out.splitlines() if line.strip().startswith("WARNING:")]
+
+
+def test_the_example_platform_domain_is_named_with_how_to_set_it(cookies, capfd):
+    cookies.bake(extra_context=NO_LOCK)
+    assert summary_warnings(capfd.readouterr().out) == [
+        f"WARNING: platform_domain {DEFAULTS['platform_domain']} is an example, which production's chart values "
+        "use: answer yours (platform_domain=<value>), or set it for every project in a cookiecutter user config's "
+        "default_context (README)"
+    ]
+
+
+def test_real_answers_give_no_warning_and_each_example_one(bake):
+    real = {
+        "platform_domain": "apps.corp.net",
+        "docker_registry": "registry.corp.net:5000",
+        "custom_url": "orders.corp.net",
+    }
+    examples = {"docker_registry": "registry.example.corp", "custom_url": "orders.example.org"}
+    assert post.placeholder_warnings(bake(**real), {**DEFAULTS, **real}) == []
+    answers = {**DEFAULTS, **real, **examples}
+    warned = [line.split()[1] for line in post.placeholder_warnings(bake(**answers), answers)]
+    assert warned == ["custom_url", "docker_registry"]
 
 
 # ---- the post-generation helpers, called directly ------------------------------------------
@@ -367,11 +428,57 @@ def test_make_lock_in_container_runs_the_manuals_command(default_project, tmp_pa
     assert f"pipenv=={DEFAULTS['pipenv_version']} && pipenv lock'" in manual[0]
 
 
-@pytest.mark.slow
-def test_make_lock_in_container_needs_the_token_file(default_project):
-    made = subprocess.run(["make", "lock-in-container"], cwd=default_project, capture_output=True, text=True)
+def dry_run(project, target, **variables):
+    """The commands `make -n target` prints, continuation lines joined, paths made relative."""
+    argv = ["make", "-n", target, *(f"{name}={value}" for name, value in variables.items())]
+    made = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=True)
+    return [line.replace(f"{project}/", "./") for line in made.stdout.replace("\\\n", "").splitlines()]
+
+
+def docker_command(project, target):
+    [command] = [shlex.split(line) for line in dry_run(project, target) if line.startswith("docker ")]
+    return command
+
+
+@pytest.mark.parametrize("target", ["build", "lock-in-container"])
+def test_without_a_private_index_make_builds_and_locks_in_a_container_without_a_token_file(default_project, target):
+    assert not (default_project / "PYPI_TOKEN.txt").exists()
+    command = docker_command(default_project, target)
+    assert [word for word in command if "PYPI_TOKEN" in word] == []
+    assert (
+        command[-1] == "."
+        if target == "build"
+        else command[-1] == f"pip install pipenv=={DEFAULTS['pipenv_version']} && pipenv lock"
+    )
+
+
+def test_with_a_token_file_make_build_hands_it_over_as_the_secret(default_project, tmp_path):
+    project = Path(shutil.copytree(default_project, tmp_path / "project"))
+    (project / "PYPI_TOKEN.txt").write_text("not-a-token\n")
+    command = docker_command(project, "build")
+    assert command[command.index("--secret") + 1] == "id=PYPI_TOKEN,src=PYPI_TOKEN.txt"
+    options = dry_run(project, "build", CA_BUNDLE="/ca.pem", BUILD_OPTIONS="--network host")
+    [build] = [shlex.split(line) for line in options if line.startswith("docker ")]
+    assert build[-7:] == [
+        "--secret",
+        "id=ca_bundle,src=/ca.pem",
+        "--network",
+        "host",
+        "-t",
+        f"{DEFAULTS['app_name']}:local",
+        ".",
+    ]
+
+
+@pytest.mark.parametrize("target", ["build", "lock-in-container"])
+def test_with_a_private_index_make_stops_without_the_token_file_and_names_the_manuals_section(bake, target):
+    project = bake(**PRIVATE_INDEX)
+    made = subprocess.run(["make", target], cwd=project, capture_output=True, text=True)
     assert made.returncode != 0
-    assert "make lock-in-container: put your Artifactory token in PYPI_TOKEN.txt first" in made.stderr
+    assert made.stderr.splitlines()[0] == (
+        f"make {target}: source/Pipfile's index needs your Artifactory token: put it in PYPI_TOKEN.txt first "
+        '(docs/local-development.md, "Artifactory token")'
+    )
 
 
 def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):

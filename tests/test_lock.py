@@ -99,7 +99,7 @@ def test_the_lock_matches_the_pipfile_and_a_changed_pipfile_does_not(locked, tmp
     changed = tmp_path / "changed"
     shutil.copytree(project, changed)
     pipfile = changed / "source" / "Pipfile"
-    pipfile.write_text(pipfile.read_text().replace('gunicorn = ">=23"', 'gunicorn = ">=23.1"'))
+    pipfile.write_text(pipfile.read_text().replace('gunicorn = ">=27"', 'gunicorn = ">=27.0.1"'))
     assert pipenv(changed, answers, "verify").returncode != 0
 
 

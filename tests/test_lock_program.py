@@ -162,6 +162,34 @@ def test_an_http_index_is_written_without_ssl_verification():
     assert lock.index_source('https://x.example.com/simple" evil = "1')[0] is None
 
 
+# Indexes that serve this machine only: the pipeline's build agents reach none of them.
+MACHINE_ONLY_INDEXES = {
+    "127.0.0.1": ("http://127.0.0.1:3141/root/pypi/+simple/", "loopback"),
+    "127.0.0.0/8": ("http://127.42.0.7/simple", "loopback"),
+    "::1": ("http://[::1]:8080/simple", "loopback"),
+    "localhost": ("https://localhost/simple", "loopback"),
+    "localhost upper case": ("http://LOCALHOST:3141/simple", "loopback"),
+    "a .localhost name": ("http://pypi.localhost/simple", "loopback"),
+    "file://": ("file:///srv/wheels/simple", "not an http(s) URL"),
+    "a path": ("/opt/wheels", "not an http(s) URL"),
+    "another scheme": ("ftp://mirror.example.com/simple", "not an http(s) URL"),
+}
+
+
+@pytest.mark.parametrize("url, reason", MACHINE_ONLY_INDEXES.values(), ids=MACHINE_ONLY_INDEXES.keys())
+def test_an_index_that_serves_this_machine_only_is_never_written(url, reason):
+    block, why_not = lock.index_source(url)
+    assert block is None and reason in why_not and "pipeline" in why_not
+
+
+@pytest.mark.parametrize(
+    "url", ["https://pypi.corp.net/simple", "http://10.1.2.3:8080/simple", "http://pypi:3141/simple"]
+)
+def test_an_index_on_another_host_is_one_the_pipeline_may_reach(url):
+    assert lock.unreachable_by_the_pipeline(url) == ""
+    assert tomllib.loads(lock.index_source(url)[0])["source"][0]["url"] == url
+
+
 def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
     env = lock.pipenv_environment(
         {"PIP_INDEX_URL": PIP_INDEX, "PIP_FIND_LINKS": "/wheels", "VIRTUAL_ENV": "/venv", "PIP_CERT": "/mine.pem"},

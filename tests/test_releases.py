@@ -15,10 +15,10 @@ from owners import TEAM_PATHS, covers
 from releases import (
     DOCKERFILE_LINE,
     MARK,
-    ORDERS_TEST,
     PIPFILE_PACKAGE,
     README_PARAGRAPH,
     RELEASE_HEADER,
+    add_orders_route_to_the_example,
     committed_project,
     edit,
     git,
@@ -92,6 +92,16 @@ def worked_on(tmp_path):
     return template, project
 
 
+def assert_the_projects_suite_passes(project, venv):
+    tested = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
 def files_of(project, *paths):
     return {path: (project / path).read_bytes() for path in paths}
 
@@ -121,13 +131,7 @@ def test_a_release_that_changes_every_template_file_merges_without_conflict(work
     assert PIPFILE_PACKAGE in (project / "source/Pipfile").read_text()
     assert README_PARAGRAPH in (project / "README.md").read_text()
 
-    tested = subprocess.run(
-        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert_the_projects_suite_passes(project, project_venv)
     server = served(project)
     status, headers, body = server.get("/api/v1/orders")
     assert (status, json.loads(body)) == (200, {"orders": []})
@@ -175,13 +179,7 @@ def follow(commands, project):
 
 
 def assert_serves_the_platform_and_the_teams_route(project, project_venv, served):
-    tested = subprocess.run(
-        [str(project_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert_the_projects_suite_passes(project, project_venv)
     server = served(project)
     status, headers, body = server.get("/api/v1/orders")
     assert (status, json.loads(body)) == (200, {"orders": []})
@@ -189,13 +187,6 @@ def assert_serves_the_platform_and_the_teams_route(project, project_venv, served
     assert server.get("/api/v1/hello?name=Ada")[2] == '{"message":"Hello, Ada!"}\n'
     status, _, metrics = server.get("/metrics")
     assert status == 200 and "/api/v1/orders" in metrics
-
-
-def add_orders_route_to_the_example(project):
-    """The team's route, in the example module as many teams wrote it before 2.0.0."""
-    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
-        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
-    (project / "source" / "tests" / "test_orders.py").write_text(ORDERS_TEST)
 
 
 def test_a_project_made_from_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp_path, project_venv, served):

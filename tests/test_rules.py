@@ -263,9 +263,12 @@ def test_invalid_values_are_named(case):
     assert "expected " in line and line.isprintable()  # one line that hides nothing
 
 
-def test_python_below_3_9_says_what_the_design_asks():
+def test_python_below_3_10_says_why():
     [problem] = pre.problems(answers(python_version="3.8"))
-    assert "the pipeline accepts ≥ 3.5, the generated Flask 3 code needs ≥ 3.9" in str(problem)
+    assert (
+        "the pipeline accepts ≥ 3.5, the generated service needs ≥ 3.10 (gunicorn 27, whose threaded workers it builds on)"
+        in str(problem)
+    )
 
 
 def test_jinja_in_an_answer_is_rejected_with_the_reason():
@@ -352,7 +355,6 @@ COMBINATIONS = {
         {"app_version": "4.7.3", "pipeline_ref": "refs/tags/4.7.2"},
         ["app_version+pipeline_ref"],
     ),
-    "recent pipenv on python 3.9": ({"python_version": "3.9"}, ["python_version+pipenv_version"]),
     "old pipenv on python 3.12": (
         {"python_version": "3.12", "pipenv_version": "2022.7.24"},
         ["python_version+pipenv_version"],
@@ -379,7 +381,7 @@ COMBINATIONS_THAT_WORK = {
         "pipeline_repository_type": "github",
         "pipeline_service_connection": "SCALE GitHub",
     },
-    "python 3.9 with the last pipenv for it": {"python_version": "3.9", "pipenv_version": "2025.0.4"},
+    "python 3.10 with a recent pipenv": {"python_version": "3.10", "pipenv_version": "2026.10.3"},
     "python 3.12 with the first pipenv for it": {"python_version": "3.12", "pipenv_version": "2023.4.20"},
     "python 3.11 with the pipenv the platform documents": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
     "hostname label of exactly 63 characters": {"app_name": "a" * 40, "hostspaces": "p" * 22},
@@ -465,7 +467,7 @@ def test_the_readme_shows_the_report_as_the_hook_prints_it():
 # ---- derived names -------------------------------------------------------------------------
 
 DERIVED_CASES = [
-    {"python_version": "3.9", "pipenv_version": "2025.0.4", "app_name": "a", "appcode": "d"},
+    {"python_version": "3.10", "pipenv_version": "2025.0.4", "app_name": "a", "appcode": "d"},
     {"python_version": "3.12.1", "app_name": "orders-api", "appcode": "ord7"},
     {"python_version": "3.13", "app_name": "flask-app", "appcode": "demo"},
 ]

@@ -3,14 +3,16 @@
 import http.client
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from tools.net import free_port
+from tools.net import free_port, send_slowly
 
 pytestmark = pytest.mark.slow  # every test runs the project's tests or gunicorn in its venv
 
@@ -83,7 +85,7 @@ def test_gunicorn_master_never_imports_the_application(default_project, project_
     assert result.returncode == 0, result.stderr
     log_line, imported = result.stdout.splitlines()
     assert json.loads(log_line)["message"] == "master"
-    assert imported == "['scale', 'scale.jsonlog', 'scale.settings']"
+    assert imported == "['scale', 'scale.jsonlog', 'scale.server', 'scale.settings']"
 
 
 def wait_until(condition, what, attempts=600):
@@ -98,13 +100,13 @@ def wait_until(condition, what, attempts=600):
 class Gunicorn:
     """gunicorn serving a project with its own gunicorn.conf.py; its output kept line by line."""
 
-    def __init__(self, project, venv, tmp, env=None, app=None, workers=2):
+    def __init__(self, project, venv, tmp, env=None, app=None, workers=2, args=()):
         self.port = free_port()
         self.signals = tmp / "signals"
         self.signals.mkdir(parents=True)
         self.tmpdir = tmp / "tmp"
         self.tmpdir.mkdir()
-        command = [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)]
+        command = [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), *args]
         if app:
             (tmp / "probe_app.py").write_text(PROBE_APP)
             command += ["--pythonpath", str(tmp), app]
@@ -115,6 +117,7 @@ class Gunicorn:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "TMPDIR": str(self.tmpdir), "TEST_SIGNALS": str(self.signals), **(env or {})},
+            start_new_session=True,  # its own process group: kill() ends the workers too
         )
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
@@ -138,6 +141,18 @@ class Gunicorn:
         finally:
             connection.close()
 
+    def raw(self, data, timeout=10):
+        """What the server sends back, until it closes, for ``data`` sent as is."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as connection:
+            connection.sendall(data)
+            received = b""
+            while chunk := connection.recv(65536):
+                received += chunk
+        return received
+
+    def metrics_dirs(self):
+        return sorted(self.tmpdir.glob("prometheus-*"))
+
     def get_json(self, path):
         status, _, body = self.request("GET", path)
         return status, json.loads(body)
@@ -151,9 +166,12 @@ class Gunicorn:
         return [json.loads(line) for line in self.lines if line.strip()]
 
     def kill(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """SIGKILL to gunicorn and its workers, which a failed test may have left holding requests."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # all gone already
+        self.process.wait()
 
 
 @pytest.fixture
@@ -295,8 +313,9 @@ def sample(metrics_text, name, **labels):
 
 
 def test_metrics_count_every_request_whichever_worker_answers(serve):
-    server = serve(app="probe_app:create()")
-    # Two requests held at once: each of the two workers is answering one.
+    # One connection a worker at a time: two requests held at once, each of the two workers is
+    # answering one.
+    server = serve(app="probe_app:create()", args=["--worker-connections", "1"])
     threads, _ = hold(server, ["a", "b"])
     pids = {(server.signals / f"started-{n}").read_text() for n in ("a", "b")}
     assert len(pids) == 2
@@ -349,5 +368,205 @@ def test_sigterm_lets_requests_in_flight_finish(serve):
         thread.join(timeout=GRACEFUL_TIMEOUT + 10)
     failed = {name: result for name, result in results.items() if result != 200}
     assert failed == {} and len(results) == len(ids)
+    server.stop()
+    assert server.process.returncode == 0
+
+
+# --- what a client controls (issue 19) ---------------------------------------------------
+
+
+def split_response(raw):
+    """(status, headers text, body) of a raw HTTP/1.1 response."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), head.decode("latin-1"), body
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        b"GET /api/v1/hello?access_token=s3cr3t HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"get /api/v1/hello?access_token=s3cr3t HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/hello?access_token=s3cr3t HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        b"GET /api/v1/hello?access_token=s3cr3t HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 120 + b"\r\n",
+        # gunicorn's warning quotes this request line, query and all
+        b"GET /api/v1/hello?access_token=s3cr3t\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["HTTP/9.9", "lowercase method", "oversized header", "too many headers", "control character"],
+)
+def test_requests_gunicorn_cannot_parse_answer_json_and_log_no_query(serve, request_head):
+    server = serve()
+    status, head, body = split_response(server.raw(request_head))
+    assert 400 <= status < 500
+    assert "Content-Type: application/json" in head
+    assert json.loads(body)["error"]
+    server.stop()
+    assert "s3cr3t" not in "".join(server.lines) + body.decode()
+
+
+def chunked_request(body_chunks, path="/api/v1/hello"):
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    return head.encode() + body_chunks
+
+
+def test_a_chunked_body_is_held_to_the_limit_and_a_malformed_one_is_a_json_400(serve):
+    server = serve(env={"MAX_CONTENT_LENGTH": "100"})
+    padded = b'{"name": "Ada"}' + b" " * 200  # valid JSON if cut at the limit
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(padded[i : i + 50]), padded[i : i + 50]) for i in range(0, 215, 50))
+    status, head, body = split_response(server.raw(chunked_request(chunks + b"0\r\n\r\n")))
+    assert status == 413 and "application/json" in head, body
+    assert "100 bytes" in json.loads(body)["message"]
+    sized = '{"name": "Ada"}' + " " * 200
+    assert server.request("POST", "/api/v1/hello", body=sized, headers={"Content-Type": "application/json"})[0] == 413
+    for malformed in (b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"):
+        status, head, body = split_response(server.raw(chunked_request(malformed)))
+        assert status == 400 and "application/json" in head, body
+    fine = b'{"name": "Ada"}'
+    status, _, body = split_response(server.raw(chunked_request(b"%x\r\n%s\r\n0\r\n\r\n" % (len(fine), fine))))
+    assert status == 200 and json.loads(body) == {"message": "Hello, Ada!"}
+    server.stop()
+    assert not any("Traceback" in line or '"level": "ERROR"' in line for line in server.lines)
+
+
+def test_random_methods_do_not_grow_metrics(serve):
+    server = serve(workers=1)
+    size_before = len(server.request("GET", "/metrics")[2])
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    for _ in range(300):
+        method = "".join(random.choices(letters, k=12))
+        server.raw(f"{method} /api/v1/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    text = server.request("GET", "/metrics")[2]
+    # Flask answers an unknown method with a 405 before any route matches: "unmatched".
+    assert sample(text, "http_requests_total", endpoint="unmatched", method="other", status="405") == 300
+    assert len(text) < size_before + 4000
+    assert {p.name for p in server.metrics_dirs()[0].iterdir()} <= {"counter_dead.db", "histogram_dead.db"} | {
+        f"{kind}_{pid}.db" for kind in ("counter", "histogram") for pid in worker_pids(server)
+    }
+
+
+def worker_pids(server):
+    """The pids of the workers gunicorn booted, from its log."""
+    return {line.split("pid: ")[1].split('"')[0] for line in server.lines if "Booting worker with pid" in line}
+
+
+def test_restarted_workers_leave_no_files_and_their_counts_stay(serve):
+    server = serve(workers=1, args=["--max-requests", "1"])  # the worker restarts after a request or so
+    restarts, sent = 10, 0
+    for _ in range(200):
+        if len(worker_pids(server)) > restarts:
+            break
+        assert server.request("GET", "/api/v1/hello")[0] == 200
+        sent += 1
+        time.sleep(0.05)
+    assert len(worker_pids(server)) > restarts
+    (metrics_dir,) = server.metrics_dirs()
+    files = {p.name for p in metrics_dir.iterdir()}
+    assert len(files) <= 4, files  # the live worker's two, and the dead ones' totals
+    text = server.request("GET", "/metrics")[2]
+    assert sample(text, "http_requests_total", endpoint="/api/v1/hello", method="GET", status="200") == sent
+    server.stop()
+    assert server.metrics_dirs() == []
+
+
+def test_sighup_keeps_the_metrics_directory_and_the_counts(serve):
+    server = serve(workers=1)
+    for _ in range(3):
+        server.request("GET", "/api/v1/hello")
+    before = server.metrics_dirs()
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(worker_pids(server)) >= 2 and server.answers(), "new workers after SIGHUP")
+    assert server.metrics_dirs() == before
+    server.request("GET", "/api/v1/hello")
+    text = server.request("GET", "/metrics")[2]
+    assert sample(text, "http_requests_total", endpoint="/api/v1/hello", method="GET", status="200") == 4
+    server.stop()
+    assert server.metrics_dirs() == []
+
+
+@pytest.mark.parametrize("failure", ["port taken", "app fails to boot"])
+def test_a_server_that_never_serves_leaves_no_metrics_directory(default_project, project_venv, tmp_path, failure):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if failure == "port taken" else free_port()
+        app = ["no_such_module:create()"] if failure == "app fails to boot" else []
+        result = subprocess.run(
+            [str(project_venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{port}", *app],
+            cwd=default_project / "source",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "TMPDIR": str(tmp_path)},
+        )
+    assert result.returncode != 0
+    assert list(tmp_path.glob("prometheus-*")) == []
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(serve, workers):
+    # GUNICORN_WORKERS, of which the default threads follow (a --workers flag would not change them)
+    server = serve(workers=workers, env={"GUNICORN_WORKERS": str(workers)})
+    stop = threading.Event()
+    # 150 bytes a byte every 0.2 s: still sending while the probes below run
+    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(2 * workers)]
+    for client in slow:
+        client.start()
+    time.sleep(1)  # every slow client is connected and sending
+    failed = []
+    try:
+        for _ in range(15):  # the kubelet's probe: 1 s timeout
+            started = time.monotonic()
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=1)
+                connection.request("GET", "/livez")
+                if connection.getresponse().status != 200:
+                    failed.append("status")
+                connection.close()
+            except OSError as error:
+                failed.append(error)
+            time.sleep(max(0.0, 0.4 - (time.monotonic() - started)))
+        still_sending = all(client.is_alive() for client in slow)
+    finally:
+        stop.set()
+        for client in slow:
+            client.join()
+    assert failed == [], f"{len(failed)} of 15 probes failed"
+    assert still_sending
+
+
+def refused(port):
+    """Whether a connection to ``port`` is refused (nothing listens), rather than accepted or queued."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_sigterm_answers_the_connections_queued_on_the_listening_socket_and_refuses_new_ones(serve):
+    # One connection at a time per worker, held: the next ones wait in the listen queue.
+    server = serve(app="probe_app:create()", workers=1, args=["--worker-connections", "1"])
+    threads, results = hold(server, ["held"])
+    queued = []
+    for _ in range(5):
+        connection = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        connection.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        queued.append(connection)
+    time.sleep(0.5)
+    server.process.send_signal(signal.SIGTERM)
+    wait_until(lambda: any("Handling signal: term" in line for line in server.lines), "gunicorn took SIGTERM")
+    answers = []
+    for connection in queued:
+        with connection:
+            try:
+                answers.append(connection.recv(65536).split(b"\r\n")[0])
+            except OSError as error:
+                answers.append(error)
+    # While the held request finishes, a new connection is refused, not queued to be reset.
+    wait_until(lambda: refused(server.port), "new connections refused", attempts=100)
+    (server.signals / "release").write_text("")
+    for thread in threads:
+        thread.join(timeout=GRACEFUL_TIMEOUT + 10)
+    assert results == {"held": 200}
+    assert answers == [b"HTTP/1.1 200 OK"] * 5
     server.stop()
     assert server.process.returncode == 0

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from releases import committed_project, cruft, edit, git, make_template_repo, make_update, template_file
+from releases import (
+    add_orders_route_to_the_example,
+    committed_project,
+    cruft,
+    edit,
+    git,
+    make_template_repo,
+    make_update,
+    template_file,
+)
 
 from tools.project import DEFAULTS, REPO
 
@@ -37,11 +46,7 @@ def teams_project(template_repo, tmp_path):
     """A project made with cruft, committed, then worked on by its team: a route of its own
     with a test, and an edited value; the template then gets a fix in scale/errors.py."""
     project = committed_project(template_repo, tmp_path, app_name="orders")
-    with (project / "source" / "api" / "greetings.py").open("a") as greetings:
-        greetings.write('\n\n@bp.get("/orders")\ndef orders():\n    return jsonify(orders=[])\n')
-    (project / "source" / "tests" / "test_orders.py").write_text(
-        'def test_orders_are_listed(client):\n    assert client.get("/api/v1/orders").json == {"orders": []}\n'
-    )
+    add_orders_route_to_the_example(project)
     edit(project / "chart" / "values-prod.yaml", "cpu: 250m", "cpu: 400m")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the team's work")

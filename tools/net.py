@@ -20,3 +20,22 @@ def http_get(url):
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+def send_slowly(port, stop, size, interval):
+    """A slow client of 127.0.0.1:``port``: POST /api/v1/hello with a JSON body of about ``size``
+    bytes sent a byte every ``interval`` seconds, as Envoy streams a slow upload, until ``stop``
+    (a threading.Event) is set or the body is sent. A connection the server drops ends it."""
+    body = b'{"name": "' + b"a" * size + b'"}'
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(
+                b"POST /api/v1/hello HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            for byte in body:
+                if stop.wait(interval):
+                    return
+                connection.sendall(bytes([byte]))
+    except OSError:
+        pass

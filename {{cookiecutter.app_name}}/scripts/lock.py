@@ -178,11 +178,35 @@ def pip_config_list(environ=os.environ, home=None):
 SAFE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%+/-]*)?")
 
 
+def unreachable_by_the_pipeline(url):
+    """Why the pipeline's build agents cannot use an index at `url`, or "": a `file://` URL
+    or a path (any scheme but http(s)) is on this machine's disk, and a loopback host
+    (127.0.0.0/8, ::1, localhost) is this machine itself."""
+    import ipaddress
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. an unclosed [ in the host: not a URL that index_source writes
+        return ""
+    if parts.scheme not in ("http", "https"):
+        return "it is not an http(s) URL (a file:// URL or a path is on this machine), so the pipeline cannot use it"
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    return "it is a loopback address, this machine itself, which the pipeline cannot reach" if loopback else ""
+
+
 def index_source(url):
     """The Pipfile's [[source]] block for the machine's index URL, without credentials (or
     None, with why not). The post-generation hook writes it."""
     if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
         return None, "it holds credentials, which never go into a file"
+    unreachable = unreachable_by_the_pipeline(url)
+    if unreachable:
+        return None, unreachable
     if not SAFE_URL.fullmatch(url):
         return None, "it is not a plain http(s) URL"
     block = (
@@ -705,7 +729,8 @@ def install(project, environ, python=None, pipenv_version=None):
 
 
 def run(project, command, environ):
-    """Replace this program with `command`, source/.venv's bin first on PATH."""
+    """Replace this program with `command`, source/.venv's bin first on PATH: the project's own
+    virtualenv, whatever other project's one is activated in the shell."""
     venv = project / "source" / ".venv"
     bin_dir = venv_python(venv).parent
     if not command:

@@ -3,34 +3,30 @@
 Command-line flags override them, as in docs/local-development.md's `docker run ... gunicorn -w 6 -b :8080`.
 """
 
-import os
-import shutil
 import sys
-import tempfile
 
-# The master imports only the platform's settings table and log format (scale/settings.py,
-# scale/jsonlog.py: standard library only), never Flask or the `api` package: each worker
-# imports the application itself, so a worker that `--reload` restarts serves the edited
-# code. `settings` below holds the values read, hence the alias.
+# The master imports only the platform's settings table, log format and gunicorn side
+# (scale/settings.py, scale/jsonlog.py, scale/server.py: the standard library and gunicorn),
+# never Flask or the `api` package: each worker imports the application itself, so a worker
+# that `--reload` restarts serves the edited code. `settings` below holds the values read,
+# hence the alias.
+from scale import server
 from scale import settings as app_settings
-
-# The workers' metrics files (scale/metrics.py), in a new directory on every start so that no
-# count survives from an earlier run; /tmp is the pod's writable emptyDir. The workers'
-# prometheus_client reads it when they import the application.
-metrics_dir = tempfile.mkdtemp(prefix="prometheus-")
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
 # Every setting is checked here, once, in the master: a bad value stops start-up with one
 # line per problem, instead of a traceback from each worker in a crash loop.
 try:
     settings = app_settings.read({**app_settings.SERVER_SETTINGS, **app_settings.APP_SETTINGS})
 except app_settings.ConfigError as error:
-    shutil.rmtree(metrics_dir, ignore_errors=True)
     sys.exit("\n".join(f"configuration error: {problem}" for problem in error.problems))
 
 wsgi_app = "api:create_app()"
 bind = f"0.0.0.0:{settings['PORT']}"
 workers = settings["GUNICORN_WORKERS"]
+# Threads, so that clients that send slowly hold a thread each and not a whole worker, and the
+# probes still get through (docs/configuration.md, "Workers and slow clients").
+worker_class = "scale.server.ThreadWorker"
+threads = app_settings.threads_per_worker(workers, settings["GUNICORN_THREADS"])
 timeout = settings["GUNICORN_TIMEOUT"]
 # Kubernetes waits terminationGracePeriodSeconds (longer than this) before it kills the pod.
 graceful_timeout = settings["GUNICORN_GRACEFUL_TIMEOUT"]
@@ -57,15 +53,18 @@ logconfig_dict = {
 }
 
 
-def child_exit(server, worker):
-    """Remove a dead worker's live-gauge files (gauges with multiprocess_mode "live...", such
-    as requests in progress), which would otherwise count it forever. Its counter and
-    histogram files stay: totals must not go down, or Prometheus would take the drop for a
-    restart and count the rest again."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid, metrics_dir)
+# The workers' metrics files (scale/metrics.py) live in a directory of this server's own,
+# under /tmp (the pod's writable emptyDir). It is made once the server is bound, just before
+# the first workers fork, so a failed bind or a bad setting leaves none behind, and removed when
+# the master exits, a worker that failed to boot included. A SIGHUP reload keeps it: the new
+# workers add to the totals of the old ones, which Prometheus sees as counters that go on.
 
 
-def on_exit(server):
-    shutil.rmtree(metrics_dir, ignore_errors=True)
+def when_ready(arbiter):
+    server.make_metrics_dir()
+
+
+def child_exit(arbiter, worker):
+    """A dead worker's counts move into the directory's totals (scale/server.py), so restarted
+    workers do not leave files behind that every scrape reads."""
+    server.worker_exited(worker.pid)

@@ -9,8 +9,9 @@ This package is the template's: `make update` replaces it with each release, so 
 changes out of it (open an issue or a pull request on the template instead).
 
 Nothing is imported here at import time, on purpose: gunicorn's master process imports
-``scale.settings`` and ``scale.jsonlog`` (gunicorn.conf.py), and with them this file, but
-never Flask or the application. Each worker imports those itself, so a worker that
+``scale.settings``, ``scale.jsonlog`` and ``scale.server`` (gunicorn.conf.py: its worker class,
+its error answers, the metrics directory), and with them this file, but never Flask or the
+application. Each worker imports those itself, so a worker that
 ``--reload`` restarts serves the edited code.
 """
 

@@ -9,13 +9,37 @@ failed checks only; why they failed goes to the log, not to whoever asks.
 import os
 import threading
 import time
-from collections import namedtuple
 
 from flask import Blueprint, current_app, jsonify
 
 bp = Blueprint("scale_health", __name__)
 
-Check = namedtuple("Check", "name function timeout")
+
+class Check:
+    """A readiness check and its run in progress. One run at a time: while a run is still going
+    (a dependency that hangs), /readyz reports the check as failing and starts no other, so
+    hanging checks hold at most one thread each, however often /readyz is called."""
+
+    def __init__(self, name, function, timeout):
+        self.name, self.function, self.timeout = name, function, timeout
+        self.lock = threading.Lock()
+        self.running = None  # the thread of the run in progress
+
+    def start(self):
+        """A new run as (thread, result: a list that gets the outcome), or None while one is going."""
+        with self.lock:
+            if self.running is not None and self.running.is_alive():
+                return None
+            result = []
+            self.running = threading.Thread(target=self.run, args=(result,), daemon=True)
+            self.running.start()
+            return self.running, result
+
+    def run(self, result):
+        try:
+            result.append(None if self.function() else "returned false")
+        except Exception as error:  # a failing dependency must fail readiness, not the probe
+            result.append(f"{type(error).__name__}: {error}")
 
 
 def add_check(app, name, function, timeout=1.0):
@@ -30,23 +54,19 @@ def data_dir_writable(data_dir):
 
 
 def run_checks(checks):
-    """{name: None if it passed, else why it failed}, each check in its own thread at once."""
-    results = {check.name: "timed out" for check in checks}
-
-    def run(check):
-        try:
-            results[check.name] = None if check.function() else "returned false"
-        except Exception as error:  # a failing dependency must fail readiness, not the probe
-            results[check.name] = f"{type(error).__name__}: {error}"
-
+    """{name: None if it passed, else why it failed}, the checks running at once."""
     started = time.monotonic()
-    runs = [(check, threading.Thread(target=run, args=(check,), daemon=True)) for check in checks]
-    for _, thread in runs:
-        thread.start()
-    for check, thread in runs:
+    runs = [(check, check.start()) for check in checks]
+    results = {}
+    for check, run in runs:
+        if run is None:
+            results[check.name] = "still running since an earlier call"
+            continue
+        thread, result = run
         thread.join(max(0.0, started + check.timeout - time.monotonic()))
-    # A check still running when its time is up has failed, whatever it returns later.
-    return {check.name: "timed out" if thread.is_alive() else results[check.name] for check, thread in runs}
+        # A check still running when its time is up has failed, whatever it returns later.
+        results[check.name] = result[0] if result else "timed out"
+    return results
 
 
 @bp.get("/livez")

@@ -7,20 +7,34 @@ imports nothing but the standard library, never Flask or the application (see sc
 
 import json
 import logging
+import re
 from datetime import datetime, timezone
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
+# A "?" right after a path or URL, up to the next space or quote: a query string.
+QUERY = re.compile(r"(?<=\S)\?[^\s'\"]*")
+
+
+def without_query(text):
+    """``text`` without the query string of any URL in it: a query may carry a token
+    (?access_token=...), and no log line may hold one."""
+    return QUERY.sub("", text) if "?" in text else text
+
 
 class JsonFormatter(logging.Formatter):
-    """Format a record as a JSON line, keeping any ``extra=`` fields (such as ``request_id``)."""
+    """Format a record as a JSON line, keeping any ``extra=`` fields (such as ``request_id``).
+    gunicorn's own lines lose any query string: it logs the request line or URI of a request
+    it could not parse or serve ("Invalid request from ...", "Error handling request ...")."""
 
     def format(self, record):
+        from_gunicorn = record.name.startswith("gunicorn.")
+        message = record.getMessage()
         entry = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": without_query(message) if from_gunicorn else message,
         }
         entry.update(
             (key, value)
@@ -31,7 +45,8 @@ class JsonFormatter(logging.Formatter):
         if request_id:
             entry["request_id"] = request_id
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            exception = self.formatException(record.exc_info)
+            entry["exception"] = without_query(exception) if from_gunicorn else exception
         return json.dumps(entry, default=str)
 
 

@@ -3,9 +3,15 @@
 Under gunicorn every worker writes its counts to files in PROMETHEUS_MULTIPROC_DIR (set by
 gunicorn.conf.py), and /metrics adds up all workers' files, whichever worker answers.
 Without it (tests, `flask run`) the process's own counts are served.
+
+Every label comes from a fixed set, whatever a client sends: the endpoint is the route's
+pattern (or "unmatched"), a method outside the standard ones and a status outside the known
+codes are counted as "other". A label taken from the request would make a series per value
+sent: /metrics and the metrics files would grow without bound.
 """
 
 import os
+from http import HTTPStatus
 
 from flask import Blueprint, Response
 from prometheus_client import (
@@ -31,6 +37,10 @@ LATENCY = Histogram(
     ["endpoint", "method"],
     registry=None,
 )
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"))
+STATUSES = frozenset(str(status.value) for status in HTTPStatus)
+OTHER = "other"
+
 # The labelled series already in use, so that a request costs no label lookup.
 _series = {}
 
@@ -40,6 +50,10 @@ bp = Blueprint("scale_metrics", __name__)
 def observe(endpoint, method, status, seconds):
     """Count one answered request; ``endpoint`` is the route's pattern, not the path, so
     /users/<id> is one series and not one per user; ``status`` is the code as text."""
+    if method not in METHODS:
+        method = OTHER
+    if status not in STATUSES:
+        status = OTHER
     key = (endpoint, method, status)
     series = _series.get(key)
     if series is None:
@@ -51,9 +65,14 @@ def observe(endpoint, method, status, seconds):
 @bp.get("/metrics")
 def metrics():
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
-    else:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry.register(REQUESTS)
         registry.register(LATENCY)
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    MultiProcessCollector(registry)
+    for _ in range(3):
+        try:
+            return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+        except FileNotFoundError:  # a dead worker's file, merged away (scale/server.py) since listed
+            continue
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

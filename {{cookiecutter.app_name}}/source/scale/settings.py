@@ -54,13 +54,39 @@ APP_SETTINGS = {
     "MAX_CONTENT_LENGTH": Setting("1048576", whole_number(1, 2**31), "a whole number of bytes from 1 to 2147483648"),
 }
 
+
+def optional(parse):
+    """A parser that takes an empty value as None ("not set: derived from another setting")."""
+
+    def parse_optional(value):
+        return parse(value) if value.strip() else None
+
+    return parse_optional
+
+
+# Requests in flight finish within this after SIGTERM; much shorter, and the pod's drain (the
+# chart's preStop pause) and slow but honest requests are cut off with resets.
+MIN_GRACEFUL_TIMEOUT = 10
+
 # What gunicorn reads (gunicorn.conf.py).
 SERVER_SETTINGS = {
     "PORT": Setting("8080", whole_number(1, 65535), "a port number from 1 to 65535"),
     "GUNICORN_WORKERS": Setting("{{ cookiecutter.gunicorn_workers }}", whole_number(1, 64), "a whole number from 1 to 64"),
+    "GUNICORN_THREADS": Setting("", optional(whole_number(1, 256)), "a whole number from 1 to 256, or empty"),
     "GUNICORN_TIMEOUT": Setting("30", whole_number(1, 3600), "whole seconds from 1 to 3600"),
-    "GUNICORN_GRACEFUL_TIMEOUT": Setting("20", whole_number(1, 3600), "whole seconds from 1 to 3600"),
+    "GUNICORN_GRACEFUL_TIMEOUT": Setting(
+        "20",
+        whole_number(MIN_GRACEFUL_TIMEOUT, 3600),
+        f"whole seconds from {MIN_GRACEFUL_TIMEOUT} to 3600",
+    ),
 }
+
+
+def threads_per_worker(workers, threads=None):
+    """GUNICORN_THREADS, or when it is empty 2 x workers + 2: then twice as many slow clients as
+    workers, even all on one worker, leave it two threads for the probes (docs/configuration.md,
+    "Workers and slow clients")."""
+    return threads or 2 * workers + 2
 
 
 class ConfigError(ValueError):

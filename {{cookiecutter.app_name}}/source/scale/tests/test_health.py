@@ -71,3 +71,31 @@ def test_passing_checks_keep_readyz_ready(app):
 def test_init_app_is_called_once(app):
     with pytest.raises(RuntimeError, match="call it once"):
         scale.init_app(app)
+
+
+def test_a_hanging_check_holds_one_thread_however_often_readyz_is_called(app):
+    release = threading.Event()
+    scale.add_check(app, "queue", release.wait, timeout=0.01)
+    client = app.test_client()
+    before = threading.active_count()
+    try:
+        statuses = {client.get("/readyz").status_code for _ in range(500)}
+        assert threading.active_count() <= before + 1
+    finally:
+        release.set()
+    assert statuses == {503}
+
+
+def test_a_check_still_running_fails_without_being_started_again(capsys, make_app):
+    app = make_app()
+    release, calls = threading.Event(), []
+    scale.add_check(app, "queue", lambda: calls.append(1) or release.wait(), timeout=0.01)
+    client = app.test_client()
+    try:
+        client.get("/readyz")
+        response = client.get("/readyz")
+    finally:
+        release.set()
+    assert response.json["failed"] == ["queue"]
+    assert calls == [1]
+    assert "still running since an earlier call" in capsys.readouterr().out

@@ -85,3 +85,74 @@ def test_metrics_add_up_every_workers_files_under_gunicorn(client, monkeypatch, 
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert "http_requests_total" not in response.get_data(as_text=True)
+
+
+# --- what a client controls: bounded ------------------------------------------------------
+
+
+def gunicorn_chunked_body(raw):
+    """The body stream gunicorn gives the application for a chunked body that arrived as ``raw``:
+    its own chunked decoder, reading from ``raw`` instead of a socket."""
+    from types import SimpleNamespace
+
+    from gunicorn.http.body import Body, ChunkedReader
+    from gunicorn.http.unreader import IterUnreader
+
+    return Body(ChunkedReader(SimpleNamespace(trailers=[]), IterUnreader([raw])))
+
+
+def chunked(body, size=10):
+    """``body`` in chunked encoding, ``size`` bytes a chunk."""
+    pieces = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces) + b"0\r\n\r\n"
+
+
+def post_chunked(app, raw):
+    """POST /echo as gunicorn passes a chunked request: no length, the decoded body as wsgi.input."""
+    return app.test_client().post(
+        "/echo",
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input": gunicorn_chunked_body(raw), "wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_over_the_limit_is_the_same_json_413_as_a_sized_one(make_app):
+    # Valid JSON up to the limit: cut there and accepted, the body would pass as the whole one.
+    body = b'{"name": "x"}' + b" " * 200
+    response = post_chunked(make_app(MAX_CONTENT_LENGTH=100), chunked(body))
+    assert response.status_code == 413
+    assert "100 bytes" in response.json["message"]
+
+
+def test_a_chunked_body_within_the_limit_is_read(make_app):
+    body = b'{"name": "Ada"}'
+    assert post_chunked(make_app(MAX_CONTENT_LENGTH=len(body)), chunked(body)).json == {"name": "Ada"}
+
+
+@pytest.mark.parametrize("raw", [b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"])
+def test_a_malformed_chunked_body_is_a_json_400_without_a_traceback(capsys, make_app, raw):
+    response = post_chunked(make_app(), raw)
+    assert response.status_code == 400
+    assert response.json["message"] == "the request body is not valid chunked encoding"
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_methods_and_statuses_outside_the_standard_sets_are_counted_as_other(client):
+    for method in ("FOO", "get", "X" * 50):
+        client.open("/items/1", method=method)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'method="other"' in text
+    assert "FOO" not in text and 'method="get"' not in text
+    assert metrics.REQUESTS.labels("/items/<int:item>", "GET", "other") is not None
+    metrics.observe("/items/<int:item>", "GET", "599", 0.1)
+    assert metrics.REQUESTS.labels("/items/<int:item>", "GET", "other")._value.get() >= 1
+
+
+def test_metrics_label_paths_by_route_pattern_never_by_the_path_sent(client):
+    for item in range(20):
+        client.get(f"/items/{item}")
+        client.get(f"/no/such/path/{item}")
+    text = client.get("/metrics").get_data(as_text=True)
+    endpoints = {line.split('endpoint="')[1].split('"')[0] for line in text.splitlines() if 'endpoint="' in line}
+    assert {"/items/<int:item>", "unmatched"} <= endpoints
+    assert not [endpoint for endpoint in endpoints if "/no/such" in endpoint or endpoint[-1].isdigit()]

@@ -1,11 +1,13 @@
 import json
 import logging
+import re
 import sys
+from pathlib import Path
 
 import pytest
 
 from scale.jsonlog import JsonFormatter
-from scale.settings import APP_SETTINGS, SERVER_SETTINGS, ConfigError, read, settings_from_env
+from scale.settings import APP_SETTINGS, SERVER_SETTINGS, ConfigError, read, settings_from_env, threads_per_worker
 
 
 def test_settings_come_from_the_environment():
@@ -99,3 +101,39 @@ def test_gunicorns_access_line_carries_the_responses_request_id():
     record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "GET /", None, None)
     record.args = {"{x-request-id}o": "req-7"}
     assert json.loads(JsonFormatter().format(record))["request_id"] == "req-7"
+
+
+def test_gunicorns_own_lines_never_hold_a_query_string():
+    try:
+        raise ValueError("GET /a?access_token=s3cret")
+    except ValueError:
+        record = logging.LogRecord(
+            "gunicorn.error", logging.WARNING, __file__, 1, "Invalid request from ip=%s: %s", None, sys.exc_info()
+        )
+    record.args = ("10.0.0.1", "Invalid HTTP request line: 'GET /a?access_token=s3cret HTTP/1.1'")
+    line = JsonFormatter().format(record)
+    assert "s3cret" not in line
+    assert "GET /a HTTP/1.1" in json.loads(line)["message"]
+
+
+def test_the_graceful_timeout_defaults_to_20_seconds_and_never_drops_below_10():
+    # The chart's terminationGracePeriodSeconds is sized on it: change both, knowingly.
+    assert read(SERVER_SETTINGS, {})["GUNICORN_GRACEFUL_TIMEOUT"] == 20
+    assert read(SERVER_SETTINGS, {"GUNICORN_GRACEFUL_TIMEOUT": "10"})["GUNICORN_GRACEFUL_TIMEOUT"] == 10
+    for short in ("1", "9"):
+        with pytest.raises(ConfigError, match="expected whole seconds from 10 to 3600"):
+            read(SERVER_SETTINGS, {"GUNICORN_GRACEFUL_TIMEOUT": short})
+
+
+def test_each_worker_has_threads_for_twice_as_many_slow_clients_as_workers_by_default():
+    settings = read(SERVER_SETTINGS, {"GUNICORN_WORKERS": "3"})
+    assert settings["GUNICORN_THREADS"] is None
+    assert threads_per_worker(3, settings["GUNICORN_THREADS"]) == 8
+    assert threads_per_worker(3, read(SERVER_SETTINGS, {"GUNICORN_THREADS": "4"})["GUNICORN_THREADS"]) == 4
+
+
+def test_every_setting_is_in_the_manuals_table():
+    manual = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
+    documented = set(re.findall(r"^\| `([A-Z_]+)`(?:, `([A-Z_]+)`)?", manual.read_text(), re.MULTILINE))
+    names = {name for row in documented for name in row if name}
+    assert set(SERVER_SETTINGS) | set(APP_SETTINGS) <= names

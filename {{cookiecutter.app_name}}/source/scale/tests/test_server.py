@@ -1,0 +1,102 @@
+"""gunicorn's side of the platform (scale/server.py): its metrics directory and error answers.
+The worker itself is tested under a real gunicorn by the template's suite."""
+
+import json
+import os
+import socket
+import tempfile
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from scale import server
+
+REQUESTS_KEY = mmap_key("http_requests", "http_requests_total", ["method"], ["GET"], "Requests.")
+
+
+def write_worker_files(path, pid, count):
+    """The files a worker ``pid`` leaves after counting ``count`` requests: prometheus_client's
+    own format, a counter and a gauge (a team's, in "all" mode)."""
+    counter = MmapedDict(str(path / f"counter_{pid}.db"))
+    counter.write_value(REQUESTS_KEY, float(count), 0.0)
+    counter.close()
+    gauge = MmapedDict(str(path / f"gauge_all_{pid}.db"))
+    gauge.write_value(mmap_key("busy", "busy", [], [], "Busy."), 1.0, 0.0)
+    gauge.close()
+
+
+def total_requests(path):
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(path))
+    text = generate_latest(registry).decode()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("http_requests_total"))
+
+
+def test_restarted_workers_leave_a_bounded_number_of_files_and_totals_that_never_drop(tmp_path):
+    write_worker_files(tmp_path, 1, 5)  # a live worker
+    restarts = 300
+    for pid in range(1000, 1000 + restarts):
+        write_worker_files(tmp_path, pid, 2)
+        server.worker_exited(pid, str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_1.db", "counter_dead.db", "gauge_all_1.db"]
+    assert total_requests(tmp_path) == 5 + 2 * restarts
+
+
+def test_a_worker_that_wrote_no_metrics_exits_cleanly(tmp_path):
+    server.worker_exited(4242, str(tmp_path))
+    server.worker_exited(4242)  # and outside gunicorn, without a metrics directory
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_metrics_directory_is_made_for_the_workers_and_removed_by_its_maker_only(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
+    path = server.make_metrics_dir()
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == path and os.path.isdir(path)
+    server.remove_metrics_dir(path, os.getpid() + 1)  # a worker exiting
+    assert os.path.isdir(path)
+    server.remove_metrics_dir(path, os.getpid())  # the master exiting
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_gunicorn_answers_itself_are_json_without_the_query():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        server.write_json_error(ours, 400, "Bad Request", "Invalid Request Line 'GET /a?token=s3cret HTTP/9.9'")
+        head, body = theirs.recv(65536).decode().split("\r\n\r\n", 1)
+    assert head.startswith("HTTP/1.1 400 Bad Request\r\n")
+    assert "Content-Type: application/json" in head
+    assert json.loads(body) == {"error": "Bad Request", "message": "Invalid Request Line 'GET /a HTTP/9.9'"}
+
+
+def test_gunicorn_answers_with_the_json_error():
+    from gunicorn import util
+
+    assert util.write_error is server.write_json_error
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "Invalid request from ip=10.0.0.1: 'GET /a?token=x HTTP/1.1'",
+            "Invalid request from ip=10.0.0.1: 'GET /a HTTP/1.1'",
+        ),
+        ("Error handling request GET /a/b?x=1&y=2", "Error handling request GET /a/b"),
+        ("no query here", "no query here"),
+    ],
+)
+def test_query_strings_are_removed(text, expected):
+    assert server.without_query(text) == expected
+
+
+def test_the_worker_hooks_into_gunicorns_threaded_worker_where_it_stops_accepting():
+    # scale.server.ThreadWorker takes the queued connections from there; a gunicorn that renamed
+    # these would quietly lose that (gunicorn 27 has them).
+    from gunicorn.workers import gthread
+
+    assert callable(gthread.ThreadWorker.set_accept_enabled)
+    assert callable(gthread.ThreadWorker.enqueue_req)
+    assert callable(gthread.TConn)
