@@ -3,6 +3,8 @@ combinations of answers (tests/answers.py) with each values file on each helm, a
 readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_chart`)
 are in conftest.py."""
 
+import copy
+import subprocess
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -12,7 +14,6 @@ import yaml
 from answers import COMBINATIONS, answered
 
 from hooks import pre_gen_project as pre
-from tools.helm_unittest import run
 
 # The helm release lines the chart is checked against, as test ids.
 HELM_VERSIONS = pytest.mark.parametrize("version", ["3.17", "4"], ids=["helm3.17", "helm4"])
@@ -26,6 +27,24 @@ def tool(name):
     """A tool of the test venv (.venv/bin), found even when PATH does not list it."""
     path = VENV_BIN / name
     return str(path) if path.exists() else name
+
+
+def run(args, env=None, cwd=None):
+    """A tool (helm), its output captured as text, with a time limit."""
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def helm_merge(base, extra):
+    """`extra` over `base` as helm merges values files: maps deeply, null deletes what `base`
+    has (a null that deletes nothing stays), the rest replaced."""
+    for key, value in extra.items():
+        if value is None and key in base:
+            del base[key]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            helm_merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
 
 
 def split_documents(text):

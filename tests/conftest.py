@@ -14,7 +14,7 @@ import pytest
 from answers import COMBINATIONS, NO_LOCK, combination_id
 from chart_matrix import Chart
 
-from tools.helm import helm_binaries
+from tools.helm import MissingTool, helm_binaries, helm_unittest_plugin
 from tools.net import free_port
 from tools.project import DEFAULTS, pipfile_requirements
 from tools.venvs import cached_venv
@@ -53,16 +53,22 @@ def locked(bake):
 @pytest.fixture(scope="session")
 def make_environment():
     """make_environment(answers, exporting_indexes=False, **changes) -> the environment of
-    `make` in a project baked with these answers: helm 3 on PATH (scripts/lock.py finds the
-    project's Python and its pipenv itself); with exporting_indexes, pip index settings
-    exported, as company laptops do, at an index nobody listens on (used, they would fail the
-    install and the lock)."""
+    `make` in a project baked with these answers: helm 3 on PATH, the suite's helm-unittest
+    plugin on HELM_PLUGINS where it has one (the tests of `make check` ask for the
+    `helm_unittest` fixture too, which skips without it); scripts/lock.py finds the project's
+    Python and its pipenv itself. With exporting_indexes, pip index settings exported, as
+    company laptops do, at an index nobody listens on (used, they would fail the install and
+    the lock)."""
 
     def environment(answers, exporting_indexes=False, **changes):
         path = os.pathsep.join([str(helm_binaries()["3.17"].parent), os.environ["PATH"]])
         nowhere = f"http://127.0.0.1:{free_port()}/simple"
         indexes = {"PIP_INDEX_URL": nowhere, "PIP_EXTRA_INDEX_URL": nowhere} if exporting_indexes else {}
-        return {**os.environ, "PATH": path, **indexes, **changes}
+        try:
+            plugins = {"HELM_PLUGINS": helm_unittest_plugin().plugins}
+        except MissingTool:
+            plugins = {}
+        return {**os.environ, "PATH": path, **plugins, **indexes, **changes}
 
     return environment
 
@@ -142,6 +148,17 @@ def helms(tmp_path_factory):
         KUBECONFIG=str(home / "no-kubeconfig"),
     )
     return {label: str(path) for label, path in helm_binaries().items()}, env
+
+
+@pytest.fixture(scope="session")
+def helm_unittest():
+    """The helm-unittest plugin (tools/helm.py): the installed one, else the suite's own build of
+    the pinned release. Without either (no Go to build it), the tests that run it skip, saying
+    how to get either, and CI (CI=true) counts that as a failure."""
+    try:
+        return helm_unittest_plugin()
+    except MissingTool as missing:
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
 
+from tools.helm import HELM_UNITTEST_VERSION, helm_binaries
 from tools.project import DEFAULTS, REPO
 
 EXPECTED_FILES = [
@@ -274,18 +275,28 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         ("scan", "bandit"),
         ("build", "docker"),
         ("helm-lint", "helm"),
+        ("helm-unittest", "helm"),
         ("python-lint", "ruff"),
         ("yaml-lint", "yamllint"),
         ("docker-lint", "hadolint"),
     ):
         result = make(default_project, target, path=str(empty), **nothing)
         assert f"make {target}: {program} is not installed: " in result.stderr, target
+    # helm without its helm-unittest plugin: the plugin is named, with the suite's own pin.
+    helm = os.pathsep.join([str(helm_binaries()["3.17"].parent), "/usr/bin", "/bin"])
+    result = make(default_project, "helm-unittest", path=helm, HELM_PLUGINS=str(tmp_path / "no-plugins"), **nothing)
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[:1] == [
+        "make helm-unittest: helm-unittest is not installed: install the plugin: helm plugin install "
+        f"https://github.com/helm-unittest/helm-unittest --version {HELM_UNITTEST_VERSION} "
+        "(with helm 4, add --verify=false)."
+    ]
 
 
 def test_make_messages_can_be_echoed_in_single_quotes(default_project):
     text = (default_project / "Makefile").read_text()
     hows = [line for line in text.replace("\\\n", "").splitlines() if line.startswith("HOW_")]
-    assert len(hows) == 8 and [line for line in hows if "'" in line] == []
+    assert len(hows) == 9 and [line for line in hows if "'" in line] == []
 
 
 def organisation_config():

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import yaml
-from chart_matrix import container, of_kind, one, split_documents
+from chart_matrix import container, helm_merge, of_kind, one, split_documents
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
@@ -89,19 +89,6 @@ def everything_set(schema):
 
     require(schema)
     return schema
-
-
-def helm_merge(base, extra):
-    """`extra` over `base` as helm merges values files: maps deeply, null deletes what `base`
-    has (a null that deletes nothing stays), the rest replaced."""
-    for key, value in extra.items():
-        if value is None and key in base:
-            del base[key]
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            helm_merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
 
 
 def expected_pod_fields(values):

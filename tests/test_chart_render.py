@@ -8,18 +8,21 @@ What each option renders is in test_chart_objects.py.
 """
 
 import json
+import os
 import re
+import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-from answers import COMBINATIONS, combination_id
+from answers import COMBINATIONS
 from chart_matrix import (
     AMBASSADOR,
     HELM_VERSIONS,
     KUBE_VERSION,
     container,
+    helm_merge,
     of_kind,
     one,
     run,
@@ -27,7 +30,7 @@ from chart_matrix import (
     tool,
 )
 
-from tools.helm_unittest import helm_unittest_plugin, merge, run_suite
+from tools.helm import helm_unittest_plugin
 from tools.validators import SCHEMAS, run_checkov
 
 pytestmark = pytest.mark.slow
@@ -221,7 +224,7 @@ def test_values_schema_is_self_contained_draft_07(default_chart):
     # values.yaml itself and every hostspace file satisfy it.
     validator = jsonschema.Draft7Validator(schema)
     for path in sorted(default_chart.dir.glob("values*.yaml")):
-        values = merge(
+        values = helm_merge(
             yaml.safe_load((default_chart.dir / "values.yaml").read_text()), yaml.safe_load(path.read_text())
         )
         errors = [e.message for e in validator.iter_errors(values)]
@@ -481,11 +484,11 @@ def test_chart_yaml_files_pass_yamllint(chart):
 
 # --- helm-unittest suites ----------------------------------------------------------------
 
-# The suites are written for the helm-unittest plugin (`helm unittest chart/`), which no
-# package registry ships. They are checked against the plugin's JSON schema, and run: by the
-# real plugin where it is installed (the template's CI installs it, pinned: .github/workflows/
-# ci.yml, azure-pipelines.yml), else by the suite's own runner (tools/helm_unittest.py), with
-# the assertions they use on real `helm template`. The test says in its measurement which ran.
+# The suites are written for the helm-unittest plugin (`helm unittest chart`, which the generated
+# project's `make check` runs too). They are checked against the plugin's JSON schema, and run by
+# the real plugin on both helms: the plugin installed for helm (the template's CI installs it,
+# pinned: .github/workflows/ci.yml, azure-pipelines.yml), else the suite's own build of the same
+# release (tools/helm.py). The measurement names the plugin, its version and where it came from.
 
 TOGGLES = {
     "autoscaling.enabled": {True, False},
@@ -535,49 +538,30 @@ def test_there_is_a_suite_for_every_template_and_toggle(chart):
     assert {k: v & TOGGLES[k] for k, v in toggled.items()} == TOGGLES
 
 
-# The real plugin (a helm 3 plugin) runs on helm 3.17, on every combination. Without it, the
-# suite's own runner runs on helm 4 on every combination and on helm 3.17 on the default one:
-# both helms render every combination the same (test_helm_3_and_4_render_the_same_manifests).
-PLUGIN = helm_unittest_plugin()
-SUITE_RUNS = [
-    *(
-        pytest.param(answers, version, id=f"{combination_id(answers)}-helm{version}")
-        for answers in COMBINATIONS
-        for version in (["3.17"] if PLUGIN else ["4"])
-    ),
-    *([] if PLUGIN else [pytest.param({}, "3.17", id="defaults-helm3.17")]),
-]
+@HELM_VERSIONS
+def test_helm_unittest_suites_pass(chart, version, helm_unittest, record_property):
+    """One `helm unittest` call per chart and helm runs every suite, as `make check` does."""
+    count = len(suites(chart))
+    started = time.monotonic()
+    result = run(
+        [chart.helms[version], "unittest", chart.dir], env={**chart.env, "HELM_PLUGINS": helm_unittest.plugins}
+    )
+    record_property(
+        "measurement",
+        f"helm-unittest: the plugin unittest {helm_unittest.version} ({helm_unittest.origin}) on helm {version} "
+        f"ran the {count} suites of combination {chart.number} in {time.monotonic() - started:.1f} s",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(rf"^Test Suites:\s+{count} passed, {count} total$", result.stdout, re.MULTILINE), result.stdout
 
 
-@pytest.mark.parametrize("answers, version", SUITE_RUNS)
-def test_helm_unittest_suites_pass(charts, answers, version, tmp_path, record_property):
-    """The real plugin where it is installed (on helm 3.17: it is a helm 3 plugin), else the
-    suite's own runner (tools/helm_unittest.py) on this helm. The measurement says which ran,
-    so a CI log shows whether the real plugin checked the suites."""
-    chart = charts(answers)
-    if PLUGIN:
-        plugins, plugin_version = PLUGIN
-        result = run([chart.helms[version], "unittest", chart.dir], env={**chart.env, "HELM_PLUGINS": str(plugins)})
-        ran = f"the plugin {plugin_version} (helm 3.17)"
-        passed = (
-            result.returncode == 0
-            and re.search(rf"Test Suites:\s+{len(suites(chart))} passed", result.stdout) is not None
-        )
-        failures = [] if passed else [result.stdout + result.stderr]
-    else:
-        ran = f"the plugin is not installed; the suite's own runner (helm {version})"
-        failures = [
-            failure
-            for path in suites(chart)
-            for failure in run_suite(
-                path,
-                chart.dir,
-                chart.helms[version],
-                tmp_path,
-                env=chart.env,
-                kube_version=KUBE_VERSION,
-                notes_helm=chart.helms["4"],
-            )
-        ]
-    record_property("measurement", f"helm-unittest: {ran} ran the suites of combination {chart.number}")
-    assert failures == []
+def test_an_installed_helm_unittest_plugin_is_the_one_used(helm_unittest, tmp_path):
+    """A plugin installed for helm (here: in HELM_PLUGINS, as `helm plugin install` puts it)
+    is used as it is, and named with its own version."""
+    manifests = [m for root in helm_unittest.plugins.split(os.pathsep) for m in Path(root).glob("*/plugin.yaml")]
+    (plugin,) = [m.parent for m in manifests if yaml.safe_load(m.read_text())["name"] == "unittest"]
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "helm-unittest").symlink_to(plugin)
+    found = helm_unittest_plugin({**os.environ, "HELM_PLUGINS": str(plugins)})
+    assert found == (str(plugins), helm_unittest.version, f"installed in {plugins}")

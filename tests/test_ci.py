@@ -11,13 +11,14 @@ import pytest
 import yaml
 from answers import LOCK_PYTHONS
 
+from tools.helm import HELM_UNITTEST_INSTALL, HELM_UNITTEST_VERSION, MissingTool, _build_helm_unittest
 from tools.project import REPO
 from tools.validators import check_builtin_schema
 
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 AZURE = REPO / "azure-pipelines.yml"
 SCHEMAS = {WORKFLOW: "vendor.github-workflows", AZURE: "vendor.azure-pipelines"}
-PLUGIN = "helm plugin install https://github.com/helm-unittest/helm-unittest --version"
+PLUGIN = HELM_UNITTEST_INSTALL.removesuffix(f" {HELM_UNITTEST_VERSION}")  # as the CI files write it, their pin after
 
 
 def readme_test_command():
@@ -94,6 +95,8 @@ def test_ci_caches_pip_and_the_suites_tools():
 
 
 def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
+    """One helm-unittest pin: the CI files install the release that the suite builds where the
+    plugin is not installed (tools/helm.py), which the generated Makefile and manual name."""
     pins = set()
     for path in SCHEMAS:
         installs = [script for script in scripts(path) if script.startswith(PLUGIN)]
@@ -101,9 +104,26 @@ def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
         assert re.fullmatch(r"v\d+\.\d+\.\d+", variables(path)["HELM_UNITTEST_VERSION"]), path.name
         pins.add((variables(path)["HELM_UNITTEST_VERSION"], variables(path)["HELM_VERSION"]))
     assert len(pins) == 1, pins
-    # helm-unittest is a helm 3 plugin: helm 4 refuses to install it unverified without
-    # --verify=false, so both pin a helm 3.17 (the line tools/helm.py checks the chart on).
+    assert next(iter(pins))[0] == HELM_UNITTEST_VERSION
+    project = REPO / "{{cookiecutter.app_name}}"
+    for named in ("Makefile", "docs/kubernetes.md", "docs/local-development.md"):
+        versions = re.findall(r"helm-unittest --version (\S+?)[`\s]", (project / named).read_text())
+        assert versions == [HELM_UNITTEST_VERSION], named
+    # helm 4 runs the plugin (a legacy one to it) but refuses to install it unverified without
+    # --verify=false, so both install it with a helm 3.17 (the line tools/helm.py checks the chart on).
     assert next(iter(pins))[1].startswith("v3.17.")
+
+
+def test_without_the_plugin_or_go_the_suite_says_how_to_get_either(tmp_path):
+    """Where helm-unittest is not installed, the suite builds it with Go; with neither, it
+    stops with both ways to get it (the tests that need it skip, which CI counts as failing)."""
+    target = tmp_path / "plugins" / "unittest"
+    with pytest.raises(MissingTool) as missing:
+        _build_helm_unittest(target, {"PATH": str(tmp_path)})
+    message = str(missing.value)
+    assert HELM_UNITTEST_INSTALL in message and "install Go (https://go.dev/doc/install)" in message
+    assert HELM_UNITTEST_INSTALL.endswith(f"helm-unittest/helm-unittest --version {HELM_UNITTEST_VERSION}")
+    assert not target.exists()
 
 
 def test_changelog_has_a_section_per_release_and_the_readme_shows_how_to_take_one():

@@ -8,6 +8,7 @@ and each gate turns red on a defect planted in a copy of an installed project.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,12 +162,13 @@ GATE_COMMANDS = [
     "bandit -q -r source/api source/scale -x source/scale/tests",
     "yamllint --strict .",
     "helm lint --strict chart",
+    "helm unittest chart",
     "hadolint Dockerfile",
 ]
 
 
 @same_worker
-def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_project(installed_copy):
+def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_project(installed_copy, helm_unittest):
     project, environment = installed_copy
     checked = run(["make", "check"], cwd=project, env=environment)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -176,6 +178,7 @@ def test_make_check_runs_every_gate_in_the_pipelines_order_and_passes_on_a_new_p
     assert "Required test coverage of 90% reached" in checked.stdout
     hostspaces = DEFAULTS["hostspaces"].split(",")
     assert checked.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(hostspaces)
+    assert re.search(r"^Test Suites:\s+(\d+) passed, \1 total$", checked.stdout, re.MULTILINE)
     assert lines[-1] == "make check: every gate passed"
 
 
@@ -195,7 +198,7 @@ def remove_the_example(project):
 
 
 @same_worker
-def test_make_check_stays_green_when_the_team_removes_the_example(installed_copy):
+def test_make_check_stays_green_when_the_team_removes_the_example(installed_copy, helm_unittest):
     """The platform's tests never use the example route: without it, every gate still passes,
     the coverage gate included, and the platform's tests still run."""
     project, environment = installed_copy
@@ -252,6 +255,14 @@ def trailing_spaces_in_the_pipeline(project):
     append(project / "azure-pipelines.yaml", "# a comment   \n")
 
 
+def token_mounted_in_the_pods(project):
+    """A template defect that helm lint passes: only the chart's helm-unittest suites see it."""
+    account = project / "chart/templates/serviceaccount.yaml"
+    text = account.read_text()
+    assert "automountServiceAccountToken: false" in text
+    account.write_text(text.replace("automountServiceAccountToken: false", "automountServiceAccountToken: true"))
+
+
 def cd_in_a_run_step(project):
     dockerfile = project / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text().replace("USER 10001:10001", "RUN cd /app && ls\nUSER 10001:10001"))
@@ -266,6 +277,7 @@ DEFECTS = [
     (unused_import, "python-lint", "F401"),
     (unformatted_code, "python-lint", "--> source/api/planted.py"),
     (broken_values, "helm-lint", f"values-{FIRST_HOSTSPACE}.yaml"),
+    (token_mounted_in_the_pods, "helm-unittest", "- mounts no API token"),
     (trailing_spaces_in_the_pipeline, "yaml-lint", "trailing-spaces"),
     (cd_in_a_run_step, "docker-lint", "DL3003"),
 ]
@@ -273,8 +285,10 @@ DEFECTS = [
 
 @same_worker
 @pytest.mark.parametrize("plant, gate, message", DEFECTS, ids=[defect[0].__name__ for defect in DEFECTS])
-def test_each_gate_turns_red_on_its_defect(installed_copy, plant, gate, message):
+def test_each_gate_turns_red_on_its_defect(installed_copy, plant, gate, message, request):
     project, environment = installed_copy
+    if gate == "helm-unittest":
+        request.getfixturevalue("helm_unittest")  # skips, saying how to get it, where it cannot be had
     plant(project)
     result = run(["make", gate], cwd=project, env=environment)
     assert result.returncode != 0, result.stdout + result.stderr

