@@ -12,6 +12,8 @@ their requirements change): `generate` only cookiecutter and cruft (requirements
                                 takes cookiecutter's arguments (e.g. --no-input -o ~/src key=value)
   test [pytest args]            the template's whole test suite, in parallel
   bench [args]                  the benchmarks (benchmarks/run.py)
+  docs [--check]                writes README.md's variable table from the pre-generation rules
+                                and cookiecutter.json (no tools needed); --check fails when stale
 """
 
 import hashlib
@@ -195,13 +197,117 @@ def generate(args, env, notes=()):
     return result.returncode
 
 
+# ---- docs: README.md's variable table --------------------------------------------------------
+
+README = HERE / "README.md"
+# The table is written between these markers; the text around it is kept as it is.
+TABLE_START = "<!-- variables: written by `python3 tasks.py docs`, do not edit -->"
+TABLE_END = "<!-- end of variables -->"
+
+# What each variable means, for the table: the one column neither the rules (accepted form)
+# nor cookiecutter.json (default) holds. A variable missing here fails `docs` by name.
+MEANINGS = {
+    "app_name": "repository, chart, image and Helm release name",
+    "appcode": "SCALE application code: RBAC groups `ng-ngdc-<appcode>-*`, image path",
+    "description": "one line for the README and `Chart.yaml`",
+    "python_version": "Python of the Pipfile, the base image and the pipeline's `flask.python` (see below)",
+    "pipenv_version": "pipenv that locks the Pipfile, in the image and in the pipeline's `flask.pipenvVersion`",
+    "app_version": "SCALE pipeline version (`appVersion`)",
+    "hostspaces": "Kubernetes spaces to deploy to, in promotion order; the last is production, those between "
+    "the first and the last are pre-production",
+    "platform_domain": "DNS domain of the platform hostnames `<app_name>-<hostspace>.<platform_domain>`",
+    "custom_url": "an extra hostname served by production besides its platform hostname, with its own `Host`",
+    "hpa": "Horizontal Pod Autoscaler",
+    "hpa_min_replicas": "the HPA's minimum; with `hpa` no, the fixed number of pods in pre-production and "
+    "production (development runs 1)",
+    "hpa_max_replicas": "the HPA's maximum (used only with `hpa`)",
+    "hpa_cpu_target": "target average CPU utilisation, percent (used only with `hpa`)",
+    "pvc": "mount a PersistentVolumeClaim",
+    "pvc_size": "volume size (used only with `pvc`, as are the next three)",
+    "pvc_storage_class": "storage class",
+    "pvc_access_mode": "volume access mode",
+    "pvc_mount_path": "where the volume is mounted (also `DATA_DIR`)",
+    "pod_anti_affinity": "spread pods across nodes",
+    "dr": "disaster recovery: DR ConfigMap and per-site `Host`",
+    "dr_active_region": "DR region of the active site (used only with `dr`)",
+    "dr_passive_region": "DR region of the passive site, not the active one's (used only with `dr`)",
+    "docker_registry": "registry where images are staged, and of the base image",
+    "package_index": "private Python index (Artifactory) for the Pipfile and image builds; credentials come from "
+    "`PYPI_USER` / `PYPI_TOKEN` at build time, never from files; empty: the machine's configured index, "
+    "unless it is a loopback address or a file",
+    "pipeline_repository_type": "where the SCALE pipeline templates live: Azure Repos (`git`) or GitHub",
+    "pipeline_repository": "repository of the SCALE pipeline templates (alias `spaces`)",
+    "pipeline_ref": "the ref of those templates that the pipeline uses: the release matching `app_version`",
+    "pipeline_service_connection": "Azure DevOps service connection to that repository",
+    "gunicorn_workers": "default gunicorn worker count",
+    "lock_dependencies": "run `pipenv lock` after generation",
+}
+
+
+def _default_cell(value):
+    """cookiecutter.json's default as the table shows it: a choice's first, yes/no, `<name>` for
+    another answer it is made from."""
+    if isinstance(value, list):
+        value = value[0]
+    if isinstance(value, bool):
+        value = "yes" if value else "no"
+    value = re.sub(r"\{\{\s*cookiecutter\.(\w+)\s*\}\}", r"<\1>", value)
+    return f"`{value}`" if value else "empty"
+
+
+def variable_table():
+    """The Markdown table of every question: cookiecutter.json's order and default, the
+    meaning above, and the accepted form that the pre-generation hook's RULES print."""
+    from hooks import pre_gen_project
+
+    defaults = json.loads((HERE / "cookiecutter.json").read_text())
+    accepted = {}
+    for rule in pre_gen_project.RULES:
+        accepted.setdefault(rule.variable, []).append(rule.accepted)
+    rows = ["| variable | meaning | default | accepted |", "|---|---|---|---|"]
+    for name, value in defaults.items():
+        if name.startswith("_"):
+            continue
+        if name not in MEANINGS:
+            sys.exit(f"tasks.py docs: {name} of cookiecutter.json has no meaning in tasks.py's MEANINGS")
+        cells = [f"`{name}`", MEANINGS[name], _default_cell(value), "; ".join(accepted[name])]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def readme_with_table(readme):
+    """README.md's text with the table between its markers written anew."""
+    before, start, rest = readme.partition(TABLE_START + "\n")
+    _, end, after = rest.partition(TABLE_END)
+    if not (start and end):
+        sys.exit(f"tasks.py docs: README.md lacks the markers {TABLE_START} ... {TABLE_END}")
+    return before + start + variable_table() + end + after
+
+
+def docs(args):
+    """Write README.md's variable table; with --check, only say whether it is current."""
+    current = README.read_text(encoding="utf-8")
+    fresh = readme_with_table(current)
+    if args == ["--check"]:
+        if fresh != current:
+            print("tasks.py docs: README.md's variable table is stale: run `python3 tasks.py docs`", file=sys.stderr)
+            return 1
+        return 0
+    if args:
+        sys.exit(__doc__)
+    README.write_text(fresh, encoding="utf-8")
+    return 0
+
+
 def main(argv):
     commands = {
         "test": ["-m", "pytest", "-n", os.environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup"],
         "bench": [str(HERE / "benchmarks" / "run.py")],
     }
-    if not argv or argv[0] not in (*commands, "generate"):
+    if not argv or argv[0] not in (*commands, "generate", "docs"):
         sys.exit(__doc__)
+    if argv[0] == "docs":
+        return docs(argv[1:])
     if argv[0] == "generate":
         ensure_venv(GENERATE)
         notes = []

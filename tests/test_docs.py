@@ -6,14 +6,13 @@ import re
 
 import pytest
 from answers import COMBINATIONS, combination_id
+from markdown_text import broken_links, level, prose_lines, section
 from owners import OWNERS, TEAM_MERGED_PATHS, TEAM_PATHS, TEMPLATE_PATHS, covers, cruft_skip
 
 from tools.project import tomllib
 
 README_MAX_LINES = 150
 DOCS_PAGES = ["configuration.md", "local-development.md", "pipeline.md", "kubernetes.md", "updates.md"]
-# [text](target): a relative target is a file of the project, with an optional #heading.
-LINK = re.compile(r"\[[^\]]+\]\(([^)\s]+)\)")
 
 
 @pytest.fixture(scope="module", params=COMBINATIONS, ids=combination_id)
@@ -25,40 +24,6 @@ def documents(project):
     """{path relative to the project: text} of README.md and every page of docs/."""
     paths = [project / "README.md", *sorted((project / "docs").glob("*.md"))]
     return {str(path.relative_to(project)): path.read_text() for path in paths}
-
-
-def prose_lines(text):
-    """The lines of a Markdown text outside its fenced code blocks (where `#` starts a comment)."""
-    fenced = False
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced:
-            yield line
-
-
-def level(line):
-    """A heading's level (1 for "# ..."), 0 for any other line."""
-    match = re.match(r"(#+) ", line)
-    return len(match[1]) if match else 0
-
-
-def section(text, heading):
-    """The prose under `heading` (a whole line, such as "## Who owns what"), up to the next
-    heading of the same or a higher level."""
-    lines = list(prose_lines(text))
-    start = lines.index(heading) + 1
-    end = next((i for i in range(start, len(lines)) if 0 < level(lines[i]) <= level(heading)), len(lines))
-    return "\n".join(lines[start:end])
-
-
-def slug(heading):
-    """The anchor GitHub and Azure DevOps give a Markdown heading."""
-    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
-
-
-def anchors(text):
-    return {slug(line.lstrip("#").strip()) for line in prose_lines(text) if level(line)}
 
 
 def ownership_rows(project):
@@ -125,19 +90,7 @@ def test_the_manual_has_an_index_that_links_every_page(default_project):
 
 
 def test_every_relative_link_resolves(project):
-    docs = documents(project)
-    broken = []
-    for name, text in docs.items():
-        for target in LINK.findall(text):
-            if re.match(r"[a-z]+://", target):
-                continue
-            file, _, anchor = target.partition("#")
-            path = (project / name).parent / file if file else project / name
-            if not path.exists():
-                broken.append((name, target))
-            elif anchor and (path.is_dir() or anchor not in anchors(path.read_text())):
-                broken.append((name, target))
-    assert broken == []
+    assert broken_links(project, documents(project)) == []
 
 
 def test_no_section_is_left_empty(project):

@@ -453,14 +453,14 @@ def test_the_report_has_one_line_per_problem_even_for_multiline_values():
     assert lines[1] == f'  - appcode = "x\\ny": expected {pre.RULES[1].accepted}'
 
 
-def test_the_readme_shows_the_report_as_the_hook_prints_it():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    example = readme.split("## Hooks", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+def test_the_hooks_page_shows_the_report_as_the_hook_prints_it():
+    page = (REPO / "docs" / "hooks.md").read_text(encoding="utf-8")
+    example = page.split("## Before generation", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
     given = answers(python_version="3.8", hpa_min_replicas="6")
     found = pre.problems(given)
     shown = pre.report(found, {**given, "_template": "gh:example-org/flask-appstack"}, "/home/me/src/x").splitlines()
     assert example.splitlines()[:-1] == shown[:-1]
-    # The README shortens the command (…); what it shows is the command's own beginning.
+    # The page shortens the command (…); what it shows is the command's own beginning.
     assert shown[-1].startswith(example.splitlines()[-1].split(" app_name=")[0] + " app_name=")
 
 
