@@ -281,7 +281,8 @@ def readme_with_table(readme):
     _, end, after = rest.partition(TABLE_END)
     if not (start and end):
         sys.exit(f"tasks.py docs: README.md lacks the markers {TABLE_START} ... {TABLE_END}")
-    return before + start + variable_table() + end + after
+    # Blank lines around the table, so that no Markdown reader takes a marker for one of its rows.
+    return before + start + "\n" + variable_table() + "\n" + end + after
 
 
 def docs(args):
