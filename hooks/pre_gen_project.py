@@ -223,6 +223,7 @@ RESERVED_TREES = (
     "/dev",
     "/var/run/secrets",
     "/run/secrets",
+    "/etc/ld.so.preload",  # a library preloaded into every process
 )
 RESERVED_PATHS = ("/opt", "/etc", "/var", "/run", "/home", "/tmp")  # nosec B108
 PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")

@@ -400,6 +400,14 @@ WEAKENED = {
         "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
     },
     "tolerates every taint": {"tolerations": [{"operator": "Exists"}]},
+    "a library preloaded into every process": {"env": {"LD_PRELOAD": "/data/hook.so"}},
+    "Python code from outside /app": {"env": {"PYTHONPATH": "/data"}},
+    "gunicorn's options from the environment": {"env": {"GUNICORN_CMD_ARGS": "--access-logformat %(r)s"}},
+    "another metrics directory": {"env": {"PROMETHEUS_MULTIPROC_DIR": "/data"}},
+    "a file over the preload list": {
+        "extraVolumes": [{"name": "preload", "configMap": {"name": "preload"}}],
+        "extraVolumeMounts": [{"name": "preload", "mountPath": "/etc/ld.so.preload", "subPath": "preload"}],
+    },
 }
 
 
@@ -411,6 +419,19 @@ def test_values_schema_refuses_a_weakened_security_context(default_chart, tmp_pa
     result = default_chart.template(default_chart.labels[-1], extra_values=[values], helm=default_chart.helms[version])
     assert result.returncode != 0, weakening
     assert "schema" in result.stderr, result.stderr
+
+
+@HELM_VERSIONS
+def test_a_large_number_in_env_reaches_the_container_as_digits(default_chart, tmp_path, version):
+    """YAML numbers reach Helm as floats: 2097152 must not become "2.097152e+06", which the
+    service's settings refuse (a pod that never starts)."""
+    values = tmp_path / "numbers.yaml"
+    values.write_text("env:\n  MAX_CONTENT_LENGTH: 2097152\n  RATIO: 0.5\n  FLAG: true\n")
+    result = default_chart.template(default_chart.labels[-1], extra_values=[values], helm=default_chart.helms[version])
+    assert result.returncode == 0, result.stderr
+    [deployment] = [doc for doc in yaml.safe_load_all(result.stdout) if doc and doc["kind"] == "Deployment"]
+    env = {item["name"]: item.get("value") for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (env["MAX_CONTENT_LENGTH"], env["RATIO"], env["FLAG"]) == ("2097152", "0.5", "true")
 
 
 # Everything a team adds in its first week, at once: variables from a Secret and a ConfigMap,

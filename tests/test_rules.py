@@ -588,6 +588,8 @@ def test_the_jinja_facts_agree_with_the_hooks(spaces):
         "/data/../etc",
         "/data/./x",
         "/home/app",
+        "/etc/ld.so.preload",
+        "/etc/certificates",
     ],
 )
 def test_the_mount_path_rule_and_the_charts_schema_agree(path):
