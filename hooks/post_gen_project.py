@@ -186,7 +186,7 @@ def lock_dependencies(project, answers, environ):
 def how_to_lock(project):
     intro = "Lock before the first push (the image build refuses a missing or stale lock):"
     docker = 'or in the base image, with Docker (docs/local-development.md, "Build locally"):'
-    return f"{intro}\n  cd {project} && make lock\n  {docker}  cd {project} && make lock-in-container"
+    return f"{intro}\n  cd {project} && make lock\n  {docker}\n    cd {project} && make lock-in-container"
 
 
 def lock_warning(project, what_happened, details=()):
