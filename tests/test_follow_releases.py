@@ -156,6 +156,13 @@ def test_make_update_takes_the_newest_release_or_the_one_named_and_main_only_by_
     to_main = make(project, "update", "VERSION=main")
     assert to_main.returncode == 0, to_main.stdout + to_main.stderr
     assert "main=1" in (project / ERRORS).read_text()
+    git(project, "commit", "-q", "-am", "main")
+
+    # Ahead of the newest release now: a bare update must not take the project back to it.
+    again = make(project, "update")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout == "make update: this project is at 2.2.0 already; nothing to take.\n"
+    assert "main=1" in (project / ERRORS).read_text()
 
 
 def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_the_releases_since(template, tmp_path):

@@ -154,7 +154,9 @@ def update(project, version, lock):
     found = releases(project.url)
     ref, name = target(version, found, project.url)
     have = project.release(found)
-    if found.get(name) == project.cruft.get("commit"):
+    if found.get(name) == project.cruft.get("commit") or (not version and have == name):
+        # (A project made from a commit after the newest release records that release: taking
+        # the release again would undo the later commits.)
         print(f"make update: this project is at {name} already; nothing to take.")
         return 0
     # The template's post-generation hook must not lock in cruft's renders (older hooks only
