@@ -47,8 +47,16 @@ def helm_merge(base, extra):
     return base
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML reads YAML 1.1, where a plain `=` is the "value" type it cannot build; Kubernetes
+    reads YAML 1.2, where it is the string "=" (helm writes a drawn value so)."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 def split_documents(text):
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc]  # nosec B506: _Loader is a SafeLoader
 
 
 def of_kind(objects, kind):

@@ -54,18 +54,18 @@ def test_ci_file_validates_against_its_schema(path):
 @pytest.mark.slow
 def test_schema_checks_bite(tmp_path):
     """A workflow job without `runs-on`, a pipeline with a boolean where Azure wants the
-    string "true": the checks above reject both."""
+    string "false": the checks above reject both."""
     workflow = yaml.safe_load(WORKFLOW.read_text())
     del workflow["jobs"]["test"]["runs-on"]
     broken = tmp_path / "ci.yml"
     broken.write_text(yaml.safe_dump(workflow))
     assert check_builtin_schema(SCHEMAS[WORKFLOW], broken).returncode == 1
     text = AZURE.read_text()
-    assert 'batch: "true"' in text
+    assert 'batch: "false"' in text
     broken = tmp_path / "azure-pipelines.yml"
-    broken.write_text(text.replace('batch: "true"', "batch: true"))
+    broken.write_text(text.replace('batch: "false"', "batch: false"))
     result = check_builtin_schema(SCHEMAS[AZURE], broken)
-    assert result.returncode == 1 and "$.trigger.batch: True is not of type 'string'" in result.stdout
+    assert result.returncode == 1 and "$.trigger.batch: False is not of type 'string'" in result.stdout
 
 
 @pytest.mark.parametrize("path", list(SCHEMAS), ids=lambda path: path.name)
