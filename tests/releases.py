@@ -91,6 +91,27 @@ def template_file(template_repo, relative):
     return template_repo / TEMPLATE_DIR / relative
 
 
+def cookiecutter_config(tmp_path):
+    """An environment whose cookiecutter user config keeps replay files and clones in tmp_path, not in ~."""
+    config = tmp_path / "cookiecutterrc.yaml"
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cookiecutters'}\n")
+    return {**os.environ, "COOKIECUTTER_CONFIG": str(config)}
+
+
+def commit_as_generated(project, message="generated"):
+    """The project's first commit, as a team makes it."""
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", message)
+    return project
+
+
+def change_template(template_repo, relative, old, new, message):
+    """Commit a change of one generated file to the template (unreleased until publish())."""
+    edit(template_file(template_repo, relative), old, new)
+    git(template_repo, "commit", "-q", "-am", message)
+
+
 def committed_project(template_repo, parent, *options, **answers):
     """A project made with `cruft create` (no lock) in `parent`, committed as a team would."""
     context = {"lock_dependencies": False, **answers}
@@ -98,11 +119,7 @@ def committed_project(template_repo, parent, *options, **answers):
         parent, "create", *options, str(template_repo), "--no-input", "--extra-context", json.dumps(context)
     )
     assert created.returncode == 0, created.stdout + created.stderr
-    project = parent / answers.get("app_name", DEFAULTS["app_name"])
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    return project
+    return commit_as_generated(parent / answers.get("app_name", DEFAULTS["app_name"]))
 
 
 def edit(path, old, new):

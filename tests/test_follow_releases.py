@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 from releases import (
+    change_template,
     clone,
+    commit_as_generated,
     committed_project,
-    edit,
+    cookiecutter_config,
     git,
     make,
     make_template_repo,
     publish,
-    template_file,
     with_origin,
 )
 
@@ -42,26 +43,12 @@ def template(tmp_path):
 
 
 def change(template, relative, old, new, message):
-    edit(template_file(template, relative), old, new)
-    git(template, "commit", "-q", "-am", message)
+    change_template(template, relative, old, new, message)
     git(template, "push", "-q", "origin", "main")
 
 
 def identity(project):
     return json.loads((project / ".flask-appstack.json").read_text())
-
-
-def commit_as_generated(project):
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    return project
-
-
-def cookiecutter_env(tmp_path):
-    config = tmp_path / "cookiecutterrc.yaml"
-    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cookiecutters'}\n")
-    return {**os.environ, "COOKIECUTTER_CONFIG": str(config)}
 
 
 def test_a_project_generated_from_a_clone_follows_the_origins_releases_once_the_clone_is_gone(template, tmp_path):
@@ -78,7 +65,7 @@ def test_a_project_generated_from_a_clone_follows_the_origins_releases_once_the_
         ["--no-input", "-o", str(out), "app_name=orders", "lock_dependencies=no"], platform_clone, notes
     )
     assert notes == [f"tasks.py: generating from {origin} at v2.0.0, its newest release (not from this folder)."]
-    made = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=cookiecutter_env(tmp_path))
+    made = subprocess.run([sys.executable, *command], capture_output=True, text=True, env=cookiecutter_config(tmp_path))
     assert made.returncode == 0, made.stdout + made.stderr
     project = commit_as_generated(out / "orders")
     state = json.loads((project / ".cruft.json").read_text())
@@ -169,7 +156,7 @@ def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_th
     """Made with cookiecutter from a clone at 2.0.0; two releases later, the manual's commands
     (docs/updates.md) link it at 2.0.0 and take both."""
     platform_clone = clone(str(tmp_path / "origin.git"), tmp_path / "clone")
-    env = cookiecutter_env(tmp_path)
+    env = cookiecutter_config(tmp_path)
     made = subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(platform_clone)]
         + ["app_name=orders", "lock_dependencies=no"],

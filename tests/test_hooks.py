@@ -14,6 +14,7 @@ import pytest
 import yaml
 from answers import NO_LOCK, PRIVATE_INDEX
 from cookiecutter.exceptions import FailedHookException
+from releases import cookiecutter_config
 
 from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
@@ -578,9 +579,7 @@ def test_an_answer_typed_in_a_latin1_terminal_is_refused_before_anything_is_writ
     """'café' from a terminal set to Latin-1 reaches cookiecutter as the bytes c a f 0xE9."""
     out = tmp_path / "out"
     out.mkdir()
-    config = tmp_path / "cookiecutterrc.yaml"
-    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
-    env = {**os.environ, "COOKIECUTTER_CONFIG": str(config), "LC_ALL": "C.UTF-8"}
+    env = {**cookiecutter_config(tmp_path), "LC_ALL": "C.UTF-8"}
     cookiecutter = os.path.join(os.path.dirname(sys.executable), "cookiecutter")
     words = [cookiecutter, "--no-input", "-o", str(out), str(REPO), b"description=caf\xe9", "lock_dependencies=no"]
     result = subprocess.run(words, env=env, capture_output=True)

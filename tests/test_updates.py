@@ -15,7 +15,10 @@ import pytest
 import yaml
 from releases import (
     add_orders_route_to_the_example,
+    change_template,
+    commit_as_generated,
     committed_project,
+    cookiecutter_config,
     cruft,
     edit,
     git,
@@ -29,12 +32,9 @@ from tools.project import DEFAULTS, REPO
 
 pytestmark = pytest.mark.slow
 
-
-def cookiecutter_config(tmp_path):
-    """A user config that keeps cookiecutter's replay files in tmp_path, not in ~."""
-    config = tmp_path / "cookiecutterrc.yaml"
-    config.write_text(f"replay_dir: {tmp_path / 'replay'}\ncookiecutters_dir: {tmp_path / 'cookiecutters'}\n")
-    return {**os.environ, "COOKIECUTTER_CONFIG": str(config)}
+# The template fix the tests release: errors say their status.
+ERRORS = "source/scale/errors.py"
+FIXED = "jsonify(error=error.name, status=error.code,"
 
 
 @pytest.fixture
@@ -52,12 +52,7 @@ def teams_project(template_repo, tmp_path):
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "the team's work")
 
-    edit(
-        template_file(template_repo, "source/scale/errors.py"),
-        "return jsonify(error=error.name,",
-        "return jsonify(error=error.name, status=error.code,",
-    )
-    git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+    change_template(template_repo, ERRORS, "jsonify(error=error.name,", FIXED, "template fix: errors say their status")
     publish(template_repo)
     return project
 
@@ -107,15 +102,8 @@ def test_make_update_finds_rejected_hunks_that_an_old_gitignore_hides(template_r
     edit(errors, "return jsonify(error=error.name,", "return jsonify(error=error.name, team=True,")
     with (project / ".gitignore").open("a") as ignore:
         ignore.write("*.rej\n")
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated, with the team's first changes")
-    edit(
-        template_file(template_repo, "source/scale/errors.py"),
-        "jsonify(error=error.name,",
-        "jsonify(status=error.code,",
-    )
-    git(template_repo, "commit", "-q", "-am", "template fix: errors say their status")
+    commit_as_generated(project, "generated, with the team's first changes")
+    change_template(template_repo, ERRORS, "jsonify(error=error.name,", FIXED, "template fix: errors say their status")
     publish(template_repo)
 
     updated = make_update(project)
@@ -167,12 +155,13 @@ def test_make_update_relocks_when_the_pipfile_changed(teams_project, template_re
 
 
 def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, template_repo):
-    edit(
-        template_file(template_repo, "source/scale/errors.py"),
-        "return jsonify(error=error.name, status=error.code,",
-        "return jsonify(error=error.name,",
+    change_template(
+        template_repo,
+        ERRORS,
+        FIXED,
+        "jsonify(error=error.name,",
+        "the fix undone: the template is as the project was made",
     )
-    git(template_repo, "commit", "-q", "-am", "the fix undone: the template is as the project was made")
     publish(template_repo)
     updated = make_update(teams_project)
     assert updated.returncode == 0, updated.stdout + updated.stderr
