@@ -7,7 +7,7 @@ import sys
 import pytest
 from releases import git
 
-from tools.project import REPO
+from tools.project import REPO, project_script
 from tools.release import newest_release, release_tags, tag_to_make, without_credentials
 
 CHANGELOG = """# Changelog
@@ -93,3 +93,24 @@ def test_ci_tags_the_commit_that_brings_a_new_section_and_pushes_the_tag_once(tm
     head = git(clone, "rev-parse", "HEAD").strip()
     assert git(origin, "rev-parse", "v2.1.0^{commit}").strip() == head
     assert "nothing to tag" in release("tag").stdout
+
+
+def test_the_projects_update_script_reads_release_tags_as_ci_makes_them():
+    """scripts/update.py runs in projects, without the template: its reading of tags is a twin
+    of tools/release.py's, kept equal here."""
+    update = project_script("update")
+    from tools import release
+
+    names = ["v2.10.0", "v2.9.1", "v10.0.0", "2.0.0", "v2.0", "v1.0.0-rc1", "latest", "v0.0.1"]
+    assert [bool(update.TAG.fullmatch(name)) for name in names] == [bool(release.TAG.fullmatch(name)) for name in names]
+    versions = ["2.10.0", "2.9.1", "10.0.0", "0.0.1"]
+    assert (
+        sorted(versions, key=update.version_key)
+        == sorted(versions, key=release.version_key)
+        == [
+            "0.0.1",
+            "2.9.1",
+            "2.10.0",
+            "10.0.0",
+        ]
+    )

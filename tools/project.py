@@ -22,19 +22,26 @@ def pipfile_requirements(project, sections=("packages", "dev-packages")):
     ]
 
 
-# The generated project's lock program, as the tests and the benchmarks use it: imported from
-# its place in the template (it holds no Jinja, so the unrendered file is the generated one).
-LOCK_PROGRAM = REPO / "{{cookiecutter.app_name}}" / "scripts" / "lock.py"
+# The generated project's scripts, as the tests and the benchmarks use them: imported from
+# their place in the template (they hold no Jinja, so the unrendered files are the generated ones).
+SCRIPTS = REPO / "{{cookiecutter.app_name}}" / "scripts"
+LOCK_PROGRAM = SCRIPTS / "lock.py"
 
 
-def lock_program():
-    """scripts/lock.py as a module (loaded once)."""
+def project_script(name):
+    """scripts/<name>.py of the generated project as a module (loaded once)."""
     import importlib.util
     import sys
 
-    if "appstack_lock_program" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("appstack_lock_program", LOCK_PROGRAM)
+    module_name = f"appstack_script_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        sys.modules["appstack_lock_program"] = module
-    return sys.modules["appstack_lock_program"]
+        sys.modules[module_name] = module
+    return sys.modules[module_name]
+
+
+def lock_program():
+    """scripts/lock.py as a module."""
+    return project_script("lock")
