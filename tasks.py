@@ -36,16 +36,16 @@ def _venv_python():
 
 
 def _make_venv():
-    """Create .venv; on Debian without python3-venv, install it first (as root)."""
+    """Create .venv; where Python lacks its venv module (Debian's python3 without python3-venv),
+    the bare-machine provisioning installs it first (as root), or the user is told to."""
     try:
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
     except subprocess.CalledProcessError:
         shutil.rmtree(VENV, ignore_errors=True)
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
+        from tools import bare_machine  # standard library only, like this file
+
+        if not bare_machine.provide_venv_module():
             sys.exit("tasks.py: Python's venv module is missing: install python3-venv and try again.")
-        venv_package = f"python3.{sys.version_info.minor}-venv"
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", venv_package], check=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools/, never tests/
 
+from tools.cache import run  # noqa: E402
 from tools.net import free_port, send_slowly  # noqa: E402
 from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
@@ -49,7 +50,7 @@ def livez():
 def time_once(command, **kwargs):
     """Wall time of one execution of ``command``."""
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, **kwargs)
+    run(command, **kwargs)
     return time.perf_counter() - start
 
 
@@ -177,7 +178,7 @@ def lock_ratio(tmp, rounds=3):
     scratch (no lock, no source/.venv), alternating, the fastest of each."""
     lock = lock_program()
     project = tmp / "lock" / "flask-app"
-    subprocess.run(bake(tmp / "lock"), check=True, capture_output=True)
+    run(bake(tmp / "lock"))
     program = [sys.executable, str(project / "scripts" / "lock.py"), "lock"]
     target = lock.find_python(DEFAULTS["python_version"]) or lock.current_python()
     venv = lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target)
@@ -264,7 +265,7 @@ def main(argv=None):
                 bake_runs.append(time_once(bake(tmp / "bake")))
             startup, bake_time = min(baseline_runs), min(bake_runs)
             results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
-        subprocess.run(bake(tmp), check=True, capture_output=True)  # the project the serve part runs
+        run(bake(tmp))  # the project the serve part runs
 
         if "lock" in parts:
             lock_baseline, lock_measured = lock_ratio(tmp, args.lock_rounds)
@@ -278,7 +279,7 @@ def main(argv=None):
             results["serve"] = serve_ratio(tmp, args)
 
     if args.suite:
-        suite = best_of(1, [sys.executable, str(REPO / "tasks.py"), "test", "-q"])
+        suite = best_of(1, [sys.executable, str(REPO / "tasks.py"), "test", "-q"], timeout=3600)
         results["suite"] = {"baseline_s": bake_time, "measured_s": suite, "ratio": suite / bake_time}
 
     for name, values in results.items():

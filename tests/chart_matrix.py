@@ -4,7 +4,6 @@ readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_
 are in conftest.py."""
 
 import copy
-import subprocess
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +13,7 @@ import yaml
 from answers import COMBINATIONS, answered
 
 from hooks import pre_gen_project as pre
+from tools.cache import run as tools_run
 
 # The helm release lines the chart is checked against, as test ids.
 HELM_VERSIONS = pytest.mark.parametrize("version", ["3.17", "4"], ids=["helm3.17", "helm4"])
@@ -31,7 +31,7 @@ def tool(name):
 
 def run(args, env=None, cwd=None):
     """A tool (helm), its output captured as text, with a time limit."""
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return tools_run(args, check=False, env=env, cwd=cwd, timeout=300)
 
 
 def helm_merge(base, extra):

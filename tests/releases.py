@@ -4,12 +4,12 @@ of ordinary work on such a project: what the update tests share."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from owners import TEMPLATE_PATHS, covers
 
+from tools.cache import run
 from tools.project import DEFAULTS, REPO
 from tools.release import newest_release
 
@@ -18,17 +18,11 @@ TEMPLATE_DIR = "{{cookiecutter.app_name}}"
 
 
 def git(cwd, *args):
-    return subprocess.run(
-        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args], cwd=cwd).stdout
 
 
 def cruft(cwd, *args):
-    return subprocess.run(["cruft", *args], cwd=cwd, capture_output=True, text=True)
+    return run(["cruft", *args], check=False, cwd=cwd)
 
 
 def make_template_repo(path):
@@ -72,11 +66,7 @@ def publish(template_repo, version=None):
     git(template_repo, "commit", "-q", "-am", f"Release {version}")
 
     def release(command):
-        done = subprocess.run(
-            [sys.executable, "tools/release.py", command], cwd=template_repo, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        return run([sys.executable, "tools/release.py", command], cwd=template_repo).stdout
 
     assert f"v{version} is to be made" in release("check")
     if "origin" in git(template_repo, "remote").split():
@@ -134,7 +124,7 @@ def make(project, *args, path=()):
         **os.environ,
         "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]),
     }
-    return subprocess.run(["make", *args], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    return run(["make", *args], check=False, cwd=project, env=env)
 
 
 def make_update(project, *path, args=()):
@@ -144,13 +134,7 @@ def make_update(project, *path, args=()):
 
 def assert_the_projects_suite_passes(project, venv):
     """The project's own suite (the team's tests and the platform's) passes in `venv`."""
-    tested = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
+    run([venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
 
 
 # ---- a week of the team's work ---------------------------------------------------------------

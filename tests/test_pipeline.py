@@ -3,7 +3,6 @@ the SCALE template only the parameters of the allow-list below, and agrees with 
 the rest of the project."""
 
 import re
-import subprocess
 import sys
 
 import pytest
@@ -11,6 +10,7 @@ import yaml
 from answers import COMBINATIONS, NON_DEFAULT, answered, combination_id
 
 from hooks import pre_gen_project as pre
+from tools.cache import run
 from tools.project import tomllib
 from tools.validators import check_builtin_schema
 
@@ -50,7 +50,7 @@ def load_pipeline(project):
 
 def run_tool(module, *args, cwd, env=None):
     """Run a tool of the test environment (.venv) as `python -m module`."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    return run([sys.executable, "-m", module, *args], check=False, cwd=cwd, env=env)
 
 
 def yamllint(project, *paths):

