@@ -2,6 +2,7 @@
 
 import fnmatch
 import itertools
+import json
 import os
 import re
 import shutil
@@ -11,7 +12,10 @@ import sys
 import pytest
 import yaml
 from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
+from releases import cookiecutter_config, git
 
+import flask_appstack_identity
+from tools.cache import run
 from tools.helm import HELM_UNITTEST_VERSION, helm_binaries
 from tools.project import DEFAULTS, REPO
 
@@ -384,6 +388,23 @@ GENERATED_SECTIONS = {
     "docs/kubernetes.md": ["# Kubernetes deployment"],  # its sections: test_chart_objects.py
     "docs/updates.md": ["## Who owns which file", "## Taking a release", "## A project without .cruft.json"],
 }
+
+
+@pytest.mark.slow
+def test_a_tools_package_first_on_the_path_does_not_hide_the_templates_identity(tmp_path):
+    """cookiecutter appends the template's folder to sys.path, after everything else: the
+    extension that records the template's identity has a module name no other package takes.
+    Here another project's `tools` package (with a release.py of its own) comes first."""
+    decoy = tmp_path / "elsewhere" / "tools"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+    (decoy / "release.py").write_text('"""Another project\'s release script."""\n')
+    environ = {**cookiecutter_config(tmp_path), "PYTHONPATH": str(decoy.parent)}
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", tmp_path / "out", REPO, "lock_dependencies=no"]
+    made = run(command, cwd=tmp_path, env=environ)  # not from the template's folder: it would come first
+    recorded = json.loads((tmp_path / "out" / DEFAULTS["app_name"] / ".flask-appstack.json").read_text())
+    assert recorded["commit"] == git(REPO, "rev-parse", "HEAD").strip(), made.stderr
+    assert recorded["release"] == flask_appstack_identity.identity_of(REPO, str(REPO))["release"] != ""
 
 
 @pytest.mark.parametrize("document", GENERATED_SECTIONS)
