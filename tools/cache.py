@@ -28,8 +28,9 @@ def run(args, *, check=True, timeout=900, **options):
 
 
 def _failure(args, what, *outputs, lines=40):
-    text = "\n".join(o.decode(errors="replace") if isinstance(o, bytes) else o for o in outputs if o)
-    return f"`{shlex.join(args)}` {what}:\n" + "\n".join(text.strip().splitlines()[-lines:])
+    texts = [o.decode(errors="replace") if isinstance(o, bytes) else o for o in outputs if o]
+    tail = "\n".join(line for text in texts for line in text.strip().splitlines())
+    return f"`{shlex.join(args)}` {what}:\n" + "\n".join(tail.splitlines()[-lines:])
 
 
 def cache_dir(*parts):
