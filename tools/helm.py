@@ -228,9 +228,9 @@ def _build_helm_unittest(target: pathlib.Path, environ) -> None:
         manifest = yaml.safe_load((pathlib.Path(release["Dir"]) / "plugin.yaml").read_text())
         manifest.pop("hooks", None)
         (staged / "plugin.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
-        shutil.rmtree(target, ignore_errors=True)  # what an interrupted build left
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staged, target)
+        target.mkdir(parents=True, exist_ok=True)
+        os.replace(staged / "untt", target / "untt")
+        os.replace(staged / "plugin.yaml", target / "plugin.yaml")  # last: helm finds the plugin by it
 
 
 def _builder_go_mod(release: dict) -> str:
