@@ -128,8 +128,8 @@ class Dockerd(Engine):
 
     system_engine = False
 
-    def __init__(self, data_root: os.PathLike | str | None = None, *, keep: bool = False, timeout: float = 60):
-        self.data_root = Path(data_root or cache_dir("docker")).resolve()
+    def __init__(self, *, keep: bool = False, timeout: float = 60):
+        self.data_root = cache_dir("docker").resolve()
         tag = hashlib.sha256(str(self.data_root).encode()).hexdigest()[:10]
         self.run_dir = Path(tempfile.gettempdir()) / f"appstack-dockerd-{tag}"
         self.exec_root = self.run_dir / "exec"
@@ -139,7 +139,6 @@ class Dockerd(Engine):
         self.keep, self.timeout = keep, timeout
         self.proc: subprocess.Popen | None = None  # set only if we started dockerd
         self._users = None  # our shared flock on the users file
-        self.flags: tuple[str, ...] = ()  # extra dockerd flags that were needed
 
     # -- life cycle -----------------------------------------------------------------
     def start(self) -> "Dockerd":
@@ -190,7 +189,7 @@ class Dockerd(Engine):
             if proc.poll() is not None:
                 return
             if answers(self.host, self.client):
-                self.proc, self.flags = proc, flags
+                self.proc = proc
                 log.info(
                     "dockerd%s ready in %.1fs (pid %d)",
                     "".join(" " + f for f in flags),
