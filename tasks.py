@@ -11,6 +11,7 @@ their requirements change): `generate` only cookiecutter and cruft (requirements
                                 (.cruft.json, .flask-appstack.json) for `make update`;
                                 takes cookiecutter's arguments (e.g. --no-input -o ~/src key=value)
   test [pytest args]            the template's whole test suite, in parallel
+  test --fast [pytest args]     its unit tier only (tests/unit: no real tool, under 30 s)
   bench [args]                  the benchmarks (benchmarks/run.py)
   docs [--check]                writes README.md's variable table from the pre-generation rules
                                 and cookiecutter.json (no tools needed); --check fails when stale
@@ -315,6 +316,8 @@ def main(argv):
         args = [str(_venv_python()), *generate_command(argv[1:], notes=notes)]
     else:
         ensure_venv()
+        if argv[:2] == ["test", "--fast"]:
+            argv = ["test", str(HERE / "tests" / "unit"), *argv[2:]]
         args = [str(_venv_python()), *commands[argv[0]], *argv[1:]]
     env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     if argv[0] == "generate":

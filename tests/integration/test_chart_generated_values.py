@@ -12,7 +12,6 @@ import json
 import re
 import time
 
-import pytest
 import yaml
 from chart_matrix import container, helm_merge, of_kind, one, split_documents
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +19,6 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
 from tools.validators import run_checkov
-
-pytestmark = pytest.mark.slow
 
 EXAMPLES = 50
 

@@ -24,9 +24,6 @@ from chart_matrix import (
 
 from tools.validators import run_checkov
 
-pytestmark = pytest.mark.slow
-
-
 # --- the objects themselves --------------------------------------------------------------
 
 

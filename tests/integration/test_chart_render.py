@@ -33,9 +33,6 @@ from chart_matrix import (
 from tools.helm import helm_unittest_plugin
 from tools.validators import SCHEMAS, run_checkov
 
-pytestmark = pytest.mark.slow
-
-
 # --- helm itself -------------------------------------------------------------------------
 
 

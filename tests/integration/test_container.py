@@ -42,7 +42,7 @@ from tools.net import free_port, http_get
 from tools.private_index import PrivateIndex, index_wheels
 from tools.project import DEFAULTS, pipfile_requirements
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
+pytestmark = pytest.mark.xdist_group("container")
 
 PYTHON = "3.11"  # python:3.11-slim, and the Python of the Debian-made base image (bookworm)
 APP = DEFAULTS["app_name"]

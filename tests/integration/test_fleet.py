@@ -18,8 +18,6 @@ from releases import (
     teams_week,
 )
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):

@@ -26,8 +26,6 @@ from releases import (
     with_origin,
 )
 
-pytestmark = pytest.mark.slow
-
 ERRORS = "source/scale/errors.py"
 FIX_A = ("return jsonify(error=error.name,", "return jsonify(error=error.name, status=error.code,")
 # Output that `make update` used to print: the hook's report from cruft's two renders, and cruft's own.

@@ -20,8 +20,6 @@ from tools.cache import cache_dir, file_lock
 from tools.project import DEFAULTS, REPO
 from tools.venvs import cached_venv
 
-pytestmark = pytest.mark.slow
-
 # The tests that use the installed default project share the worker that locks it.
 same_worker = pytest.mark.xdist_group("default-lock")
 

@@ -14,8 +14,6 @@ import pytest
 
 from tools.net import free_port, send_slowly
 
-pytestmark = pytest.mark.slow  # every test runs the project's tests or gunicorn in its venv
-
 GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 
 # A test's own app module, loaded by gunicorn's app factory argument: the generated app with

@@ -30,8 +30,6 @@ from releases import (
 
 from tools.project import DEFAULTS, REPO
 
-pytestmark = pytest.mark.slow
-
 # The template fix the tests release: errors say their status.
 ERRORS = "source/scale/errors.py"
 FIXED = "jsonify(error=error.name, status=error.code,"
