@@ -1,6 +1,6 @@
 """The generated project's everyday habits: ruff, pre-commit, Renovate and `make check`.
 
-ruff (lint and format) passes on every bake; the pre-commit hooks run the project's own
+`make lint` (yamllint, helm lint, hadolint, ruff) passes on every bake; the pre-commit hooks run the project's own
 linters and stop a commit with a lint error; Renovate's own validator accepts renovate.json;
 `make check` runs every local gate in the pipeline's order and passes on a fresh project,
 and each gate turns red on a defect planted in a copy of an installed project.
@@ -28,19 +28,23 @@ def run(command, cwd, env=None, timeout=900):
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-# ---- ruff ----------------------------------------------------------------------------------------
+# ---- make lint on every combination ---------------------------------------------------------
 
 
-def test_ruff_check_and_format_pass_on_every_bake(bake):
-    """One ruff call over all the bakes: each project's own pyproject.toml configures it.
-    No cache: the bakes are shared, and other tests look at every file in them."""
-    projects = [str(bake(**answers)) for answers in COMBINATIONS]
-    checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", *projects], cwd=projects[0])
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    formatted = run(
-        [sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *projects], cwd=projects[0]
-    )
-    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_make_lint_passes_on_every_combination(bake, answers, make_environment):
+    """The project's own lint gate on each combination of answers, with the suite's linters
+    (pinned as `make tools` pins them) and helm 3.17: yamllint over the pipeline, Chart.yaml and
+    every values file, helm lint with each hostspace's values, hadolint, ruff check and format.
+    No ruff cache: the bakes are shared, and other tests look at every file in them."""
+    project = bake(**answers)
+    environment = make_environment(answers, RUFF_NO_CACHE="true")
+    environment["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), environment["PATH"]])
+    linted = run(["make", "lint"], cwd=project, env=environment)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    hostspaces = [space.strip() for space in {**DEFAULTS, **answers}["hostspaces"].split(",")]
+    assert linted.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(hostspaces)
+    assert not (project / ".ruff_cache").exists()
 
 
 # The template's own Python, with the template's pyproject.toml (the generated project's code is
@@ -154,8 +158,8 @@ def test_make_tools_installs_the_pinned_linters_and_make_lint_passes(installed_c
 
 # The commands of the gates, in the pipeline's order, as `make check` echoes them.
 GATE_COMMANDS = [
-    "ruff check source",
-    "ruff format --check source",
+    "ruff check source scripts",
+    "ruff format --check source scripts",
     "scripts/lock.py run pytest",
     "bandit -q -r source/api source/scale -x source/scale/tests",
     "yamllint --strict .",

@@ -116,7 +116,7 @@ def test_default_bake_has_the_expected_tree(default_project):
 
 
 def test_the_platforms_tests_never_use_the_example(default_project):
-    """A team may delete the example (tests/test_quality_gates.py deletes it and runs make check)."""
+    """A team may delete the example (integration/test_quality_gates.py deletes it and runs make check)."""
     tests = sorted((default_project / "source/scale/tests").glob("*.py"))
     assert tests
     assert [test.name for test in tests if re.search(r"greetings|/api/", test.read_text())] == []
