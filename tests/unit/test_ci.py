@@ -11,6 +11,7 @@ import pytest
 import yaml
 from answers import LOCK_PYTHONS
 
+import tasks
 from tools.helm import HELM_UNITTEST_INSTALL, HELM_UNITTEST_VERSION, MissingTool, _build_helm_unittest
 from tools.project import CI_AZURE, CI_WORKFLOW, REPO
 
@@ -155,3 +156,13 @@ def test_the_readme_says_how_to_cut_a_release():
     section = (REPO / "README.md").read_text().split("## Releases", 1)[1].split("\n## ", 1)[0]
     assert "## [Unreleased]" in section and "CHANGELOG.md" in section
     assert "tools/release.py" in section and "tag" in section
+
+
+def test_the_fast_tier_is_the_unit_folder_and_the_suite_is_everything():
+    assert tasks.test_arguments(["--fast", "-k", "rules"], environ={})[-3:] == [
+        str(REPO / "tests" / "unit"),
+        "-k",
+        "rules",
+    ]
+    assert tasks.test_arguments([], environ={}) == ["-m", "pytest", "-n", "auto", "--dist", "loadgroup"]
+    assert "tests/unit" in (REPO / "CONTRIBUTING.md").read_text()
