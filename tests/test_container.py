@@ -440,14 +440,17 @@ def test_make_build_needs_no_token_file_without_a_private_index_and_a_pipfile_ed
 
 
 def image_with_index_settings(engine, base_image, scratch, mirror):
-    """The base image with an index setting baked into its environment, as a company's images
-    have: PIPENV_PYPI_MIRROR at `mirror`. pip, which installs pipenv, does not read it; a pipenv
-    that gets it locks against it. (PEP 668 allowed, as the official images allow it: the
-    Debian-made base image refuses a system-wide pip install, which the platform's form does.)"""
+    """The base image with pip settings baked into its environment, as a company's images have:
+    an index setting, PIPENV_PYPI_MIRROR at `mirror`, which pip (installing pipenv) does not
+    read and a pipenv that gets it locks against; and this machine's CA bundle as PIP_CERT.
+    (PEP 668 allowed, as the official images allow it: the Debian-made base image refuses the
+    system-wide pip install of a bare `pipenv lock`.)"""
     scratch.mkdir()
-    (scratch / "Dockerfile").write_text(
-        f"FROM {base_image}\nENV PIPENV_PYPI_MIRROR={mirror} PIP_BREAK_SYSTEM_PACKAGES=1\n"
-    )
+    lines = [f"FROM {base_image}", f"ENV PIPENV_PYPI_MIRROR={mirror} PIP_BREAK_SYSTEM_PACKAGES=1"]
+    if ca_bundle():
+        shutil.copyfile(ca_bundle(), scratch / "ca.pem")
+        lines += ["COPY ca.pem /etc/ca.pem", "ENV PIP_CERT=/etc/ca.pem"]
+    (scratch / "Dockerfile").write_text("\n".join(lines) + "\n")
     tag = f"{APP}-base-with-index-settings:{secrets.token_hex(4)}"
     engine.docker("build", "-q", "-t", tag, str(scratch), capture_output=True)
     return tag
@@ -471,7 +474,6 @@ def test_make_lock_in_container_locks_with_lock_py_and_keeps_the_images_index_se
     mirror = f"http://127.0.0.1:{free_port()}/simple"
     image = image_with_index_settings(engine, base_image, tmp_path / "image", mirror)
     try:
-        options = [f"CA_BUNDLE={ca_bundle()}"] if ca_bundle() else []
         made = make_with_engine(
             engine,
             project,
@@ -479,7 +481,6 @@ def test_make_lock_in_container_locks_with_lock_py_and_keeps_the_images_index_se
             f"BASE_IMAGE={image}",
             f"PYPI_USER={USER}",
             f"LOCK_OPTIONS={shlex.join(engine.network_args())}",
-            *options,
         )
     finally:
         engine.docker("rmi", image, check=False, capture_output=True)
