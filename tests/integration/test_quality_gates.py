@@ -12,13 +12,13 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from answers import COMBINATIONS, NON_DEFAULT, combination_id
 
 from tools.cache import cache_dir, file_lock
 from tools.project import DEFAULTS, REPO
-from tools.venvs import cached_venv
 
 # The tests that use the installed default project share the worker that locks it.
 same_worker = pytest.mark.xdist_group("default-lock")
@@ -116,29 +116,66 @@ def test_renovate_updates_the_pipfile_the_image_and_the_chart_but_not_the_python
 
 # ---- pre-commit ----------------------------------------------------------------------------------
 
-PRE_COMMIT = ['pre-commit==4.5.1; python_version >= "3.10"', 'pre-commit==4.3.0; python_version < "3.10"']
+# The test venv's pre-commit (requirements/dev.txt pins it).
+PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
+
+
+def hook_says(output, hook, status):
+    """Whether pre-commit's line for the hook named `hook` ends with `status` (Passed, Failed)."""
+    return any(line.startswith(hook) and line.endswith(status) for line in output.splitlines())
 
 
 @same_worker
 def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(installed_copy, tmp_path):
-    pre_commit = cached_venv(PRE_COMMIT) / "bin" / "pre-commit"
     project, environment = installed_copy
     config = (project / ".pre-commit-config.yaml").read_text()
     assert "repo: local" in config and "https://" not in config  # no hook repository to fetch
     environment = {**environment, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
         assert run(command, cwd=project).returncode == 0
-    passed = run([str(pre_commit), "run", "--all-files"], cwd=project, env=environment)
+    passed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=project, env=environment)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     for hook in ("ruff", "bandit", "yamllint", "helm lint", "hadolint"):
-        assert any(line.startswith(hook) and line.endswith("Passed") for line in passed.stdout.splitlines()), hook
+        assert hook_says(passed.stdout, hook, "Passed"), hook
 
     (project / "source" / "api" / "planted.py").write_text('"""A planted lint error."""\n\nimport os\n')
     assert run(["git", "add", "-A"], cwd=project).returncode == 0
-    failed = run([str(pre_commit), "run", "--all-files"], cwd=project, env=environment)
+    failed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=project, env=environment)
     assert failed.returncode != 0
     ruff_line = next(line for line in failed.stdout.splitlines() if line.startswith("ruff"))
     assert ruff_line.endswith("Failed") and "F401" in failed.stdout, failed.stdout
+
+
+# The template's own hooks (.pre-commit-config.yaml at its root), in a clone of what is committed.
+TEMPLATE_HOOKS = ["ruff check", "ruff format", "README's variable table", "yamllint", "GitHub workflows"]
+TEMPLATE_HOOKS += ["azure-pipelines.yml", "bandit"]
+
+
+def test_the_templates_pre_commit_hooks_pass_as_committed_and_stop_a_lint_error_and_a_stale_table(tmp_path):
+    """`pre-commit run --all-files` in a clone of the template: every hook passes on what is
+    committed; a planted unused import and an edited row of README.md's variable table each
+    turn their hook red. The hooks' tools come from the package index, once (a cached home)."""
+    clone = tmp_path / "flask-appstack"
+    assert run(["git", "clone", "-q", str(REPO), str(clone)], cwd=tmp_path).returncode == 0
+    config = (clone / ".pre-commit-config.yaml").read_text()
+    assert "repo: local" in config and "://" not in config  # no hook repository to fetch
+    environment = {**os.environ, "PRE_COMMIT_HOME": str(cache_dir("pre-commit"))}
+    passed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=clone, env=environment)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert [hook for hook in TEMPLATE_HOOKS if not hook_says(passed.stdout, hook, "Passed")] == [], passed.stdout
+
+    (clone / "hooks" / "planted.py").write_text('"""A planted lint error."""\n\nimport os\n')
+    readme = clone / "README.md"
+    row = "| `app_name` | repository, chart, image and Helm release name |"
+    assert row in readme.read_text()
+    readme.write_text(readme.read_text().replace(row, "| `app_name` | the name |"))
+    assert run(["git", "add", "-A"], cwd=clone).returncode == 0
+    failed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=clone, env=environment)
+    assert failed.returncode != 0
+    assert hook_says(failed.stdout, "ruff check", "Failed") and "F401" in failed.stdout, failed.stdout
+    assert hook_says(failed.stdout, "README's variable table", "Failed"), failed.stdout
+    assert "README.md's variable table is stale" in failed.stdout
+    assert hook_says(failed.stdout, "yamllint", "Passed")  # the others still pass
 
 
 @same_worker

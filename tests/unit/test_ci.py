@@ -166,3 +166,15 @@ def test_the_fast_tier_is_the_unit_folder_and_the_suite_is_everything():
     ]
     assert tasks.test_arguments([], environ={}) == ["-m", "pytest", "-n", "auto", "--dist", "loadgroup"]
     assert "tests/unit" in (REPO / "CONTRIBUTING.md").read_text()
+
+
+def test_the_templates_pre_commit_hooks_pin_the_tools_of_requirements_dev_txt():
+    """Each tool a hook of .pre-commit-config.yaml installs is a line of requirements/dev.txt, as
+    written there (markers included), so that a commit is checked by the tools the suite uses."""
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    pinned = {line.strip() for line in (REPO / "requirements" / "dev.txt").read_text().splitlines()}
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    assert {repo["repo"] for repo in config["repos"]} == {"local"}
+    installed = [dependency for hook in hooks for dependency in hook.get("additional_dependencies", [])]
+    assert installed and [dependency for dependency in installed if dependency not in pinned] == []
+    assert config["exclude"] == r"^\{\{cookiecutter\.app_name\}\}/"
