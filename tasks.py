@@ -11,6 +11,7 @@ their requirements change): `generate` only cookiecutter and cruft (requirements
                                 (.cruft.json, .flask-appstack.json) for `make update`;
                                 takes cookiecutter's arguments (e.g. --no-input -o ~/src key=value)
   test [pytest args]            the template's whole test suite, in parallel
+  test --fast [pytest args]     its unit tier only (tests/unit: no real tool, under 30 s)
   bench [args]                  the benchmarks (benchmarks/run.py)
   docs [--check]                writes README.md's variable table from the pre-generation rules
                                 and cookiecutter.json (no tools needed); --check fails when stale
@@ -300,10 +301,18 @@ def docs(args):
     return 0
 
 
+def test_arguments(args, environ=os.environ):
+    """pytest's arguments for `tasks.py test ARGS`: the whole suite in parallel; `--fast` first
+    runs the unit tier (tests/unit) alone."""
+    if args[:1] == ["--fast"]:
+        args = [str(HERE / "tests" / "unit"), *args[1:]]
+    return ["-m", "pytest", "-n", environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup", *args]
+
+
 def main(argv):
     commands = {
-        "test": ["-m", "pytest", "-n", os.environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup"],
-        "bench": [str(HERE / "benchmarks" / "run.py")],
+        "test": test_arguments(argv[1:]),
+        "bench": [str(HERE / "benchmarks" / "run.py"), *argv[1:]],
     }
     if not argv or argv[0] not in (*commands, "generate", "docs"):
         sys.exit(__doc__)
@@ -315,7 +324,7 @@ def main(argv):
         args = [str(_venv_python()), *generate_command(argv[1:], notes=notes)]
     else:
         ensure_venv()
-        args = [str(_venv_python()), *commands[argv[0]], *argv[1:]]
+        args = [str(_venv_python()), *commands[argv[0]]]
     env = dict(os.environ, PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     if argv[0] == "generate":
         return generate(args, env, notes)

@@ -282,7 +282,7 @@ def hostspace_list(value):
 
 
 # The facts below have twins in templates/appstack.jinja, for the generated files;
-# tests/test_rules.py checks that both agree.
+# tests/unit/test_rules.py checks that both agree.
 
 
 def hostspaces(answers):
@@ -535,7 +535,7 @@ COMBINATIONS = [
 # cookiecutter.json derives these private names from the answers with Jinja. A replay file,
 # or answers passed with them, holds them already filled in: an edited app_name would keep
 # the old chart and image names. So each must still be what its answers give (the same
-# formulas as cookiecutter.json's; tests/test_rules.py renders both and compares).
+# formulas as cookiecutter.json's; tests/unit/test_rules.py renders both and compares).
 DERIVED = {
     "__python_minor": (("python_version",), lambda a: ".".join(a["python_version"].split(".")[:2])),
     "__python_full": (

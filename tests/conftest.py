@@ -104,6 +104,25 @@ def project_venv(default_project):
     return cached_venv(pipfile_requirements(default_project))
 
 
+# The unit tier (tests/unit) runs no real tool: none of its tests may ask for a fixture that
+# brings one. Asking is refused when the suite is collected, naming the test and the fixture.
+REAL_TOOL_FIXTURES = {
+    "helms", "helm_unittest", "charts", "chart", "default_chart",
+    "locked", "installed", "installed_copy", "make_environment", "project_venv",
+}  # fmt: skip
+UNIT_TIER = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items):
+    wrong = [
+        f"{item.nodeid} uses {', '.join(sorted(REAL_TOOL_FIXTURES & set(item.fixturenames)))}"
+        for item in items
+        if UNIT_TIER in Path(item.path).parents and REAL_TOOL_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if wrong:
+        raise pytest.UsageError("tests/unit runs no real tool; move these to tests/integration:\n" + "\n".join(wrong))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI (CI=true) a skipped test is a failure: every tool must be there."""

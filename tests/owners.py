@@ -1,6 +1,6 @@
 """Who owns each path of a generated project, in one place: the template's paths, which every
 release replaces, and the team's, which no release touches. The generated README's table
-shows the same split and docs/updates.md names every path (tests/test_docs.py checks both);
+shows the same split and docs/updates.md names every path (tests/unit/test_docs.py checks both);
 `cruft_skip()` is what the generated pyproject.toml's `[tool.cruft] skip` should list.
 
 A path ending in "/" is a directory and everything under it; `<hostspace>` stands for each

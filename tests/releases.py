@@ -16,6 +16,25 @@ from tools.release import newest_release
 IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".cache", "build")
 TEMPLATE_DIR = "{{cookiecutter.app_name}}"
 
+# A CHANGELOG whose newest release (2.0.0) is tagged, and the same with a new section (2.1.0).
+CHANGELOG = """# Changelog
+
+## [Unreleased]
+
+### What a generated project gets
+- Nothing yet.
+
+## [2.0.0] - 2026-12-02
+
+### What a generated project gets
+- Every file has one owner.
+
+## [1.0.0] - 2026-09-01
+"""
+WITH_A_NEW_SECTION = CHANGELOG.replace(
+    "## [2.0.0]", "## [2.1.0] - 2026-12-09\n\n- make update follows releases.\n\n## [2.0.0]"
+)
+
 
 def git(cwd, *args):
     return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args], cwd=cwd).stdout

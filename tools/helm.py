@@ -152,7 +152,7 @@ def _sha256(path: pathlib.Path) -> str:
 # --- helm-unittest: the runner of the chart's suites (chart/tests/*_test.yaml) -------------
 
 # The one pin: the template's CI files install this release and the generated Makefile names it
-# (tests/test_ci.py holds them equal).
+# (tests/unit/test_ci.py holds them equal).
 HELM_UNITTEST_VERSION = "v1.0.3"
 HELM_UNITTEST_MODULE = "github.com/helm-unittest/helm-unittest"
 HELM_UNITTEST_INSTALL = (

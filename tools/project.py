@@ -10,6 +10,9 @@ except ModuleNotFoundError:  # Python < 3.11
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULTS = json.loads((REPO / "cookiecutter.json").read_text())
+# The template's own CI files: GitHub Actions' and Azure Pipelines'.
+CI_WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
+CI_AZURE = REPO / "azure-pipelines.yml"
 
 
 def pipfile_requirements(project, sections=("packages", "dev-packages")):

@@ -144,3 +144,45 @@ The key names the Host and the Mapping: <fullname>-<key>.
 {{- end }}
 {{- toJson $hosts }}
 {{- end }}
+
+{{/*
+The variables that `env` refuses (values.schema.json: LD_*, PYTHON*, GUNICORN_CMD_ARGS,
+PROMETHEUS_MULTIPROC_DIR), by name, with the value the container gets. The chart cannot see the
+keys of the Secrets and ConfigMaps of `envFrom`, so with `envFrom` the deployment sets each of
+these in `env`, which Kubernetes puts before `envFrom` for the same name: none of them comes
+from a ConfigMap. Empty means unset to the dynamic loader, Python and gunicorn (GUNICORN_CMD_ARGS
+adds no option); a value is the image's own (Dockerfile ENV). gunicorn.conf.py sets
+PROMETHEUS_MULTIPROC_DIR itself, to a directory of its own, whatever it finds. A variable that
+acts by its presence alone (LD_TRACE_LOADED_OBJECTS, LD_DYNAMIC_WEAK, LD_SHOW_AUXV) cannot be
+neutralised so: whoever writes the ConfigMap is trusted with those.
+*/}}
+{{- define "app.pinnedEnv" -}}
+# Load code from outside /app: shared libraries, modules, a startup file, a breakpoint hook.
+LD_PRELOAD: ""
+LD_LIBRARY_PATH: ""
+LD_AUDIT: ""
+PYTHONPATH: ""
+PYTHONHOME: ""
+PYTHONUSERBASE: ""
+PYTHONPLATLIBDIR: ""
+PYTHONPYCACHEPREFIX: ""
+PYTHONSTARTUP: ""
+PYTHONBREAKPOINT: ""
+PYTHON_PRESITE: ""
+# Change how the service runs, serves and logs.
+PYTHONINSPECT: ""
+PYTHONOPTIMIZE: ""
+PYTHONWARNINGS: ""
+PYTHONHASHSEED: ""
+PYTHONINTMAXSTRDIGITS: ""
+PYTHONDEVMODE: ""
+PYTHONMALLOC: ""
+PYTHONVERBOSE: ""
+PYTHONDEBUG: ""
+PYTHONIOENCODING: ""
+PYTHONUTF8: ""
+PYTHONUNBUFFERED: "1"
+PYTHONDONTWRITEBYTECODE: "1"
+GUNICORN_CMD_ARGS: ""
+PROMETHEUS_MULTIPROC_DIR: ""
+{{- end }}

@@ -11,10 +11,10 @@ import threading
 import time
 
 import pytest
+import yaml
 
+from tools.helm import helm_binaries
 from tools.net import free_port, send_slowly
-
-pytestmark = pytest.mark.slow  # every test runs the project's tests or gunicorn in its venv
 
 GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 
@@ -499,6 +499,42 @@ def test_a_server_that_never_serves_leaves_no_metrics_directory(default_project,
         )
     assert result.returncode != 0
     assert list(tmp_path.glob("prometheus-*")) == []
+
+
+def chart_environment_with_envfrom(project):
+    """The variables the chart gives the container when envFrom is used: {name: value}, as
+    helm 4 renders them (the ones from a Secret's key left out)."""
+    rendered = subprocess.run(
+        [str(helm_binaries()["4"]), "template", "app", "chart", "--set", "envFrom[0].configMapRef.name=settings"]
+        + ["--show-only", "templates/deployment.yaml"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    env = yaml.safe_load(rendered.stdout)["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {entry["name"]: entry["value"] for entry in env if "value" in entry}
+
+
+def test_gunicorn_serves_and_counts_with_what_the_chart_sets_over_envfrom(serve, default_project):
+    """With envFrom, the chart sets what `env` refuses, mostly empty, so that no ConfigMap sets
+    it: an empty GUNICORN_CMD_ARGS adds no option, an empty PROMETHEUS_MULTIPROC_DIR is replaced
+    by gunicorn.conf.py's own directory, empty LD_* and PYTHON* variables change nothing."""
+    environment = chart_environment_with_envfrom(default_project)
+    assert {"GUNICORN_CMD_ARGS": "", "PROMETHEUS_MULTIPROC_DIR": "", "LD_PRELOAD": "", "PYTHONPATH": ""}.items() <= (
+        environment.items()
+    )
+    server = serve(env=environment)
+    assert server.get_json("/livez") == (200, {"status": "ok"})
+    assert server.get_json("/readyz") == (200, {"status": "ready"})
+    for _ in range(3):
+        assert server.request("GET", "/api/v1/hello")[0] == 200
+    (metrics_dir,) = server.metrics_dirs()
+    text = server.request("GET", "/metrics")[2]
+    assert sample(text, "http_requests_total", endpoint="/api/v1/hello", method="GET", status="200") == 3
+    records = server.stop()
+    assert server.process.returncode == 0 and records  # JSON log lines, every one
+    assert not metrics_dir.exists()
 
 
 @pytest.mark.parametrize("workers", [1, 3])

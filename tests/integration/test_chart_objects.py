@@ -8,6 +8,7 @@ Each combination of answers is baked once and rendered once per values file and 
 import json
 import re
 
+import jsonschema
 import pytest
 import yaml
 from answers import combination_id, combinations_where
@@ -23,9 +24,6 @@ from chart_matrix import (
 )
 
 from tools.validators import run_checkov
-
-pytestmark = pytest.mark.slow
-
 
 # --- the objects themselves --------------------------------------------------------------
 
@@ -331,6 +329,45 @@ def test_the_manuals_database_url_example_renders_as_documented(default_chart, t
     (database_url,) = [e for e in env if e["name"] == "DATABASE_URL"]
     assert database_url["valueFrom"]["secretKeyRef"]["key"]
     assert {"name": "LOG_LEVEL", "value": "INFO"} in env  # the other variables stay
+
+
+def image_environment(project):
+    """The variables the Dockerfile's ENV instructions set: {name: value}."""
+    text = (project / "Dockerfile").read_text().replace("\\\n", " ")
+    pairs = [word for line in text.splitlines() if line.startswith("ENV ") for word in line.split()[1:]]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def refused_in_env(schema, values, name):
+    """Whether the values schema refuses `name` in `env` (values.yaml with that one variable added)."""
+    errors = jsonschema.Draft7Validator(schema).iter_errors({**values, "env": {**values["env"], name: "x"}})
+    return any(list(error.absolute_path)[:1] == ["env"] for error in errors)
+
+
+def test_with_envfrom_the_deployment_sets_what_env_refuses_so_no_configmap_can(default_chart, tmp_path):
+    """The chart cannot see the keys of envFrom's Secrets and ConfigMaps. With envFrom, the
+    deployment sets in `env` (which wins over envFrom for a name) what the schema refuses in
+    `env`: each name it adds is one the schema refuses, every alternative of the schema's refusal
+    has its names there, and each is empty (unset, to the loader, Python and gunicorn) but for
+    the variables the image sets, which keep the image's value. On both helms."""
+    schema = json.loads((default_chart.dir / "values.schema.json").read_text())
+    pattern = schema["properties"]["env"]["propertyNames"]["not"]["pattern"]
+    alternatives = re.fullmatch(r"\^\((.*)\)\$", pattern)[1].split("|")
+    assert not refused_in_env(schema, default_chart.values, "ORDERS_URL")  # it can tell
+    image = {name: value for name, value in image_environment(default_chart.project).items() if re.match(pattern, name)}
+    values = tmp_path / "envfrom.yaml"
+    values.write_text("envFrom:\n  - configMapRef: {name: orders-settings}\n")
+    for version, helm in default_chart.helms.items():
+        rendered = default_chart.template("values.yaml", extra_values=[values], helm=helm)
+        assert rendered.returncode == 0, rendered.stderr
+        without = container(default_chart.objects("values.yaml"))["env"]
+        added = [entry for entry in container(split_documents(rendered.stdout))["env"] if entry not in without]
+        pinned = {entry["name"]: entry["value"] for entry in added}
+        assert len(pinned) == len(added) and pinned, version
+        assert [name for name in pinned if not refused_in_env(schema, default_chart.values, name)] == [], version
+        assert [a for a in alternatives if not any(re.fullmatch(a, name) for name in pinned)] == [], version
+        assert {name: value for name, value in pinned.items() if value} == image, version
+    assert {"LD_PRELOAD", "PYTHONPATH", "GUNICORN_CMD_ARGS", "PROMETHEUS_MULTIPROC_DIR"} <= set(pinned)
 
 
 def test_no_tlscontext_anywhere(chart):

@@ -11,13 +11,11 @@ import pytest
 import yaml
 from answers import LOCK_PYTHONS
 
+import tasks
 from tools.helm import HELM_UNITTEST_INSTALL, HELM_UNITTEST_VERSION, MissingTool, _build_helm_unittest
-from tools.project import REPO
-from tools.validators import check_builtin_schema
+from tools.project import CI_AZURE, CI_WORKFLOW, REPO
 
-WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
-AZURE = REPO / "azure-pipelines.yml"
-SCHEMAS = {WORKFLOW: "vendor.github-workflows", AZURE: "vendor.azure-pipelines"}
+WORKFLOW, AZURE = CI_WORKFLOW, CI_AZURE
 PLUGIN = HELM_UNITTEST_INSTALL.removesuffix(f" {HELM_UNITTEST_VERSION}")  # as the CI files write it, their pin after
 
 
@@ -44,31 +42,7 @@ def scripts(path):
     return [step.get("run") or step.get("script") for step in steps(path) if step.get("run") or step.get("script")]
 
 
-@pytest.mark.parametrize("path", list(SCHEMAS), ids=lambda path: path.name)
-@pytest.mark.slow
-def test_ci_file_validates_against_its_schema(path):
-    result = check_builtin_schema(SCHEMAS[path], path)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.slow
-def test_schema_checks_bite(tmp_path):
-    """A workflow job without `runs-on`, a pipeline with a boolean where Azure wants the
-    string "false": the checks above reject both."""
-    workflow = yaml.safe_load(WORKFLOW.read_text())
-    del workflow["jobs"]["test"]["runs-on"]
-    broken = tmp_path / "ci.yml"
-    broken.write_text(yaml.safe_dump(workflow))
-    assert check_builtin_schema(SCHEMAS[WORKFLOW], broken).returncode == 1
-    text = AZURE.read_text()
-    assert 'batch: "false"' in text
-    broken = tmp_path / "azure-pipelines.yml"
-    broken.write_text(text.replace('batch: "false"', "batch: false"))
-    result = check_builtin_schema(SCHEMAS[AZURE], broken)
-    assert result.returncode == 1 and "$.trigger.batch: False is not of type 'string'" in result.stdout
-
-
-@pytest.mark.parametrize("path", list(SCHEMAS), ids=lambda path: path.name)
+@pytest.mark.parametrize("path", [WORKFLOW, AZURE], ids=lambda path: path.name)
 def test_ci_runs_the_readme_test_command_last_with_ci_true(path):
     assert scripts(path)[-1] == readme_test_command() == "python3 tasks.py test"
     assert variables(path)["CI"] == "true"
@@ -98,7 +72,7 @@ def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
     """One helm-unittest pin: the CI files install the release that the suite builds where the
     plugin is not installed (tools/helm.py), which the generated Makefile and manual name."""
     pins = set()
-    for path in SCHEMAS:
+    for path in (WORKFLOW, AZURE):
         installs = [script for script in scripts(path) if script.startswith(PLUGIN)]
         assert len(installs) == 1, path.name
         assert re.fullmatch(r"v\d+\.\d+\.\d+", variables(path)["HELM_UNITTEST_VERSION"]), path.name
@@ -182,3 +156,25 @@ def test_the_readme_says_how_to_cut_a_release():
     section = (REPO / "README.md").read_text().split("## Releases", 1)[1].split("\n## ", 1)[0]
     assert "## [Unreleased]" in section and "CHANGELOG.md" in section
     assert "tools/release.py" in section and "tag" in section
+
+
+def test_the_fast_tier_is_the_unit_folder_and_the_suite_is_everything():
+    assert tasks.test_arguments(["--fast", "-k", "rules"], environ={})[-3:] == [
+        str(REPO / "tests" / "unit"),
+        "-k",
+        "rules",
+    ]
+    assert tasks.test_arguments([], environ={}) == ["-m", "pytest", "-n", "auto", "--dist", "loadgroup"]
+    assert "tests/unit" in (REPO / "CONTRIBUTING.md").read_text()
+
+
+def test_the_templates_pre_commit_hooks_pin_the_tools_of_requirements_dev_txt():
+    """Each tool a hook of .pre-commit-config.yaml installs is a line of requirements/dev.txt, as
+    written there (markers included), so that a commit is checked by the tools the suite uses."""
+    config = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())
+    pinned = {line.strip() for line in (REPO / "requirements" / "dev.txt").read_text().splitlines()}
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    assert {repo["repo"] for repo in config["repos"]} == {"local"}
+    installed = [dependency for hook in hooks for dependency in hook.get("additional_dependencies", [])]
+    assert installed and [dependency for dependency in installed if dependency not in pinned] == []
+    assert config["exclude"] == r"^\{\{cookiecutter\.app_name\}\}/"

@@ -1,6 +1,6 @@
 """The chart renders and validates: `helm lint --strict` and `helm template` on helm 3.17 and 4
 (the same output), the values schema and what it refuses, Kubernetes and Ambassador schemas,
-checkov, yamllint, and the chart's helm-unittest suites.
+checkov, and the chart's helm-unittest suites (yamllint is `make lint`'s, test_quality_gates.py).
 
 Each combination of answers is baked once and rendered once per values file and helm version
 (the `chart` fixture, conftest.py); every test of that combination reads those renders.
@@ -32,9 +32,6 @@ from chart_matrix import (
 
 from tools.helm import helm_unittest_plugin
 from tools.validators import SCHEMAS, run_checkov
-
-pytestmark = pytest.mark.slow
-
 
 # --- helm itself -------------------------------------------------------------------------
 
@@ -494,13 +491,6 @@ def test_first_week_values_render_as_valid_objects(first_week, tmp_path):
         line for line in (validated.stdout + validated.stderr).splitlines() if line.strip() and AMBASSADOR not in line
     ]
     assert validated.returncode == 0 and unknown == [], validated.stdout + validated.stderr
-
-
-def test_chart_yaml_files_pass_yamllint(chart):
-    config = chart.project / ".yamllint.yaml"
-    args = ["-c", config] if config.exists() else ["-d", "{extends: default, rules: {document-start: disable}}"]
-    result = run([tool("yamllint"), "--strict", *args, "chart"], cwd=chart.project)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- helm-unittest suites ----------------------------------------------------------------

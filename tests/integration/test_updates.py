@@ -30,8 +30,6 @@ from releases import (
 
 from tools.project import DEFAULTS, REPO
 
-pytestmark = pytest.mark.slow
-
 # The template fix the tests release: errors say their status.
 ERRORS = "source/scale/errors.py"
 FIXED = "jsonify(error=error.name, status=error.code,"
@@ -55,20 +53,6 @@ def teams_project(template_repo, tmp_path):
     change_template(template_repo, ERRORS, "jsonify(error=error.name,", FIXED, "template fix: errors say their status")
     publish(template_repo)
     return project
-
-
-def test_a_template_fix_in_the_service_code_arrives_and_the_teams_work_stays(teams_project):
-    project = teams_project
-    assert cruft(project, "check").returncode != 0  # the project is behind
-    updated = cruft(project, "update", "--skip-apply-ask")
-    assert updated.returncode == 0, updated.stdout + updated.stderr
-
-    assert "status=error.code" in (project / "source" / "scale" / "errors.py").read_text()
-    assert '@bp.get("/orders")' in (project / "source" / "api" / "greetings.py").read_text()
-    assert (project / "source" / "tests" / "test_orders.py").is_file()
-    assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
-    assert cruft(project, "check").returncode == 0
-    assert not list(project.rglob("*.rej"))
 
 
 def test_make_update_names_every_conflict_and_fails(teams_project, template_repo):
@@ -230,43 +214,6 @@ def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(
         "--extra-context",
         json.dumps({"hpa": "no", "description": "a = b"}),
     ]
-
-
-def test_a_cookiecutter_project_is_linked_with_the_command_its_manual_shows(template_repo, tmp_path):
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "-o",
-            str(tmp_path),
-            str(template_repo),
-            "app_name=orders",
-            'description=Orders\' "own" service',
-            "lock_dependencies=no",
-        ],
-        capture_output=True,
-        text=True,
-        env=cookiecutter_config(tmp_path),
-    )
-    assert made.returncode == 0, made.stderr
-    project = tmp_path / "orders"
-    assert not (project / ".cruft.json").exists()
-    git(project, "init", "-q", "-b", "main")
-    git(project, "add", "-A")
-    git(project, "commit", "-q", "-m", "generated")
-    assert "NoCruftFound" in cruft(project, "check").stderr
-
-    updates = (project / "docs" / "updates.md").read_text()
-    [line] = [line for line in updates.splitlines() if line.startswith("cruft link ")]
-    linked = cruft(project, *shlex.split(line)[1:])
-    assert linked.returncode == 0, linked.stdout + linked.stderr
-    assert cruft(project, "check").returncode == 0
-    # The manual's answers are the ones the project was made with: the template renders it again
-    # exactly, so the first `cruft update` brings template changes only.
-    diff = cruft(project, "diff", "--exit-code")
-    assert diff.returncode == 0, diff.stdout
 
 
 def test_after_a_rejected_answer_the_quickstart_prints_a_command_that_runs_in_its_shell(tmp_path):

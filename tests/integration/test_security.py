@@ -22,7 +22,6 @@ def bandit(*args, cwd):
     return run([BANDIT, "-q", *args], check=False, cwd=cwd)
 
 
-@pytest.mark.slow
 def test_the_generated_code_passes_bandit(default_project):
     # The command of the generated Makefile's `scan` target, plus the gunicorn settings.
     result = bandit(
@@ -31,7 +30,6 @@ def test_the_generated_code_passes_bandit(default_project):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.slow
 def test_the_templates_own_code_passes_bandit(default_project):
     # Hooks run on every user's machine; tasks.py and tools/ on developers' and CI's.
     result = bandit("-c", "pyproject.toml", "-r", "hooks", "tasks.py", "tools", "benchmarks", cwd=REPO)
@@ -87,7 +85,6 @@ scanned = pytest.mark.xdist_group("security-scan")
 
 
 @scanned
-@pytest.mark.slow
 def test_the_scan_finds_what_was_planted(scan):
     failed, summaries = scan
     secrets = "\n".join(failed.get(("secrets", PLANTED), []))
@@ -99,7 +96,6 @@ def test_the_scan_finds_what_was_planted(scan):
 
 @scanned
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-@pytest.mark.slow
 def test_no_generated_file_holds_a_secret(scan, answers):
     failed, _ = scan
     assert failed.get(("secrets", str(COMBINATIONS.index(answers))), []) == []
@@ -107,7 +103,6 @@ def test_no_generated_file_holds_a_secret(scan, answers):
 
 @scanned
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-@pytest.mark.slow
 def test_the_dockerfile_passes_checkov(scan, answers):
     failed, _ = scan
     assert failed.get(("dockerfile", str(COMBINATIONS.index(answers))), []) == []

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -23,7 +24,6 @@ from tools.project import DEFAULTS, lock_program
 
 lock = lock_program()
 
-pytestmark = pytest.mark.slow
 
 PYTHONS = LOCK_PYTHONS
 
@@ -194,3 +194,24 @@ def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, ca
     assert f"Hint: {index} cannot be reached" in err and "Connection refused" in err
     assert "The project was generated and kept" in err
     assert f"cd {project} && make lock-in-container" in err
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,
+        "[global]\nindex-url = https://mirror.example.com/simple\n"
+        "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n",
+    ],
+    ids=["this-machine", "a-config-file"],
+)
+def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
+    """pip's configuration is read without starting pip (a second of every lock and bake)."""
+    if config:
+        (tmp_path / "pip.conf").write_text(config)
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
+        monkeypatch.setenv("PIP_PROXY", "http://proxy.example.com:3128")
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
+    assert lock.pip_config_list(os.environ) == listed.stdout
+    if config:
+        assert "install.cert='/etc/pip/ca.pem'" in listed.stdout  # the case is a real one

@@ -1,6 +1,6 @@
 """The generated project's everyday habits: ruff, pre-commit, Renovate and `make check`.
 
-ruff (lint and format) passes on every bake; the pre-commit hooks run the project's own
+`make lint` (yamllint, helm lint, hadolint, ruff) passes on every bake; the pre-commit hooks run the project's own
 linters and stop a commit with a lint error; Renovate's own validator accepts renovate.json;
 `make check` runs every local gate in the pipeline's order and passes on a fresh project,
 and each gate turns red on a defect planted in a copy of an installed project.
@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from answers import COMBINATIONS, NON_DEFAULT, combination_id
@@ -19,9 +20,6 @@ from answers import COMBINATIONS, NON_DEFAULT, combination_id
 from tools.cache import built_once, cache_dir
 from tools.cache import run as tools_run
 from tools.project import DEFAULTS, REPO
-from tools.venvs import cached_venv
-
-pytestmark = pytest.mark.slow
 
 # The tests that use the installed default project share the worker that locks it.
 same_worker = pytest.mark.xdist_group("default-lock")
@@ -31,19 +29,23 @@ def run(command, cwd, env=None, timeout=900):
     return tools_run(command, check=False, cwd=cwd, env=env, timeout=timeout)
 
 
-# ---- ruff ----------------------------------------------------------------------------------------
+# ---- make lint on every combination ---------------------------------------------------------
 
 
-def test_ruff_check_and_format_pass_on_every_bake(bake):
-    """One ruff call over all the bakes: each project's own pyproject.toml configures it.
-    No cache: the bakes are shared, and other tests look at every file in them."""
-    projects = [str(bake(**answers)) for answers in COMBINATIONS]
-    checked = run([sys.executable, "-m", "ruff", "check", "--no-cache", *projects], cwd=projects[0])
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    formatted = run(
-        [sys.executable, "-m", "ruff", "format", "--check", "--diff", "--no-cache", *projects], cwd=projects[0]
-    )
-    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_make_lint_passes_on_every_combination(bake, answers, make_environment):
+    """The project's own lint gate on each combination of answers, with the suite's linters
+    (pinned as `make tools` pins them) and helm 3.17: yamllint over the pipeline, Chart.yaml and
+    every values file, helm lint with each hostspace's values, hadolint, ruff check and format.
+    No ruff cache: the bakes are shared, and other tests look at every file in them."""
+    project = bake(**answers)
+    environment = make_environment(answers, RUFF_NO_CACHE="true")
+    environment["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), environment["PATH"]])
+    linted = run(["make", "lint"], cwd=project, env=environment)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    hostspaces = [space.strip() for space in {**DEFAULTS, **answers}["hostspaces"].split(",")]
+    assert linted.stdout.count("1 chart(s) linted, 0 chart(s) failed") == len(hostspaces)
+    assert not (project / ".ruff_cache").exists()
 
 
 # The template's own Python, with the template's pyproject.toml (the generated project's code is
@@ -84,10 +86,11 @@ def renovate_validator():
     return built_once(cache_dir("npm") / RENOVATE, install) / "node_modules" / ".bin" / "renovate-config-validator"
 
 
-@pytest.mark.parametrize("answers", [{}, NON_DEFAULT], ids=combination_id)
-def test_renovates_own_validator_accepts_renovate_json(bake, answers, tmp_path):
+def test_renovates_own_validator_accepts_renovate_json(bake, tmp_path):
+    """Of the answers, renovate.json holds only app_name: the combination whose app_name is not
+    the default's stands for every one."""
     validator = renovate_validator()
-    project = bake(**answers)
+    project = bake(**NON_DEFAULT)
     validated = run([str(validator), "--strict", "renovate.json"], cwd=project)
     assert validated.returncode == 0, validated.stdout + validated.stderr
     assert "Config validated successfully" in validated.stdout
@@ -112,29 +115,66 @@ def test_renovate_updates_the_pipfile_the_image_and_the_chart_but_not_the_python
 
 # ---- pre-commit ----------------------------------------------------------------------------------
 
-PRE_COMMIT = ['pre-commit==4.5.1; python_version >= "3.10"', 'pre-commit==4.3.0; python_version < "3.10"']
+# The test venv's pre-commit (requirements/dev.txt pins it).
+PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
+
+
+def hook_says(output, hook, status):
+    """Whether pre-commit's line for the hook named `hook` ends with `status` (Passed, Failed)."""
+    return any(line.startswith(hook) and line.endswith(status) for line in output.splitlines())
 
 
 @same_worker
 def test_pre_commit_runs_the_projects_own_linters_and_stops_a_lint_error(installed_copy, tmp_path):
-    pre_commit = cached_venv(PRE_COMMIT) / "bin" / "pre-commit"
     project, environment = installed_copy
     config = (project / ".pre-commit-config.yaml").read_text()
     assert "repo: local" in config and "https://" not in config  # no hook repository to fetch
     environment = {**environment, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
     for command in (["git", "init", "-q"], ["git", "add", "-A"]):
         assert run(command, cwd=project).returncode == 0
-    passed = run([str(pre_commit), "run", "--all-files"], cwd=project, env=environment)
+    passed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=project, env=environment)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     for hook in ("ruff", "bandit", "yamllint", "helm lint", "hadolint"):
-        assert any(line.startswith(hook) and line.endswith("Passed") for line in passed.stdout.splitlines()), hook
+        assert hook_says(passed.stdout, hook, "Passed"), hook
 
     (project / "source" / "api" / "planted.py").write_text('"""A planted lint error."""\n\nimport os\n')
     assert run(["git", "add", "-A"], cwd=project).returncode == 0
-    failed = run([str(pre_commit), "run", "--all-files"], cwd=project, env=environment)
+    failed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=project, env=environment)
     assert failed.returncode != 0
     ruff_line = next(line for line in failed.stdout.splitlines() if line.startswith("ruff"))
     assert ruff_line.endswith("Failed") and "F401" in failed.stdout, failed.stdout
+
+
+# The template's own hooks (.pre-commit-config.yaml at its root), in a clone of what is committed.
+TEMPLATE_HOOKS = ["ruff check", "ruff format", "README's variable table", "yamllint", "GitHub workflows"]
+TEMPLATE_HOOKS += ["azure-pipelines.yml", "bandit"]
+
+
+def test_the_templates_pre_commit_hooks_pass_as_committed_and_stop_a_lint_error_and_a_stale_table(tmp_path):
+    """`pre-commit run --all-files` in a clone of the template: every hook passes on what is
+    committed; a planted unused import and an edited row of README.md's variable table each
+    turn their hook red. The hooks' tools come from the package index, once (a cached home)."""
+    clone = tmp_path / "flask-appstack"
+    assert run(["git", "clone", "-q", str(REPO), str(clone)], cwd=tmp_path).returncode == 0
+    config = (clone / ".pre-commit-config.yaml").read_text()
+    assert "repo: local" in config and "://" not in config  # no hook repository to fetch
+    environment = {**os.environ, "PRE_COMMIT_HOME": str(cache_dir("pre-commit"))}
+    passed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=clone, env=environment)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert [hook for hook in TEMPLATE_HOOKS if not hook_says(passed.stdout, hook, "Passed")] == [], passed.stdout
+
+    (clone / "hooks" / "planted.py").write_text('"""A planted lint error."""\n\nimport os\n')
+    readme = clone / "README.md"
+    row = "| `app_name` | repository, chart, image and Helm release name |"
+    assert row in readme.read_text()
+    readme.write_text(readme.read_text().replace(row, "| `app_name` | the name |"))
+    assert run(["git", "add", "-A"], cwd=clone).returncode == 0
+    failed = run([str(PRE_COMMIT), "run", "--all-files"], cwd=clone, env=environment)
+    assert failed.returncode != 0
+    assert hook_says(failed.stdout, "ruff check", "Failed") and "F401" in failed.stdout, failed.stdout
+    assert hook_says(failed.stdout, "README's variable table", "Failed"), failed.stdout
+    assert "README.md's variable table is stale" in failed.stdout
+    assert hook_says(failed.stdout, "yamllint", "Passed")  # the others still pass
 
 
 @same_worker
@@ -155,8 +195,8 @@ def test_make_tools_installs_the_pinned_linters_and_make_lint_passes(installed_c
 
 # The commands of the gates, in the pipeline's order, as `make check` echoes them.
 GATE_COMMANDS = [
-    "ruff check source",
-    "ruff format --check source",
+    "ruff check source scripts",
+    "ruff format --check source scripts",
     "scripts/lock.py run pytest",
     "bandit -q -r source/api source/scale -x source/scale/tests",
     "yamllint --strict .",

@@ -31,8 +31,6 @@ import pytest
 from tools.private_index import PrivateIndex, index_wheels
 from tools.project import DEFAULTS, REPO, pipfile_requirements
 
-pytestmark = pytest.mark.slow
-
 APP = "unlucky"
 HOW_TO_LOCK = "Lock before the first push"
 

@@ -32,8 +32,6 @@ from releases import (
 from tools.net import free_port
 from tools.project import REPO
 
-pytestmark = pytest.mark.slow
-
 # The template's copies of the team's files: a release that changes them must not reach a project.
 TEAMS_FILES_IN_THE_TEMPLATE = ("README.md", "source/api/__init__.py", "source/tests/conftest.py")
 

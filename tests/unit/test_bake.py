@@ -2,21 +2,12 @@
 
 import fnmatch
 import itertools
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
 from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
-from releases import cookiecutter_config, git
 
-import flask_appstack_identity
-from tools.cache import run
-from tools.helm import HELM_UNITTEST_VERSION, helm_binaries
 from tools.project import DEFAULTS, REPO
 
 EXPECTED_FILES = [
@@ -125,7 +116,7 @@ def test_default_bake_has_the_expected_tree(default_project):
 
 
 def test_the_platforms_tests_never_use_the_example(default_project):
-    """A team may delete the example (tests/test_quality_gates.py deletes it and runs make check)."""
+    """A team may delete the example (integration/test_quality_gates.py deletes it and runs make check)."""
     tests = sorted((default_project / "source/scale/tests").glob("*.py"))
     assert tests
     assert [test.name for test in tests if re.search(r"greetings|/api/", test.read_text())] == []
@@ -248,121 +239,10 @@ def test_every_choice_option_has_a_label(name):
     assert set(DEFAULTS[name]) <= set(labels), f"{name}: options without a label"
 
 
-def make(project, *targets, path, **env):
-    """The real make, in a baked project, with this PATH (and environment changes)."""
-    environ = {**os.environ, "PATH": path, **env}
-    return subprocess.run([shutil.which("make"), *targets], cwd=project, capture_output=True, text=True, env=environ)
-
-
-@pytest.mark.slow
-def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_path):
-    """Nothing on PATH: each target says which program it misses and how to get it."""
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    nothing = {"HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
-    lint = make(default_project, "lint", path=str(empty), **nothing)
-    assert lint.returncode != 0
-    assert lint.stderr.splitlines()[:4] == [
-        "make lint: yamllint is not installed: run `make tools`.",
-        "make lint: helm is not installed: install helm 3 (https://helm.sh/docs/intro/install/) and put it on PATH.",
-        "make lint: hadolint is not installed: run `make tools`.",
-        "make lint: ruff is not installed: run `make tools`.",
-    ]
-    for target in ("install", "lock", "test", "run"):  # scripts/lock.py names the project's Python itself
-        result = make(default_project, target, path=str(empty), **nothing)
-        assert result.returncode != 0
-        assert result.stderr.splitlines()[:1] == [
-            f"make {target}: python3 is not installed: scripts/lock.py needs Python 3.9 or newer as python3 "
-            "(or name one: LOCK_PYTHON=/path/to/python3)."
-        ]
-    for target, program in (
-        ("scan", "bandit"),
-        ("build", "docker"),
-        ("helm-lint", "helm"),
-        ("helm-unittest", "helm"),
-        ("python-lint", "ruff"),
-        ("yaml-lint", "yamllint"),
-        ("docker-lint", "hadolint"),
-    ):
-        result = make(default_project, target, path=str(empty), **nothing)
-        assert f"make {target}: {program} is not installed: " in result.stderr, target
-    # helm without its helm-unittest plugin: the plugin is named, with the suite's own pin.
-    helm = os.pathsep.join([str(helm_binaries()["3.17"].parent), "/usr/bin", "/bin"])
-    result = make(default_project, "helm-unittest", path=helm, HELM_PLUGINS=str(tmp_path / "no-plugins"), **nothing)
-    assert result.returncode != 0
-    assert result.stderr.splitlines()[:1] == [
-        "make helm-unittest: helm-unittest is not installed: install the plugin: helm plugin install "
-        f"https://github.com/helm-unittest/helm-unittest --version {HELM_UNITTEST_VERSION} "
-        "(with helm 4, add --verify=false)."
-    ]
-
-
 def test_make_messages_can_be_echoed_in_single_quotes(default_project):
     text = (default_project / "Makefile").read_text()
     hows = [line for line in text.replace("\\\n", "").splitlines() if line.startswith("HOW_")]
     assert len(hows) == 9 and [line for line in hows if "'" in line] == []
-
-
-def organisation_config():
-    """The user config that the README's "One answer file for the organisation" shows."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## One answer file for the organisation", 1)[1].split("\n## ", 1)[0]
-    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
-
-
-@pytest.mark.slow
-def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
-    config = tmp_path / "org.yaml"
-    # The README's file, and a replay folder of the test's own instead of ~/.cookiecutter_replay.
-    config.write_text(organisation_config() + f"replay_dir: {tmp_path / 'replay'}\n")
-    platform = yaml.safe_load(config.read_text())["default_context"]
-    assert len(platform) >= 9
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cookiecutter",
-            "--no-input",
-            "--config-file",
-            str(config),
-            "-o",
-            str(tmp_path / "out"),
-            str(REPO),
-            "app_name=orders",
-            "appcode=ord",
-            "app_version=4.7.3",  # a newer pipeline than the organisation's: its templates follow
-            "lock_dependencies=no",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": ""},
-    )
-    assert result.returncode == 0, result.stderr
-    project = tmp_path / "out" / "orders"
-    pipeline = yaml.safe_load((project / "azure-pipelines.yaml").read_text())
-    assert pipeline["resources"]["repositories"][0] == {
-        "repository": "spaces",
-        "type": platform["pipeline_repository_type"],
-        "name": platform["pipeline_repository"],
-        "ref": "refs/tags/v4.7.3",
-        "endpoint": platform["pipeline_service_connection"],
-    }
-    assert pipeline["extends"]["parameters"]["appVersion"] == "4.7.3"
-    assert (
-        pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
-    )
-    values = yaml.safe_load((project / "chart/values.yaml").read_text())
-    assert values["image"]["repository"] == f"{platform['docker_registry']}/ord/orders"
-    assert values["dr"]["sites"]["active"]["region"] == platform["dr_active_region"]
-    assert values["dr"]["sites"]["passive"]["region"] == platform["dr_passive_region"]
-    pipfile = (project / "source/Pipfile").read_text()
-    assert platform["package_index"].split("://", 1)[1] in pipfile
-    # The README's values are examples: the summary names each that reached production's values.
-    warnings = [line.split()[:3] for line in result.stdout.splitlines() if line.strip().startswith("WARNING:")]
-    assert warnings == [
-        ["WARNING:", "platform_domain", platform["platform_domain"]],
-        ["WARNING:", "docker_registry", platform["docker_registry"]],
-    ]
 
 
 # The headings of each generated document: the team's README, and the manual's pages in docs/.
@@ -388,23 +268,6 @@ GENERATED_SECTIONS = {
     "docs/kubernetes.md": ["# Kubernetes deployment"],  # its sections: test_chart_objects.py
     "docs/updates.md": ["## Who owns which file", "## Taking a release", "## A project without .cruft.json"],
 }
-
-
-@pytest.mark.slow
-def test_a_tools_package_first_on_the_path_does_not_hide_the_templates_identity(tmp_path):
-    """cookiecutter appends the template's folder to sys.path, after everything else: the
-    extension that records the template's identity has a module name no other package takes.
-    Here another project's `tools` package (with a release.py of its own) comes first."""
-    decoy = tmp_path / "elsewhere" / "tools"
-    decoy.mkdir(parents=True)
-    (decoy / "__init__.py").write_text("")
-    (decoy / "release.py").write_text('"""Another project\'s release script."""\n')
-    environ = {**cookiecutter_config(tmp_path), "PYTHONPATH": str(decoy.parent)}
-    command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", tmp_path / "out", REPO, "lock_dependencies=no"]
-    made = run(command, cwd=tmp_path, env=environ)  # not from the template's folder: it would come first
-    recorded = json.loads((tmp_path / "out" / DEFAULTS["app_name"] / ".flask-appstack.json").read_text())
-    assert recorded["commit"] == git(REPO, "rev-parse", "HEAD").strip(), made.stderr
-    assert recorded["release"] == flask_appstack_identity.identity_of(REPO, str(REPO))["release"] != ""
 
 
 @pytest.mark.parametrize("document", GENERATED_SECTIONS)

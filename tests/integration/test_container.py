@@ -42,7 +42,7 @@ from tools.net import free_port, http_get
 from tools.private_index import PrivateIndex, index_wheels
 from tools.project import DEFAULTS, pipfile_requirements
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("container")]
+pytestmark = pytest.mark.xdist_group("container")
 
 PYTHON = "3.11"  # python:3.11-slim, and the Python of the Debian-made base image (bookworm)
 APP = DEFAULTS["app_name"]
@@ -392,23 +392,31 @@ def test_token_and_ca_bundle_are_in_no_layer_history_or_log(engine, built, base_
 # ---- the lock ------------------------------------------------------------------------------
 
 
-def make_build(engine, project, base_image, tag):
-    """`make build` with this test's values and this machine's pip options (BUILD_OPTIONS), its
-    `docker` this engine's client (first on PATH): (CompletedProcess with the whole log in stdout)."""
+def make_with_engine(engine, project, *argv):
+    """`make argv...` in `project`, its `docker` this engine's client (first on PATH):
+    (CompletedProcess with the whole log in stdout)."""
     bin_dir = project.parent / "engine-bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").symlink_to(shutil.which(engine.client))
+    bin_dir.mkdir(exist_ok=True)
+    if not (bin_dir / "docker").exists():
+        (bin_dir / "docker").symlink_to(shutil.which(engine.client))
     env = {**engine.env, "PATH": os.pathsep.join([str(bin_dir), engine.env["PATH"]])}
+    return subprocess.run(
+        ["make", *argv], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def make_build(engine, project, base_image, tag):
+    """`make build` with this test's values and this machine's pip options (BUILD_OPTIONS)."""
     options = shlex.join([*pip_build_options(), *engine.network_args()])
-    argv = [
-        "make",
+    return make_with_engine(
+        engine,
+        project,
         "build",
         f"IMAGE={tag}",
         f"BASE_IMAGE={base_image}",
         f"PYPI_USER={USER}",
         f"BUILD_OPTIONS={options}",
-    ]
-    return subprocess.run(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    )
 
 
 def test_make_build_needs_no_token_file_without_a_private_index_and_a_pipfile_edited_after_locking_fails_it(
@@ -431,21 +439,74 @@ def test_make_build_needs_no_token_file_without_a_private_index_and_a_pipfile_ed
     assert "ERROR:: Aborting deploy" in result.stdout
 
 
-# Step 3 of "Build locally": the token as a read-only file first, then the platform's own form.
-MANUAL_LOCK_COMMANDS = {
-    "token-as-a-file": "docker run --rm -e PYPI_USER=",
-    "platforms-form": "docker run -e PYPI_USER=",
-}
+def image_with_index_settings(engine, base_image, scratch, mirror):
+    """The base image with pip settings baked into its environment, as a company's images have:
+    an index setting, PIPENV_PYPI_MIRROR at `mirror`, which pip (installing pipenv) does not
+    read and a pipenv that gets it locks against; and this machine's CA bundle as PIP_CERT.
+    (PEP 668 allowed, as the official images allow it: the Debian-made base image refuses the
+    system-wide pip install of a bare `pipenv lock`.)"""
+    scratch.mkdir()
+    lines = [f"FROM {base_image}", f"ENV PIPENV_PYPI_MIRROR={mirror} PIP_BREAK_SYSTEM_PACKAGES=1"]
+    if ca_bundle():
+        shutil.copyfile(ca_bundle(), scratch / "ca.pem")
+        lines += ["COPY ca.pem /etc/ca.pem", "ENV PIP_CERT=/etc/ca.pem"]
+    (scratch / "Dockerfile").write_text("\n".join(lines) + "\n")
+    tag = f"{APP}-base-with-index-settings:{secrets.token_hex(4)}"
+    engine.docker("build", "-q", "-t", tag, str(scratch), capture_output=True)
+    return tag
 
 
-@pytest.mark.parametrize("prefix", MANUAL_LOCK_COMMANDS.values(), ids=MANUAL_LOCK_COMMANDS.keys())
-def test_the_manuals_lock_command_in_the_base_image_writes_the_same_lock(engine, base_image, built, tmp_path, prefix):
-    """pipenv lock inside the base image, as the manual shows it, agrees with the hook's lock."""
+def test_make_lock_in_container_locks_with_lock_py_and_keeps_the_images_index_settings_from_pipenv(
+    engine, base_image, bake, tmp_path
+):
+    """`make lock-in-container` runs scripts/lock.py in the image, as `make lock` runs it here:
+    an index setting in the image's environment (a mirror nobody answers at) does not reach
+    pipenv, the lock is the hook's, the token file's token is in no output, and this machine's
+    source/.venv is neither used nor replaced."""
+    baked = bake(python_version=PYTHON, lock_dependencies=True)
+    project = copy_project(baked, tmp_path / APP)
+    hooks_lock = json.loads((project / "source" / "Pipfile.lock").read_text())
+    (project / "source" / "Pipfile.lock").unlink()
+    token = secrets.token_urlsafe(24)
+    (project / "PYPI_TOKEN.txt").write_text(token + "\n")
+    (project / "source" / ".venv").mkdir()
+    (project / "source" / ".venv" / "this-machines").write_text("venv\n")
+    mirror = f"http://127.0.0.1:{free_port()}/simple"
+    image = image_with_index_settings(engine, base_image, tmp_path / "image", mirror)
+    try:
+        made = make_with_engine(
+            engine,
+            project,
+            "lock-in-container",
+            f"BASE_IMAGE={image}",
+            f"PYPI_USER={USER}",
+            f"LOCK_OPTIONS={shlex.join(engine.network_args())}",
+        )
+    finally:
+        engine.docker("rmi", image, check=False, capture_output=True)
+    assert made.returncode == 0, made.stdout
+    assert f"lock.py: locked source/Pipfile.lock with pipenv {DEFAULTS['pipenv_version']} for Python {PYTHON}" in (
+        made.stdout
+    )
+    lock = json.loads((project / "source" / "Pipfile.lock").read_text())
+    assert lock["_meta"]["hash"] == hooks_lock["_meta"]["hash"]
+    assert sorted(lock["default"]) == sorted(hooks_lock["default"])
+    assert_token_absent(token, made.stdout)
+    assert [path.name for path in (project / "source" / ".venv").iterdir()] == ["this-machines"]
+
+
+# The platform's own form of step 3 of "Build locally" (the other, `make lock-in-container`'s, is
+# the test above's).
+PLATFORMS_LOCK_COMMAND = "docker run -e PYPI_USER="
+
+
+def test_the_platforms_lock_command_in_the_base_image_writes_the_same_lock(engine, base_image, built, tmp_path):
+    """pipenv lock inside the base image, as the platform's documentation shows it, agrees with the hook's lock."""
     project = copy_project(built.project, tmp_path / APP)
     (project / "PYPI_TOKEN.txt").write_text(built.token + "\n")
     hooks_lock = json.loads((project / "source" / "Pipfile.lock").read_text())
     (project / "source" / "Pipfile.lock").unlink()
-    argv = shlex.split(manual_command(project, prefix))
+    argv = shlex.split(manual_command(project, PLATFORMS_LOCK_COMMAND))
     image = next(arg for arg in argv if arg.endswith(f"/library/python:{PYTHON}-slim"))
     # What this machine needs in addition: Docker 20.10 takes no relative bind paths; the
     # Debian-made base image refuses a system-wide pip install (PEP 668), which the official
@@ -454,11 +515,7 @@ def test_the_manuals_lock_command_in_the_base_image_writes_the_same_lock(engine,
     if ca_bundle():
         machine += ["-v", f"{ca_bundle()}:/ca.pem:ro", "-e", "PIP_CERT=/ca.pem"]
     assert argv[:2] == ["docker", "run"]
-    values = {
-        "./source:/source": f"{project / 'source'}:/source",
-        image: base_image,
-        "./PYPI_TOKEN.txt:/run/secrets/PYPI_TOKEN:ro": f"{project / 'PYPI_TOKEN.txt'}:/run/secrets/PYPI_TOKEN:ro",
-    }
+    values = {"./source:/source": f"{project / 'source'}:/source", image: base_image}
     argv = [
         engine.client,
         "run",

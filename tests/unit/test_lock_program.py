@@ -217,28 +217,6 @@ def test_pipenv_gets_a_private_temporary_directory_and_virtualenv_app_data(tmp_p
     assert env["VIRTUALENV_NO_PERIODIC_UPDATE"] == "1"
 
 
-@pytest.mark.parametrize(
-    "config",
-    [
-        None,
-        "[global]\nindex-url = https://mirror.example.com/simple\n"
-        "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n",
-    ],
-    ids=["this-machine", "a-config-file"],
-)
-@pytest.mark.slow
-def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
-    """pip's configuration is read without starting pip (a second of every lock and bake)."""
-    if config:
-        (tmp_path / "pip.conf").write_text(config)
-        monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
-        monkeypatch.setenv("PIP_PROXY", "http://proxy.example.com:3128")
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
-    assert lock.pip_config_list(os.environ) == listed.stdout
-    if config:
-        assert "install.cert='/etc/pip/ca.pem'" in listed.stdout  # the case is a real one
-
-
 def test_a_devnull_pip_config_file_means_no_files():
     assert lock.pip_config_files({"PIP_CONFIG_FILE": os.devnull}) == []
 

@@ -19,14 +19,13 @@ from releases import (
     commit_as_generated,
     committed_project,
     cookiecutter_config,
+    cruft,
     git,
     make,
     make_template_repo,
     publish,
     with_origin,
 )
-
-pytestmark = pytest.mark.slow
 
 ERRORS = "source/scale/errors.py"
 FIX_A = ("return jsonify(error=error.name,", "return jsonify(error=error.name, status=error.code,")
@@ -154,12 +153,12 @@ def test_make_update_takes_the_newest_release_or_the_one_named_and_main_only_by_
 
 def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_the_releases_since(template, tmp_path):
     """Made with cookiecutter from a clone at 2.0.0; two releases later, the manual's commands
-    (docs/updates.md) link it at 2.0.0 and take both."""
+    (docs/updates.md) link it at 2.0.0 with the answers it was made with, and take both."""
     platform_clone = clone(str(tmp_path / "origin.git"), tmp_path / "clone")
     env = cookiecutter_config(tmp_path)
     made = subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(platform_clone)]
-        + ["app_name=orders", "lock_dependencies=no"],
+        + ["app_name=orders", 'description=Orders\' "own" service', "lock_dependencies=no"],
         capture_output=True,
         text=True,
         env=env,
@@ -198,6 +197,9 @@ def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_th
     assert "status=error.code" in errors and "release=22" in errors  # 2.1.0's change and 2.2.0's
     assert identity(project)["release"] == "2.2.0"
     assert make(project, "outdated").returncode == 0
+    # The manual's link records the answers the project was made with (quotes and all): the
+    # template renders the project again exactly, so updates bring template changes only.
+    assert cruft(project, "diff", "--exit-code").returncode == 0
 
 
 def test_cruft_diff_renders_without_the_lock_or_the_hooks_report(template, tmp_path):
