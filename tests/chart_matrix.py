@@ -85,14 +85,24 @@ class Chart:
         self.hostspaces = pre.hostspaces(self.answers)
         # "values.yaml" alone, then each hostspace as the pipeline deploys it.
         self.labels = ["values.yaml", *(f"values-{h}.yaml" for h in self.hostspaces)]
+        # helm 4 lints here, for the platform's Kubernetes version; helm 3.17 lints each hostspace's
+        # values in the project's own `make lint` (test_quality_gates.py), as a team runs it.
         self.lints = {}
         self.renders = {}
         for label in self.labels:
+            self.lints[label] = run(
+                [
+                    self.helms["4"],
+                    "lint",
+                    "--strict",
+                    self.dir,
+                    *self.values_args(label),
+                    "--kube-version",
+                    KUBE_VERSION,
+                ],
+                env=self.env,
+            )
             for version, helm in self.helms.items():
-                self.lints[label, version] = run(
-                    [helm, "lint", "--strict", self.dir, *self.values_args(label), "--kube-version", KUBE_VERSION],
-                    env=self.env,
-                )
                 self.renders[label, version] = self.template(label, helm=helm)
 
     @property

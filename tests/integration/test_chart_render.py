@@ -1,6 +1,7 @@
-"""The chart renders and validates: `helm lint --strict` and `helm template` on helm 3.17 and 4
-(the same output), the values schema and what it refuses, Kubernetes and Ambassador schemas,
-checkov, and the chart's helm-unittest suites (yamllint is `make lint`'s, test_quality_gates.py).
+"""The chart renders and validates: `helm lint --strict` on helm 4 (helm 3.17's is the project's
+own `make lint`, test_quality_gates.py), `helm template` on helm 3.17 and 4 (the same output),
+the values schema and what it refuses, Kubernetes and Ambassador schemas, checkov, and the
+chart's helm-unittest suites (yamllint too is `make lint`'s).
 
 Each combination of answers is baked once and rendered once per values file and helm version
 (the `chart` fixture, conftest.py); every test of that combination reads those renders.
@@ -36,7 +37,7 @@ from tools.validators import SCHEMAS, run_checkov
 # --- helm itself -------------------------------------------------------------------------
 
 
-def test_helm_lint_strict_passes_with_every_values_file(chart):
+def test_helm_4_lint_strict_passes_with_every_values_file(chart):
     failures = {key: r.stdout + r.stderr for key, r in chart.lints.items() if r.returncode != 0}
     assert failures == {}
 

@@ -103,7 +103,9 @@ def test_a_project_generated_from_a_clone_follows_the_origins_releases_once_the_
 def test_a_changelog_only_commit_on_main_changes_nothing(template, tmp_path):
     project = committed_project(template, tmp_path)
     unreleased = template / "CHANGELOG.md"
-    unreleased.write_text(unreleased.read_text().replace("- Nothing yet.", "- A fix nobody released yet.", 1))
+    text = unreleased.read_text()
+    unreleased.write_text(text.replace("## [Unreleased]\n", "## [Unreleased]\n\n- A fix nobody released yet.\n", 1))
+    assert unreleased.read_text() != text
     git(template, "commit", "-q", "-am", "CHANGELOG: a line under Unreleased")
     change(template, ERRORS, *FIX_A, "and the fix itself, unreleased")
 

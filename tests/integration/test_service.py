@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,10 +50,12 @@ def create():
 """
 
 
-def test_generated_test_suite_passes_with_its_coverage_gate(default_project, project_venv):
+def test_generated_test_suite_passes_with_its_coverage_gate(default_project, project_venv, tmp_path):
+    # In a copy: the coverage gate writes .coverage and coverage.xml, and other tests read the bake.
+    project = shutil.copytree(default_project, tmp_path / default_project.name)
     result = subprocess.run(
         [str(project_venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"],
-        cwd=default_project,
+        cwd=project,
         capture_output=True,
         text=True,
     )
