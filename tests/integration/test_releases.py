@@ -2,15 +2,14 @@
 file the template owns takes the release, every file of the team's stays as the team left it,
 and the served app has the release."""
 
-import http.client
 import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from gunicorn_server import Gunicorn
 from owners import TEAM_PATHS, covers
 from releases import (
     DOCKERFILE_LINE,
@@ -29,56 +28,24 @@ from releases import (
     teams_week,
 )
 
-from tools.net import free_port
 from tools.project import REPO
 
 # The template's copies of the team's files: a release that changes them must not reach a project.
 TEAMS_FILES_IN_THE_TEMPLATE = ("README.md", "source/api/__init__.py", "source/tests/conftest.py")
 
 
-class Served:
-    """The project's app under real gunicorn on 127.0.0.1, in the given virtualenv."""
-
-    def __init__(self, project, venv):
-        self.port = free_port()
-        command = [str(venv / "bin" / "python"), "-m", "gunicorn", "-b", f"127.0.0.1:{self.port}", "-w", "1"]
-        self.process = subprocess.Popen(command, cwd=project / "source", stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                self.get("/livez")
-                return
-            except OSError:
-                assert self.process.poll() is None, "gunicorn stopped"
-                time.sleep(0.1)
-        raise AssertionError("gunicorn did not answer within 30 s")
-
-    def get(self, path):
-        """(status, headers, body) of a GET."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read().decode()
-        finally:
-            connection.close()
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
 @pytest.fixture
-def served(project_venv):
+def served(project_venv, tmp_path):
+    """served(project) -> the project's app under real gunicorn (one worker), stopped after the test."""
     servers = []
 
     def serve(project):
-        servers.append(Served(project, project_venv))
+        servers.append(Gunicorn(project, project_venv, tmp_path / f"gunicorn-{len(servers)}", workers=1))
         return servers[-1]
 
     yield serve
     for server in servers:
-        server.stop()
+        server.kill()
 
 
 @pytest.fixture

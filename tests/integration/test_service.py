@@ -13,11 +13,10 @@ import time
 
 import pytest
 import yaml
+from gunicorn_server import GRACEFUL_TIMEOUT, Gunicorn, wait_until
 
 from tools.helm import helm_binaries
 from tools.net import free_port, send_slowly
-
-GRACEFUL_TIMEOUT = 20  # the generated gunicorn.conf.py's default
 
 # A test's own app module, loaded by gunicorn's app factory argument: the generated app with
 # a readiness check added as a team would (scale.add_check) and a route that holds a request
@@ -91,98 +90,13 @@ def test_gunicorn_master_never_imports_the_application(default_project, project_
     assert imported == "['scale', 'scale.jsonlog', 'scale.server', 'scale.settings']"
 
 
-def wait_until(condition, what, attempts=600):
-    """Poll ``condition`` every 50 ms; fail naming ``what`` if it never holds."""
-    for _ in range(attempts):
-        if condition():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"never happened: {what}")
-
-
-class Gunicorn:
-    """gunicorn serving a project with its own gunicorn.conf.py; its output kept line by line."""
-
-    def __init__(self, project, venv, tmp, env=None, app=None, workers=2, args=()):
-        self.port = free_port()
-        self.signals = tmp / "signals"
-        self.signals.mkdir(parents=True)
-        self.tmpdir = tmp / "tmp"
-        self.tmpdir.mkdir()
-        command = [str(venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), *args]
-        if app:
-            (tmp / "probe_app.py").write_text(PROBE_APP)
-            command += ["--pythonpath", str(tmp), app]
-        self.process = subprocess.Popen(
-            command,
-            cwd=project / "source",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "TMPDIR": str(self.tmpdir), "TEST_SIGNALS": str(self.signals), **(env or {})},
-            start_new_session=True,  # its own process group: kill() ends the workers too
-        )
-        self.lines = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
-        self.reader.start()
-        wait_until(lambda: self.process.poll() is not None or self.answers(), "gunicorn answers /livez")
-        assert self.process.poll() is None, "".join(self.lines)
-
-    def answers(self):
-        try:
-            return self.request("GET", "/livez")[0] == 200
-        except OSError:
-            return False
-
-    def request(self, method, path, body=None, headers=None):
-        """(status, headers, body text) of one request on a new connection."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return response.status, response.headers, response.read().decode()
-        finally:
-            connection.close()
-
-    def raw(self, data, timeout=10):
-        """What the server sends back, until it closes, for ``data`` sent as is."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as connection:
-            connection.sendall(data)
-            received = b""
-            while chunk := connection.recv(65536):
-                received += chunk
-        return received
-
-    def metrics_dirs(self):
-        return sorted(self.tmpdir.glob("prometheus-*"))
-
-    def get_json(self, path):
-        status, _, body = self.request("GET", path)
-        return status, json.loads(body)
-
-    def stop(self):
-        """SIGTERM; the records it logged, once it has exited (returncode on self.process)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=GRACEFUL_TIMEOUT + 10)
-        self.reader.join(timeout=10)
-        return [json.loads(line) for line in self.lines if line.strip()]
-
-    def kill(self):
-        """SIGKILL to gunicorn and its workers, which a failed test may have left holding requests."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # all gone already
-        self.process.wait()
-
-
 @pytest.fixture
 def serve(default_project, project_venv, tmp_path):
     """serve(env=..., app=..., workers=...) -> a running Gunicorn, killed after the test."""
     servers = []
 
     def _serve(**kwargs):
+        kwargs.setdefault("app_source", PROBE_APP)
         servers.append(Gunicorn(default_project, project_venv, tmp_path / str(len(servers)), **kwargs))
         return servers[-1]
 
