@@ -114,5 +114,15 @@ class TemplateIdentity(Extension):
 
     def __init__(self, environment):
         super().__init__(environment)
-        environment.globals["template_identity"] = identity
-        environment.filters["template_identity"] = lambda given, field: identity(given)[field]
+        # cookiecutter makes an environment per rendering (cruft update's two releases get one each),
+        # and the checkout does not change during one: git runs once per rendering, not once per use.
+        known = {}
+
+        def identity_once(given=""):
+            key = (Path.cwd(), given)
+            if key not in known:
+                known[key] = identity(given)
+            return known[key]
+
+        environment.globals["template_identity"] = identity_once
+        environment.filters["template_identity"] = lambda given, field: identity_once(given)[field]

@@ -7,15 +7,19 @@
 4. run the project's own lock program, `scripts/lock.py lock` (as `make lock` does), unless
    lock_dependencies is false or APPSTACK_SKIP_LOCK=1, and report. Never `git init`.
 
-Exit status 1 only for a generated file that does not parse (a template bug); whatever else
-this machine gets wrong ends with exit 0, the project kept, one warning: the reason and how to
-lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; cookiecutter's end counts as SIGTERM)
-go on to the tool the hook waits for, which cleans up; then the hook reports. Only main() holds
-Jinja (the answers, as JSON); tests import the rest unrendered. Standard library plus PyYAML.
+Exit status 1 only for a generated file that does not parse (a template bug); anything else this machine gets wrong
+ends with exit 0, the project kept, one warning: why, and how to lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP,
+SIGQUIT; cookiecutter's end counts as SIGTERM) go on to the tool the hook waits for, which cleans up; then it reports.
+Only main() holds Jinja (the answers, as JSON); tests import the rest unrendered. Stdlib and PyYAML.
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":  # run from cookiecutter's temporary folder: see pre_gen_project.py
+    sys.path.pop(0)
 
 import contextlib
 import importlib.util
@@ -26,7 +30,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections import namedtuple
@@ -317,11 +320,8 @@ def finish(project, answers, environ):
     summary += placeholder_warnings(project, answers)
     broken = data_file_problems(project)
     if broken:
-        report(
-            "flask-appstack: the generated project is broken (a template bug, please report it):",
-            *[f"  - {problem}" for problem in broken],
-            stream=sys.stderr,
-        )
+        intro = "flask-appstack: the generated project is broken (a template bug, please report it):"
+        report(intro, *[f"  - {problem}" for problem in broken], stream=sys.stderr)
         return 1
     warnings = lint_chart(project, answers, environ, summary) if not STOPPED else []
     lock = lock_dependencies(project, answers, environ)

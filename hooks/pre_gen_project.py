@@ -22,12 +22,19 @@ library only: the hook runs in cookiecutter's own interpreter.
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
+import sys
+
+# cookiecutter runs the rendered hook from a file in the temporary folder, which Python puts first on
+# sys.path: every import would search that folder (thousands of files on a busy machine), and take a
+# json.py or yaml.py anyone left there for the real one.
+if __name__ == "__main__":
+    sys.path.pop(0)
+
 import ipaddress
 import json
 import os
 import re
 import shlex
-import sys
 import unicodedata
 from collections import namedtuple
 from pathlib import Path

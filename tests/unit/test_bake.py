@@ -89,8 +89,9 @@ def test_every_answer_takes_another_value_in_some_combination(name):
     assert {str(answered(answers)[name]) for answers in COMBINATIONS} - {str(DEFAULT_ANSWERS[name])}
 
 
-def test_cookiecutter_copies_exactly_the_helm_templates_unrendered():
-    """Helm's templates are Go templates, whose {{ }} Jinja would take for its own: those, and
+def test_cookiecutter_copies_unrendered_exactly_the_helm_templates_and_the_files_without_jinja():
+    """Helm's templates are Go templates, whose {{ }} Jinja would take for its own, and a file
+    without any Jinja renders to itself at the cost of a Jinja compilation per bake: those, and
     nothing else, are copied without rendering. None of them holds anything of cookiecutter's,
     and no pattern names a folder (cookiecutter would replace the team's folder whole)."""
     template = REPO / "{{cookiecutter.app_name}}"
@@ -102,9 +103,13 @@ def test_cookiecutter_copies_exactly_the_helm_templates_unrendered():
     def helm(path):
         return "{{" in path.read_text() and not re.search(r"{{-? *(cookiecutter|appstack)\b", path.read_text())
 
+    def without_jinja(path):
+        return re.search(r"{{|{%|{#", path.read_text()) is None
+
     paths = sorted(template.rglob("*"))
     files = [path for path in paths if path.is_file()]
-    assert sorted(path for path in files if copied(path)) == sorted(path for path in files if helm(path))
+    unrendered = sorted(path for path in files if helm(path) or without_jinja(path))
+    assert sorted(path for path in files if copied(path)) == unrendered
     assert [path for path in files if copied(path) and "cookiecutter" in path.read_text()] == []
     assert [path for path in paths if path.is_dir() and copied(path)] == []
 
