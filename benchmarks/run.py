@@ -11,13 +11,13 @@
   gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
   of --rounds); and the slow-client figure: the app's /livez p99 while twice as many slow
   clients as workers send a body a byte at a time, against its p99 without them;
-- suite (with --suite): the template's test suite wall time, against the bake.
-Results print as a table and go to benchmarks/results.json (not committed).
+- suite (with --suite): the template's whole test suite's wall time, and its fast tier's.
+The figures print, and replace their rows of docs/figures.md (benchmarks/figures.py), which
+keeps the rows of what did not run.
 """
 
 import argparse
 import http.client
-import json
 import os
 import shutil
 import socket
@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools/, never tests/
 
+from benchmarks.figures import row, seconds, update_figures  # noqa: E402
 from tools.cache import run  # noqa: E402
 from tools.net import free_port, send_slowly  # noqa: E402
 from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements  # noqa: E402
@@ -239,6 +240,59 @@ def serve_ratio(tmp, args):
     }
 
 
+def bake_rows(tmp, rounds):
+    """The bake against the one-file template, alternating, so that the machine getting slower
+    or faster during the run moves both sides; the fastest of each."""
+    load = os.getloadavg()[0]
+    baseline_runs, bake_runs = [], []
+    for _ in range(rounds):
+        fresh(tmp / "one-file" / "out")()
+        baseline_runs.append(time_once(one_file_bake(tmp / "one-file")))
+        fresh(tmp / "bake")()
+        bake_runs.append(time_once(bake(tmp / "bake")))
+    baseline, measured = min(baseline_runs), min(bake_runs)
+    return [row("bake", seconds(measured), seconds(baseline), measured / baseline, rounds, load)]
+
+
+def lock_rows(tmp, rounds):
+    load = os.getloadavg()[0]
+    baseline, measured = lock_ratio(tmp, rounds)
+    return [row("lock", seconds(measured), seconds(baseline), measured / baseline, rounds, load)]
+
+
+def serve_rows(tmp, args):
+    load = os.getloadavg()[0]
+    serve = serve_ratio(tmp, args)
+    rps, ms, us = "{:.0f} req/s".format, "{:.1f} ms".format, "{:.0f} µs".format
+    figures = [
+        ("serve requests/s", rps(serve["measured_rps"]), rps(serve["baseline_rps"]), serve["rps_ratio"]),
+        ("serve p99", ms(serve["measured_p99_ms"]), ms(serve["baseline_p99_ms"]), serve["p99_ratio"]),
+        ("serve CPU per request", us(serve["measured_cpu_us"]), us(serve["baseline_cpu_us"]), serve["cpu_ratio"]),
+        (
+            "serve p99 with slow clients",
+            f"{ms(serve['slow_p99_ms'])} ({serve['slow_clients']} slow clients)",
+            ms(serve["measured_p99_ms"]),
+            serve["slow_p99_ratio"],
+        ),
+    ]
+    return [row(name, measured, baseline, ratio, args.rounds, load) for name, measured, baseline, ratio in figures]
+
+
+def fast_tier():
+    """The fast tier's pytest arguments: tests/unit where the tests are in tiers, else the marker."""
+    return ["tests/unit"] if (REPO / "tests" / "unit").is_dir() else ["-m", "not slow"]
+
+
+def suite_rows():
+    """The whole suite's wall time, then the fast tier's, each run once as `tasks.py test` runs it."""
+    rows = []
+    for name, args in (("suite", []), ("fast tier", fast_tier())):
+        load = os.getloadavg()[0]
+        wall = time_once([sys.executable, str(REPO / "tasks.py"), "test", "-q", *args])
+        rows.append(row(name, seconds(wall), load_before=load))
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
@@ -247,44 +301,26 @@ def main(argv=None):
     parser.add_argument("--bake-rounds", type=int, default=15, help="bake: rounds of baseline then bake (fastest kept)")
     parser.add_argument("--lock-rounds", type=int, default=3, help="lock: rounds of bare then lock.py (fastest kept)")
     parser.add_argument("--only", default="bake,lock,serve", help="comma-separated parts to run")
-    parser.add_argument("--suite", action="store_true", help="also time the whole test suite")
+    parser.add_argument("--suite", action="store_true", help="also time the whole test suite and its fast tier")
     args = parser.parse_args(argv)
-    parts = set(args.only.split(",")) | ({"bake"} if args.suite else set())
-    results = {}
+    parts = set(args.only.split(","))
+    rows = []
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "bake" in parts:
-            # Alternating, so that the machine getting slower or faster during the run moves
-            # both sides; the fastest of each.
-            baseline_runs, bake_runs = [], []
-            for _ in range(args.bake_rounds):
-                fresh(tmp / "one-file" / "out")()
-                baseline_runs.append(time_once(one_file_bake(tmp / "one-file")))
-                fresh(tmp / "bake")()
-                bake_runs.append(time_once(bake(tmp / "bake")))
-            startup, bake_time = min(baseline_runs), min(bake_runs)
-            results["bake"] = {"baseline_s": startup, "measured_s": bake_time, "ratio": bake_time / startup}
-        run(bake(tmp))  # the project the serve part runs
-
+            rows += bake_rows(tmp, args.bake_rounds)
         if "lock" in parts:
-            lock_baseline, lock_measured = lock_ratio(tmp, args.lock_rounds)
-            results["lock"] = {
-                "baseline_s": lock_baseline,
-                "measured_s": lock_measured,
-                "ratio": lock_measured / lock_baseline,
-            }
-
+            rows += lock_rows(tmp, args.lock_rounds)
         if "serve" in parts:
-            results["serve"] = serve_ratio(tmp, args)
-
+            run(bake(tmp))  # the project the serve part runs
+            rows += serve_rows(tmp, args)
     if args.suite:
-        suite = best_of(1, [sys.executable, str(REPO / "tasks.py"), "test", "-q"], timeout=3600)
-        results["suite"] = {"baseline_s": bake_time, "measured_s": suite, "ratio": suite / bake_time}
+        rows += suite_rows()
 
-    for name, values in results.items():
-        print(f"{name:6} " + "  ".join(f"{key}={value:.3f}" for key, value in values.items()))
-    (REPO / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    for entry in rows:
+        print(f"{entry['figure']:28} {entry['measured']:>24}  baseline {entry['baseline']:>12}  ratio {entry['ratio']}")
+    update_figures(rows)
     return 0
 
 
