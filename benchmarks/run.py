@@ -19,6 +19,7 @@ keeps the rows of what did not run.
 import argparse
 import http.client
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -55,18 +56,8 @@ def time_once(command, **kwargs):
     return time.perf_counter() - start
 
 
-def best_of(runs, command, setup=None, **kwargs):
-    """Fastest wall time of ``runs`` executions of ``command``, each after ``setup()`` (untimed)."""
-    times = []
-    for _ in range(runs):
-        if setup:
-            setup()
-        times.append(time_once(command, **kwargs))
-    return min(times)
-
-
 def bake(output_dir, **answers):
-    """The command that bakes into ``output_dir``, which must not hold a project (see fresh)."""
+    """The command that bakes into ``output_dir``, which must not hold a project (see empty)."""
     extra = [f"{key}={value}" for key, value in {"lock_dependencies": "no", **answers}.items()]
     return [sys.executable, "-m", "cookiecutter", str(REPO), "--no-input", "-o", str(output_dir), *extra]
 
@@ -80,9 +71,9 @@ def one_file_bake(folder):
     return [sys.executable, "-m", "cookiecutter", str(template), "--no-input", "-o", str(folder / "out")]
 
 
-def fresh(output_dir):
-    """A setup for best_of: an empty ``output_dir`` (the template never generates over a project)."""
-    return lambda: shutil.rmtree(output_dir, ignore_errors=True)
+def empty(output_dir):
+    """Before a bake: no ``output_dir`` (the template never generates over a project)."""
+    shutil.rmtree(output_dir, ignore_errors=True)
 
 
 def load(port, path, requests, concurrency):
@@ -246,9 +237,9 @@ def bake_rows(tmp, rounds):
     load = os.getloadavg()[0]
     baseline_runs, bake_runs = [], []
     for _ in range(rounds):
-        fresh(tmp / "one-file" / "out")()
+        empty(tmp / "one-file" / "out")
         baseline_runs.append(time_once(one_file_bake(tmp / "one-file")))
-        fresh(tmp / "bake")()
+        empty(tmp / "bake")
         bake_runs.append(time_once(bake(tmp / "bake")))
     baseline, measured = min(baseline_runs), min(bake_runs)
     return [row("bake", seconds(measured), seconds(baseline), measured / baseline, rounds, load)]
@@ -279,12 +270,15 @@ def serve_rows(tmp, args):
 
 
 def suite_rows():
-    """The whole suite's wall time, then the fast tier's, each run once as `tasks.py test` runs it."""
+    """The whole suite's wall time, then the fast tier's, each run once as `tasks.py test` runs
+    it, with pytest's count of what passed (and failed: a failing suite's time is no figure)."""
     rows = []
     for name, args in (("suite", ["-q"]), ("fast tier", ["--fast", "-q"])):
-        load = os.getloadavg()[0]
-        wall = time_once([sys.executable, str(REPO / "tasks.py"), "test", *args])
-        rows.append(row(name, seconds(wall), load_before=load))
+        load, start = os.getloadavg()[0], time.perf_counter()
+        done = subprocess.run([sys.executable, str(REPO / "tasks.py"), "test", *args], capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        counts = re.findall(r"\d+ (?:passed|failed|errors?)", (done.stdout.strip().splitlines() or [""])[-1])
+        rows.append(row(name, f"{seconds(wall)} ({', '.join(counts) or 'no result'})", load_before=load))
     return rows
 
 
