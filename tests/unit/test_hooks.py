@@ -168,6 +168,20 @@ def test_a_hostile_description_runs_nothing_and_survives(cookies, tmp_path):
     assert_verbatim(result.project_path, description)
 
 
+def test_a_module_left_in_the_temporary_folder_is_never_imported_by_the_hooks(cookies, tmp_path, monkeypatch):
+    """cookiecutter runs each hook from a file in the temporary folder, which Python puts first
+    on sys.path: a shlex.py anyone left there would be imported instead of the standard library's."""
+    import tempfile
+
+    folder, marker = tmp_path / "tmp", tmp_path / "imported"
+    folder.mkdir()
+    (folder / "shlex.py").write_text(f"open({str(marker)!r}, 'a').write(__file__)\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    result = cookies.bake(extra_context=NO_LOCK)
+    assert result.exit_code == 0, result.exception
+    assert not marker.exists()
+
+
 # ---- the post-generation hook in a bake ----------------------------------------------------
 
 
