@@ -1,6 +1,6 @@
 """Benchmarks of the template, each a ratio against a baseline measured in the same run.
 
-    python3 tasks.py bench [--requests N] [--only bake,lock,serve] [--suite]
+    python3 tasks.py bench [--requests N] [--only bake,lock,serve,suite] [--suite]
 
 - bake: generating a project (no lock) against cookiecutter baking a one-file template;
 - lock: a bake with the post-gen lock (the hook runs the project's scripts/lock.py) against
@@ -289,10 +289,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="serve: rounds of bare then app (median kept)")
     parser.add_argument("--bake-rounds", type=int, default=15, help="bake: rounds of baseline then bake (fastest kept)")
     parser.add_argument("--lock-rounds", type=int, default=3, help="lock: rounds of bare then lock.py (fastest kept)")
-    parser.add_argument("--only", default="bake,lock,serve", help="comma-separated parts to run")
+    parser.add_argument("--only", default="bake,lock,serve", help="comma-separated parts: bake,lock,serve,suite")
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite and its fast tier")
     args = parser.parse_args(argv)
-    parts = set(args.only.split(","))
+    parts = set(args.only.split(",")) | ({"suite"} if args.suite else set())
     rows = []
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,7 +304,7 @@ def main(argv=None):
         if "serve" in parts:
             run(bake(tmp))  # the project the serve part runs
             rows += serve_rows(tmp, args)
-    if args.suite:
+    if "suite" in parts:
         rows += suite_rows()
 
     for entry in rows:
