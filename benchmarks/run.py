@@ -11,7 +11,8 @@
   gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
   of --rounds); and the slow-client figure: the app's /livez p99 while twice as many slow
   clients as workers send a body a byte at a time, against its p99 without them;
-- suite (with --suite): the template's whole test suite's wall time, and its fast tier's.
+- suite (with --suite): the template's whole test suite's wall time (warm), its fast tier's, and
+  CI's `.ci/run` on a fresh clone of this commit (its own .venv made first).
 The figures print, and replace their rows of docs/figures.md (benchmarks/figures.py), which
 keeps the rows of what did not run.
 """
@@ -269,13 +270,21 @@ def serve_rows(tmp, args):
     return [row(name, measured, baseline, ratio, args.rounds, load) for name, measured, baseline, ratio in figures]
 
 
-def suite_rows():
-    """The whole suite's wall time, then the fast tier's, each run once as `tasks.py test` runs
-    it, with pytest's count of what passed (and failed: a failing suite's time is no figure)."""
+def suite_rows(tmp):
+    """The whole suite's wall time (warm, here), the fast tier's, and CI's (`.ci/run`, CI=true)
+    on a fresh clone of this commit, which makes its own .venv; each run once, with pytest's
+    count of what passed (and failed: a failing suite's time is no figure)."""
+    clone = tmp / "fresh-clone"
+    run(["git", "clone", "-q", REPO, clone])
+    runs = (
+        ("suite", [sys.executable, REPO / "tasks.py", "test", "-q"], REPO),
+        ("fast tier", [sys.executable, REPO / "tasks.py", "test", "--fast", "-q"], REPO),
+        ("suite, fresh clone", ["bash", ".ci/run"], clone),
+    )
     rows = []
-    for name, args in (("suite", ["-q"]), ("fast tier", ["--fast", "-q"])):
+    for name, command, cwd in runs:
         load, start = os.getloadavg()[0], time.perf_counter()
-        done = run([sys.executable, REPO / "tasks.py", "test", *args], check=False, timeout=3600)
+        done = run(command, check=False, timeout=3600, cwd=cwd)
         wall = time.perf_counter() - start
         counts = re.findall(r"\d+ (?:passed|failed|errors?)", (done.stdout.strip().splitlines() or [""])[-1])
         rows.append(row(name, f"{seconds(wall)} ({', '.join(counts) or 'no result'})", load_before=load))
@@ -304,8 +313,8 @@ def main(argv=None):
         if "serve" in parts:
             run(bake(tmp))  # the project the serve part runs
             rows += serve_rows(tmp, args)
-    if "suite" in parts:
-        rows += suite_rows()
+        if "suite" in parts:
+            rows += suite_rows(tmp)
 
     for entry in rows:
         print(f"{entry['figure']:28} {entry['measured']:>24}  baseline {entry['baseline']:>12}  ratio {entry['ratio']}")
