@@ -301,17 +301,17 @@ def docs(args):
     return 0
 
 
-def test_arguments(args, environ=os.environ):
-    """pytest's arguments for `tasks.py test ARGS`: the whole suite in parallel; `--fast` first
-    runs the unit tier (tests/unit) alone."""
-    if args[:1] == ["--fast"]:
-        args = [str(HERE / "tests" / "unit"), *args[1:]]
+def pytest_arguments(args, environ=os.environ):
+    """pytest's arguments for `tasks.py test ARGS`: the whole suite in parallel; with `--fast`
+    (anywhere among them), the unit tier (tests/unit) alone."""
+    if "--fast" in args:
+        args = [str(HERE / "tests" / "unit"), *(arg for arg in args if arg != "--fast")]
     return ["-m", "pytest", "-n", environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup", *args]
 
 
 def main(argv):
     commands = {
-        "test": test_arguments(argv[1:]),
+        "test": pytest_arguments(argv[1:]),
         "bench": [str(HERE / "benchmarks" / "run.py"), *argv[1:]],
     }
     if not argv or argv[0] not in (*commands, "generate", "docs"):

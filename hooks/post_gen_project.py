@@ -16,15 +16,15 @@ Only main() holds Jinja (the answers, as JSON); tests import the rest unrendered
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
+import os
 import sys
 
-if __name__ == "__main__":  # run from cookiecutter's temporary folder: see pre_gen_project.py
-    sys.path.pop(0)
+if __name__ == "__main__" and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+    sys.path.pop(0)  # run from cookiecutter's temporary folder: see pre_gen_project.py
 
 import contextlib
 import importlib.util
 import json
-import os
 import re
 import shlex
 import shutil

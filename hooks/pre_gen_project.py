@@ -22,17 +22,18 @@ library only: the hook runs in cookiecutter's own interpreter.
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
 from __future__ import annotations
 
+import os
 import sys
 
 # cookiecutter runs the rendered hook from a file in the temporary folder, which Python puts first on
 # sys.path: every import would search that folder (thousands of files on a busy machine), and take a
 # json.py or yaml.py anyone left there for the real one.
-if __name__ == "__main__":
+# (Not under python -P / PYTHONSAFEPATH, where sys.path[0] is no folder of ours.)
+if __name__ == "__main__" and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
     sys.path.pop(0)
 
 import ipaddress
 import json
-import os
 import re
 import shlex
 import unicodedata

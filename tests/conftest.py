@@ -20,6 +20,25 @@ from tools.project import DEFAULTS, pipfile_requirements
 from tools.venvs import cached_venv
 
 
+def pytest_configure(config):
+    # The tests run the projects they share (the bakes) with Python, gunicorn and pytest: no
+    # __pycache__ may appear in them for the next test to find. The image sets the same.
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+
+
+def without_helm(path):
+    """PATH without its folders that hold a helm: the post-generation hook lints the chart with
+    the helm on PATH (integration/test_generate.py tests that), which the shared bakes and the
+    unit tier must not run, even where CI has put a helm on PATH."""
+    return os.pathsep.join(folder for folder in path.split(os.pathsep) if not shutil.which("helm", path=folder))
+
+
+@pytest.fixture(autouse=True)
+def _no_helm_in_the_unit_tier(request, monkeypatch):
+    if UNIT_TIER in Path(request.node.path).parents:
+        monkeypatch.setenv("PATH", without_helm(os.environ.get("PATH", "")))
+
+
 @pytest.fixture(scope="session")
 def bake(cookies_session):
     """bake(**answers) -> Path of the generated project; each combination is baked once."""
@@ -29,7 +48,9 @@ def bake(cookies_session):
         context = {**NO_LOCK, **answers}
         key = json.dumps(context, sort_keys=True)
         if key not in baked:
-            result = cookies_session.bake(extra_context=context)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("PATH", without_helm(os.environ.get("PATH", "")))
+                result = cookies_session.bake(extra_context=context)
             assert result.exit_code == 0, f"bake failed for {context}: {result.exception}"
             baked[key] = Path(result.project_path)
         return baked[key]

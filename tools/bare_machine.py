@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .cache import built_once, cache_dir, file_lock, run
+from .cache import ToolFailed, built_once, cache_dir, file_lock, run
 from .container import DEFAULT_HOST, Engine, answers
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ def _installed(pkg: str) -> bool:
     return r.returncode == 0 and r.stdout.strip() == "install ok installed"
 
 
-def ensure_packages(packages=tuple(PACKAGES)) -> list[str]:
+def ensure_packages(packages=tuple(PACKAGES), show=False) -> list[str]:
     """apt-get install whichever of ``packages`` is missing; return what was installed.
+    ``show``: apt-get's output goes to the terminal as it comes (a person is waiting for it).
 
     Idempotent: when everything is present it runs neither ``apt-get update`` nor
     ``install``.  ``docker.io`` pulls in containerd, runc, tini and iptables; running
@@ -84,8 +85,8 @@ def ensure_packages(packages=tuple(PACKAGES)) -> list[str]:
         raise PermissionError(f"need root to apt-get install {' '.join(missing)}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     t0 = time.monotonic()
-    run(["apt-get", "update", "-q"], env=env)
-    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env)
+    run(["apt-get", "update", "-q"], env=env, capture_output=not show)
+    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env, capture_output=not show)
     log.info("apt-get installed %s in %.1fs", " ".join(missing), time.monotonic() - t0)
     return missing
 
@@ -95,7 +96,10 @@ def provide_venv_module() -> bool:
     where apt-get exists; False where that cannot be done (then the user installs it)."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         return False
-    ensure_packages([f"python3.{sys.version_info.minor}-venv"])
+    try:
+        ensure_packages([f"python3.{sys.version_info.minor}-venv"], show=True)
+    except ToolFailed:  # apt-get's own output, shown above, says why
+        return False
     return True
 
 

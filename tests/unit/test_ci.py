@@ -159,12 +159,13 @@ def test_the_readme_says_how_to_cut_a_release():
 
 
 def test_the_fast_tier_is_the_unit_folder_and_the_suite_is_everything():
-    assert tasks.test_arguments(["--fast", "-k", "rules"], environ={})[-3:] == [
+    assert tasks.pytest_arguments(["--fast", "-k", "rules"], environ={})[-3:] == [
         str(REPO / "tests" / "unit"),
         "-k",
         "rules",
     ]
-    assert tasks.test_arguments([], environ={}) == ["-m", "pytest", "-n", "auto", "--dist", "loadgroup"]
+    assert tasks.pytest_arguments(["-q", "--fast"], environ={})[-2:] == [str(REPO / "tests" / "unit"), "-q"]
+    assert tasks.pytest_arguments([], environ={}) == ["-m", "pytest", "-n", "auto", "--dist", "loadgroup"]
     assert "tests/unit" in (REPO / "CONTRIBUTING.md").read_text()
 
 

@@ -57,7 +57,7 @@ def test_every_relative_link_resolves(document):
 
 # A measured duration or ratio: 14 s, 7 min, 29.4 ms, 1657 µs, 2.29×, 947 req/s. A target or a
 # setting names its bound right before the number ("at most 30 s", "≤ 1.5×"): that is no measurement.
-MEASURED = re.compile(r"(?<![\w.])\d+(\.\d+)? ?(s|seconds?|min|minutes?|ms|µs|h|hours?|×|req/s)(?!\w)")
+MEASURED = re.compile(r"(?<![\w.])\d+(\.\d+)? ?(s|seconds?|min|minutes?|ms|µs|h|hours?|×|req/s|[KMG]B)(?!\w)")
 BOUND = re.compile(r"(≤|<=|at most|under) $")
 
 
@@ -71,8 +71,8 @@ def test_no_document_but_the_figures_file_states_a_measured_time_or_ratio(docume
 
 
 def test_a_measured_time_or_ratio_is_found_and_a_target_is_not():
-    text = "It took 7 min 41 s (2.29×, 947 req/s, 29.4 ms); at most 30 s, ≤ 1.5×, Python 3.11, 50 files."
-    assert measured_figures(text) == ["7 min", "41 s", "2.29×", "947 req/s", "29.4 ms"]
+    text = "It took 7 min 41 s (2.29×, 947 req/s, 29.4 ms, 550 MB); at most 30 s, ≤ 1.5×, Python 3.11, 50 files."
+    assert measured_figures(text) == ["7 min", "41 s", "2.29×", "947 req/s", "29.4 ms", "550 MB"]
 
 
 def test_the_figures_file_is_as_tasks_bench_writes_it():
