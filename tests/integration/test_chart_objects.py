@@ -23,6 +23,7 @@ from chart_matrix import (
     tool,
 )
 
+from tools.project import DEFAULTS, lock_program
 from tools.validators import run_checkov
 
 # --- the objects themselves --------------------------------------------------------------
@@ -368,6 +369,23 @@ def test_with_envfrom_the_deployment_sets_what_env_refuses_so_no_configmap_can(d
         assert [a for a in alternatives if not any(re.fullmatch(a, name) for name in pinned)] == [], version
         assert {name: value for name, value in pinned.items() if value} == image, version
     assert {"LD_PRELOAD", "PYTHONPATH", "GUNICORN_CMD_ARGS", "PROMETHEUS_MULTIPROC_DIR"} <= set(pinned)
+    # Among them every variable the image's Python documents, and the dynamic loader's that load
+    # code or change how it works and are off when empty (ld.so(8)).
+    found = lock_program().find_python(DEFAULTS["python_version"])
+    if found is None:
+        pytest.skip(f"no Python {DEFAULTS['python_version']} here to ask for its variables (python3 --help-env)")
+    documented = set(re.findall(r"\bPYTHON[A-Z0-9_]*", run([found[0], "--help-env"]).stdout))
+    loader = {
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "LD_AUDIT",
+        "LD_DEBUG",
+        "LD_BIND_NOW",
+        "LD_BIND_NOT",
+        "LD_VERBOSE",
+        "LD_WARN",
+    }
+    assert len(documented) > 20 and sorted((documented | loader) - set(pinned)) == []
 
 
 def test_no_tlscontext_anywhere(chart):

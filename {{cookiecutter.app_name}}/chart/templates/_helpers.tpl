@@ -146,8 +146,10 @@ The key names the Host and the Mapping: <fullname>-<key>.
 {{- end }}
 
 {{/*
-The variables that `env` refuses (values.schema.json: LD_*, PYTHON*, GUNICORN_CMD_ARGS,
-PROMETHEUS_MULTIPROC_DIR), by name, with the value the container gets. The chart cannot see the
+Of the variables that `env` refuses (values.schema.json: LD_*, PYTHON*, GUNICORN_CMD_ARGS,
+PROMETHEUS_MULTIPROC_DIR), those the chart can clear, by name, with the value the container gets:
+every variable the image's Python documents (python3 --help-env) and a few more it reads, and the
+dynamic loader's that load code or change how it works. The chart cannot see the
 keys of the Secrets and ConfigMaps of `envFrom`, so with `envFrom` the deployment sets each of
 these in `env`, which Kubernetes puts before `envFrom` for the same name: none of them comes
 from a ConfigMap. Empty means unset to the dynamic loader, Python and gunicorn (GUNICORN_CMD_ARGS
@@ -161,6 +163,11 @@ neutralised so: whoever writes the ConfigMap is trusted with those.
 LD_PRELOAD: ""
 LD_LIBRARY_PATH: ""
 LD_AUDIT: ""
+LD_DEBUG: ""
+LD_BIND_NOW: ""
+LD_BIND_NOT: ""
+LD_VERBOSE: ""
+LD_WARN: ""
 PYTHONPATH: ""
 PYTHONHOME: ""
 PYTHONUSERBASE: ""
@@ -181,6 +188,24 @@ PYTHONVERBOSE: ""
 PYTHONDEBUG: ""
 PYTHONIOENCODING: ""
 PYTHONUTF8: ""
+PYTHONCASEOK: ""
+PYTHONCOERCECLOCALE: ""
+PYTHONFAULTHANDLER: ""
+PYTHONNODEBUGRANGES: ""
+PYTHONNOUSERSITE: ""
+PYTHONPERFSUPPORT: ""
+PYTHON_PERF_JIT_SUPPORT: ""
+PYTHONPROFILEIMPORTTIME: ""
+PYTHONSAFEPATH: ""
+PYTHONTRACEMALLOC: ""
+PYTHONWARNDEFAULTENCODING: ""
+PYTHONASYNCIODEBUG: ""
+PYTHON_COLORS: ""
+PYTHON_CPU_COUNT: ""
+PYTHON_FROZEN_MODULES: ""
+PYTHON_HISTORY: ""
+PYTHON_BASIC_REPL: ""
+PYTHON_GIL: ""
 PYTHONUNBUFFERED: "1"
 PYTHONDONTWRITEBYTECODE: "1"
 GUNICORN_CMD_ARGS: ""
