@@ -24,6 +24,7 @@ ORDER = (
     "image size",
     "suite",
     "fast tier",
+    "suite, fresh clone",
 )
 HEAD = """# Measured figures
 
