@@ -11,6 +11,7 @@ release tags and of the CHANGELOG from here.
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -32,15 +33,23 @@ def version_key(version):
     return tuple(int(part) for part in version.split("."))
 
 
+def newest_release_tag(names):
+    """The newest release tag (`vX.Y.Z`) among tag names, or None."""
+    tags = release_tags(names)
+    return tags[max(tags, key=version_key)] if tags else None
+
+
 def release_tags(names):
     """{"X.Y.Z": name} of the release tags among `names` (tag names, `v` and three numbers)."""
     return {".".join(match.groups()): name for name in names if (match := TAG.fullmatch(name))}
 
 
 def git(root, *args):
-    """git's output in `root`, or None when git fails (no repository, no such ref, no git)."""
+    """git's output in `root`, or None when git fails (no repository, no such ref, no git, or a
+    remote that would ask for a password: git never prompts here)."""
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60)
+        environ = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=60, env=environ)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

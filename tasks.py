@@ -26,6 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# The template's reading of git and of release tags, as generated projects record them (standard library).
+from flask_appstack_identity import git, newest_release_tag, without_credentials
+
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
 GENERATE = HERE / "requirements" / "generate.txt"
@@ -108,46 +111,24 @@ def cruft_create_args(argv):
     return args
 
 
-def _git(template, *args):
-    """git's output in the template, or None when it fails (no git, no repository, no origin)."""
-    if not shutil.which("git"):
-        return None
-    done = subprocess.run(
-        ["git", "-C", str(template), *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, GIT_TERMINAL_PROMPT="0"),
-    )
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-RELEASE_TAG = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
-
-
-def newest_release_tag(tag_names):
-    """The newest `vX.Y.Z` among tag names, or None."""
-    versions = [tuple(map(int, match.groups())) for name in tag_names if (match := RELEASE_TAG.fullmatch(name))]
-    return "v{}.{}.{}".format(*max(versions)) if versions else None
-
-
 def template_source(template=HERE):
     """(where to generate from, the release tag to check out or None, a note for the user).
 
     The template's canonical home is this clone's `origin`, at its newest release tag: the
     project records that URL, so it finds later releases from any machine (make outdated,
     make update), and never unreleased work of this folder or of main."""
-    origin = _git(template, "remote", "get-url", "origin")
+    origin = git(template, "remote", "get-url", "origin")
     if origin:
         # A token in the URL would land in .cruft.json: git's credential helper supplies it instead.
-        origin = re.sub(r"^(https?://)[^/@]*@", r"\1", origin)
-        listed = _git(template, "ls-remote", "--tags", "--refs", "origin")
+        origin = without_credentials(origin)
+        listed = git(template, "ls-remote", "--tags", "--refs", "origin")
         if listed is None:
             sys.exit(f"tasks.py: cannot list the release tags of origin ({origin}): is it reachable?")
         tag = newest_release_tag(line.rpartition("refs/tags/")[2] for line in listed.splitlines())
         if tag is None:
             return origin, None, f"tasks.py: {origin} has no release tag yet: generating from its default branch."
         return origin, tag, f"tasks.py: generating from {origin} at {tag}, its newest release (not from this folder)."
-    tag = newest_release_tag((_git(template, "tag", "--list", "v*") or "").split())
+    tag = newest_release_tag((git(template, "tag", "--list", "v*") or "").split())
     fix = "python3 scripts/update.py template <the template's URL>"
     return (
         str(template),
@@ -162,7 +143,7 @@ def generate_command(argv, template=HERE, notes=None):
     template's home at its newest release; plain cookiecutter where cruft cannot work. Notes
     for the user go to `notes`, else to standard error."""
     say = notes.append if notes is not None else (lambda note: print(note, file=sys.stderr))
-    is_repository = _git(template, "rev-parse", "--is-inside-work-tree") == "true"
+    is_repository = git(template, "rev-parse", "--is-inside-work-tree") == "true"
     cruft_args = cruft_create_args(argv)
     if is_repository and cruft_args is not None:
         source, tag, note = template_source(template)

@@ -150,14 +150,8 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
 def run_cli(*words, cwd):
     """A command as a user types it, with this test environment's cookiecutter and cruft, and a
     user config (COOKIECUTTER_CONFIG) that keeps replay files and clones in cwd, not in ~."""
-    config = cwd / "cookiecutterrc.yaml"
-    if not config.exists():
-        config.write_text(f"replay_dir: {cwd / 'replay'}\ncookiecutters_dir: {cwd / 'cookiecutters'}\n")
-    env = {
-        **os.environ,
-        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
-        "COOKIECUTTER_CONFIG": str(config),
-    }
+    env = cookiecutter_config(cwd)
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     return subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True)
 
 
