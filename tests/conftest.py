@@ -111,11 +111,20 @@ def installed(locked, make_environment, tmp_path_factory):
 
 @pytest.fixture
 def installed_copy(installed, tmp_path):
-    """(project, environment): a copy of the installed project for one test to change; its
-    virtualenvs' links stay links."""
+    """(project, environment): a copy of the installed project for one test to change. Its
+    packages (source/.venv) and linters (.tools) are links to the installed project's, which no
+    test changes: copying their thousands of files would cost each test seconds."""
     project, environment = installed
     copy = tmp_path / project.name
-    shutil.copytree(project, copy, symlinks=True)
+    shared = {project / "source" / ".venv", project / ".tools"}
+    shutil.copytree(
+        project,
+        copy,
+        symlinks=True,
+        ignore=lambda folder, names: [name for name in names if Path(folder) / name in shared],
+    )
+    for folder in shared:
+        (copy / folder.relative_to(project)).symlink_to(folder, target_is_directory=True)
     return copy, environment
 
 

@@ -321,7 +321,12 @@ def test_requests_gunicorn_cannot_parse_answer_json_and_log_no_query(serve, requ
 
 
 def chunked_request(body_chunks, path="/api/v1/hello"):
-    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    """A chunked POST that asks the server to close after its answer (`raw` reads until it does;
+    a kept-alive connection would hold it for gunicorn's keepalive)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
     return head.encode() + body_chunks
 
 
