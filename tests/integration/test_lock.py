@@ -179,8 +179,10 @@ def test_the_pipenv_the_platform_documents_locks_on_python_3_11_with_the_ca_only
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, capfd):
+def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, capfd, monkeypatch):
     index = f"http://127.0.0.1:{free_port()}/simple"  # nothing listens there
+    # pip's retries reach pipenv (a network setting): none, rather than five with backoff (8 s).
+    monkeypatch.setenv("PIP_RETRIES", "0")
     result = cookies.bake(extra_context={"lock_dependencies": True, "package_index": index})
     out, err = capfd.readouterr()
     assert result.exit_code == 0, result.exception
