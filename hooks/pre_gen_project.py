@@ -32,17 +32,15 @@ import sys
 if __name__ == "__main__" and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
     sys.path.pop(0)
 
-import ipaddress
 import json
 import re
-import shlex
 import unicodedata
 from collections import namedtuple
-from pathlib import Path
 
 # The tables' rows. A check returns True when the value is fine; False, or a short reason,
 # when it is not. (namedtuple rather than typing.NamedTuple: importing typing costs every
-# bake ~15 ms, and this hook runs on every bake.)
+# bake ~15 ms, and this hook runs on every bake. For the same reason no pathlib, which brings
+# urllib.parse and ipaddress, and ipaddress and shlex only where a value needs them.)
 Rule = namedtuple("Rule", "variable check accepted")
 # variables: the answers a failure names; needs: other answers it reads (it runs only when
 # all of them passed RULES)
@@ -247,6 +245,9 @@ def mount_path(value):
     return True
 
 
+IPV4_CHARACTERS = set("0123456789.")
+
+
 def host_and_port(value):
     """host or host:port, where host is a DNS name (one label allowed) or an IPv4 address."""
     if not text(value):
@@ -254,11 +255,15 @@ def host_and_port(value):
     host, colon, port = value.partition(":")
     if colon and not (NUMBER.fullmatch(port) and 1 <= int(port) <= 65535):
         return False
-    try:
-        ipaddress.IPv4Address(host)
-        return True
-    except ValueError:
-        return dns_subdomain(host)
+    if host and set(host) <= IPV4_CHARACTERS:  # anything else is no IPv4 address to ipaddress either
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(host)
+            return True
+        except ValueError:
+            pass
+    return dns_subdomain(host)
 
 
 URL = re.compile(r"(?P<scheme>https?)://(?P<netloc>[^/?#@\s]+)(?P<path>/[A-Za-z0-9._~%+/-]*)?")
@@ -649,6 +654,8 @@ def rerun_command(answers, cwd, generate=None):
         if answers.get("_checkout"):
             words += ["--checkout", str(answers["_checkout"])]
         words += [template, *(f"{key}={answer_text(value)}" for key, value in given.items())]
+    import shlex
+
     return " ".join(shlex.quote(word) for word in words)
 
 
@@ -679,7 +686,7 @@ def existing_files(directory):
     found = []
     for root, folders, files in os.walk(directory):
         folders[:] = [name for name in folders if not (root == str(directory) and name == ".git")]
-        found += [Path(root, name).relative_to(directory).as_posix() for name in files]
+        found += [os.path.relpath(os.path.join(root, name), directory).replace(os.sep, "/") for name in files]
     return sorted(found)
 
 
@@ -708,12 +715,13 @@ def main():
     generate = json.loads(os.environ.get(GENERATE_VARIABLE) or "null")
     found = problems(answers)
     refused = (
-        report(found, answers, os.getcwd(), generate) if found else refusal(Path.cwd(), existing_files(Path.cwd()))
+        report(found, answers, os.getcwd(), generate) if found else refusal(os.getcwd(), existing_files(os.getcwd()))
     )
     if refused:
         print(refused, file=sys.stderr)
         if os.environ.get(MESSAGE_VARIABLE):  # tasks.py prints it last, without cookiecutter's traceback
-            Path(os.environ[MESSAGE_VARIABLE]).write_text(refused + "\n", encoding="utf-8", errors="backslashreplace")
+            with open(os.environ[MESSAGE_VARIABLE], "w", encoding="utf-8", errors="backslashreplace") as message:
+                message.write(refused + "\n")
         return 1
     return 0
 
