@@ -99,13 +99,22 @@ def identity_of(root, given):
     return {"template": canonical_url(root, given), "release": release, "commit": commit, "checkout": checkout}
 
 
+# This file as it was imported, to tell whether a checkout's copy is the same.
+with open(__file__, "rb") as imported:
+    IMPORTED_SOURCE = imported.read()
+
+
 def identity(given=""):
     """identity_of() the template being rendered, by that checkout's own copy of this file:
-    `cruft update` renders two releases in one process, which imports this module only once."""
+    `cruft update` renders two releases in one process, which imports this module only once
+    (a copy the same as the imported file is not loaded again)."""
     root = template_root(Path.cwd())
     if root is None:
         return {"template": given, "release": "", "commit": "", "checkout": ""}
-    spec = importlib.util.spec_from_file_location("flask_appstack_identity_of_checkout", root / Path(__file__).name)
+    copy = root / Path(__file__).name
+    if copy.read_bytes() == IMPORTED_SOURCE:
+        return identity_of(root, given)
+    spec = importlib.util.spec_from_file_location("flask_appstack_identity_of_checkout", copy)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.identity_of(root, given)
