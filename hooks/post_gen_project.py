@@ -68,10 +68,15 @@ def hostspaces(answers):
 
 
 def lock_program(project):
-    """The project's scripts/lock.py as a module: it knows how pip chooses its index."""
+    """The project's scripts/lock.py as a module: it knows how pip chooses its index. Loaded
+    without writing its bytecode (scripts/__pycache__) into the new project."""
     spec = importlib.util.spec_from_file_location("flask_appstack_lock", project / LOCK_PROGRAM)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writes_bytecode
     return module
 
 

@@ -225,6 +225,14 @@ def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files
     assert tree(first) == tree(second)
 
 
+def test_a_bake_leaves_no_bytecode_in_the_project(cookies, monkeypatch):
+    """The post-gen hook loads scripts/lock.py as a module: where Python writes bytecode (the
+    suite turns it off), that must not leave a scripts/__pycache__ in the team's new repository."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    project = cookies.bake(extra_context=NO_LOCK).project_path
+    assert sorted(path.relative_to(project).as_posix() for path in project.rglob("__pycache__")) == []
+
+
 PIP_INDEX = "https://mirror.example.com/pypi/simple"
 
 
