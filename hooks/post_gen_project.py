@@ -68,15 +68,11 @@ def hostspaces(answers):
 
 
 def lock_program(project):
-    """The project's scripts/lock.py as a module: it knows how pip chooses its index. Loaded
-    without writing its bytecode (scripts/__pycache__) into the new project."""
+    """The project's scripts/lock.py as a module: it knows how pip chooses its index."""
     spec = importlib.util.spec_from_file_location("flask_appstack_lock", project / LOCK_PROGRAM)
     module = importlib.util.module_from_spec(spec)
-    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = writes_bytecode
+    sys.dont_write_bytecode = True  # no scripts/__pycache__ in the new project
+    spec.loader.exec_module(module)
     return module
 
 
