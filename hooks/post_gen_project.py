@@ -307,10 +307,9 @@ def report(*lines, stream=sys.stdout):
 def cruft_rendering(project, answers):
     """Whether cruft renders the template to compare it with a project (`cruft diff`, `update`):
     `_commit` is cruft's, in a fresh `tempfile` folder (tmp + 8 characters). Files only, then."""
-    if "_commit" not in answers:  # and no gettempdir(), whose first call writes a file to try the folder
-        return False
-    parent, temporary = project.resolve().parent, Path(tempfile.gettempdir()).resolve()
-    return bool(parent.parent == temporary and re.fullmatch(r"tmp[a-z0-9_]{8}", parent.name))
+    parent = project.resolve().parent  # `_commit` first: the first gettempdir() writes a file to try the folder
+    fresh = "_commit" in answers and parent.parent == Path(tempfile.gettempdir()).resolve()
+    return fresh and bool(re.fullmatch(r"tmp[a-z0-9_]{8}", parent.name))
 
 
 def finish(project, answers, environ):
