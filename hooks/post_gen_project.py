@@ -1,16 +1,13 @@
 """Post-generation: finish the project cookiecutter wrote (runs inside it, cwd = project).
 
 1. split chart/values-hostspaces.yaml into one values-<hostspace>.yaml per hostspace;
-2. without a package_index answer, write the index of this machine's pip into source/Pipfile
-   if the pipeline reaches it (scripts/lock.py decides); warn of example answers in production;
-3. check that every YAML and JSON file parses; lint the chart when helm is on PATH;
-4. run the project's own lock program, `scripts/lock.py lock` (as `make lock` does), unless
-   lock_dependencies is false or APPSTACK_SKIP_LOCK=1, and report. Never `git init`.
-
-Exit status 1 only for a generated file that does not parse (a template bug); anything else this machine gets wrong
-ends with exit 0, the project kept, one warning: why, and how to lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP,
-SIGQUIT; cookiecutter's end counts as SIGTERM) go on to the tool the hook waits for, which cleans up; then it reports.
-Only main() holds Jinja (the answers, as JSON); tests import the rest unrendered. Stdlib and PyYAML.
+2. without a package_index answer, write this machine's pip index into source/Pipfile if the pipeline reaches it;
+3. warn of example answers in production; check that every YAML and JSON file parses; lint the chart (helm on PATH);
+4. lock with the project's own `scripts/lock.py lock` (as `make lock`) unless lock_dependencies is false or
+   APPSTACK_SKIP_LOCK=1, and report. Never `git init`.
+Exit 1 only for a generated file that does not parse (a template bug); else exit 0, the project kept, one warning: why,
+and how to lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; cookiecutter's end counts as SIGTERM) go on to
+the tool the hook waits for, which cleans up. Only main() holds Jinja (the answers, as JSON). Stdlib and PyYAML.
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
@@ -347,4 +344,7 @@ def main():
 
 
 if __name__ == "__main__":
+    if re.fullmatch(r"tmp[a-z0-9_]{8}\.py", os.path.basename(__file__)):  # cookiecutter's copy: pre_gen_project.py
+        with contextlib.suppress(OSError):
+            os.remove(__file__)
     sys.exit(main())

@@ -707,6 +707,21 @@ def refusal(directory, files):
     )
 
 
+# cookiecutter runs each hook from a copy rendered with the answers, a file it writes into the
+# temporary folder and never removes: two a bake, which pile up there, answers and all. Python has
+# read the copy when the hook starts: it removes itself.
+COOKIECUTTERS_COPY = re.compile(r"tmp[a-z0-9_]{8}\.py")
+
+
+def remove_cookiecutters_copy(path):
+    """Remove `path` when it is cookiecutter's copy of a hook (never the template's hooks/ file)."""
+    if COOKIECUTTERS_COPY.fullmatch(os.path.basename(path)):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+
 # {% endraw %}
 def main():
     # ''' on purpose: Jinja's tojson writes every ' as \u0027, so no answer can close it.
@@ -727,4 +742,5 @@ def main():
 
 
 if __name__ == "__main__":
+    remove_cookiecutters_copy(__file__)
     sys.exit(main())

@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -223,6 +224,17 @@ def test_a_bake_writes_only_its_project_and_the_same_answers_give_the_same_files
         assert [path.name for path in project.parent.iterdir()] == [project.name]
 
     assert tree(first) == tree(second)
+
+
+def test_a_bake_leaves_no_copy_of_a_hook_in_the_temporary_folder(cookies, monkeypatch, tmp_path):
+    """cookiecutter runs each hook from a copy rendered with the answers, written into the
+    temporary folder and never removed by it: each hook removes its own copy."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    result = cookies.bake(extra_context=NO_LOCK)
+    assert result.exit_code == 0, result.exception
+    assert sorted(path.name for path in temporary.iterdir()) == []
 
 
 def test_a_bake_leaves_no_bytecode_in_the_project(cookies, monkeypatch):
