@@ -270,10 +270,21 @@ def serve_rows(tmp, args):
     return [row(name, measured, baseline, ratio, args.rounds, load) for name, measured, baseline, ratio in figures]
 
 
+def machine_speed(tmp, rounds=5):
+    """The one-file bake's best time now: how fast this machine runs Python at the moment (a
+    virtual machine's speed moves with its host's load), for the suite's absolute times."""
+    runs = []
+    for _ in range(rounds):
+        empty(tmp / "speed" / "out")
+        runs.append(time_once(one_file_bake(tmp / "speed")))
+    return f"one-file bake {seconds(min(runs))}"
+
+
 def suite_rows(tmp):
     """The whole suite's wall time (warm, here), the fast tier's, and CI's (`.ci/run`, CI=true)
     on a fresh clone of this commit, which makes its own .venv; each run once, with pytest's
-    count of what passed (and failed: a failing suite's time is no figure)."""
+    count of what passed (and failed: a failing suite's time is no figure), and as its baseline
+    the machine's speed just before (machine_speed)."""
     clone = tmp / "fresh-clone"
     run(["git", "clone", "-q", REPO, clone])
     runs = (  # the fast tier first, as a maintainer runs it after a change: not in a full suite's wake
@@ -283,11 +294,12 @@ def suite_rows(tmp):
     )
     rows = []
     for name, command, cwd in runs:
+        speed = machine_speed(tmp)
         load, start = os.getloadavg()[0], time.perf_counter()
         done = run(command, check=False, timeout=3600, cwd=cwd)
         wall = time.perf_counter() - start
         counts = re.findall(r"\d+ (?:passed|failed|errors?)", (done.stdout.strip().splitlines() or [""])[-1])
-        rows.append(row(name, f"{seconds(wall)} ({', '.join(counts) or 'no result'})", load_before=load))
+        rows.append(row(name, f"{seconds(wall)} ({', '.join(counts) or 'no result'})", speed, load_before=load))
     return rows
 
 
