@@ -37,6 +37,7 @@ HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)
 SKIP_LOCK_VARIABLE = "APPSTACK_SKIP_LOCK"
 LOCK_PROGRAM = Path("scripts/lock.py")
 PACKAGE_INDEX = "package_index=https://<your index>/simple"  # the answer, as the command line takes it
+TEMPFILE_NAME = r"tmp[a-z0-9_]{8}"  # tempfile's: cruft's render folders, cookiecutter's copies of the hooks
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 
 
@@ -302,11 +303,10 @@ def report(*lines, stream=sys.stdout):
 
 
 def cruft_rendering(project, answers):
-    """Whether cruft renders the template to compare it with a project (`cruft diff`, `update`):
-    `_commit` is cruft's, in a fresh `tempfile` folder (tmp + 8 characters). Files only, then."""
+    """Whether cruft renders the template (`cruft diff`, `update`): `_commit`, in a fresh tempfile folder."""
     parent = project.resolve().parent  # `_commit` first: the first gettempdir() writes a file to try the folder
     fresh = "_commit" in answers and parent.parent == Path(tempfile.gettempdir()).resolve()
-    return fresh and bool(re.fullmatch(r"tmp[a-z0-9_]{8}", parent.name))
+    return fresh and bool(re.fullmatch(TEMPFILE_NAME, parent.name))
 
 
 def finish(project, answers, environ):
@@ -344,7 +344,7 @@ def main():
 
 
 if __name__ == "__main__":
-    if re.fullmatch(r"tmp[a-z0-9_]{8}\.py", os.path.basename(__file__)):  # cookiecutter's copy: pre_gen_project.py
+    if re.fullmatch(TEMPFILE_NAME + r"\.py", os.path.basename(__file__)):  # cookiecutter's copy: pre_gen_project.py
         with contextlib.suppress(OSError):
             os.remove(__file__)
     sys.exit(main())

@@ -4,6 +4,7 @@ project. Its helpers are also called directly, on baked projects."""
 
 import json
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -235,6 +236,16 @@ def test_a_bake_leaves_no_copy_of_a_hook_in_the_temporary_folder(cookies, monkey
     result = cookies.bake(extra_context=NO_LOCK)
     assert result.exit_code == 0, result.exception
     assert sorted(path.name for path in temporary.iterdir()) == []
+
+
+def test_both_hooks_know_cookiecutters_copies_by_the_name_tempfile_gives_them(tmp_path):
+    """The pre-gen hook's rule and the post-gen hook's are one: tempfile's names, with .py."""
+    with tempfile.NamedTemporaryFile(suffix=".py", dir=tmp_path) as copy:
+        name = os.path.basename(copy.name)
+    assert pre.COOKIECUTTERS_COPY.fullmatch(name)
+    assert re.fullmatch(post.TEMPFILE_NAME + r"\.py", name)
+    assert pre.COOKIECUTTERS_COPY.pattern == post.TEMPFILE_NAME + r"\.py"
+    assert not pre.COOKIECUTTERS_COPY.fullmatch("pre_gen_project.py")
 
 
 def test_a_bake_leaves_no_bytecode_in_the_project(cookies, monkeypatch):
