@@ -268,8 +268,8 @@ def lint_chart(project, answers, environ, summary):
 
 def placeholder_warnings(project, answers):
     """A line for each answer with an `example` label (platform_domain's default) in production's values."""
-    chart, production = project / "chart", hostspaces(answers)[-1]
-    values = "".join(path.read_text() for path in (chart / "values.yaml", chart / f"values-{production}.yaml"))
+    chart, last = project / "chart", hostspaces(answers)[-1]  # production: the platform's defaults, the team's files
+    values = "".join((chart / name).read_text() for name in ("defaults.yaml", "values.yaml", f"values-{last}.yaml"))
     return [
         f"WARNING: {name} {answers[name]} is an example, which production's chart values use: answer yours "
         f"({name}=<value>), or set it for every project in a cookiecutter user config's default_context (README)"

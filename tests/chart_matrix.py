@@ -4,6 +4,7 @@ readers of rendered objects. The fixtures (`helms`, `charts`, `chart`, `default_
 are in conftest.py."""
 
 import copy
+import shutil
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -34,17 +35,48 @@ def run(args, env=None, cwd=None):
     return tools_run(args, check=False, env=env, cwd=cwd, timeout=300)
 
 
-def helm_merge(base, extra):
-    """`extra` over `base` as helm merges values files: maps deeply, null deletes what `base`
-    has (a null that deletes nothing stays), the rest replaced."""
+def helm_values(chart_values, *files):
+    """What helm hands the templates as .Values: the -f files merged in order (maps deeply; a
+    later file's null replaces what an earlier one set), then coalesced with the chart's own
+    values.yaml (`chart_values`): a null deletes a key that values.yaml has, and stays for any
+    other key (where the schema sees it)."""
+    user = {}
+    for values in files:
+        user = _merge_files(user, values or {})
+    return _coalesce(user, chart_values or {})
+
+
+def _merge_files(base, extra):
+    merged = copy.deepcopy(base)
     for key, value in extra.items():
-        if value is None and key in base:
-            del base[key]
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            helm_merge(base[key], value)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge_files(merged[key], value)
         else:
-            base[key] = copy.deepcopy(value)
-    return base
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _coalesce(user, chart_values):
+    for key, value in chart_values.items():
+        if key not in user:
+            user[key] = copy.deepcopy(value)
+        elif user[key] is None:
+            del user[key]
+        elif isinstance(user[key], dict) and isinstance(value, dict):
+            _coalesce(user[key], value)
+    return user
+
+
+def layered(defaults, values):
+    """The chart's app.init (templates/_helpers.tpl): `values` over the platform's `defaults`,
+    maps key by key, anything else replaced, a null skipped (it never removes a default)."""
+    result = copy.deepcopy(defaults)
+    for key, value in values.items():
+        if isinstance(value, dict):
+            result[key] = layered(result[key] if isinstance(result.get(key), dict) else {}, value)
+        elif value is not None:
+            result[key] = copy.deepcopy(value)
+    return result
 
 
 class _Loader(yaml.SafeLoader):
@@ -70,6 +102,23 @@ def one(objects, kind):
 
 def container(objects):
     return one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+# What a team sets for every hostspace in chart/values.yaml (the whole file, as the team writes
+# it: the platform's defaults are chart/defaults.yaml). Each value changes what a suite of the
+# chart's own tests by default (a NetworkPolicy, a volume, variables, pod annotations), and
+# `resources` is also set by every hostspace's file, which wins.
+TEAM_VALUES = {
+    "networkPolicy": {
+        "enabled": True,
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ambassador"}}}],
+    },
+    "persistence": {"enabled": True},
+    "env": {"FEATURE_FLAGS": "search,export", "LOG_LEVEL": "WARNING"},
+    "envFrom": [{"configMapRef": {"name": "orders-settings"}}],
+    "podAnnotations": {"team": "orders"},
+    "resources": {"requests": {"cpu": "300m"}, "limits": {"ephemeral-storage": "512Mi"}},
+}
 
 
 class Chart:
@@ -114,20 +163,21 @@ class Chart:
         space = label[len("values-") : -len(".yaml")] if label != "values.yaml" else ""
         return f"{self.answers['appcode']}-{space}" if space else self.answers["appcode"]
 
-    def values_args(self, label, extra=()):
+    def values_args(self, label, extra=(), directory=None):
         files = ["values.yaml"] if label == "values.yaml" else ["values.yaml", label]
-        args = [a for f in files for a in ("-f", self.dir / f)]
+        args = [a for f in files for a in ("-f", (directory or self.dir) / f)]
         return args + [a for f in extra for a in ("-f", f)]
 
-    def template(self, label, extra_values=(), sets=(), helm=None, flags=()):
-        """`helm template` as the pipeline runs it (plus `flags`); returns the CompletedProcess."""
+    def template(self, label, extra_values=(), sets=(), helm=None, flags=(), directory=None):
+        """`helm template` as the pipeline runs it (plus `flags`), of this chart or of a copy of it
+        in `directory` (copy_with); returns the CompletedProcess."""
         return run(
             [
                 helm or self.helms["4"],
                 "template",
                 self.app,
-                self.dir,
-                *self.values_args(label, extra_values),
+                directory or self.dir,
+                *self.values_args(label, extra_values, directory),
                 *(a for s in sets for a in ("--set", s)),
                 "--namespace",
                 self.namespace(label),
@@ -152,4 +202,30 @@ class Chart:
 
     @cached_property
     def values(self):
-        return yaml.safe_load((self.dir / "values.yaml").read_text())
+        """The team's values.yaml, which holds no value at generation ({})."""
+        return yaml.safe_load((self.dir / "values.yaml").read_text()) or {}
+
+    @cached_property
+    def defaults(self):
+        """The platform's defaults (defaults.yaml), under every values file."""
+        return yaml.safe_load((self.dir / "defaults.yaml").read_text())
+
+    def copy_with(self, directory, values=None, hostspaces=None):
+        """A copy of the chart in `directory` (which must not exist), as a team changes it:
+        values.yaml holding `values` (the whole file, when given), and `hostspaces[label]` (YAML
+        text) added at the end of a hostspace's values file. Returns `directory`."""
+        shutil.copytree(self.dir, directory)
+        if values is not None:
+            (directory / "values.yaml").write_text(yaml.safe_dump(values))
+        for label, text in (hostspaces or {}).items():
+            with (directory / label).open("a") as file:
+                file.write("\n" + text)
+        return directory
+
+    def deployed(self, label, *extra):
+        """The values the templates read for a label (and extra values, parsed), as helm and the
+        chart's app.init make them: the files over the chart's values.yaml, then over defaults.yaml."""
+        files = (
+            [self.values] if label == "values.yaml" else [self.values, yaml.safe_load((self.dir / label).read_text())]
+        )
+        return layered(self.defaults, helm_values(self.values, *files, *extra))

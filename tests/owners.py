@@ -18,7 +18,7 @@ TEMPLATE_PATHS = (
     "Dockerfile",
     ".dockerignore",
     "chart/Chart.yaml",
-    "chart/values.yaml",
+    "chart/defaults.yaml",
     "chart/values.schema.json",
     "chart/templates/",
     "chart/tests/",
@@ -38,6 +38,7 @@ TEAM_PATHS = (
     "source/api/",
     "source/tests/",
     "source/Pipfile.lock",
+    "chart/values.yaml",
     "chart/values-<hostspace>.yaml",
 )
 # The team's too, but merged by `make update`, not skipped: a release that needs a new

@@ -15,6 +15,7 @@ from answers import combination_id, combinations_where
 from chart_matrix import (
     AMBASSADOR,
     KUBE_VERSION,
+    TEAM_VALUES,
     container,
     of_kind,
     one,
@@ -271,7 +272,7 @@ def test_network_policy_admits_only_its_peers_to_the_http_port(default_chart, tm
     assert policy["spec"]["ingress"] == [{"from": [peer], "ports": [{"port": "http", "protocol": "TCP"}]}]
     assert {
         "name": "http",
-        "containerPort": default_chart.values["containerPort"],
+        "containerPort": default_chart.defaults["containerPort"],
         "protocol": "TCP",
     }.items() <= container(objects)["ports"][0].items()
 
@@ -290,6 +291,46 @@ def test_network_policy_admits_only_its_peers_to_the_http_port(default_chart, tm
     failed = [c["check_id"] for c in report["results"]["failed_checks"]]
     passed = [c["check_id"] for c in report["results"]["passed_checks"]]
     assert "CKV2_K8S_6" not in failed and "CKV2_K8S_6" in passed, failed
+
+
+def test_the_teams_values_yaml_reaches_every_hostspace_and_each_hostspaces_file_wins(default_chart, tmp_path):
+    """chart/values.yaml holds the team's values only (the platform's defaults are defaults.yaml):
+    what it sets reaches every hostspace's render, key by key over the defaults, and what a
+    hostspace's file sets wins over it. On both helms, which render the same."""
+    chart = default_chart
+    directory = chart.copy_with(tmp_path / "chart", values=TEAM_VALUES)
+    for label in chart.labels:
+        three, four = (chart.template(label, helm=chart.helms[v], directory=directory) for v in ("3.17", "4"))
+        assert three.returncode == four.returncode == 0, three.stderr + four.stderr
+        assert three.stdout == four.stdout, label
+        defaults = chart.defaults
+        objects = split_documents(four.stdout)
+        policy = one(objects, "NetworkPolicy")
+        assert policy["spec"]["ingress"][0]["from"] == TEAM_VALUES["networkPolicy"]["from"], label
+        assert (
+            one(objects, "PersistentVolumeClaim")["spec"]["resources"]["requests"]["storage"]
+            == (defaults["persistence"]["size"])
+        )
+        main = container(objects)
+        env = {entry["name"]: entry.get("value") for entry in main["env"]}
+        # The team's variable is added to the platform's; a development hostspace's LOG_LEVEL wins.
+        assert env["FEATURE_FLAGS"] == "search,export", label
+        assert env["GUNICORN_WORKERS"] == defaults["env"]["GUNICORN_WORKERS"], label
+        assert env["LOG_LEVEL"] == ("DEBUG" if chart.stage(label) == "development" else "WARNING"), label
+        assert env["DATA_DIR"] == defaults["persistence"]["mountPath"], label
+        assert env["LD_PRELOAD"] == "", label  # what envFrom may not set, the chart sets
+        assert {"configMapRef": {"name": "orders-settings"}} in main["envFrom"], label
+        annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["team"] == "orders" and annotations["prometheus.io/scrape"] == "true", label
+        # resources, three layers: the hostspace's file, then values.yaml, then the defaults.
+        own = {} if label == "values.yaml" else yaml.safe_load((chart.dir / label).read_text())["resources"]
+        assert main["resources"]["requests"]["cpu"] == own.get("requests", {}).get("cpu", "300m"), label
+        assert main["resources"]["limits"]["ephemeral-storage"] == "512Mi", label
+        assert (
+            main["resources"]["requests"]["ephemeral-storage"] == defaults["resources"]["requests"]["ephemeral-storage"]
+        )
+        assert main["resources"]["limits"]["memory"] == own.get("limits", defaults["resources"]["limits"])["memory"]
+        assert main["securityContext"] == defaults["securityContext"], label
 
 
 # Weakened security contexts a hostspace's values file might try; the schema refuses each.
@@ -340,7 +381,7 @@ def image_environment(project):
 
 
 def refused_in_env(schema, values, name):
-    """Whether the values schema refuses `name` in `env` (values.yaml with that one variable added)."""
+    """Whether the values schema refuses `name` in `env` (`values` with that one variable added)."""
     errors = jsonschema.Draft7Validator(schema).iter_errors({**values, "env": {**values["env"], name: "x"}})
     return any(list(error.absolute_path)[:1] == ["env"] for error in errors)
 
@@ -354,7 +395,7 @@ def test_with_envfrom_the_deployment_sets_what_env_refuses_so_no_configmap_can(d
     schema = json.loads((default_chart.dir / "values.schema.json").read_text())
     pattern = schema["properties"]["env"]["propertyNames"]["not"]["pattern"]
     alternatives = re.fullmatch(r"\^\((.*)\)\$", pattern)[1].split("|")
-    assert not refused_in_env(schema, default_chart.values, "ORDERS_URL")  # it can tell
+    assert not refused_in_env(schema, default_chart.defaults, "ORDERS_URL")  # it can tell
     image = {name: value for name, value in image_environment(default_chart.project).items() if re.match(pattern, name)}
     values = tmp_path / "envfrom.yaml"
     values.write_text("envFrom:\n  - configMapRef: {name: orders-settings}\n")
@@ -365,7 +406,7 @@ def test_with_envfrom_the_deployment_sets_what_env_refuses_so_no_configmap_can(d
         added = [entry for entry in container(split_documents(rendered.stdout))["env"] if entry not in without]
         pinned = {entry["name"]: entry["value"] for entry in added}
         assert len(pinned) == len(added) and pinned, version
-        assert [name for name in pinned if not refused_in_env(schema, default_chart.values, name)] == [], version
+        assert [name for name in pinned if not refused_in_env(schema, default_chart.defaults, name)] == [], version
         assert [a for a in alternatives if not any(re.fullmatch(a, name) for name in pinned)] == [], version
         assert {name: value for name, value in pinned.items() if value} == image, version
     assert {"LD_PRELOAD", "PYTHONPATH", "GUNICORN_CMD_ARGS", "PROMETHEUS_MULTIPROC_DIR"} <= set(pinned)
@@ -437,12 +478,12 @@ def undocumented_keys(text):
 
 
 def test_every_value_is_documented(chart):
-    for label in chart.labels:
-        assert undocumented_keys((chart.dir / label).read_text()) == [], label
+    for name in ("defaults.yaml", *chart.labels):
+        assert undocumented_keys((chart.dir / name).read_text()) == [], name
 
 
 def test_values_files_follow_the_answers(chart):
-    values, answers = chart.values, chart.answers
+    values, answers = chart.defaults, chart.answers
     assert values["autoscaling"]["enabled"] is answers["hpa"]
     assert values["persistence"]["enabled"] is answers["pvc"]
     assert values["persistence"]["mountPath"] == answers["pvc_mount_path"]

@@ -23,7 +23,6 @@ from chart_matrix import (
     HELM_VERSIONS,
     KUBE_VERSION,
     container,
-    helm_merge,
     of_kind,
     one,
     run,
@@ -172,6 +171,49 @@ def test_a_value_with_a_newline_is_refused_and_cannot_add_fields(default_chart, 
     assert arrival(objects) == expected
 
 
+def deployed_contexts(result):
+    """The pod's and the container's security contexts of a render."""
+    assert result.returncode == 0, result.stderr
+    objects = split_documents(result.stdout)
+    return deployment_pod(objects)["securityContext"], container(objects)["securityContext"]
+
+
+NULL_CONTEXTS = "securityContext: null\npodSecurityContext: null\n"
+
+
+@HELM_VERSIONS
+def test_a_null_security_context_never_gives_a_pod_without_one(default_chart, tmp_path, version):
+    """helm keeps a null that a values file sets for a key the chart's values.yaml does not
+    hold, and deletes one for a key it holds (its coalesce). In a hostspace's file: for a
+    security context that neither of the team's files sets, the schema refuses the null; for
+    one that values.yaml sets, the null removes the team's value and the platform's defaults
+    apply. A null never removes a platform default, and no pod ever runs without either context."""
+    chart, helm = default_chart, default_chart.helms[version]
+    label = chart.labels[-1]
+    unset = chart.copy_with(tmp_path / "unset", hostspaces={label: NULL_CONTEXTS})
+    refused = chart.template(label, helm=helm, directory=unset)
+    assert refused.returncode != 0, refused.stdout
+    for key in ("securityContext", "podSecurityContext"):
+        assert re.search(rf"(?<![A-Za-z]){key}\W.*\bnull\b", refused.stderr), refused.stderr
+
+    expected = chart.defaults["podSecurityContext"], chart.defaults["securityContext"]
+
+    teams = {"securityContext": {"runAsUser": 10002}, "podSecurityContext": {"runAsUser": 10002}}
+    team = chart.copy_with(tmp_path / "team", values=teams)
+    pod, main = deployed_contexts(chart.template(label, helm=helm, directory=team))
+    assert pod == {**expected[0], "runAsUser": 10002} and main == {**expected[1], "runAsUser": 10002}
+    nulled = chart.copy_with(tmp_path / "nulled", values=teams, hostspaces={label: NULL_CONTEXTS})
+    assert deployed_contexts(chart.template(label, helm=helm, directory=nulled)) == expected
+    # A null that stops serving a hostname is still allowed (hosts.<key>: null, one file more).
+    unserved = tmp_path / "unserved.yaml"
+    unserved.write_text("hosts:\n  platform: null\n")
+    result = chart.template(label, extra_values=[unserved], helm=helm)
+    assert result.returncode == 0, result.stderr
+    assert f"{chart.app}-platform" not in {
+        h["metadata"]["name"] for h in of_kind(split_documents(result.stdout), "Host")
+    }
+
+
 @HELM_VERSIONS
 def test_a_drain_the_kubelet_would_cut_short_is_refused(default_chart, version):
     """Each value within its bounds, but the preStop pause plus gunicorn's graceful timeout
@@ -189,7 +231,7 @@ def test_a_drain_the_kubelet_would_cut_short_is_refused(default_chart, version):
 
 # A template action that writes a value into YAML: quoted, a number, JSON, or YAML from toYaml
 # (include of the label helpers, whose values are quoted there). Anything else is a statement.
-STATEMENT = re.compile(r"^(if|else|end|with|range|define|fail)\b|^/\*|^\$\w+\s*:?=")
+STATEMENT = re.compile(r"^(if|else|end|with|range|define|fail)\b|^/\*|^\$\w+\s*:?=|^include \"app\.init\" \.$")
 WRITES_SAFELY = re.compile(
     r"(\|\s*(quote|int|toJson|sha256sum)|toYaml .*|include \"app\.(labels|selectorLabels)\" \S+ \| nindent \d+)$"
 )
@@ -219,14 +261,12 @@ def test_values_schema_is_self_contained_draft_07(default_chart):
     assert refs and all(ref.startswith("#/") for ref in refs)
     assert "$id" not in json.dumps(schema)
     assert schema["additionalProperties"] is False
-    # values.yaml itself and every hostspace file satisfy it.
+    # The values every label's templates read satisfy it (tests/unit/test_bake.py checks each
+    # combination's defaults.yaml and values files on their own).
     validator = jsonschema.Draft7Validator(schema)
-    for path in sorted(default_chart.dir.glob("values*.yaml")):
-        values = helm_merge(
-            yaml.safe_load((default_chart.dir / "values.yaml").read_text()), yaml.safe_load(path.read_text())
-        )
-        errors = [e.message for e in validator.iter_errors(values)]
-        assert errors == [], path.name
+    for label in default_chart.labels:
+        errors = [e.message for e in validator.iter_errors(default_chart.deployed(label))]
+        assert errors == [], label
 
 
 # --- Kubernetes, Ambassador and checkov --------------------------------------------------

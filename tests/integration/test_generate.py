@@ -62,7 +62,7 @@ def test_a_replay_with_an_edited_app_name_never_keeps_the_old_chart_name(tmp_pat
     rebuilt = run_cli(*rerun_words(rejected.stderr, "cookiecutter"), cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert yaml.safe_load((out / "orders-api/chart/Chart.yaml").read_text())["name"] == "orders-api"
-    values = yaml.safe_load((out / "orders-api/chart/values.yaml").read_text())
+    values = yaml.safe_load((out / "orders-api/chart/defaults.yaml").read_text())
     assert values["image"]["repository"].endswith("/demo/orders-api")
 
 
@@ -133,7 +133,7 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
     assert (
         pipeline["extends"]["parameters"]["hostspaces"][-1]["hostname"] == f"orders-prod.{platform['platform_domain']}"
     )
-    values = yaml.safe_load((project / "chart/values.yaml").read_text())
+    values = yaml.safe_load((project / "chart/defaults.yaml").read_text())
     assert values["image"]["repository"] == f"{platform['docker_registry']}/ord/orders"
     assert values["dr"]["sites"]["active"]["region"] == platform["dr_active_region"]
     assert values["dr"]["sites"]["passive"]["region"] == platform["dr_passive_region"]

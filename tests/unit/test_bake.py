@@ -2,11 +2,14 @@
 
 import fnmatch
 import itertools
+import json
 import re
 
+import jsonschema
 import pytest
 import yaml
 from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
+from chart_matrix import helm_values, layered
 
 from tools.project import DEFAULTS, REPO
 
@@ -149,8 +152,99 @@ def test_every_yaml_file_parses(bake, answers):
         for path in sorted(project.rglob("*.y*ml"))
         if "chart/templates" not in path.as_posix()
     }
-    assert {"azure-pipelines.yaml", "chart/Chart.yaml", "chart/values.yaml"} <= set(documents)
-    assert [name for name, docs in documents.items() if not docs] == []
+    assert {"azure-pipelines.yaml", "chart/Chart.yaml", "chart/defaults.yaml", "chart/values.yaml"} <= set(documents)
+    # chart/values.yaml is the team's, and holds no value until the team sets one (below).
+    assert [name for name, docs in documents.items() if not docs] == ["chart/values.yaml"]
+
+
+# --- the chart's values: the platform's defaults under the team's files -----------------------
+
+TEAM_VALUES_MAX_LINES = 25
+
+
+def values_schema(project):
+    return jsonschema.Draft7Validator(json.loads((project / "chart/values.schema.json").read_text()))
+
+
+def schema_errors(validator, values):
+    return [f"{'.'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(values)]
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_the_platforms_defaults_and_every_hostspaces_values_satisfy_the_schema(bake, answers):
+    """helm checks only the team's values against values.schema.json (the defaults are the
+    chart's own file, which helm does not read as values): defaults.yaml must satisfy the same
+    schema, so that every value deployed comes from a file it checks. The team's files, and the
+    values every hostspace's templates read, satisfy it too."""
+    project = bake(**answers)
+    chart, validator = project / "chart", values_schema(project)
+    defaults = yaml.safe_load((chart / "defaults.yaml").read_text())
+    assert schema_errors(validator, defaults) == []
+    team = yaml.safe_load((chart / "values.yaml").read_text()) or {}
+    for path in sorted(chart.glob("values-*.yaml")):
+        hostspace = helm_values(team, team, yaml.safe_load(path.read_text()))
+        assert schema_errors(validator, hostspace) == [], path.name
+        assert schema_errors(validator, layered(defaults, hostspace)) == [], path.name
+
+
+# Team files that set a part of what defaults.yaml holds: valid. The same fields weakened, and
+# entries of what has no default without their required fields: refused.
+SPARSE = [
+    {},
+    {"securityContext": {}, "podSecurityContext": {}},
+    {"securityContext": {"runAsUser": 10002}},
+    {"image": {"tag": "1.2.3"}},
+    {"livenessProbe": {"httpGet": {"path": "/livez"}}},
+    {"dr": {"sites": {"active": {}}}},
+]
+REFUSED = [
+    {"securityContext": {"readOnlyRootFilesystem": False}},
+    {"securityContext": {"capabilities": {}, "seccompProfile": {"type": "Unconfined"}}},
+    {"podSecurityContext": {"runAsUser": 0}},
+    {"image": {"tag": "latest"}},
+    {"livenessProbe": {"httpGet": {"port": 0}}},
+    {"dr": {"sites": {"active": {"region": "East US"}}}},
+    {"securityContext": None},
+    {"hosts": {"platform": {"hostname": "a.example.com"}}},
+    {"extraVolumes": [{"secret": {"secretName": "x"}}]},
+]
+
+
+def test_the_schema_requires_nothing_the_platforms_defaults_set(default_project):
+    """A team's file sets what it changes, nothing more: no value that defaults.yaml holds is
+    required of it, and what it sets is checked as strictly as before (a null too, where
+    the schema refused one); what has no default keeps its required fields."""
+    validator = values_schema(default_project)
+    assert [values for values in SPARSE if schema_errors(validator, values)] == []
+    assert [values for values in REFUSED if not schema_errors(validator, values)] == []
+    assert schema_errors(validator, {"hosts": {"platform": None}}) == []  # stops serving a hostname
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_the_teams_values_file_is_short_and_holds_no_platform_default(bake, answers):
+    """chart/values.yaml is the team's: a header that says what it is, how the layers work and
+    where every value is documented, and no value; the platform's defaults are defaults.yaml."""
+    chart = bake(**answers) / "chart"
+    text = (chart / "values.yaml").read_text()
+    assert len(text.splitlines()) <= TEAM_VALUES_MAX_LINES
+    assert yaml.safe_load(text) is None
+    for named in ("defaults.yaml", "values-<hostspace>.yaml", "docs/kubernetes.md"):
+        assert named in text, named
+    defaults = yaml.safe_load((chart / "defaults.yaml").read_text())
+    assert defaults["image"]["repository"] and defaults["securityContext"] and defaults["dr"]["sites"]
+    header = (chart / "defaults.yaml").read_text().split("\n\n", 1)[0]
+    assert "platform's defaults" in header and "values.yaml" in header and "values-<hostspace>.yaml" in header
+
+
+def test_helm_packages_the_platforms_defaults(default_project):
+    """The chart reads defaults.yaml with .Files.Get: no pattern of .helmignore may leave it out."""
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (default_project / "chart/.helmignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert [pattern for pattern in patterns if fnmatch.fnmatch("defaults.yaml", pattern)] == []
+    assert "defaults.yaml" in (default_project / "chart/templates/_helpers.tpl").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ ALLOWED_PARAMETERS = {"appVersion", "flask", "hostspaces", "skipDeployments"}
 ALLOWED_FLASK = {"python", "pipenvVersion"}
 ALLOWED_HOSTSPACE_FIELDS = {"name", "valuesFile", "environment", "hostname", "customUrl", "skip"}
 DOCUMENTED_BY_THE_PLATFORM = ["appVersion", "flask.python", "flask.pipenvVersion", "hostspaces", "skipDeployments"]
-# The pipeline parameter and the chart value (values.yaml) that come from the same answer.
+# A value a values file does not hold (dig).
 MISSING = object()
 # pipenv pinned anywhere in the project: `pipenv==X` (docs/, Makefile) or PIPENV_VERSION=X (Dockerfile).
 PIPENV_PIN = re.compile(r"(?:pipenv==|PIPENV_VERSION[=:]\s*[\"']?)([0-9][^\s'\"&;)`]*)")

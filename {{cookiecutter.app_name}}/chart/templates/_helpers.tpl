@@ -16,6 +16,55 @@ manifests defaults to.
 */}}
 
 {{/*
+The values every template reads, in three layers: the platform's defaults (defaults.yaml, the
+template's file), the team's values.yaml (every hostspace), the hostspace's
+values-<hostspace>.yaml, each over the one before. helm itself knows only one file of defaults,
+a chart's values.yaml, and that file is the team's: the pipeline deploys `-f values.yaml -f
+values-<hostspace>.yaml`. So helm hands the templates the team's values alone (the -f files and
+any --set, already checked by values.schema.json), and each template starts with
+`include "app.init" .`, which lays them over defaults.yaml and puts the result in .Values:
+every template, and every helper below, reads .Values as if helm had merged the layers. The
+first template helm renders does it; the root context carries the mark that it is done (helm
+gives every template of a chart the same one, and helm-unittest a fresh one per test).
+
+Maps merge key by key and lists and scalars replace, as helm's own -f does; a null the team's
+files leave (helm keeps one for a key that the chart's values.yaml does not set) never removes
+a default. A null in values-<hostspace>.yaml for a key that values.yaml sets removes the team's
+value (helm's coalesce), so the default applies again there.
+*/}}
+{{- define "app.init" -}}
+{{- if not (hasKey . "appValuesLayered") }}
+{{- $defaults := .Files.Get "defaults.yaml" | fromYaml }}
+{{- if not $defaults }}
+{{- fail "defaults.yaml, the platform's defaults, is missing from the chart (or .helmignore leaves it out)" }}
+{{- else if hasKey $defaults "Error" }}
+{{- fail (printf "defaults.yaml, the platform's defaults, is not YAML: %s" (get $defaults "Error")) }}
+{{- end }}
+{{- include "app.layer" (dict "onto" $defaults "values" .Values) }}
+{{- $_ := set . "Values" $defaults }}
+{{- $_ := set . "appValuesLayered" true }}
+{{- end }}
+{{- end }}
+
+{{/*
+Lays `values` onto `onto` (a map, changed in place): a map merges key by key, anything else
+replaces what `onto` holds, and a null is skipped, at every depth.
+*/}}
+{{- define "app.layer" -}}
+{{- $onto := .onto }}
+{{- range $key, $value := .values }}
+{{- if kindIs "map" $value }}
+{{- if not (kindIs "map" (get $onto $key)) }}
+{{- $_ := set $onto $key (dict) }}
+{{- end }}
+{{- include "app.layer" (dict "onto" (get $onto $key) "values" $value) }}
+{{- else if not (kindIs "invalid" $value) }}
+{{- $_ := set $onto $key $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The chart name, or nameOverride.
 */}}
 {{- define "app.name" -}}
