@@ -11,6 +11,9 @@ What each option renders is in test_chart_objects.py.
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from chart_matrix import (
     AMBASSADOR,
     HELM_VERSIONS,
     KUBE_VERSION,
+    TEAM_VALUES,
     container,
     of_kind,
     one,
@@ -617,3 +621,87 @@ def test_an_installed_helm_unittest_plugin_is_the_one_used(helm_unittest, tmp_pa
     (plugins / "helm-unittest").symlink_to(plugin)
     found = helm_unittest_plugin({**os.environ, "HELM_PLUGINS": str(plugins)})
     assert found == (str(plugins), helm_unittest.version, f"installed in {plugins}")
+
+
+# `make helm-unittest` (the project's gate, which `make check` runs) tests the platform's chart:
+# helm-unittest always reads the chart's values.yaml, which is the team's, so the target runs the
+# suites on a temporary copy of the chart whose values.yaml is empty, removed however it ends.
+
+
+def make_helm_unittest(project, environment, helm, **changes):
+    """`make helm-unittest` in `project` with this helm first on PATH."""
+    path = os.pathsep.join([str(Path(helm).parent), environment["PATH"]])
+    return run(["make", "helm-unittest"], cwd=project, env={**environment, "PATH": path, **changes})
+
+
+@pytest.fixture
+def teams_project(default_project, helms, make_environment, helm_unittest, tmp_path):
+    """(project, environment, temporary folder): a copy of the default project whose
+    chart/values.yaml holds TEAM_VALUES, and `make`'s environment with its own TMPDIR."""
+    project = tmp_path / default_project.name
+    shutil.copytree(default_project, project)
+    (project / "chart/values.yaml").write_text(yaml.safe_dump(TEAM_VALUES))
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    return project, make_environment({}, TMPDIR=str(temporary)), temporary
+
+
+def test_make_helm_unittest_tests_the_platforms_chart_whatever_values_yaml_sets(teams_project, helms):
+    project, environment, temporary = teams_project
+    count = len(list((project / "chart/tests").glob("*_test.yaml")))
+    # The plugin on the chart itself reads the team's values: the suites' defaults fail.
+    direct = run([helms[0]["4"], "unittest", project / "chart"], env=environment)
+    assert direct.returncode != 0 and "is left out by default" in direct.stdout, direct.stdout
+    for version, helm in helms[0].items():
+        result = make_helm_unittest(project, environment, helm)
+        assert result.returncode == 0, version + result.stdout + result.stderr
+        assert re.search(rf"^Test Suites:\s+{count} passed, {count} total$", result.stdout, re.MULTILINE), version
+        assert list(temporary.iterdir()) == [], version
+    assert yaml.safe_load((project / "chart/values.yaml").read_text()) == TEAM_VALUES  # the team's file untouched
+
+
+def test_make_helm_unittest_removes_its_copy_of_the_chart_however_the_run_ends(teams_project, helms, tmp_path):
+    project, environment, temporary = teams_project
+    helm = helms[0]["3.17"]
+    # A suite that fails (a defect in a template) fails the gate, and leaves no copy behind.
+    account = project / "chart/templates/serviceaccount.yaml"
+    account.write_text(
+        account.read_text().replace("automountServiceAccountToken: false", "automountServiceAccountToken: true")
+    )
+    failed = make_helm_unittest(project, environment, helm)
+    assert failed.returncode != 0 and "- mounts no API token" in failed.stdout, failed.stdout + failed.stderr
+    assert list(temporary.iterdir()) == []
+    # Interrupted (Ctrl-C reaches make's whole process group) while the suites run: a helm that
+    # runs them for a minute, and says when it starts.
+    slow, started = tmp_path / "slow-helm", tmp_path / "started"
+    slow.mkdir()
+    (slow / "helm").write_text(
+        f'#!/bin/sh\nif [ "$1" = unittest ]; then : > "{started}"; exec sleep 60; fi\nexec "{helm}" "$@"\n'
+    )
+    (slow / "helm").chmod(0o755)
+    path = os.pathsep.join([str(slow), environment["PATH"]])
+    make = subprocess.Popen(
+        ["make", "helm-unittest"],
+        cwd=project,
+        env={**environment, "PATH": path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and make.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the suites never started"
+        [copy] = list(temporary.iterdir())
+        assert (copy / "chart/values.yaml").read_text() == ""  # the copy's values.yaml is empty
+        os.killpg(make.pid, signal.SIGINT)
+        make.wait(timeout=30)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while list(temporary.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert make.returncode != 0
+    assert list(temporary.iterdir()) == []
