@@ -236,6 +236,27 @@ def test_the_teams_values_file_is_short_and_holds_no_platform_default(bake, answ
     assert "platform's defaults" in header and "values.yaml" in header and "values-<hostspace>.yaml" in header
 
 
+# Renovate's helm-values manager reads the files this pattern matches (its documented default,
+# docs.renovatebot.com/modules/manager/helm-values), which renovate.json leaves as it is.
+RENOVATE_HELM_VALUES = re.compile(r"(^|/)values\.ya?ml$")
+
+
+def test_renovate_never_proposes_the_charts_own_image(default_project):
+    """Renovate reads the team's chart/values.yaml, where the chart's own image (if the team sets
+    it) stays ignored by its rule; never the platform's chart/defaults.yaml, the template's file
+    (a change there would conflict with the next template update), whose image has no tag."""
+    config = json.loads((default_project / "renovate.json").read_text())
+    assert "helm-values" not in config  # no file patterns of its own
+    assert RENOVATE_HELM_VALUES.search("chart/values.yaml") and not RENOVATE_HELM_VALUES.search("chart/defaults.yaml")
+    image = yaml.safe_load((default_project / "chart/defaults.yaml").read_text())["image"]
+    assert image["tag"] == ""
+    [rule] = [rule for rule in config["packageRules"] if rule.get("matchManagers") == ["helm-values"]]
+    assert rule["enabled"] is False
+    assert [
+        glob for glob in rule["matchPackageNames"] if fnmatch.fnmatch(image["repository"], glob.replace("**/", "*/"))
+    ]
+
+
 def test_helm_packages_the_platforms_defaults(default_project):
     """The chart reads defaults.yaml with .Files.Get: no pattern of .helmignore may leave it out."""
     patterns = [
