@@ -31,7 +31,7 @@ from releases import (
 from tools.project import REPO
 
 # The template's copies of the team's files: a release that changes them must not reach a project.
-TEAMS_FILES_IN_THE_TEMPLATE = ("README.md", "source/api/__init__.py", "source/tests/conftest.py")
+TEAMS_FILES_IN_THE_TEMPLATE = ("README.md", "source/api/__init__.py", "source/tests/conftest.py", "chart/values.yaml")
 
 
 @pytest.fixture
