@@ -219,6 +219,24 @@ def test_a_null_security_context_never_gives_a_pod_without_one(default_chart, tm
 
 
 @HELM_VERSIONS
+def test_a_chart_without_its_defaults_refuses_to_render_and_names_them(default_chart, tmp_path, version):
+    """The templates read defaults.yaml through .Files: left out of the chart (.helmignore) or
+    broken, it stops the render with its name, never a render without the platform's defaults."""
+    chart, helm, label = default_chart, default_chart.helms[version], default_chart.labels[-1]
+    ignored = chart.copy_with(tmp_path / "ignored")
+    with (ignored / ".helmignore").open("a") as file:
+        file.write("defaults.yaml\n")
+    broken = chart.copy_with(tmp_path / "broken")
+    with (broken / "defaults.yaml").open("a") as file:
+        file.write("tls: [\n")
+    for directory, says in ((ignored, "is missing from the chart"), (broken, "is not YAML")):
+        result = chart.template(label, helm=helm, directory=directory)
+        assert result.returncode != 0 and f"defaults.yaml, the platform's defaults, {says}" in result.stderr, (
+            result.stderr
+        )
+
+
+@HELM_VERSIONS
 def test_a_drain_the_kubelet_would_cut_short_is_refused(default_chart, version):
     """Each value within its bounds, but the preStop pause plus gunicorn's graceful timeout
     outlasts the grace period: the kubelet would kill requests in flight."""
