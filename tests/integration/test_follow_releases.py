@@ -176,7 +176,7 @@ def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_th
 
     manual = (project / "docs" / "updates.md").read_text().split("## A project without .cruft.json", 1)[1]
     commands = manual.split("```sh\n", 1)[1].split("\n```", 1)[0]
-    assert commands.splitlines()[0].startswith("cruft link --no-input --checkout v2.0.0 ")
+    assert commands.splitlines()[0].startswith("python3 scripts/update.py link '{")
     followed = subprocess.run(
         ["bash", "-e"],
         input=commands,

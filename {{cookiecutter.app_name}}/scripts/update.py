@@ -8,6 +8,7 @@ newest, taking one, changing an answer.
                                                      change answers, at the project's release (or at VERSION)
     python3 scripts/update.py keep-values            once, after taking 2.1.0 from 2.0.0: chart/values.yaml keeps
                                                      only what the team had changed in it
+    python3 scripts/update.py link ANSWERS_JSON      write .cruft.json for a project made with plain cookiecutter
     python3 scripts/update.py template URL           record where the template lives
 
 `make outdated`, `make update [VERSION=X.Y.Z]` and `make reconfigure ANSWERS="..."` run it. Releases
@@ -677,6 +678,26 @@ def print_changed_values(teams_file, defaults_file):
     return 0
 
 
+def link(project, answers_json):
+    """.cruft.json for a project made with plain cookiecutter: the commit and release that
+    .flask-appstack.json records, and the answers (docs/updates.md renders them)."""
+    if project.cruft:
+        raise Refusal(f"{CRUFT} exists already: this project is linked")
+    commit, release = project.identity.get("commit"), project.identity.get("release")
+    if not commit:
+        raise Refusal(f"{IDENTITY} names no commit of the template to link to")
+    try:
+        answers = json.loads(answers_json)
+    except ValueError as error:
+        raise Refusal(f"the answers are not JSON ({error})") from None
+    context = {**answers, "_template": project.url, "_commit": commit}
+    project.cruft = {"template": project.url, "commit": commit, "checkout": f"v{release}" if release else None}
+    project.cruft.update(context={"cookiecutter": context}, directory=None)
+    (project.root / CRUFT).write_text(json.dumps(project.cruft, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"{CRUFT}: linked to {project.url} at {release or commit}; commit it, then `make update`.")
+    return 0
+
+
 def set_template(project, url):
     """Record `url` as the template's home in .cruft.json and .flask-appstack.json."""
     for path, state in ((CRUFT, project.cruft), (IDENTITY, project.identity)):
@@ -706,6 +727,8 @@ def action_for(command, rest, environ):
         return lambda project: reconfigure(project, words, version)
     if command == "keep-values" and not rest:
         return keep_values
+    if command == "link" and len(rest) == 1:
+        return lambda project: link(project, rest[0])
     if command == "template" and len(rest) == 1:
         return lambda project: set_template(project, rest[0])
     return None
