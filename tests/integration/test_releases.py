@@ -4,6 +4,7 @@ and the served app has the release."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,15 @@ from releases import (
     RELEASE_HEADER,
     add_orders_route_to_the_example,
     assert_the_projects_suite_passes,
+    commit_as_generated,
     committed_project,
+    cookiecutter_config,
     edit,
     git,
+    make_plain,
     make_template_repo,
     make_update,
+    python3_and_git,
     release_touching_every_template_file,
     teams_week,
 )
@@ -102,9 +107,11 @@ BEFORE_OWNERS = "2fef169"  # a commit after 1.0.0, before 2.0.0: the platform's 
 
 
 def changelog_commands(release, lead):
-    """The shell block that follows the paragraph starting with `lead` in `release`'s section."""
+    """The shell block that follows the paragraph starting with `lead` in `release`'s section
+    (None: the newest section, which is this working tree's)."""
     changelog = (REPO / "CHANGELOG.md").read_text()
-    section = changelog.split(f"\n## [{release}]", 1)[1].split("\n## [", 1)[0]
+    heading = f"\n## [{release}]" if release else "\n## ["
+    section = changelog.split(heading, 1)[1].split("\n## [", 1)[0]
     after = section.split(f"\n{lead}", 1)[1]
     return after.split("```sh\n", 1)[1].split("\n```\n", 1)[0]
 
@@ -118,6 +125,19 @@ def template_with_history(path):
         found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=template)
         assert found.returncode == 0, f"{commit} is not in this clone's history: clone the template with its history"
     return template
+
+
+def plain_environment(tmp_path):
+    """The environment of a team's shell with python3 and git alone on PATH, git knowing who commits."""
+    path = os.pathsep.join([str(python3_and_git(tmp_path / "python3-and-git")), "/usr/bin", "/bin"])
+    return {
+        **os.environ,
+        "PATH": path,
+        "GIT_AUTHOR_NAME": "team",
+        "GIT_AUTHOR_EMAIL": "team@example.invalid",
+        "GIT_COMMITTER_NAME": "team",
+        "GIT_COMMITTER_EMAIL": "team@example.invalid",
+    }
 
 
 def follow(commands, project):
@@ -178,4 +198,70 @@ def test_a_project_made_after_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp
     assert (project / "README.md").read_text() == readme
     assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
     assert (project / "source" / "Pipfile.lock").is_file()
+    assert_serves_the_platform_and_the_teams_route(project, project_venv, served)
+
+
+# ---- a project made by 1.0.0's Quickstart takes this release, by the CHANGELOG's commands -------
+
+
+def take_the_templates_side(text):
+    """A conflicted file resolved as the template has it."""
+    return re.sub(r"<<<<<<< [^\n]*\n.*?\n=======\n(.*?)>>>>>>> [^\n]*\n", r"\1", text, flags=re.DOTALL)
+
+
+def test_a_project_made_by_1_0_0s_quickstart_takes_this_release_pasted_into_an_interactive_shell(
+    tmp_path, project_venv, served
+):
+    """No .cruft.json, a Pipfile line the team changed and the release changes too: the commands
+    stop at that conflict and the shell stays open; resolved and committed, `make update`
+    finishes, and the service serves the platform's endpoints."""
+    template = template_with_history(tmp_path / "template")
+    git(template, "tag", "v1.0.0", FIRST_RELEASE)
+    commands = changelog_commands(None, "**A project made from 1.0.0**")
+    release = re.search(r"--branch (v\d+\.\d+\.\d+) ", commands).group(1)
+    if git(template, "tag", "--list", release).strip() != release:  # until this release is cut
+        git(template, "tag", release)
+    # 1.0.0's Quickstart: cookiecutter on the team's clone of the template, then at 1.0.0.
+    clone = tmp_path / "clone-at-1.0.0"
+    git(tmp_path, "clone", "-q", "--branch", "v1.0.0", str(template), str(clone))
+    made = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(clone)]
+        + ["app_name=orders", "lock_dependencies=no"],
+        capture_output=True,
+        text=True,
+        env=cookiecutter_config(tmp_path),
+    )
+    assert made.returncode == 0, made.stderr
+    project = commit_as_generated(tmp_path / "orders")
+    assert not (project / ".cruft.json").exists()
+    add_orders_route_to_the_example(project)
+    edit(project / "source" / "Pipfile", 'gunicorn = ">=23"', 'gunicorn = ">=23.0"')
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's week")
+
+    pasted = commands.replace("<the template's URL>", str(template)).replace("<your app_name>", "orders")
+    shell = subprocess.run(
+        ["bash", "-i"],
+        input=pasted + "\necho the shell is still open\n",
+        cwd=project,
+        env={**plain_environment(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = shell.stdout + shell.stderr
+    assert "the shell is still open" in shell.stdout, output
+    assert "  source/Pipfile: both changed the same lines" in shell.stderr, output
+    assert "`make update` again finishes: the platform's code out of source/api" in shell.stderr, output
+    assert git(project, "log", "-1", "--format=%s").strip() == "Link to flask-appstack 1.0.0"
+    assert (project / "source" / "api" / "health.py").exists()  # stopped before moving it
+
+    pipfile = project / "source" / "Pipfile"
+    pipfile.write_text(take_the_templates_side(pipfile.read_text()))
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "take flask-appstack, the Pipfile resolved")
+    finished = make_plain(project, "update")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "calls scale.init_app(app)" in finished.stdout
+    assert not (project / "source" / "api" / "health.py").exists()
     assert_serves_the_platform_and_the_teams_route(project, project_venv, served)

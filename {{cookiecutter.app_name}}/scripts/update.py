@@ -8,7 +8,9 @@ newest, taking one, changing an answer.
                                                      change answers, at the project's release (or at VERSION)
     python3 scripts/update.py keep-values            once, after taking 2.1.0 from 2.0.0: chart/values.yaml keeps
                                                      only what the team had changed in it
-    python3 scripts/update.py link ANSWERS_JSON      write .cruft.json for a project made with plain cookiecutter
+    python3 scripts/update.py link ANSWERS_JSON [URL VERSION]
+                                                     write .cruft.json for a project made with plain cookiecutter
+                                                     (URL and VERSION: one made before 2.0.0)
     python3 scripts/update.py template URL           record where the template lives
 
 `make outdated`, `make update [VERSION=X.Y.Z]` and `make reconfigure ANSWERS="..."` run it. Releases
@@ -142,11 +144,11 @@ def newest(found):
 class Project:
     """What the project records about its template."""
 
-    def __init__(self, root=Path(".")):
+    def __init__(self, root=Path("."), url=None):
         self.root = root
         self.identity = read_json(root / IDENTITY)
         self.cruft = read_json(root / CRUFT)
-        self.url = self.identity.get("template") or self.cruft.get("template")
+        self.url = url or self.identity.get("template") or self.cruft.get("template")
         if not self.url:
             raise Refusal(
                 f"neither {IDENTITY} nor {CRUFT} says where the template is: link the project first "
@@ -476,23 +478,27 @@ class Held:
 
 
 def take(project, command, renders, heading, merges, commit, checkout):
-    """Merge the renders into the project, record the new state, report, re-lock when the
-    Pipfile changed; returns the exit status."""
+    """Merge the renders into the project, record the new state, report, do what the release
+    needs beyond a merge (MIGRATIONS), re-lock when the Pipfile changed; the exit status."""
     changes = [change for base, theirs, skip, only in merges for change in plan(base, theirs, project.root, skip, only)]
-    pipfile = [change for change in changes if change.path == PIPFILE]
+    pipfile = any(change.path == PIPFILE for change in changes)
     with Held():
         write(project.root, changes)
         record(project, renders[-1][1], commit, checkout)
         STAGE["now"] = "written"
         status = report(command, heading, changes)
-    if pipfile and status:
-        print(
-            f"make {command}: source/Pipfile changed: once it is resolved, `make lock` locks it again.", file=sys.stderr
-        )
-    if status or not pipfile:
-        if not status:
-            print(f"make {command}: done; source/Pipfile is unchanged, the lock stays.")
+    pending = pending_migrations(project.root)
+    if status:
+        after = ["`make lock` locks source/Pipfile again"] if pipfile else []
+        after += [f"`make update` again finishes: {what}" for what, _ in pending]
+        if after:
+            lock.complain(f"make {command}: once they are resolved and committed, " + "; ".join(after) + ".")
         return status
+    for _, migrate in pending:
+        migrate(project.root)
+    if not pipfile:
+        print(f"make {command}: done; source/Pipfile is unchanged, the lock stays.")
+        return 0
     STAGE["now"] = "locking"
     print(f"make {command}: source/Pipfile changed: re-locking", flush=True)
     if relock(project.root):
@@ -525,7 +531,11 @@ def update(project, version):
     if found.get(name) == project.cruft.get("commit") or (not version and have == name):
         # (A project made from a commit after the newest release records that release: taking
         # the release again would undo the later commits.)
-        print(f"make update: this project is at {name} already; nothing to take.")
+        pending = pending_migrations(project.root)
+        for _, migrate in pending:
+            migrate(project.root)
+        if not pending:
+            print(f"make update: this project is at {name} already; nothing to take.")
         return 0
     answers = project.answers()
     with tempfile.TemporaryDirectory(prefix="flask-appstack-update-") as folder:
@@ -616,6 +626,82 @@ def answer_text(value):
     return str(value)
 
 
+# ---- what a release needs done to the team's files, beyond a merge ------------------------------
+
+# 1.0.0 kept the platform's code in the team's package; 2.0.0 moved it to source/scale/, wired in
+# by one call in create_app(). A project updated from 1.0.0 still holds the old modules (the
+# team's paths take no release), which this takes out, and 1.0.0's factory, which it rewires.
+FACTORY = "source/api/__init__.py"
+OLD_PLATFORM = (
+    "source/api/config.py",
+    "source/api/errors.py",
+    "source/api/health.py",
+    "source/api/logs.py",
+    "source/tests/test_config_and_logs.py",
+    "source/tests/test_errors.py",
+    "source/tests/test_health.py",
+)
+REWIRING = (
+    ("from flask import Flask\n", "import os\n\nfrom flask import Flask\n\nimport scale\n"),
+    ("from . import errors, health, logs\n", ""),
+    ("from .config import settings_from_env\n", ""),
+    (
+        "app.config.from_mapping(settings_from_env())",
+        'app.config.setdefault("GREETING", os.environ.get("GREETING", "Hello"))',
+    ),
+    (
+        "    logs.configure(app)\n    errors.register(app)\n    app.register_blueprint(health.bp)\n",
+        "    scale.init_app(app)\n",
+    ),
+)
+
+
+def platform_in_the_teams_package(root):
+    factory = root / FACTORY
+    return (
+        (root / "source" / "scale").is_dir()
+        and (root / "source" / "api" / "health.py").is_file()
+        and factory.is_file()
+        and "scale.init_app(app)" not in factory.read_text(encoding="utf-8")
+    )
+
+
+def move_the_platform_out_of_the_teams_package(root):
+    """1.0.0's platform modules out, and create_app() calling scale.init_app(app); a factory
+    that is not 1.0.0's is a Refusal that names the line to change by hand."""
+    factory = root / FACTORY
+    text = factory.read_text(encoding="utf-8")
+    for old, new in REWIRING:
+        if old not in text:
+            raise Refusal(
+                f"{FACTORY} is not 1.0.0's create_app() ({old.strip()!r} is not there): make it call "
+                "scale.init_app(app) by hand and delete source/api/{config,errors,health,logs}.py (the template's "
+                "CHANGELOG, 2.0.0, By hand), then commit"
+            )
+        text = text.replace(old, new, 1)
+    with Held():
+        factory.write_text(text, encoding="utf-8")
+        for name in OLD_PLATFORM:
+            (root / name).unlink(missing_ok=True)
+    print(
+        f"make update: {FACTORY} calls scale.init_app(app); 1.0.0's platform modules left source/api and source/tests."
+    )
+
+
+# (what it is, whether a project needs it, what does it): run after a merge without conflicts.
+MIGRATIONS = (
+    (
+        "the platform's code out of source/api (a project made from 1.0.0)",
+        platform_in_the_teams_package,
+        move_the_platform_out_of_the_teams_package,
+    ),
+)
+
+
+def pending_migrations(root):
+    return [(what, migrate) for what, needed, migrate in MIGRATIONS if needed(root)]
+
+
 # ---- once, for projects that took 2.1.0 from 2.0.0 -------------------------------------------
 
 
@@ -678,18 +764,26 @@ def print_changed_values(teams_file, defaults_file):
     return 0
 
 
-def link(project, answers_json):
+def link(project, answers_json, version=""):
     """.cruft.json for a project made with plain cookiecutter: the commit and release that
-    .flask-appstack.json records, and the answers (docs/updates.md renders them)."""
+    .flask-appstack.json records (or the release named, for a project made before 2.0.0), and
+    the answers (docs/updates.md renders them)."""
     if project.cruft:
         raise Refusal(f"{CRUFT} exists already: this project is linked")
-    commit, release = project.identity.get("commit"), project.identity.get("release")
+    if version:
+        found = releases(project.url)
+        _, release = target(version, found, project.url)
+        commit = found[release]
+    else:
+        commit, release = project.identity.get("commit"), project.identity.get("release")
     if not commit:
-        raise Refusal(f"{IDENTITY} names no commit of the template to link to")
+        raise Refusal(f"{IDENTITY} names no commit of the template: name the release it was made from")
     try:
         answers = json.loads(answers_json)
     except ValueError as error:
         raise Refusal(f"the answers are not JSON ({error})") from None
+    if not isinstance(answers, dict):
+        raise Refusal('the answers are a JSON object, such as \'{"app_name": "orders"}\'')
     context = {**answers, "_template": project.url, "_commit": commit}
     project.cruft = {"template": project.url, "commit": commit, "checkout": f"v{release}" if release else None}
     project.cruft.update(context={"cookiecutter": context}, directory=None)
@@ -727,8 +821,8 @@ def action_for(command, rest, environ):
         return lambda project: reconfigure(project, words, version)
     if command == "keep-values" and not rest:
         return keep_values
-    if command == "link" and len(rest) == 1:
-        return lambda project: link(project, rest[0])
+    if command == "link" and len(rest) in (1, 3):
+        return lambda project: link(project, rest[0], *rest[2:])
     if command == "template" and len(rest) == 1:
         return lambda project: set_template(project, rest[0])
     return None
@@ -756,7 +850,7 @@ def main(argv, environ=os.environ):
     for each in lock.STOP_SIGNALS:
         signal.signal(each, lock.on_stop)
     try:
-        return action(Project())
+        return action(Project(url=rest[1] if command == "link" and len(rest) == 3 else None))
     except Refusal as refusal:
         lock.complain(f"make {command}: {refusal}")
         return 1
