@@ -7,9 +7,11 @@
                                        the suite passed on main)
 
 A release is the CHANGELOG's newest `## [X.Y.Z] - YYYY-MM-DD` section: when no tag names it
-yet, CI tags the commit that brought it. Standard library only (CI runs it with a bare
-python3). Release tags and the CHANGELOG are read as the template's identity module reads them
-(flask_appstack_identity.py, at the template's root: what generated projects record).
+yet, CI tags the commit that brought it. A released section never changes: `check` and `tag`
+fail when a section differs from the same section at its tag (CI's test job runs `check`).
+Standard library only (CI runs it with a bare python3). Release tags and the CHANGELOG are read
+as the template's identity module reads them (flask_appstack_identity.py, at the template's
+root: what generated projects record).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script (`python3 tools/release.py`): the root is not on sys.path
     sys.path.insert(0, str(ROOT))
 
-from flask_appstack_identity import git, newest_release, release_tags, version_key  # noqa: E402
+from flask_appstack_identity import RELEASE_HEADING, git, newest_release, release_tags, version_key  # noqa: E402
 from tools.cache import ToolFailed, run  # noqa: E402
 
 # A release's version: three whole numbers in ASCII digits, without leading zeros.
@@ -114,6 +116,61 @@ def cut(changelog, version, today):
     return result
 
 
+# ---- released sections never change -----------------------------------------------------------
+
+
+def release_section(changelog, version):
+    """The lines of the `## [version] - date` section, trailing blank lines left out, with the
+    number of its heading's line in the file; None when there is no such section."""
+    for match in RELEASE_HEADING.finditer(changelog):
+        if ".".join(match.groups()) == version:
+            end = HEADING.search(changelog, match.end())
+            lines = changelog[match.start() : end.start() if end else len(changelog)].splitlines()
+            while lines and not lines[-1].strip():
+                lines.pop()
+            return changelog.count("\n", 0, match.start()) + 1, lines
+    return None
+
+
+def released_sections(changelog):
+    """The versions of the CHANGELOG's release sections, as written."""
+    return [".".join(match.groups()) for match in RELEASE_HEADING.finditer(changelog)]
+
+
+def changed_releases(changelog, at_tags):
+    """What differs between the CHANGELOG's release sections and the same sections at their
+    tags: `at_tags` is {version: CHANGELOG.md at the tag vX.Y.Z, or None without one} for each
+    release tag that exists. [] when every tagged section is as it was tagged."""
+    problems = []
+    for version, tagged in at_tags.items():
+        now = release_section(changelog, version)
+        if now is None:
+            continue  # a section no longer in the CHANGELOG: nothing to compare
+        first, lines = now
+        then = release_section(tagged or "", version)
+        if then is None:
+            problems.append(
+                f"CHANGELOG.md's section [{version}] (line {first}) is not in the CHANGELOG.md of its tag "
+                f"v{version}: it was written after the release"
+            )
+            continue
+        old = then[1]
+        for number, (line, was) in enumerate(zip(lines + [None] * len(old), old + [None] * len(lines))):
+            if line != was:
+                problems.append(
+                    f"CHANGELOG.md's section [{version}] differs from the one tagged v{version}, first at line "
+                    f"{first + number}: {'(the section ends)' if line is None else repr(line)} where "
+                    f"v{version} has {'(the section ends)' if was is None else repr(was)}"
+                )
+                break
+    if problems:
+        problems.append(
+            "A released section never changes (projects made from the tag do not have what it describes "
+            "later): put it back as tagged, and write the change under [Unreleased]"
+        )
+    return problems
+
+
 # ---- the tag CI makes -------------------------------------------------------------------------
 
 
@@ -154,11 +211,19 @@ def main(argv, root=ROOT, today=today_utc):
         return 0
     if argv not in (["check"], ["tag"]):
         sys.exit(__doc__)
-    tags = (git(root, "tag", "--list", "v*") or "").split()
+    tags = release_tags((git(root, "tag", "--list", "v*") or "").split())
+    tagged = [version for version in released_sections(changelog) if version in tags]
+    problems = changed_releases(
+        changelog, {version: git(root, "show", f"{tags[version]}:CHANGELOG.md") for version in tagged}
+    )
+    if problems:
+        sys.exit("tools/release.py: " + "\n".join(problems) + ".")
     try:
-        tag = tag_to_make(changelog, tags)
+        tag = tag_to_make(changelog, tags.values())
     except ValueError as error:
         sys.exit(f"tools/release.py: {error}.")
+    if tagged:
+        print(f"tools/release.py: the sections of {', '.join(f'v{version}' for version in tagged)} are as tagged.")
     if tag is None:
         print(f"tools/release.py: nothing to tag: v{newest_release(changelog)} exists.")
         return 0

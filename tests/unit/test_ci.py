@@ -146,10 +146,29 @@ def test_the_azure_pipeline_tags_releases_in_a_job_of_its_own_after_the_suite_on
     assert [step.get("script") for step in release["steps"] if step.get("script")] == [RELEASE_COMMAND]
 
 
+CHECK_COMMAND = "python3 tools/release.py check"
+
+
+@pytest.mark.parametrize("path", [WORKFLOW, AZURE], ids=lambda path: path.name)
+def test_the_test_job_checks_released_sections_against_their_tags_first(path):
+    """A released CHANGELOG section never changes: the test job runs `tools/release.py check`
+    right after its checkout, which fetches every tag, and before the suite."""
+    job = steps(path)
+    checkout, check = job[0], job[1]
+    if path == WORKFLOW:
+        assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["fetch-depth"] == 0
+        assert check["run"] == CHECK_COMMAND
+    else:
+        assert checkout["checkout"] == "self" and checkout["fetchDepth"] == "0" and checkout["fetchTags"] == "true"
+        assert check["script"] == CHECK_COMMAND
+    assert scripts(path).count(CHECK_COMMAND) == 1 and scripts(path)[-1] == readme_test_command()
+
+
 def test_the_readme_says_how_to_cut_a_release():
     section = (REPO / "README.md").read_text().split("## Releases", 1)[1].split("\n## ", 1)[0]
     assert "## [Unreleased]" in section and "CHANGELOG.md" in section
     assert "python3 tools/release.py cut X.Y.Z" in section
+    assert CHECK_COMMAND in section and "never changes" in section
     assert "tools/release.py" in section and "tag" in section
 
 

@@ -8,7 +8,7 @@ import flask_appstack_identity
 from flask_appstack_identity import newest_release, release_tags, without_credentials
 from tools import release
 from tools.project import REPO, project_script
-from tools.release import changelog_problems, cut, tag_to_make
+from tools.release import changed_releases, changelog_problems, cut, tag_to_make
 
 
 def test_a_changelog_whose_newest_release_is_tagged_makes_no_tag():
@@ -166,3 +166,60 @@ def test_changelog_problems_name_what_is_wrong():
     assert "'## [2.0.0]' is not a release heading `## [X.Y.Z] - YYYY-MM-DD`" in changelog_problems(
         EMPTY + "## [2.0.0]\n"
     )
+
+
+# ---- released sections never change ----------------------------------------------------------
+
+
+def line_of(changelog, text):
+    return changelog[: changelog.index(text)].count("\n") + 1
+
+
+def test_sections_as_they_were_tagged_pass_whatever_unreleased_and_new_sections_say():
+    assert changed_releases(CHANGELOG, {"2.0.0": CHANGELOG, "1.0.0": CHANGELOG}) == []
+    later = WITH_A_NEW_SECTION.replace("- Nothing yet.", "- A fix nobody released yet.")
+    assert changed_releases(later, {"2.0.0": CHANGELOG}) == []
+    # The 1.0.0 section, last in the file at its tag, with a section after it now.
+    assert changed_releases(CHANGELOG + "\n", {"1.0.0": CHANGELOG.rstrip("\n")}) == []
+
+
+def test_a_released_section_that_changed_is_named_with_its_first_differing_line():
+    edited = CHANGELOG.replace("- Every file has one owner.", "- Every file has one owner, and more.")
+    [problem, advice] = changed_releases(edited, {"2.0.0": CHANGELOG, "1.0.0": CHANGELOG})
+    line = line_of(edited, "- Every file has one owner, and more.")
+    assert problem == (
+        f"CHANGELOG.md's section [2.0.0] differs from the one tagged v2.0.0, first at line {line}: "
+        "'- Every file has one owner, and more.' where v2.0.0 has '- Every file has one owner.'"
+    )
+    assert advice.startswith("A released section never changes")
+    assert "write the change under [Unreleased]" in advice
+
+    redated = CHANGELOG.replace("## [2.0.0] - 2026-12-02", "## [2.0.0] - 2026-12-03")
+    assert (
+        f"first at line {line_of(CHANGELOG, '## [2.0.0]')}: '## [2.0.0] - 2026-12-03'"
+        in (changed_releases(redated, {"2.0.0": CHANGELOG})[0])
+    )
+    grown = CHANGELOG.replace("- Every file has one owner.\n", "- Every file has one owner.\n- And more.\n")
+    assert changed_releases(grown, {"2.0.0": CHANGELOG})[0].endswith(
+        f"first at line {line_of(grown, '- And more.')}: '- And more.' where v2.0.0 has (the section ends)"
+    )
+    shrunk = CHANGELOG.replace("- Every file has one owner.\n", "")
+    assert changed_releases(shrunk, {"2.0.0": CHANGELOG})[0].endswith(
+        "(the section ends) where v2.0.0 has '- Every file has one owner.'"
+    )
+    # Each changed release is named.
+    both = edited.replace("## [1.0.0] - 2026-09-01\n", "## [1.0.0] - 2026-09-01\n\n- Written later.\n")
+    problems = changed_releases(both, {"2.0.0": CHANGELOG, "1.0.0": CHANGELOG})
+    named = [problem.split(" differs")[0] for problem in problems[:-1]]
+    assert named == ["CHANGELOG.md's section [2.0.0]", "CHANGELOG.md's section [1.0.0]"]
+
+
+def test_a_section_missing_at_its_tag_fails_and_a_tag_without_a_section_now_is_not_compared():
+    before_2_0_0 = CHANGELOG.split("## [2.0.0]")[0] + "## [1.0.0] - 2026-09-01\n"
+    [problem, _] = changed_releases(CHANGELOG, {"2.0.0": before_2_0_0})
+    assert problem == (
+        f"CHANGELOG.md's section [2.0.0] (line {line_of(CHANGELOG, '## [2.0.0]')}) is not in the CHANGELOG.md "
+        "of its tag v2.0.0: it was written after the release"
+    )
+    assert changed_releases(CHANGELOG, {"2.0.0": None})[0].startswith("CHANGELOG.md's section [2.0.0] (line")
+    assert changed_releases(CHANGELOG, {"3.0.0": CHANGELOG}) == []
