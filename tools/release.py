@@ -196,9 +196,12 @@ def today_utc():
 
 
 def main(argv, root=ROOT, today=today_utc):
+    cutting = len(argv) == 2 and argv[0] == "cut"
+    if not cutting and argv not in (["check"], ["tag"]):
+        sys.exit(__doc__)
     path = root / "CHANGELOG.md"
     changelog = path.read_text(encoding="utf-8")
-    if len(argv) == 2 and argv[0] == "cut":
+    if cutting:
         try:
             released = cut(changelog, argv[1], today())
         except ValueError as error:
@@ -209,8 +212,6 @@ def main(argv, root=ROOT, today=today_utc):
             "empty [Unreleased]: merge it to main, and CI tags the commit."
         )
         return 0
-    if argv not in (["check"], ["tag"]):
-        sys.exit(__doc__)
     tags = release_tags((git(root, "tag", "--list", "v*") or "").split())
     tagged = [version for version in released_sections(changelog) if version in tags]
     problems = changed_releases(
