@@ -104,6 +104,7 @@ def test_a_release_that_changes_every_template_file_merges_without_conflict(work
 
 FIRST_RELEASE = "ca9718a"  # 1.0.0, the CHANGELOG's first release
 BEFORE_OWNERS = "2fef169"  # a commit after 1.0.0, before 2.0.0: the platform's code in source/api
+RELEASE_2_0_0 = "202fd3a"  # 2.0.0, whose cookiecutter.json names tools.release.TemplateIdentity
 
 
 def changelog_commands(release, lead):
@@ -121,7 +122,7 @@ def template_with_history(path):
     template = make_template_repo(path)
     fetched = subprocess.run(["git", "fetch", "-q", str(REPO), "HEAD"], cwd=template, capture_output=True, text=True)
     assert fetched.returncode == 0, fetched.stderr
-    for commit in (FIRST_RELEASE, BEFORE_OWNERS):
+    for commit in (FIRST_RELEASE, BEFORE_OWNERS, RELEASE_2_0_0):
         found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=template)
         assert found.returncode == 0, f"{commit} is not in this clone's history: clone the template with its history"
     return template
@@ -265,3 +266,31 @@ def test_a_project_made_by_1_0_0s_quickstart_takes_this_release_pasted_into_an_i
     assert "calls scale.init_app(app)" in finished.stdout
     assert not (project / "source" / "api" / "health.py").exists()
     assert_serves_the_platform_and_the_teams_route(project, project_venv, served)
+
+
+def test_tasks_generate_checks_out_2_0_0_from_the_clones_root(tmp_path):
+    """`python3 tasks.py generate --checkout v2.0.0` in the clone's root: 2.0.0's extension is
+    tools.release.TemplateIdentity, which the clone's own `tools` package (today's, without it)
+    must not hide when cookiecutter loads it from the checkout."""
+    template = template_with_history(tmp_path / "template")
+    git(template, "tag", "-f", "v2.0.0", RELEASE_2_0_0)  # where the release is
+    extensions = json.loads(git(template, "show", "v2.0.0:cookiecutter.json"))["_extensions"]
+    assert extensions == ["tools.release.TemplateIdentity"]
+    assert "TemplateIdentity" not in (template / "tools" / "release.py").read_text()
+    (template / ".venv").symlink_to(REPO / ".venv")  # its tools, installed already: the same requirements
+
+    out = tmp_path / "out"
+    made = subprocess.run(
+        [sys.executable, "tasks.py", "generate", "--checkout", "v2.0.0", "--no-input", "-o", str(out)]
+        + ["app_name=orders", "lock_dependencies=no"],
+        cwd=template,
+        capture_output=True,
+        text=True,
+        env=cookiecutter_config(tmp_path),
+        timeout=600,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    state = json.loads((out / "orders" / ".cruft.json").read_text())
+    assert (state["checkout"], state["commit"][:7]) == ("v2.0.0", RELEASE_2_0_0)
+    recorded = json.loads((out / "orders" / ".flask-appstack.json").read_text())
+    assert recorded["release"] == "2.0.0"

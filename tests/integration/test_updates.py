@@ -174,12 +174,13 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
         template_repo,
         notes,
     )
-    assert command[:5] == ["-m", "cruft", "create", "--checkout", "v2.0.0"]  # the newest release, not main
+    # .venv's cruft, not `python -m cruft`: the current folder stays off sys.path (test_releases.py).
+    assert command[:4] == [str(tasks.VENV / "bin" / "cruft"), "create", "--checkout", "v2.0.0"]  # not main
     # Without an origin, the folder is the template, and the note says how to record its home later.
     [note] = notes
     assert "this clone has no `origin` remote" in note
     assert note.endswith("run in the project: python3 scripts/update.py template <the template's URL>")
-    result = subprocess.run([sys.executable, *command], capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     project = tmp_path / "out" / "orders"
     state = json.loads((project / ".cruft.json").read_text())
@@ -203,7 +204,10 @@ def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(
     import tasks
 
     assert tasks.cruft_create_args(["--replay"]) is None
-    assert tasks.generate_command(["--replay"], template_repo)[:2] == ["-m", "cookiecutter"]
+    assert tasks.generate_command(["--replay"], template_repo)[:2] == [
+        str(tasks.VENV / "bin" / "cookiecutter"),
+        str(template_repo),
+    ]
     assert tasks.cruft_create_args(["-o", "out", "--no-input", "-f", "hpa=no", "description=a = b"]) == [
         "--output-dir",
         "out",
