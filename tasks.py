@@ -138,8 +138,16 @@ def template_source(template=HERE):
     )
 
 
+def _venv_program(name):
+    """A console script of .venv (cruft, cookiecutter). Run so, not as `python -m name`, which
+    puts the current folder first on sys.path: from the clone's root, its own `tools` package
+    would hide the one of the release being generated, whose cookiecutter.json may name its
+    extension there (2.0.0's is tools.release.TemplateIdentity)."""
+    return str(VENV / "bin" / name)
+
+
 def generate_command(argv, template=HERE, notes=None):
-    """Python's arguments for cruft create with these (cookiecutter's) arguments, from the
+    """The command (.venv's cruft create) with these (cookiecutter's) arguments, from the
     template's home at its newest release; plain cookiecutter where cruft cannot work. Notes
     for the user go to `notes`, else to standard error."""
     say = notes.append if notes is not None else (lambda note: print(note, file=sys.stderr))
@@ -149,17 +157,17 @@ def generate_command(argv, template=HERE, notes=None):
         source, tag, note = template_source(template)
         say(note)
         checkout = ["--checkout", tag] if tag and "--checkout" not in cruft_args else []
-        return ["-m", "cruft", "create", *checkout, *cruft_args, source]
+        return [_venv_program("cruft"), "create", *checkout, *cruft_args, source]
     why = "this template is not a git repository" if not is_repository else f"cruft takes no {' '.join(argv)}"
     say(
         f"tasks.py: generating with cookiecutter from this folder ({why}): the project gets no .cruft.json; "
         "its docs/updates.md shows the `cruft link` that adds one."
     )
-    return ["-m", "cookiecutter", str(template), *argv]
+    return [_venv_program("cookiecutter"), str(template), *argv]
 
 
 def generate(args, env, notes=()):
-    """Run the generation (`args`: the .venv's Python and its arguments). Its standard error is
+    """Run the generation (`args`: generate_command's). Its standard error is
     held back: when the pre-generation hook refuses, only the hook's message is printed, the
     command that runs again with the answer corrected last, without cookiecutter's traceback."""
     import tempfile
@@ -197,6 +205,7 @@ MEANINGS = {
     "app_version": "SCALE pipeline version (`appVersion`)",
     "hostspaces": "Kubernetes spaces to deploy to, in promotion order; the last is production, those between "
     "the first and the last are pre-production",
+    "skip_hostspaces": "hostspaces the pipeline leaves out of its deployments for now (`skip: \"true\"`)",
     "platform_domain": "DNS domain of the platform hostnames `<app_name>-<hostspace>.<platform_domain>`",
     "custom_url": "an extra hostname served by production besides its platform hostname, with its own `Host`",
     "hpa": "Horizontal Pod Autoscaler",
@@ -302,7 +311,7 @@ def main(argv):
     if argv[0] == "generate":
         ensure_venv(GENERATE)
         notes = []
-        args = [str(_venv_python()), *generate_command(argv[1:], notes=notes)]
+        args = generate_command(argv[1:], notes=notes)
     else:
         ensure_venv()
         args = [str(_venv_python()), *commands[argv[0]]]

@@ -22,6 +22,7 @@ ORDER = (
     "serve CPU per request",
     "serve p99 with slow clients",
     "image size",
+    "reconfigure",
     "suite",
     "fast tier",
     "suite, fresh clone",

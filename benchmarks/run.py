@@ -1,6 +1,6 @@
 """Benchmarks of the template, each a ratio against a baseline measured in the same run.
 
-    python3 tasks.py bench [--requests N] [--only bake,lock,serve,suite] [--suite]
+    python3 tasks.py bench [--requests N] [--only bake,lock,serve,reconfigure,suite] [--suite]
 
 - bake: generating a project (no lock) against cookiecutter baking a one-file template;
 - lock: a bake with the post-gen lock (the hook runs the project's scripts/lock.py) against
@@ -11,6 +11,9 @@
   gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
   of --rounds); and the slow-client figure: the app's /livez p99 while twice as many slow
   clients as workers send a body a byte at a time, against its p99 without them;
+- reconfigure: `make reconfigure ANSWERS="app_version=4.7.3"` in a project made with cruft
+  against a bare `cruft update --variables-to-update` of the same change in its twin (the
+  renderer's cache warm, the two alternating, the fastest of each);
 - suite (with --suite): the template's whole test suite's wall time (warm), its fast tier's, and
   CI's `.ci/run` on a fresh clone of this commit (its own .venv made first).
 The figures print, and replace their rows of docs/figures.md (benchmarks/figures.py), which
@@ -19,6 +22,7 @@ keeps the rows of what did not run.
 
 import argparse
 import http.client
+import json
 import os
 import re
 import shutil
@@ -270,6 +274,49 @@ def serve_rows(tmp, args):
     return [row(name, measured, baseline, ratio, args.rounds, load) for name, measured, baseline, ratio in figures]
 
 
+def released_template(folder):
+    """This working tree as a template repository, its commit tagged as the newest release."""
+    from tools.release import newest_release
+
+    shutil.copytree(REPO, folder, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache"))
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "template"]):
+        run([*git, *args], cwd=folder)
+    run([*git, "tag", f"v{newest_release((folder / 'CHANGELOG.md').read_text())}"], cwd=folder)
+    return folder, git
+
+
+BUMP = {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"}
+
+
+def reconfigure_rows(tmp, rounds):
+    """make reconfigure against cruft update --variables-to-update, each in a project of its own
+    made the same way and put back after each round; a first round of each warms the caches."""
+    load = os.getloadavg()[0]
+    template, git = released_template(tmp / "template")
+    projects = {}
+    for side in ("ours", "cruft"):
+        (tmp / side).mkdir()
+        context = '{"app_name": "orders", "lock_dependencies": false}'
+        run(["cruft", "create", "--no-input", "--extra-context", context, str(template)], cwd=tmp / side)
+        projects[side] = tmp / side / "orders"
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "generated"]):
+            run([*git, *args], cwd=projects[side])
+    commands = {
+        "ours": ["make", "reconfigure", "ANSWERS=app_version=4.7.3"],
+        # cruft needs the ref named too: alone, app_version 4.7.3 and the ref v4.7.0 are refused.
+        "cruft": ["cruft", "update", "--skip-apply-ask", "--variables-to-update", json.dumps(BUMP)],
+    }
+    times = {"ours": [], "cruft": []}
+    for _ in range(rounds + 1):
+        for side in ("cruft", "ours"):
+            times[side].append(time_once(commands[side], cwd=projects[side]))
+            run([*git, "reset", "-q", "--hard"], cwd=projects[side])
+            run([*git, "clean", "-q", "-fd"], cwd=projects[side])
+    baseline, measured = min(times["cruft"][1:]), min(times["ours"][1:])
+    return [row("reconfigure", seconds(measured), seconds(baseline), measured / baseline, rounds, load)]
+
+
 def machine_speed(tmp, rounds=5):
     """The one-file bake's best time now: how fast this machine runs Python at the moment (a
     virtual machine's speed moves with its host's load), for the suite's absolute times."""
@@ -310,7 +357,10 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5, help="serve: rounds of bare then app (median kept)")
     parser.add_argument("--bake-rounds", type=int, default=15, help="bake: rounds of baseline then bake (fastest kept)")
     parser.add_argument("--lock-rounds", type=int, default=3, help="lock: rounds of bare then lock.py (fastest kept)")
-    parser.add_argument("--only", default="bake,lock,serve", help="comma-separated parts: bake,lock,serve,suite")
+    parser.add_argument("--reconfigure-rounds", type=int, default=5, help="reconfigure: rounds of cruft then ours")
+    parser.add_argument(
+        "--only", default="bake,lock,serve,reconfigure", help="comma-separated parts: bake,lock,serve,reconfigure,suite"
+    )
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite and its fast tier")
     args = parser.parse_args(argv)
     parts = set(args.only.split(",")) | ({"suite"} if args.suite else set())
@@ -325,6 +375,8 @@ def main(argv=None):
         if "serve" in parts:
             run(bake(tmp))  # the project the serve part runs
             rows += serve_rows(tmp, args)
+        if "reconfigure" in parts:
+            rows += reconfigure_rows(tmp, args.reconfigure_rounds)
         if "suite" in parts:
             rows += suite_rows(tmp)
 

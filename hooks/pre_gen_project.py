@@ -350,6 +350,11 @@ RULES = [
         hostspace_list,
         "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod'",
     ),
+    Rule(
+        "skip_hostspaces",
+        empty_or(hostspace_list),
+        "empty, or some of the hostspaces, separated by commas, such as 'stage'",
+    ),
     Rule("platform_domain", dns_name, "a DNS name such as scale.example.com (no scheme, port or path)"),
     Rule("custom_url", empty_or(dns_name), "empty, or a DNS name such as orders.example.com (no scheme, port or path)"),
     Rule("hpa", is_bool, "true or false"),
@@ -499,6 +504,13 @@ def pipenv_supports_python(answers):
     return True
 
 
+def skipped_hostspaces_exist(answers):
+    unknown = [name.strip() for name in answers["skip_hostspaces"].split(",") if name.strip() not in hostspaces(answers)]
+    if answers["skip_hostspaces"].strip() and unknown:
+        return f"{', '.join(unknown)} is not one of the hostspaces ({', '.join(hostspaces(answers))})"
+    return True
+
+
 def regions_differ(answers):
     return not answers["dr"] or answers["dr_active_region"] != answers["dr_passive_region"]
 
@@ -529,6 +541,7 @@ COMBINATIONS = [
         "a pipenv release that runs on this Python: 2023.4.20 or newer for Python 3.12 and newer",
     ),
     Combination(("dr", "dr_active_region", "dr_passive_region"), regions_differ, "two different regions when dr is on"),
+    Combination(("hostspaces", "skip_hostspaces"), skipped_hostspaces_exist, "skip_hostspaces names hostspaces only"),
     Combination(
         ("app_version", "pipeline_ref"),
         pipeline_ref_is_the_pipelines_release,

@@ -87,6 +87,7 @@ COMBINATIONS = [
         "dr": False,
         "custom_url": "api.example.org",
         "hostspaces": "dev, qa, uat, prod",
+        "skip_hostspaces": "uat",
     },
     {
         "app_name": "orders-api",

@@ -40,6 +40,9 @@ TEAM_PATHS = (
     "source/Pipfile.lock",
     "chart/values.yaml",
     "chart/values-<hostspace>.yaml",
+    "team.mk",
+    "ruff.toml",
+    "system-packages.txt",
 )
 # The team's too, but merged by `make update`, not skipped: a release that needs a new
 # platform package adds its line.

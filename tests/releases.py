@@ -137,18 +137,37 @@ def edit(path, old, new):
     path.write_text(text.replace(old, new, 1))
 
 
-def make(project, *args, path=()):
+def make(project, *args, path=(), env=None):
     """`make ARGS` in the project, with cruft (and whatever else is in `path`) on PATH."""
     env = {
         **os.environ,
         "PATH": os.pathsep.join([*map(str, path), str(Path(sys.executable).parent), os.environ["PATH"]]),
+        **(env or {}),
     }
     return run(["make", *args], check=False, cwd=project, env=env)
 
 
+def python3_and_git(folder):
+    """A folder for PATH that holds python3 (the interpreter alone, without the suite's
+    packages) and git, nothing else: what make update, outdated and reconfigure may need."""
+    folder.mkdir(exist_ok=True)
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for name, program in (("python3", Path(sys.base_prefix) / "bin" / f"python{version}"), ("git", shutil.which("git"))):
+        if not (folder / name).exists():
+            (folder / name).symlink_to(program)
+    return folder
+
+
+def make_plain(project, *args, env=None):
+    """`make ARGS` in the project with python3 and git alone on PATH (no cruft, no cookiecutter)."""
+    bin_dir = python3_and_git(project.parent / "python3-and-git")
+    environment = {**os.environ, **(env or {}), "PATH": str(bin_dir)}
+    return run([shutil.which("make"), *args], check=False, cwd=project, env=environment)
+
+
 def make_update(project, *path, args=()):
-    """`make update`, with cruft (and whatever else is given) on PATH."""
-    return make(project, "update", *args, path=path)
+    """`make update` with python3 and git alone on PATH."""
+    return make_plain(project, "update", *args)
 
 
 def assert_the_projects_suite_passes(project, venv):

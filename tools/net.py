@@ -1,6 +1,8 @@
 """Loopback helpers for the tests and the benchmarks: all traffic stays on 127.0.0.1."""
 
+import contextlib
 import socket
+import threading
 import urllib.error
 import urllib.request
 
@@ -39,3 +41,28 @@ def send_slowly(port, stop, size, interval):
                 connection.sendall(bytes([byte]))
     except OSError:
         pass
+
+
+@contextlib.contextmanager
+def silent_server(connections=None):
+    """The port of a server on 127.0.0.1 that accepts connections and never answers (a package
+    index or a git host that hangs); each connection it accepted is appended to ``connections``."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held, stop = [] if connections is None else connections, threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        server.close()

@@ -18,16 +18,15 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tools.net import silent_server
 from tools.private_index import PrivateIndex, index_wheels
 from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements
 
@@ -184,25 +183,8 @@ def read_only_dir(path):
 def silent_index(connections=None):
     """The URL of an index on 127.0.0.1 that accepts connections and never answers; each
     connection it accepted is appended to ``connections``."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held, stop = [] if connections is None else connections, threading.Event()
-
-    def accept():
-        server.settimeout(0.2)
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(server.accept()[0])
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/simple"
-    finally:
-        stop.set()
-        thread.join()
-        for connection in held:
-            connection.close()
-        server.close()
+    with silent_server(connections) as port:
+        yield f"http://127.0.0.1:{port}/simple"
 
 
 # ---- the machine -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ and the served app has the release."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,15 @@ from releases import (
     RELEASE_HEADER,
     add_orders_route_to_the_example,
     assert_the_projects_suite_passes,
+    commit_as_generated,
     committed_project,
+    cookiecutter_config,
     edit,
     git,
+    make_plain,
     make_template_repo,
     make_update,
+    python3_and_git,
     release_touching_every_template_file,
     teams_week,
 )
@@ -99,12 +104,15 @@ def test_a_release_that_changes_every_template_file_merges_without_conflict(work
 
 FIRST_RELEASE = "ca9718a"  # 1.0.0, the CHANGELOG's first release
 BEFORE_OWNERS = "2fef169"  # a commit after 1.0.0, before 2.0.0: the platform's code in source/api
+RELEASE_2_0_0 = "202fd3a"  # 2.0.0, whose cookiecutter.json names tools.release.TemplateIdentity
 
 
 def changelog_commands(release, lead):
-    """The shell block that follows the paragraph starting with `lead` in `release`'s section."""
+    """The shell block that follows the paragraph starting with `lead` in `release`'s section
+    (None: the newest section, which is this working tree's)."""
     changelog = (REPO / "CHANGELOG.md").read_text()
-    section = changelog.split(f"\n## [{release}]", 1)[1].split("\n## [", 1)[0]
+    heading = f"\n## [{release}]" if release else "\n## ["
+    section = changelog.split(heading, 1)[1].split("\n## [", 1)[0]
     after = section.split(f"\n{lead}", 1)[1]
     return after.split("```sh\n", 1)[1].split("\n```\n", 1)[0]
 
@@ -114,10 +122,23 @@ def template_with_history(path):
     template = make_template_repo(path)
     fetched = subprocess.run(["git", "fetch", "-q", str(REPO), "HEAD"], cwd=template, capture_output=True, text=True)
     assert fetched.returncode == 0, fetched.stderr
-    for commit in (FIRST_RELEASE, BEFORE_OWNERS):
+    for commit in (FIRST_RELEASE, BEFORE_OWNERS, RELEASE_2_0_0):
         found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=template)
         assert found.returncode == 0, f"{commit} is not in this clone's history: clone the template with its history"
     return template
+
+
+def plain_environment(tmp_path):
+    """The environment of a team's shell with python3 and git alone on PATH, git knowing who commits."""
+    path = os.pathsep.join([str(python3_and_git(tmp_path / "python3-and-git")), "/usr/bin", "/bin"])
+    return {
+        **os.environ,
+        "PATH": path,
+        "GIT_AUTHOR_NAME": "team",
+        "GIT_AUTHOR_EMAIL": "team@example.invalid",
+        "GIT_COMMITTER_NAME": "team",
+        "GIT_COMMITTER_EMAIL": "team@example.invalid",
+    }
 
 
 def follow(commands, project):
@@ -179,3 +200,97 @@ def test_a_project_made_after_1_0_0_takes_2_0_0_with_the_changelogs_commands(tmp
     assert "cpu: 400m" in (project / "chart" / "values-prod.yaml").read_text()
     assert (project / "source" / "Pipfile.lock").is_file()
     assert_serves_the_platform_and_the_teams_route(project, project_venv, served)
+
+
+# ---- a project made by 1.0.0's Quickstart takes this release, by the CHANGELOG's commands -------
+
+
+def take_the_templates_side(text):
+    """A conflicted file resolved as the template has it."""
+    return re.sub(r"<<<<<<< [^\n]*\n.*?\n=======\n(.*?)>>>>>>> [^\n]*\n", r"\1", text, flags=re.DOTALL)
+
+
+def test_a_project_made_by_1_0_0s_quickstart_takes_this_release_pasted_into_an_interactive_shell(
+    tmp_path, project_venv, served
+):
+    """No .cruft.json, a Pipfile line the team changed and the release changes too: the commands
+    stop at that conflict and the shell stays open; resolved and committed, `make update`
+    finishes, and the service serves the platform's endpoints."""
+    template = template_with_history(tmp_path / "template")
+    git(template, "tag", "v1.0.0", FIRST_RELEASE)
+    commands = changelog_commands(None, "**A project made from 1.0.0**")
+    release = re.search(r"--branch (v\d+\.\d+\.\d+) ", commands).group(1)
+    if git(template, "tag", "--list", release).strip() != release:  # until this release is cut
+        git(template, "tag", release)
+    # 1.0.0's Quickstart: cookiecutter on the team's clone of the template, then at 1.0.0.
+    clone = tmp_path / "clone-at-1.0.0"
+    git(tmp_path, "clone", "-q", "--branch", "v1.0.0", str(template), str(clone))
+    made = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path), str(clone)]
+        + ["app_name=orders", "lock_dependencies=no"],
+        capture_output=True,
+        text=True,
+        env=cookiecutter_config(tmp_path),
+    )
+    assert made.returncode == 0, made.stderr
+    project = commit_as_generated(tmp_path / "orders")
+    assert not (project / ".cruft.json").exists()
+    add_orders_route_to_the_example(project)
+    edit(project / "source" / "Pipfile", 'gunicorn = ">=23"', 'gunicorn = ">=23.0"')
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "the team's week")
+
+    pasted = commands.replace("<the template's URL>", str(template)).replace("<your app_name>", "orders")
+    shell = subprocess.run(
+        ["bash", "-i"],
+        input=pasted + "\necho the shell is still open\n",
+        cwd=project,
+        env={**plain_environment(tmp_path), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    output = shell.stdout + shell.stderr
+    assert "the shell is still open" in shell.stdout, output
+    assert "  source/Pipfile: both changed the same lines" in shell.stderr, output
+    assert "`make update` again finishes: the platform's code out of source/api" in shell.stderr, output
+    assert git(project, "log", "-1", "--format=%s").strip() == "Link to flask-appstack 1.0.0"
+    assert (project / "source" / "api" / "health.py").exists()  # stopped before moving it
+
+    pipfile = project / "source" / "Pipfile"
+    pipfile.write_text(take_the_templates_side(pipfile.read_text()))
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "take flask-appstack, the Pipfile resolved")
+    finished = make_plain(project, "update")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert "calls scale.init_app(app)" in finished.stdout
+    assert not (project / "source" / "api" / "health.py").exists()
+    assert_serves_the_platform_and_the_teams_route(project, project_venv, served)
+
+
+def test_tasks_generate_checks_out_2_0_0_from_the_clones_root(tmp_path):
+    """`python3 tasks.py generate --checkout v2.0.0` in the clone's root: 2.0.0's extension is
+    tools.release.TemplateIdentity, which the clone's own `tools` package (today's, without it)
+    must not hide when cookiecutter loads it from the checkout."""
+    template = template_with_history(tmp_path / "template")
+    git(template, "tag", "-f", "v2.0.0", RELEASE_2_0_0)  # where the release is
+    extensions = json.loads(git(template, "show", "v2.0.0:cookiecutter.json"))["_extensions"]
+    assert extensions == ["tools.release.TemplateIdentity"]
+    assert "TemplateIdentity" not in (template / "tools" / "release.py").read_text()
+    (template / ".venv").symlink_to(REPO / ".venv")  # its tools, installed already: the same requirements
+
+    out = tmp_path / "out"
+    made = subprocess.run(
+        [sys.executable, "tasks.py", "generate", "--checkout", "v2.0.0", "--no-input", "-o", str(out)]
+        + ["app_name=orders", "lock_dependencies=no"],
+        cwd=template,
+        capture_output=True,
+        text=True,
+        env=cookiecutter_config(tmp_path),
+        timeout=600,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    state = json.loads((out / "orders" / ".cruft.json").read_text())
+    assert (state["checkout"], state["commit"][:7]) == ("v2.0.0", RELEASE_2_0_0)
+    recorded = json.loads((out / "orders" / ".flask-appstack.json").read_text())
+    assert recorded["release"] == "2.0.0"

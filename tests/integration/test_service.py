@@ -201,6 +201,60 @@ def test_a_bad_setting_stops_gunicorn_with_one_line(default_project, project_ven
     assert list(tmp_path.iterdir()) == []  # no metrics directory left behind
 
 
+# --- a create_app() without the platform ----------------------------------------------------
+
+# What such a factory looked like before 2.0.0: its own /livez, which the probes take for health.
+OWN_LIVEZ = '    app.add_url_rule("/livez", "livez", lambda: {"status": "ok"})\n'
+
+
+def test_a_create_app_without_scale_init_app_fails_the_platforms_test_and_gunicorn_refuses_it(
+    default_project, project_venv, tmp_path
+):
+    """A project made before 2.0.0 that took a later release with plain `cruft update` has
+    source/scale/ but a create_app() that never calls scale.init_app(app): the platform's test
+    of the team's app fails with a message naming the call and 2.0.0's "By hand" (not a
+    KeyError), and gunicorn stops instead of serving without /metrics and request IDs."""
+    project = shutil.copytree(default_project, tmp_path / default_project.name)
+    factory = project / "source" / "api" / "__init__.py"
+    text = factory.read_text()
+    assert text.count("    scale.init_app(app)\n") == 1
+    factory.write_text(text.replace("    scale.init_app(app)\n", OWN_LIVEZ))
+    python = project_venv / "bin" / "python"
+    message = "api.create_app() does not call scale.init_app(app), so the service runs without the platform"
+    by_hand = 'add that call to create_app(), as flask-appstack\'s CHANGELOG.md says for release 2.0.0, under "By hand"'
+
+    tested = subprocess.run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "--no-cov", "source/scale/tests"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 1, tested.stdout + tested.stderr
+    assert "FAILED source/scale/tests/test_wiring.py::test_the_projects_app_has_the_platform_wired_in" in tested.stdout
+    assert " 1 failed, " in tested.stdout
+    assert f"\n{message}" in tested.stdout and by_hand in tested.stdout
+    assert "KeyError" not in tested.stdout and "Traceback" not in tested.stdout
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    served = subprocess.run(
+        [str(project_venv / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{free_port()}", "--workers", "3"],
+        cwd=project / "source",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TMPDIR": str(temporary)},
+    )
+    assert served.returncode == 4, served.stdout + served.stderr  # gunicorn's "App failed to load."
+    records = [json.loads(line) for line in served.stdout.splitlines()]
+    errors = [record["message"] for record in records if record["level"] == "ERROR"]
+    assert errors[0].startswith(message) and errors[0].endswith(by_hand)
+    assert errors[1:] == [errors[1], "Shutting down: Master", "Reason: App failed to load."], errors
+    assert errors[1].startswith("Worker (pid:") and errors[1].endswith(") exited with code 4.")
+    assert "Traceback" not in served.stdout + served.stderr
+    assert list(temporary.iterdir()) == []  # the metrics directory went with the server
+
+
 # --- metrics -----------------------------------------------------------------------------
 
 

@@ -1,14 +1,18 @@
-"""Template updates: a project made with cruft takes a later template change with `cruft update`
-(or `make update`, which also lists conflicts and re-locks), and the team's work stays;
-`tasks.py generate` makes projects with cruft; a project made with plain cookiecutter is linked
-with the command its manual (docs/updates.md) shows."""
+"""Template updates: a project made with cruft takes a later template release with `make update`
+(python3 and git alone: the project's scripts/update.py renders the template with its own pinned
+cookiecutter, merges three-way, lists conflicts and re-locks), and the team's work stays; every
+fault (a release removing a file the team changed, a host that never answers, an interruption)
+ends with the project as it was or fully updated, and one message. `tasks.py generate` makes
+projects with cruft."""
 
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,12 +26,15 @@ from releases import (
     cruft,
     edit,
     git,
+    make_plain,
     make_template_repo,
     make_update,
     publish,
+    python3_and_git,
     template_file,
 )
 
+from tools.net import silent_server
 from tools.project import DEFAULTS, REPO
 
 # The template fix the tests release: errors say their status.
@@ -66,17 +73,20 @@ def test_make_update_names_every_conflict_and_fails(teams_project, template_repo
 
     updated = make_update(teams_project)
     assert updated.returncode != 0, updated.stdout + updated.stderr
-    assert "make update: the template's changes conflict with yours in:\n  source/scale/errors.py" in updated.stderr
+    assert (
+        "make update: your changes and the template's conflict in:\n"
+        "  source/scale/errors.py: both changed the same lines: see its <<<<<<< markers"
+    ) in updated.stderr
     conflicted = (teams_project / "source" / "scale" / "errors.py").read_text()
-    assert "<<<<<<<" in conflicted and "team=True" in conflicted and "status=error.code" in conflicted
-    # Whatever cruft left (markers or *.rej files), git shows it.
+    assert "<<<<<<< yours" in conflicted and "team=True" in conflicted and "status=error.code" in conflicted
     assert "source/scale/errors.py" in git(teams_project, "status", "--porcelain")
 
 
-def test_make_update_finds_rejected_hunks_that_an_old_gitignore_hides(template_repo, tmp_path):
-    """Projects made before 2.0.0 ignore *.rej. A conflict becomes a *.rej file (not markers)
-    when the project never held the template's original of the file: here the team changed it
-    before its first commit."""
+def test_a_conflict_is_marked_in_the_file_even_where_the_project_never_held_the_templates_original(
+    template_repo, tmp_path
+):
+    """Here the team changed the file before its first commit: cruft made a *.rej file of such
+    a conflict, which an old .gitignore hid; the merge has the original from the render."""
     created = cruft(
         tmp_path, "create", str(template_repo), "--no-input", "--extra-context", '{"lock_dependencies": false}'
     )
@@ -92,7 +102,9 @@ def test_make_update_finds_rejected_hunks_that_an_old_gitignore_hides(template_r
 
     updated = make_update(project)
     assert updated.returncode != 0, updated.stdout + updated.stderr
-    assert "conflict with yours in:\n  source/scale/errors.py.rej" in updated.stderr
+    assert "conflict in:\n  source/scale/errors.py: both changed the same lines" in updated.stderr
+    assert "<<<<<<<" in errors.read_text()
+    assert list(project.rglob("*.rej")) == []
 
 
 def test_make_update_in_a_repository_without_commits_says_to_commit_first(template_repo, tmp_path):
@@ -152,20 +164,6 @@ def test_make_update_with_nothing_new_leaves_the_lock_alone(teams_project, templ
     assert "make update: done; source/Pipfile is unchanged, the lock stays." in updated.stdout
 
 
-def test_cruft_update_moves_the_project_to_a_new_pipeline_release(template_repo, tmp_path):
-    """The manual's upgrade path (docs/pipeline.md): new answers for app_version and pipeline_ref."""
-    project = committed_project(template_repo, tmp_path)
-
-    new = {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"}
-    updated = cruft(project, "update", "--skip-apply-ask", "--variables-to-update", json.dumps(new))
-    assert updated.returncode == 0, updated.stdout + updated.stderr
-
-    pipeline = yaml.safe_load((project / "azure-pipelines.yaml").read_text())
-    assert pipeline["extends"]["parameters"]["appVersion"] == "4.7.3"
-    assert pipeline["resources"]["repositories"][0]["ref"] == "refs/tags/v4.7.3"
-    assert json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]["app_version"] == "4.7.3"
-
-
 def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
     """`python3 tasks.py generate` runs this command: cruft create, so .cruft.json is there."""
     import tasks
@@ -176,12 +174,13 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
         template_repo,
         notes,
     )
-    assert command[:5] == ["-m", "cruft", "create", "--checkout", "v2.0.0"]  # the newest release, not main
+    # .venv's cruft, not `python -m cruft`: the current folder stays off sys.path (test_releases.py).
+    assert command[:4] == [str(tasks.VENV / "bin" / "cruft"), "create", "--checkout", "v2.0.0"]  # not main
     # Without an origin, the folder is the template, and the note says how to record its home later.
     [note] = notes
     assert "this clone has no `origin` remote" in note
     assert note.endswith("run in the project: python3 scripts/update.py template <the template's URL>")
-    result = subprocess.run([sys.executable, *command], capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     project = tmp_path / "out" / "orders"
     state = json.loads((project / ".cruft.json").read_text())
@@ -205,7 +204,10 @@ def test_tasks_generate_falls_back_to_cookiecutter_for_what_cruft_does_not_take(
     import tasks
 
     assert tasks.cruft_create_args(["--replay"]) is None
-    assert tasks.generate_command(["--replay"], template_repo)[:2] == ["-m", "cookiecutter"]
+    assert tasks.generate_command(["--replay"], template_repo)[:2] == [
+        str(tasks.VENV / "bin" / "cookiecutter"),
+        str(template_repo),
+    ]
     assert tasks.cruft_create_args(["-o", "out", "--no-input", "-f", "hpa=no", "description=a = b"]) == [
         "--output-dir",
         "out",
@@ -264,3 +266,92 @@ def test_a_rejected_cruft_create_prints_a_cruft_command_that_creates_the_project
     state = json.loads((tmp_path / "orders" / ".cruft.json").read_text())
     assert state["context"]["cookiecutter"]["app_name"] == "orders"
     assert state["context"]["cookiecutter"]["hpa"] is False
+
+
+# ---- faults: a removed file, a silent host, an interruption ------------------------------------
+
+
+def test_a_release_that_removes_a_file_the_team_changed_lists_it_as_a_conflict(teams_project, template_repo):
+    """A release renames docs/kubernetes.md; the team had added a paragraph to it."""
+    edit(teams_project / "docs" / "kubernetes.md", "## Deployment objects\n", "## Deployment objects\n\nOurs.\n")
+    git(teams_project, "commit", "-q", "-am", "the team's note in the manual")
+    manual = template_file(template_repo, "docs/kubernetes.md")
+    git(template_repo, "mv", str(manual), str(manual.with_name("chart.md")))
+    git(template_repo, "commit", "-q", "-m", "docs/kubernetes.md is docs/chart.md")
+    publish(template_repo)
+
+    updated = make_update(teams_project)
+    assert updated.returncode != 0, updated.stdout + updated.stderr
+    assert "  docs/kubernetes.md: you changed it, and the template no longer makes it" in updated.stderr
+    assert "Ours." in (teams_project / "docs" / "kubernetes.md").read_text()
+    assert (teams_project / "docs" / "chart.md").is_file() and "  added    docs/chart.md" in updated.stdout
+
+
+@pytest.mark.parametrize("command", ["outdated", "update"])
+def test_a_template_host_that_never_answers_is_given_up_on_by_name(teams_project, command):
+    with silent_server() as port:
+        url = f"http://127.0.0.1:{port}/platform/flask-appstack.git"
+        for name in (".flask-appstack.json", ".cruft.json"):
+            state = json.loads((teams_project / name).read_text())
+            (teams_project / name).write_text(json.dumps({**state, "template": url}))
+        git(teams_project, "commit", "-q", "-am", "the template moved")
+        started = time.monotonic()
+        given_up = make_plain(teams_project, command, env={"APPSTACK_GIT_TIMEOUT": "2"})
+        assert time.monotonic() - started < 30
+    assert given_up.returncode != 0
+    assert f"the template's host did not answer within 2 s ({url})" in given_up.stderr
+    assert "Traceback" not in given_up.stderr
+    assert git(teams_project, "status", "--porcelain") == ""
+
+
+def start_make(project, *args, env=None):
+    """`make ARGS` with python3 and git alone on PATH, in a process group of its own (as a
+    terminal starts it), its output read as it comes."""
+    bin_dir = python3_and_git(project.parent / "python3-and-git")
+    environment = {**os.environ, **(env or {}), "PATH": str(bin_dir), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [shutil.which("make"), *args],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_an_update_interrupted_before_it_writes_changes_nothing(teams_project, tmp_path):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    make = start_make(teams_project, "update", env={"TMPDIR": str(temp)})
+    deadline = time.monotonic() + 120
+    while not list(temp.glob("flask-appstack-update-*/tmp/tmp*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(make.pid, signal.SIGINT)  # Ctrl-C, while the template renders
+    out, err = make.communicate(timeout=60)
+    assert "make update: interrupted (SIGINT); nothing was changed: run it again." in err, out + err
+    assert "Traceback" not in err
+    assert git(teams_project, "status", "--porcelain", "--untracked-files=all") == ""
+    assert list(temp.iterdir()) == []
+
+
+def test_an_update_interrupted_while_it_locks_says_the_update_is_taken_and_to_lock(teams_project, template_repo):
+    edit(template_file(template_repo, "source/Pipfile"), "[packages]\n", '[packages]\nsix = ">=1.16"\n')
+    git(template_repo, "commit", "-q", "-am", "template: a new dependency")
+    publish(template_repo)
+    make = start_make(teams_project, "update")
+    for line in make.stdout:
+        if "re-locking" in line:
+            break
+    os.killpg(make.pid, signal.SIGINT)
+    out, err = make.communicate(timeout=120)
+    assert (
+        "make update: interrupted (SIGINT); the change is taken, but source/Pipfile.lock is out of date: "
+        "run `make lock`, then test and commit."
+    ) in err, out + err
+    assert "Traceback" not in err
+    assert 'six = ">=1.16"' in (teams_project / "source" / "Pipfile").read_text()
+    assert (
+        json.loads((teams_project / ".cruft.json").read_text())["commit"]
+        == git(template_repo, "rev-parse", "HEAD").strip()
+    )

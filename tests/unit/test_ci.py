@@ -14,6 +14,7 @@ from answers import LOCK_PYTHONS
 import tasks
 from tools.helm import HELM_UNITTEST_INSTALL, HELM_UNITTEST_VERSION, MissingTool, _build_helm_unittest
 from tools.project import CI_AZURE, CI_WORKFLOW, REPO
+from tools.release import changelog_problems
 
 WORKFLOW, AZURE = CI_WORKFLOW, CI_AZURE
 PLUGIN = HELM_UNITTEST_INSTALL.removesuffix(f" {HELM_UNITTEST_VERSION}")  # as the CI files write it, their pin after
@@ -102,16 +103,9 @@ def test_without_the_plugin_or_go_the_suite_says_how_to_get_either(tmp_path):
 
 def test_changelog_has_a_section_per_release_and_the_readme_shows_how_to_take_one():
     """Releases for `make update VERSION=X.Y.Z`: [Unreleased] on top, then semantic
-    versions, newest first, each saying what a project gets and what to do by hand."""
-    changelog = (REPO / "CHANGELOG.md").read_text()
-    headings = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d\d-\d\d))?$", changelog, re.MULTILINE)
-    assert headings[0] == ("Unreleased", "")
-    releases = [version for version, date in headings[1:] if date]
-    assert releases and len(releases) == len(headings) - 1
-    assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in releases)
-    assert releases == sorted(releases, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
-    for section in re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]:
-        assert "### What a generated project gets" in section and "### By hand" in section, section[:40]
+    versions, newest first, each saying what a project gets and what to do by hand: the checks
+    of tools/release.py's changelog_problems, which `tools/release.py cut` passes too."""
+    assert changelog_problems((REPO / "CHANGELOG.md").read_text()) == []
     keeping = (REPO / "README.md").read_text().split("## Keeping your project current", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"make update VERSION=\d+\.\d+\.\d+", keeping) and "make outdated" in keeping
 
@@ -152,9 +146,29 @@ def test_the_azure_pipeline_tags_releases_in_a_job_of_its_own_after_the_suite_on
     assert [step.get("script") for step in release["steps"] if step.get("script")] == [RELEASE_COMMAND]
 
 
+CHECK_COMMAND = "python3 tools/release.py check"
+
+
+@pytest.mark.parametrize("path", [WORKFLOW, AZURE], ids=lambda path: path.name)
+def test_the_test_job_checks_released_sections_against_their_tags_first(path):
+    """A released CHANGELOG section never changes: the test job runs `tools/release.py check`
+    right after its checkout, which fetches every tag, and before the suite."""
+    job = steps(path)
+    checkout, check = job[0], job[1]
+    if path == WORKFLOW:
+        assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["fetch-depth"] == 0
+        assert check["run"] == CHECK_COMMAND
+    else:
+        assert checkout["checkout"] == "self" and checkout["fetchDepth"] == "0" and checkout["fetchTags"] == "true"
+        assert check["script"] == CHECK_COMMAND
+    assert scripts(path).count(CHECK_COMMAND) == 1 and scripts(path)[-1] == readme_test_command()
+
+
 def test_the_readme_says_how_to_cut_a_release():
     section = (REPO / "README.md").read_text().split("## Releases", 1)[1].split("\n## ", 1)[0]
     assert "## [Unreleased]" in section and "CHANGELOG.md" in section
+    assert "python3 tools/release.py cut X.Y.Z" in section
+    assert CHECK_COMMAND in section and "never changes" in section
     assert "tools/release.py" in section and "tag" in section
 
 

@@ -174,8 +174,13 @@ def test_preproduction_and_production_hostspaces_are_gated(case):
 
 
 def test_deployments_can_be_skipped_per_hostspace_and_per_run(case):
-    _, _, pipeline = case
-    assert all(hostspace["skip"] == "false" for hostspace in pipeline["extends"]["parameters"]["hostspaces"])
+    """A hostspace of skip_hostspaces (an answer: make reconfigure changes it) is skipped; the others deploy."""
+    answers, _, pipeline = case
+    skipped = [name.strip() for name in answers["skip_hostspaces"].split(",") if name.strip()]
+    hostspaces = pipeline["extends"]["parameters"]["hostspaces"]
+    assert {entry["name"]: entry["skip"] for entry in hostspaces} == {
+        name: "true" if name in skipped else "false" for name in hostspaces_of(answers)
+    }
     run_parameters = {parameter["name"]: parameter for parameter in pipeline["parameters"]}
     assert run_parameters["skipDeployments"]["type"] == "boolean"
     assert run_parameters["skipDeployments"]["default"] == "false"

@@ -1,13 +1,14 @@
-"""tools/release.py: which release tag CI makes from the CHANGELOG, and making it (real git, a
-bare repository standing in for the template's origin)."""
+"""tools/release.py: cutting a release from [Unreleased], and which release tag CI makes from
+the CHANGELOG (the tag made with real git: tests/integration/test_release_tagging.py)."""
 
 import pytest
 from releases import CHANGELOG, WITH_A_NEW_SECTION
 
 import flask_appstack_identity
 from flask_appstack_identity import newest_release, release_tags, without_credentials
+from tools import release
 from tools.project import REPO, project_script
-from tools.release import tag_to_make
+from tools.release import changed_releases, changelog_problems, cut, tag_to_make
 
 
 def test_a_changelog_whose_newest_release_is_tagged_makes_no_tag():
@@ -68,3 +69,157 @@ def test_the_projects_update_script_reads_release_tags_as_ci_makes_them():
             "10.0.0",
         ]
     )
+
+
+# ---- cut: the README's release recipe --------------------------------------------------------
+
+WITH_CHANGES = CHANGELOG.replace(
+    "- Nothing yet.\n", "- make update names the release it took.\n\n### By hand\n- Nothing.\n", 1
+).replace("- Every file has one owner.\n", "- Every file has one owner.\n\n### By hand\n- The commands.\n")
+WITH_CHANGES = WITH_CHANGES.replace("## [1.0.0] - 2026-09-01\n", "")
+
+
+def test_cut_makes_unreleased_the_release_under_a_new_empty_unreleased():
+    assert changelog_problems(WITH_CHANGES) == []
+    released = cut(WITH_CHANGES, "2.1.0", "2026-12-24")
+    assert released == WITH_CHANGES.replace(
+        "## [Unreleased]\n",
+        "## [Unreleased]\n\n### What a generated project gets\n- Nothing yet.\n\n### By hand\n- Nothing yet.\n\n"
+        "## [2.1.0] - 2026-12-24\n",
+    )
+    assert newest_release(released) == "2.1.0" and tag_to_make(released, ["v2.0.0"]) == "v2.1.0"
+    assert changelog_problems(released) == []
+    assert cut(WITH_CHANGES, "3.0.0", "2026-12-24").count("## [3.0.0] - 2026-12-24\n") == 1
+    assert "## [10.0.0] - 2026-12-24" in cut(WITH_CHANGES, "10.0.0", "2026-12-24")
+
+
+def test_the_templates_changelog_cut_passes_the_changelog_checks():
+    """What the README's recipe writes from the template's own CHANGELOG passes test_ci's checks."""
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    major, minor, _ = newest_release(changelog).split(".")
+    released = cut(changelog, f"{major}.{int(minor) + 1}.0", "2027-01-04")
+    assert changelog_problems(released) == []
+    assert newest_release(released) == f"{major}.{int(minor) + 1}.0"
+
+
+@pytest.mark.parametrize(
+    "version, why",
+    [
+        ("2.1", "'2.1' is not a version X.Y.Z"),
+        ("v2.1.0", "'v2.1.0' is not a version X.Y.Z"),
+        ("2.01.0", "'2.01.0' is not a version X.Y.Z"),
+        ("2.1.0-rc1", "'2.1.0-rc1' is not a version X.Y.Z"),
+        ("2.\uff11.0", "'2.\uff11.0' is not a version X.Y.Z"),  # a fullwidth digit one
+        ("2.1.0\n", "'2.1.0\\n' is not a version X.Y.Z"),
+        ("2.0.0", "2.0.0 is not above the newest release section, 2.0.0"),
+        ("1.9.9", "1.9.9 is not above the newest release section, 2.0.0"),
+    ],
+)
+def test_cut_refuses_a_version_that_is_not_a_new_one(version, why):
+    with pytest.raises(ValueError) as refused:
+        cut(WITH_CHANGES, version, "2026-12-24")
+    assert str(refused.value).startswith(why)
+
+
+def test_cut_refuses_an_unreleased_section_that_says_nothing_or_lacks_a_heading():
+    with pytest.raises(ValueError, match=r"^\[Unreleased\] says nothing yet: there is nothing to release$"):
+        cut(cut(WITH_CHANGES, "2.1.0", "2026-12-24"), "2.2.0", "2026-12-25")
+    with pytest.raises(ValueError, match="says nothing yet"):
+        cut(CHANGELOG, "2.1.0", "2026-12-24")  # headings and "- Nothing yet." are not a release
+    without_by_hand = WITH_CHANGES.replace("\n### By hand\n- Nothing.\n", "\n", 1)
+    with pytest.raises(ValueError, match=r"fails its checks: ## \[2.1.0\] - 2026-12-24 has no ### By hand"):
+        cut(without_by_hand, "2.1.0", "2026-12-24")
+    with pytest.raises(ValueError, match="needs one `## \\[Unreleased\\]` section, it has 0"):
+        cut(WITH_CHANGES.replace("## [Unreleased]", "## Unreleased"), "2.1.0", "2026-12-24")
+
+
+def test_cut_on_the_command_line_writes_the_changelog_or_refuses_leaving_it_unchanged(tmp_path, capsys):
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text(WITH_CHANGES)
+    for version in ("2.1", "2.0.0"):
+        with pytest.raises(SystemExit) as refused:
+            release.main(["cut", version], root=tmp_path, today=lambda: "2026-12-24")
+        message = str(refused.value)
+        assert message.startswith("tools/release.py cut: ") and message.endswith("; CHANGELOG.md is unchanged.")
+        assert "\n" not in message and refused.value.code != 0
+        assert changelog.read_text() == WITH_CHANGES
+    assert release.main(["cut", "2.1.0"], root=tmp_path, today=lambda: "2026-12-24") == 0
+    assert changelog.read_text() == cut(WITH_CHANGES, "2.1.0", "2026-12-24")
+    assert "[Unreleased] is now 2.1.0" in capsys.readouterr().out
+
+
+def test_changelog_problems_name_what_is_wrong():
+    assert changelog_problems(WITH_CHANGES) == []
+    problems = changelog_problems(
+        WITH_CHANGES.replace("## [2.0.0] - 2026-12-02", "## [2.0.0] - 2026-13-02\n\n## [2.1.0] - 2026-12-24")
+    )
+    assert problems == [
+        "'## [2.0.0] - 2026-13-02' has no real date",
+        "release sections go newest first, each once: 2.0.0 comes before 2.1.0",
+        "## [2.0.0] - 2026-13-02 has no ### What a generated project gets and no ### By hand",
+    ]
+    assert changelog_problems("# Changelog\n\n## [2.0.0] - 2026-12-02\n") == [
+        "the first section is not ## [Unreleased]",
+        "## [2.0.0] - 2026-12-02 has no ### What a generated project gets and no ### By hand",
+    ]
+    assert "there is no release section" in changelog_problems(EMPTY := "## [Unreleased]\n")
+    assert "'## [2.0.0]' is not a release heading `## [X.Y.Z] - YYYY-MM-DD`" in changelog_problems(
+        EMPTY + "## [2.0.0]\n"
+    )
+
+
+# ---- released sections never change ----------------------------------------------------------
+
+
+def line_of(changelog, text):
+    return changelog[: changelog.index(text)].count("\n") + 1
+
+
+def test_sections_as_they_were_tagged_pass_whatever_unreleased_and_new_sections_say():
+    assert changed_releases(CHANGELOG, {"2.0.0": CHANGELOG, "1.0.0": CHANGELOG}) == []
+    later = WITH_A_NEW_SECTION.replace("- Nothing yet.", "- A fix nobody released yet.")
+    assert changed_releases(later, {"2.0.0": CHANGELOG}) == []
+    # The 1.0.0 section, last in the file at its tag, with a section after it now.
+    assert changed_releases(CHANGELOG + "\n", {"1.0.0": CHANGELOG.rstrip("\n")}) == []
+
+
+def test_a_released_section_that_changed_is_named_with_its_first_differing_line():
+    edited = CHANGELOG.replace("- Every file has one owner.", "- Every file has one owner, and more.")
+    [problem, advice] = changed_releases(edited, {"2.0.0": CHANGELOG, "1.0.0": CHANGELOG})
+    line = line_of(edited, "- Every file has one owner, and more.")
+    assert problem == (
+        f"CHANGELOG.md's section [2.0.0] differs from the one tagged v2.0.0, first at line {line}: "
+        "'- Every file has one owner, and more.' where v2.0.0 has '- Every file has one owner.'"
+    )
+    assert advice.startswith("A released section never changes")
+    assert "write the change under [Unreleased]" in advice
+
+    redated = CHANGELOG.replace("## [2.0.0] - 2026-12-02", "## [2.0.0] - 2026-12-03")
+    assert (
+        f"first at line {line_of(CHANGELOG, '## [2.0.0]')}: '## [2.0.0] - 2026-12-03'"
+        in (changed_releases(redated, {"2.0.0": CHANGELOG})[0])
+    )
+    grown = CHANGELOG.replace("- Every file has one owner.\n", "- Every file has one owner.\n- And more.\n")
+    assert changed_releases(grown, {"2.0.0": CHANGELOG})[0].endswith(
+        f"first at line {line_of(grown, '- And more.')}: '- And more.' where v2.0.0 has (the section ends)"
+    )
+    shrunk = CHANGELOG.replace("- Every file has one owner.\n", "")
+    assert changed_releases(shrunk, {"2.0.0": CHANGELOG})[0].endswith(
+        "(the section ends) where v2.0.0 has '- Every file has one owner.'"
+    )
+    # Each changed release is named.
+    both = edited.replace("## [1.0.0] - 2026-09-01\n", "## [1.0.0] - 2026-09-01\n\n- Written later.\n")
+    problems = changed_releases(both, {"2.0.0": CHANGELOG, "1.0.0": CHANGELOG})
+    named = [problem.split(" differs")[0] for problem in problems[:-1]]
+    assert named == ["CHANGELOG.md's section [2.0.0]", "CHANGELOG.md's section [1.0.0]"]
+
+
+def test_a_section_missing_at_its_tag_fails_and_a_tag_without_a_section_now_is_not_compared():
+    before_2_0_0 = CHANGELOG.split("## [2.0.0]")[0] + "## [1.0.0] - 2026-09-01\n"
+    [problem, _] = changed_releases(CHANGELOG, {"2.0.0": before_2_0_0})
+    assert problem == (
+        f"CHANGELOG.md's section [2.0.0] (line {line_of(CHANGELOG, '## [2.0.0]')}) is not in the CHANGELOG.md "
+        "of its tag v2.0.0: it was written after the release"
+    )
+    assert changed_releases(CHANGELOG, {"2.0.0": None})[0].startswith("CHANGELOG.md's section [2.0.0] (line")
+    assert changed_releases(CHANGELOG, {"3.0.0": CHANGELOG}) == []

@@ -64,6 +64,12 @@ def when_ready(arbiter):
     server.make_metrics_dir()
 
 
+def post_worker_init(worker):
+    """No platform, no service: a worker whose app never called scale.init_app(app) stops the
+    server, with one error line that says what to add (scale/server.py)."""
+    server.refuse_without_the_platform(worker)
+
+
 def child_exit(arbiter, worker):
     """A dead worker's counts move into the directory's totals (scale/server.py), so restarted
     workers do not leave files behind that every scrape reads."""

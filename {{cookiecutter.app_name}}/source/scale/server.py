@@ -10,11 +10,14 @@ import glob
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 from gunicorn import util
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers import gthread
 
+from . import NOT_WIRED, wired_in_this_process
 from .jsonlog import without_query
 
 # --- the worker ----------------------------------------------------------------------------
@@ -56,6 +59,40 @@ class ThreadWorker(gthread.ThreadWorker):
         client.setblocking(True)
         self.enqueue_req(gthread.TConn(self.cfg, client, address, listener.getsockname()))
         return True
+
+
+def refuse_without_the_platform(worker):
+    """gunicorn's post_worker_init, once the worker has loaded the app: a create_app() that
+    never called ``scale.init_app(app)`` (a project made before 2.0.0 and updated without that
+    release's hand work) would be served without /metrics, request IDs or limits, and look
+    healthy. The first worker to find it logs why, in one error line, and exits with gunicorn's
+    "App failed to load." status, on which gunicorn stops the whole server; the others exit
+    quietly (a second such status would make gunicorn's master stop with a traceback)."""
+    if wired_in_this_process():
+        return
+    if first_to_refuse():
+        worker.log.error(NOT_WIRED)
+        sys.exit(Arbiter.APP_LOAD_ERROR)
+    sys.exit(0)
+
+
+# In the metrics directory: a worker has refused to serve, and stopped the server.
+REFUSED = "refused"
+
+
+def first_to_refuse(path=None):
+    """Whether no other worker of this server has refused to serve yet (it marks the server's
+    metrics directory; without one, each worker is the first)."""
+    path = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return True
+    try:
+        os.close(os.open(os.path.join(path, REFUSED), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    except OSError:  # no such directory: nothing to tell the others by
+        return True
+    return True
 
 
 # --- errors gunicorn answers itself --------------------------------------------------------

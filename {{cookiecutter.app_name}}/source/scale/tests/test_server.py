@@ -2,6 +2,7 @@
 The worker itself is tested under a real gunicorn by the template's suite."""
 
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 
+import scale
 from scale import server
 
 REQUESTS_KEY = mmap_key("http_requests", "http_requests_total", ["method"], ["GET"], "Requests.")
@@ -100,3 +102,36 @@ def test_the_worker_hooks_into_gunicorns_threaded_worker_where_it_stops_acceptin
     assert callable(gthread.ThreadWorker.set_accept_enabled)
     assert callable(gthread.ThreadWorker.enqueue_req)
     assert callable(gthread.TConn)
+
+
+class Worker:
+    """What gunicorn's post_worker_init hook is given, as far as the platform uses it."""
+
+    log = logging.getLogger("test.gunicorn.error")
+
+
+def test_a_worker_whose_app_never_called_init_app_stops_the_server_saying_why(monkeypatch, caplog, tmp_path):
+    monkeypatch.setattr(scale, "_wired_in_this_process", False)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        server.refuse_without_the_platform(Worker())
+    assert exited.value.code == 4  # gunicorn's "App failed to load.": the master stops too
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [("ERROR", scale.NOT_WIRED)]
+    assert "scale.init_app(app)" in scale.NOT_WIRED and "CHANGELOG.md" in scale.NOT_WIRED
+
+    # The server's other workers exit quietly: one line says why, and one status stops the server.
+    caplog.clear()
+    with pytest.raises(SystemExit) as exited:
+        server.refuse_without_the_platform(Worker())
+    assert exited.value.code == 0 and caplog.records == []
+
+    monkeypatch.setattr(scale, "_wired_in_this_process", True)
+    assert server.refuse_without_the_platform(Worker()) is None
+    assert caplog.records == []
+
+
+def test_without_a_metrics_directory_every_worker_is_the_first_to_refuse(monkeypatch, tmp_path):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    assert server.first_to_refuse() and server.first_to_refuse()
+    assert server.first_to_refuse(str(tmp_path / "gone")) and server.first_to_refuse(str(tmp_path / "gone"))
+    assert server.first_to_refuse(str(tmp_path)) and not server.first_to_refuse(str(tmp_path))

@@ -1,11 +1,17 @@
 """The project's own app factory, api.create_app(), has the platform wired in: the one test
 of the platform that looks at the team's code, through what every service answers."""
 
+import pytest
+
+import scale
 from api import create_app
 
 
 def test_the_projects_app_has_the_platform_wired_in():
-    client = create_app({"TESTING": True}).test_client()
+    app = create_app({"TESTING": True})
+    if not scale.wired(app):
+        pytest.fail(scale.NOT_WIRED, pytrace=False)
+    client = app.test_client()
     livez = client.get("/livez")
     assert livez.json == {"status": "ok"}
     assert livez.headers["X-Request-Id"]
