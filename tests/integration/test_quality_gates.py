@@ -103,8 +103,10 @@ def test_renovates_own_validator_accepts_renovate_json(bake, tmp_path):
 
 
 def test_renovate_updates_the_pipfile_the_image_and_the_chart_but_not_the_python_or_pipenv_alone(default_project):
+    """And the cookiecutter that make update renders with (scripts/update-requirements.txt, which
+    Renovate's pip_requirements manager finds by its name)."""
     config = json.loads((default_project / "renovate.json").read_text())
-    assert set(config["enabledManagers"]) == {"pipenv", "dockerfile", "helmv3", "helm-values"}
+    assert set(config["enabledManagers"]) == {"pipenv", "dockerfile", "helmv3", "helm-values", "pip_requirements"}
     disabled = [rule for rule in config["packageRules"] if rule.get("enabled") is False]
     assert ["pipenv"] in [rule.get("matchPackageNames") for rule in disabled]
     assert any(

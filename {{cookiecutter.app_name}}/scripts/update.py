@@ -758,9 +758,16 @@ def print_changed_values(teams_file, defaults_file):
     import yaml
 
     teams, defaults = (yaml.safe_load(Path(name).read_text(encoding="utf-8")) for name in (teams_file, defaults_file))
+    class Indented(yaml.SafeDumper):
+        """Lists indented under their key, as the project's yamllint wants them."""
+
+        def increase_indent(self, flow=False, indentless=False):
+            return super().increase_indent(flow, False)
+
     changed = changed_values(teams, defaults)
     if changed:
-        print(yaml.safe_dump(changed, sort_keys=False, default_flow_style=False, allow_unicode=True), end="")
+        text = yaml.dump(changed, Dumper=Indented, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        print(text, end="")
     return 0
 
 
