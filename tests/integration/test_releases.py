@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from gunicorn_server import Gunicorn
 from owners import TEAM_PATHS, covers
 from releases import (
@@ -33,6 +34,8 @@ from releases import (
     teams_week,
 )
 
+from tools.cache import run
+from tools.helm import helm_binaries
 from tools.project import REPO
 
 # The template's copies of the team's files: a release that changes them must not reach a project.
@@ -118,13 +121,15 @@ def changelog_commands(release, lead):
 
 
 def template_with_history(path):
-    """The template repository, with this clone's history, so that earlier commits can be checked out."""
+    """The template repository, with this clone's history, so that earlier commits can be checked
+    out, and 2.0.0 tagged where CI tagged it (the working tree is a later release)."""
     template = make_template_repo(path)
     fetched = subprocess.run(["git", "fetch", "-q", str(REPO), "HEAD"], cwd=template, capture_output=True, text=True)
     assert fetched.returncode == 0, fetched.stderr
     for commit in (FIRST_RELEASE, BEFORE_OWNERS, RELEASE_2_0_0):
         found = subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=template)
         assert found.returncode == 0, f"{commit} is not in this clone's history: clone the template with its history"
+    git(template, "tag", "-f", "v2.0.0", RELEASE_2_0_0)
     return template
 
 
@@ -219,9 +224,7 @@ def test_a_project_made_by_1_0_0s_quickstart_takes_this_release_pasted_into_an_i
     template = template_with_history(tmp_path / "template")
     git(template, "tag", "v1.0.0", FIRST_RELEASE)
     commands = changelog_commands(None, "**A project made from 1.0.0**")
-    release = re.search(r"--branch (v\d+\.\d+\.\d+) ", commands).group(1)
-    if git(template, "tag", "--list", release).strip() != release:  # until this release is cut
-        git(template, "tag", release)
+    this_release(template)
     # 1.0.0's Quickstart: cookiecutter on the team's clone of the template, then at 1.0.0.
     clone = tmp_path / "clone-at-1.0.0"
     git(tmp_path, "clone", "-q", "--branch", "v1.0.0", str(template), str(clone))
@@ -273,7 +276,6 @@ def test_tasks_generate_checks_out_2_0_0_from_the_clones_root(tmp_path):
     tools.release.TemplateIdentity, which the clone's own `tools` package (today's, without it)
     must not hide when cookiecutter loads it from the checkout."""
     template = template_with_history(tmp_path / "template")
-    git(template, "tag", "-f", "v2.0.0", RELEASE_2_0_0)  # where the release is
     extensions = json.loads(git(template, "show", "v2.0.0:cookiecutter.json"))["_extensions"]
     assert extensions == ["tools.release.TemplateIdentity"]
     assert "TemplateIdentity" not in (template / "tools" / "release.py").read_text()
@@ -294,3 +296,68 @@ def test_tasks_generate_checks_out_2_0_0_from_the_clones_root(tmp_path):
     assert (state["checkout"], state["commit"][:7]) == ("v2.0.0", RELEASE_2_0_0)
     recorded = json.loads((out / "orders" / ".flask-appstack.json").read_text())
     assert recorded["release"] == "2.0.0"
+
+
+# ---- a 2.0.0 project whose team changed its values takes this release -------------------------
+
+
+def this_release(template):
+    """The release the CHANGELOG's newest section's commands name (they clone it), tagged on the
+    template's working tree until it is cut."""
+    commands = changelog_commands(None, "**A project made from 1.0.0**")
+    release = re.search(r"--branch (v\d+\.\d+\.\d+) ", commands).group(1)
+    if git(template, "tag", "--list", release).strip() != release:
+        git(template, "tag", release)
+    return release
+
+
+def test_a_2_0_0_project_keeps_the_values_its_team_set_and_leaves_the_platforms_to_defaults_yaml(tmp_path):
+    """2.0.0's manual said to enable the NetworkPolicy in chart/values.yaml, then the template's
+    file of every platform default. `make update` (2.0.0's, with cruft) and the CHANGELOG's
+    second command leave the team's values alone in that file, now the team's."""
+    template = template_with_history(tmp_path / "template")
+    release = this_release(template)
+    project = committed_project(template, tmp_path, "--checkout", "v2.0.0", app_name="orders")
+    values = project / "chart" / "values.yaml"
+    edit(values, "cuts the service off.\n  enabled: false\n", "cuts the service off.\n  enabled: true\n")
+    edit(
+        values, "  from: []\n", "  from:\n    - namespaceSelector:\n        matchLabels:\n          team: ambassador\n"
+    )
+    edit(values, '  GUNICORN_WORKERS: "6"\n', '  GUNICORN_WORKERS: "6"\n  ORDERS_PAGE_SIZE: "50"\n')
+    git(project, "commit", "-q", "-am", "the NetworkPolicy, as 2.0.0's manual said, and a variable")
+
+    followed = follow(changelog_commands(None, "**A project at 2.0.0.**"), project)
+    output = followed.stdout + followed.stderr
+    assert followed.returncode == 0, output
+    assert "chart/values.yaml" in followed.stderr  # make update listed it: the team had changed it
+    kept = yaml.safe_load(values.read_text())
+    assert kept == {
+        "networkPolicy": {"enabled": True, "from": [{"namespaceSelector": {"matchLabels": {"team": "ambassador"}}}]},
+        "env": {"ORDERS_PAGE_SIZE": "50"},
+    }, output
+    assert "<<<<<<<" not in values.read_text() and not (project / "chart" / "values.yaml.rej").exists()
+    assert (project / "chart" / "defaults.yaml").is_file()
+    state = json.loads((project / ".cruft.json").read_text())
+    assert state["commit"] == git(template, "rev-parse", f"{release}^{{commit}}").strip()
+    run([Path(sys.executable).parent / "yamllint", "--strict", "-c", project / ".yamllint.yaml", values])
+    chart = project / "chart"
+    for hostspace in ("dev", "stage", "prod"):
+        rendered = run(
+            [
+                helm_binaries()["3.17"],
+                "template",
+                "orders",
+                chart,
+                "-f",
+                values,
+                "-f",
+                chart / f"values-{hostspace}.yaml",
+            ]
+        )
+        objects = [document for document in yaml.safe_load_all(rendered.stdout) if document]
+        assert "NetworkPolicy" in [document["kind"] for document in objects], hostspace
+        [deployment] = [document for document in objects if document["kind"] == "Deployment"]
+        env = {
+            item["name"]: item.get("value") for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["ORDERS_PAGE_SIZE"] == "50" and env["LOG_LEVEL"] in ("INFO", "DEBUG"), hostspace
