@@ -205,7 +205,7 @@ MEANINGS = {
     "app_version": "SCALE pipeline version (`appVersion`)",
     "hostspaces": "Kubernetes spaces to deploy to, in promotion order; the last is production, those between "
     "the first and the last are pre-production",
-    "skip_hostspaces": "hostspaces the pipeline leaves out of its deployments for now (`skip: \"true\"`)",
+    "skip_hostspaces": 'hostspaces the pipeline leaves out of its deployments for now (`skip: "true"`)',
     "platform_domain": "DNS domain of the platform hostnames `<app_name>-<hostspace>.<platform_domain>`",
     "custom_url": "an extra hostname served by production besides its platform hostname, with its own `Host`",
     "hpa": "Horizontal Pod Autoscaler",

@@ -505,7 +505,9 @@ def pipenv_supports_python(answers):
 
 
 def skipped_hostspaces_exist(answers):
-    unknown = [name.strip() for name in answers["skip_hostspaces"].split(",") if name.strip() not in hostspaces(answers)]
+    unknown = [
+        name.strip() for name in answers["skip_hostspaces"].split(",") if name.strip() not in hostspaces(answers)
+    ]
     if answers["skip_hostspaces"].strip() and unknown:
         return f"{', '.join(unknown)} is not one of the hostspaces ({', '.join(hostspaces(answers))})"
     return True

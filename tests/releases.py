@@ -152,7 +152,10 @@ def python3_and_git(folder):
     packages) and git, nothing else: what make update, outdated and reconfigure may need."""
     folder.mkdir(exist_ok=True)
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    for name, program in (("python3", Path(sys.base_prefix) / "bin" / f"python{version}"), ("git", shutil.which("git"))):
+    for name, program in (
+        ("python3", Path(sys.base_prefix) / "bin" / f"python{version}"),
+        ("git", shutil.which("git")),
+    ):
         if not (folder / name).exists():
             (folder / name).symlink_to(program)
     return folder

@@ -48,8 +48,9 @@ PYTHON = "3.11"  # python:3.11-slim, and the Python of the Debian-made base imag
 APP = DEFAULTS["app_name"]
 USER = "ci-user"
 APP_UID = "10001"  # the Dockerfile's USER
-# What the Dockerfile copies: these, source/scale/*.py (not its tests) and source/api/*.py
+# What the Dockerfile copies or reads: these, source/scale/*.py (not its tests) and source/api/*.py
 BUILD_FILES = {
+    "system-packages.txt",
     "source/Pipfile",
     "source/Pipfile.lock",
     "source/gunicorn.conf.py",

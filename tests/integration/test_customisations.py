@@ -63,18 +63,18 @@ env:
 # docs/local-development.md, "Your own targets, settings and system packages".
 TEAM_TARGET = "\nhello:  ## say hello from the team's own target\n\t@echo hello from team.mk\n"
 TEAM_RUFF = '\n[lint]\nextend-select = ["PIE"]\n'
-TEAM_MARKER = '''
+TEAM_MARKER = """
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "orders: the team's own marker")
-'''
-MARKED_TEST = '''import pytest
+"""
+MARKED_TEST = """import pytest
 
 
 @pytest.mark.orders
 def test_the_teams_marker_is_known(client):
     assert client.get("/livez").status_code == 200
-'''
+"""
 SYSTEM_PACKAGE = "tzdata\n"
 
 

@@ -34,6 +34,7 @@ ${XDG_CACHE_HOME:-~/.cache}/flask-appstack, as scripts/lock.py installs pipenv.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -66,6 +67,10 @@ class Refusal(Exception):
     """A reason to stop, for the user: printed as it is; nothing was changed."""
 
 
+class TimedOut(Refusal):
+    """A program gave no result within its time limit (and was ended, with all it started)."""
+
+
 # ---- running programs ---------------------------------------------------------------------
 
 
@@ -76,12 +81,12 @@ def git_timeout(environ=os.environ):
 
 def run(args, cwd=None, env=None, timeout=None, what=None):
     """A program's result (output captured, no input); it runs in a process group of its own,
-    ended whole on a time limit or a stop signal. Only a time limit becomes a Refusal."""
+    ended whole on a time limit (TimedOut) or a stop signal."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
         return lock.run_tool(args, what or args[0], env, timeout or 24 * 3600, cwd=cwd)
-    except lock.LockError as error:
-        raise Refusal(str(error).split(":", 1)[0] + f": no answer within {timeout} s") from None
+    except lock.LockError:  # run_tool's only one: the time limit
+        raise TimedOut(f"{what or args[0]} gave no result within {timeout} s") from None
     except OSError as error:
         raise Refusal(f"{args[0]} could not run: {error.strerror}") from None
 
@@ -98,7 +103,7 @@ def remote(url, *args, cwd=None):
     timeout = git_timeout()
     try:
         done = run(["git", *args], cwd=cwd, timeout=timeout, what=f"git {args[0]}")
-    except Refusal:
+    except TimedOut:
         raise Refusal(
             f"the template's host did not answer within {timeout} s ({url}): check the network and the URL in "
             f"{IDENTITY} ({TIMEOUT_VARIABLE} sets the limit)"
@@ -222,8 +227,6 @@ def renderer(environ=os.environ):
     requirements = [
         line.strip() for line in REQUIREMENTS.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-    import hashlib
-
     digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
     venv = lock.cache_root(environ) / f"update-{digest}-py{sys.version_info[0]}.{sys.version_info[1]}"
     marker = venv / ".complete"
@@ -268,10 +271,10 @@ class Template:
         done = run(["git", "show", f"{commit}:{name}"], cwd=self.repo)
         return done.stdout if done.returncode == 0 else None
 
-    def render(self, jobs, command):
-        """Render each job ({"commit", "answers", "follow"}) into a folder of its own; returns
-        [(the rendered project, its context)]. Answers the template's pre-generation hook
-        refuses are a Refusal that lists them."""
+    def render(self, jobs):
+        """Render each job ({"commit", "answers", and "given" for new answers: render_jobs})
+        into a folder of its own; returns [(the rendered project, its context)]. Answers the
+        template's pre-generation hook refuses are a Refusal that lists them."""
         plan = self.folder / "renders.json"
         message = self.folder / "refusal.txt"
         plan.write_text(json.dumps({"template": str(self.repo), "url": self.url, "jobs": jobs}))
@@ -285,13 +288,13 @@ class Template:
         if done.returncode:
             refused = message.read_text() if message.exists() else ""
             if refused:
-                raise Refusal(answers_refused(refused, command))
+                raise Refusal(answers_refused(refused))
             raise Refusal(f"the template did not render: {lock.last_error(done.stderr or done.stdout)}")
         results = json.loads(plan.read_text())["results"]
         return [(Path(result["project"]), result["context"]) for result in results]
 
 
-def answers_refused(message, command):
+def answers_refused(message):
     """The pre-generation hook's refusal, its problem lines under our own first line."""
     problems = [line for line in message.splitlines() if line.startswith("  ")]
     return "\n".join([f"the template refuses {len(problems)} answer(s), so nothing was changed:", *problems])
@@ -541,7 +544,7 @@ def update(project, version):
     with tempfile.TemporaryDirectory(prefix="flask-appstack-update-") as folder:
         template = Template(project.url, folder)
         old, new = template.commit(project.cruft["commit"]), template.commit(ref)
-        renders = template.render([{"commit": old, "answers": answers}, {"commit": new, "answers": answers}], "update")
+        renders = template.render([{"commit": old, "answers": answers}, {"commit": new, "answers": answers}])
         (base, _), (theirs, _) = renders
         heading = f"{have or 'this project'} -> {name} (the template's CHANGELOG.md says what changed):"
         merges = [(base, theirs, skip_patterns(theirs), None)]
@@ -607,7 +610,7 @@ def reconfigure(project, words, version=""):
         if new != old:
             jobs.append({"commit": new, "answers": recorded})
         jobs.append({"commit": new, "answers": {**recorded, **given}, "given": sorted(given)})
-        renders = template.render(jobs, "reconfigure")
+        renders = template.render(jobs)
         changed = " ".join(f"{key}={shlex.quote(answer_text(value))}" for key, value in given.items())
         heading = f"{changed}{f' at {name}' if name else ''}:"
         theirs = renders[-1][0]
@@ -722,7 +725,7 @@ def keep_values(project):
             {"commit": state["commit"], "answers": answers},
             {"commit": project.cruft["commit"], "answers": answers},
         ]
-        (old, _), (new, _) = template.render(jobs, "keep-values")
+        (old, _), (new, _) = template.render(jobs)
         given = Path(folder) / "teams-values.yaml"
         given.write_text(teams, encoding="utf-8")
         done = run([renderer(), __file__, "_changed_values", given, old / VALUES], what="the values' difference")
@@ -758,6 +761,7 @@ def print_changed_values(teams_file, defaults_file):
     import yaml
 
     teams, defaults = (yaml.safe_load(Path(name).read_text(encoding="utf-8")) for name in (teams_file, defaults_file))
+
     class Indented(yaml.SafeDumper):
         """Lists indented under their key, as the project's yamllint wants them."""
 
