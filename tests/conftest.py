@@ -15,6 +15,7 @@ from answers import COMBINATIONS, NO_LOCK, combination_id
 from chart_matrix import Chart
 
 from tools.helm import MissingTool, helm_binaries, helm_unittest_plugin
+from tools.kube import ApiServer, kube_binaries
 from tools.net import free_port
 from tools.project import DEFAULTS, pipfile_requirements
 from tools.venvs import cached_venv
@@ -137,7 +138,7 @@ def project_venv(default_project):
 # The unit tier (tests/unit) runs no real tool: none of its tests may ask for a fixture that
 # brings one. Asking is refused when the suite is collected, naming the test and the fixture.
 REAL_TOOL_FIXTURES = {
-    "helms", "helm_unittest", "charts", "chart", "default_chart",
+    "helms", "helm_unittest", "charts", "chart", "default_chart", "api_server",
     "locked", "installed", "installed_copy", "make_environment", "project_venv",
 }  # fmt: skip
 UNIT_TIER = Path(__file__).parent / "unit"
@@ -208,6 +209,25 @@ def helm_unittest():
         return helm_unittest_plugin()
     except MissingTool as missing:
         pytest.skip(str(missing))
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory):
+    """A real Kubernetes API server (tools/kube.py: kube-apiserver and etcd on 127.0.0.1, started
+    once per worker that asks for it: the tests that do share the xdist group "api-server"),
+    with the CRDs of the chart's Ambassador and Prometheus objects. Without its binaries and
+    without Go to build them, the tests that use it skip, saying how to get them, and CI
+    (CI=true) counts that as a failure."""
+    try:
+        binaries = kube_binaries()
+    except MissingTool as missing:
+        pytest.skip(str(missing))
+    server = ApiServer(tmp_path_factory.mktemp("api-server"), binaries).start()
+    try:
+        server.install_crds()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -253,7 +253,9 @@ def test_a_drain_the_kubelet_would_cut_short_is_refused(default_chart, version):
 
 # A template action that writes a value into YAML: quoted, a number, JSON, or YAML from toYaml
 # (include of the label helpers, whose values are quoted there). Anything else is a statement.
-STATEMENT = re.compile(r"^(if|else|end|with|range|define|fail)\b|^/\*|^\$\w+\s*:?=|^include \"app\.init\" \.$")
+STATEMENT = re.compile(
+    r"^(if|else|end|with|range|define|fail)\b|^/\*|^\$\w+\s*:?=|^include \"app\.(init|refusals)\" \.$"
+)
 WRITES_SAFELY = re.compile(
     r"(\|\s*(quote|int|toJson|sha256sum)|toYaml .*|include \"app\.(labels|selectorLabels)\" \S+ \| nindent \d+)$"
 )

@@ -365,7 +365,7 @@ def test_every_choice_option_has_a_label(name):
 def test_make_messages_can_be_echoed_in_single_quotes(default_project):
     text = (default_project / "Makefile").read_text()
     hows = [line for line in text.replace("\\\n", "").splitlines() if line.startswith("HOW_")]
-    assert len(hows) == 8 and [line for line in hows if "'" in line] == []
+    assert len(hows) == 9 and [line for line in hows if "'" in line] == []
 
 
 # The headings of each generated document: the team's README, and the manual's pages in docs/.

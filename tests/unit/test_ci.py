@@ -63,9 +63,10 @@ def test_ci_caches_pip_and_the_suites_tools():
     setup = next(step for step in steps(WORKFLOW) if step.get("uses", "").startswith("actions/setup-python@"))
     assert setup["with"]["cache"] == "pip"
     cached = [step["with"]["path"] for step in steps(WORKFLOW) if step.get("uses", "").startswith("actions/cache@")]
-    assert cached == ["~/.cache/flask-appstack"]
+    assert cached[0] == "~/.cache/flask-appstack"
+    assert [path for path in cached[1:] if not path.startswith("~/.cache/flask-appstack/tools/kube-")] == []
     azure = {step["inputs"]["path"] for step in steps(AZURE) if step.get("task") == "Cache@2"}
-    assert azure == {"$(PIP_CACHE_DIR)", "$(XDG_CACHE_HOME)/flask-appstack"}
+    assert {"$(PIP_CACHE_DIR)", "$(XDG_CACHE_HOME)/flask-appstack"} <= azure
     assert variables(AZURE)["PIP_CACHE_DIR"].startswith("$(Pipeline.Workspace)")
 
 
@@ -193,3 +194,21 @@ def test_the_templates_pre_commit_hooks_pin_the_tools_of_requirements_dev_txt():
     installed = [dependency for hook in hooks for dependency in hook.get("additional_dependencies", [])]
     assert installed and [dependency for dependency in installed if dependency not in pinned] == []
     assert config["exclude"] == r"^\{\{cookiecutter\.app_name\}\}/"
+
+
+@pytest.mark.parametrize("path", [WORKFLOW, AZURE], ids=lambda path: path.name)
+def test_ci_caches_the_kubernetes_binaries_the_suite_pins_under_their_versions(path):
+    """tools/kube.py builds kube-apiserver, kubectl and etcd once per version; CI keeps them."""
+    from tools.kube import ETCD_VERSION, KUBERNETES_VERSION
+
+    assert (variables(path)["KUBERNETES_VERSION"], variables(path)["ETCD_VERSION"]) == (
+        KUBERNETES_VERSION,
+        ETCD_VERSION,
+    )
+    text = path.read_text()
+    folder = (
+        "kube-${{ env.KUBERNETES_VERSION }}-etcd-${{ env.ETCD_VERSION }}"
+        if path == WORKFLOW
+        else ("kube-$(KUBERNETES_VERSION)-etcd-$(ETCD_VERSION)")
+    )
+    assert f"flask-appstack/tools/{folder}" in text

@@ -65,6 +65,60 @@ replaces what `onto` holds, and a null is skipped, at every depth.
 {{- end }}
 
 {{/*
+What Kubernetes would refuse, or would take and then fail at, and no schema can see, because
+it compares two values: refused before anything reaches a cluster, naming the values. The
+Deployment's template includes it (every render has one), so that the refusal is its own.
+*/}}
+{{- define "app.refusals" -}}
+{{- $values := .Values }}
+{{- /* A drain the kubelet cuts short is no drain: the pod must outlive its preStop pause plus gunicorn's graceful timeout. */}}
+{{- $drain := add (int $values.preStopSleepSeconds) (int $values.gracefulTimeoutSeconds) }}
+{{- if le (int $values.terminationGracePeriodSeconds) $drain }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds plus gracefulTimeoutSeconds (%d), or the kubelet kills requests still in flight" (int $values.terminationGracePeriodSeconds) $drain) }}
+{{- end }}
+{{- if and $values.autoscaling.enabled (gt (int $values.autoscaling.minReplicas) (int $values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) must not be above autoscaling.maxReplicas (%d)" (int $values.autoscaling.minReplicas) (int $values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- $requests := $values.resources.requests | default dict }}
+{{- range $resource, $limit := $values.resources.limits | default dict }}
+{{- $request := get $requests $resource }}
+{{- if and $request (gt (include "app.quantity" $request | float64) (include "app.quantity" $limit | float64)) }}
+{{- fail (printf "resources.requests.%s (%v) must not be above resources.limits.%s (%v)" $resource $request $resource $limit) }}
+{{- end }}
+{{- end }}
+{{- $volumes := list "tmp" }}
+{{- if $values.persistence.enabled }}
+{{- $volumes = append $volumes "data" }}
+{{- end }}
+{{- range $values.extraVolumes }}
+{{- if has .name $volumes }}
+{{- fail (printf "extraVolumes: %q is the name of another volume of the pod (%s)" .name (join ", " $volumes)) }}
+{{- end }}
+{{- $volumes = append $volumes .name }}
+{{- end }}
+{{- range $values.extraVolumeMounts }}
+{{- if not (has .name $volumes) }}
+{{- fail (printf "extraVolumeMounts: %q names no volume of the pod (%s: add it to extraVolumes)" .name (join ", " $volumes)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A Kubernetes quantity (500m, 1Gi, 2, 1e3) as a number, to compare two of them.
+*/}}
+{{- define "app.quantity" -}}
+{{- $quantity := toString . }}
+{{- $number := regexFind "^([0-9]+([.][0-9]*)?|[.][0-9]+)" $quantity }}
+{{- $suffix := trimPrefix $number $quantity }}
+{{- $factors := dict "" 1.0 "n" 1e-9 "u" 1e-6 "m" 1e-3 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- if hasKey $factors $suffix }}
+{{- mulf ($number | float64) (get $factors $suffix) }}
+{{- else }}
+{{- $quantity | float64 }}
+{{- end }}
+{{- end }}
+
+{{/*
 The chart name, or nameOverride.
 */}}
 {{- define "app.name" -}}
@@ -196,13 +250,13 @@ The key names the Host and the Mapping: <fullname>-<key>.
 
 {{/*
 Of the variables that `env` refuses (values.schema.json: LD_*, PYTHON*, GUNICORN_CMD_ARGS,
-PROMETHEUS_MULTIPROC_DIR), those the chart can clear, by name, with the value the container gets:
+PROMETHEUS_MULTIPROC_DIR, PATH), those the chart can clear, by name, with the value the container gets:
 every variable the image's Python documents (python3 --help-env) and a few more it reads, and the
 dynamic loader's that load code or change how it works. The chart cannot see the
 keys of the Secrets and ConfigMaps of `envFrom`, so with `envFrom` the deployment sets each of
 these in `env`, which Kubernetes puts before `envFrom` for the same name: none of them comes
 from a ConfigMap. Empty means unset to the dynamic loader, Python and gunicorn (GUNICORN_CMD_ARGS
-adds no option); a value is the image's own (Dockerfile ENV). gunicorn.conf.py sets
+adds no option); a value is the image's own (Dockerfile ENV; PATH: the venv's, then Debian's). gunicorn.conf.py sets
 PROMETHEUS_MULTIPROC_DIR itself, to a directory of its own, whatever it finds. A variable that
 acts by its presence alone (LD_TRACE_LOADED_OBJECTS, LD_DYNAMIC_WEAK, LD_SHOW_AUXV) cannot be
 neutralised so: whoever writes the ConfigMap is trusted with those.
@@ -259,4 +313,6 @@ PYTHONUNBUFFERED: "1"
 PYTHONDONTWRITEBYTECODE: "1"
 GUNICORN_CMD_ARGS: ""
 PROMETHEUS_MULTIPROC_DIR: ""
+# Where programs are found: the image's venv, then the system's, never a mounted volume.
+PATH: "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 {{- end }}
