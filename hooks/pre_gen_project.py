@@ -141,11 +141,23 @@ HIDDEN = {
 # scripts, emoji sequences such as 👩‍💻.
 JOINERS = {0x200C, 0x200D}
 
+# Invisible, yet not formatting characters to Unicode (category Cf), so named one by one: the
+# Hangul fillers (letters, Lo, that show as blank space: a name of nothing but fillers looks
+# empty) and the combining grapheme joiner (a mark, Mn, with no shape of its own).
+BLANKS = {
+    0x115F: "a Hangul filler",
+    0x1160: "a Hangul filler",
+    0x3164: "a Hangul filler",
+    0xFFA0: "a Hangul filler",
+    0x034F: "the combining grapheme joiner",
+}
+
 
 def unseen(char):
     """Why `char` cannot stand in an answer, or None: a lone surrogate (Python's stand-in for a
-    byte that is not UTF-8, from a terminal set to another encoding), a Unicode noncharacter, or
-    an invisible formatting character (zero-width space, BOM, soft hyphen, ...)."""
+    byte that is not UTF-8, from a terminal set to another encoding), a Unicode noncharacter, an
+    invisible formatting character (zero-width space, BOM, soft hyphen, ...) or another invisible
+    character (BLANKS)."""
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:
         return f"byte 0x{code - 0xDC00:02X} is not UTF-8 (is the terminal set to UTF-8?)"
@@ -155,6 +167,8 @@ def unseen(char):
         return f"U+{code:04X} is a Unicode noncharacter"
     if code not in HIDDEN | JOINERS and unicodedata.category(char) == "Cf":
         return f"U+{code:04X} is an invisible formatting character"
+    if code in BLANKS:
+        return f"U+{code:04X} is {BLANKS[code]}, an invisible character"
     return None
 
 
@@ -335,7 +349,8 @@ RULES = [
         one_line,
         "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
         "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C); "
-        "no answer may hold bytes that are not UTF-8, noncharacters or invisible formatting characters",
+        "no answer may hold bytes that are not UTF-8, noncharacters, invisible formatting characters, "
+        "Hangul fillers (U+115F, U+1160, U+3164, U+FFA0) or the combining grapheme joiner (U+034F)",
     ),
     Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
     Rule(

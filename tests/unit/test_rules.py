@@ -298,6 +298,15 @@ def test_a_hidden_character_is_named_by_its_code_point():
         ("description", "pay\u200bments", "at character 4, U+200B is an invisible formatting character"),
         ("description", "\ufeffOrders", "at character 1, U+FEFF is an invisible formatting character"),
         ("custom_url", "ord\u00aders.example.com", "at character 4, U+00AD is an invisible formatting character"),
+        ("description", "\u3164", "at character 1, U+3164 is a Hangul filler, an invisible character"),
+        ("app_name", "orders\u115f", "at character 7, U+115F is a Hangul filler, an invisible character"),
+        ("description", "pay\u1160ments", "at character 4, U+1160 is a Hangul filler, an invisible character"),
+        ("description", "Orders \uffa0", "at character 8, U+FFA0 is a Hangul filler, an invisible character"),
+        (
+            "description",
+            "pay\u034fments",
+            "at character 4, U+034F is the combining grapheme joiner, an invisible character",
+        ),
     ],
     ids=lambda value: value if value.isidentifier() else None,
 )
