@@ -293,6 +293,13 @@ def index_url(value):
     return bool(match) and host_and_port(match.group("netloc"))
 
 
+# The post-generation hook writes each hostspace's values to chart/values-<hostspace>.yaml, split
+# from the template's chart/values-hostspaces.yaml, which it then removes: a hostspace named after
+# that file would overwrite it and be removed with it. (tests/unit/test_rules.py: these are the
+# template's chart/values-*.yaml.)
+TEMPLATE_VALUES_FILES = ("hostspaces",)
+
+
 def hostspace_list(value):
     if not text(value):
         return False
@@ -302,6 +309,8 @@ def hostspace_list(value):
     for name in names:
         if not dns_label()(name):
             return f"{name!r} is not a DNS-1123 label"
+        if name in TEMPLATE_VALUES_FILES:
+            return f"{name!r} is taken: chart/values-{name}.yaml is the template's file of every hostspace's values"
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         return f"{', '.join(duplicates)} appears more than once"
@@ -363,7 +372,8 @@ RULES = [
     Rule(
         "hostspaces",
         hostspace_list,
-        "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod'",
+        "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod' "
+        "(not 'hostspaces', the name of the template's own chart/values-hostspaces.yaml)",
     ),
     Rule(
         "skip_hostspaces",

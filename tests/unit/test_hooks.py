@@ -49,6 +49,8 @@ INVALID = {
     "hostspaces with an empty entry": ("hostspaces", {"hostspaces": "dev, , prod"}),
     "hostspaces duplicated": ("hostspaces", {"hostspaces": "dev, prod, dev"}),
     "hostspaces with /": ("hostspaces", {"hostspaces": "dev/prod"}),
+    # its values file would be the template's chart/values-hostspaces.yaml, which the post-gen hook removes
+    "a hostspace named hostspaces": ("hostspaces", {"hostspaces": "dev, hostspaces"}),
     "platform_domain with a scheme": ("platform_domain", {"platform_domain": "https://scale.example.com"}),
     "custom_url with a scheme": ("custom_url", {"custom_url": "https://orders.example.org"}),
     "custom_url with a path": ("custom_url", {"custom_url": "orders.example.org/v1"}),

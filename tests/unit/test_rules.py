@@ -180,6 +180,7 @@ INVALID = [
     ("hostspaces", "Dev, prod"),
     ("hostspaces", "dev stage"),
     ("hostspaces", "dev;prod"),
+    ("hostspaces", "dev, hostspaces"),
     ("skip_hostspaces", "stage,"),
     ("skip_hostspaces", "Stage"),
     ("platform_domain", "localhost"),
@@ -326,6 +327,19 @@ def test_a_missing_answer_is_a_problem():
     assert [str(problem) for problem in pre.problems(base)] == [
         f"appcode = null: it is missing; expected {pre.RULES[1].accepted}"
     ]
+
+
+def test_a_hostspace_named_after_the_templates_values_file_is_refused_saying_why():
+    [problem] = pre.problems(answers(hostspaces="dev, hostspaces, prod"))
+    assert "'hostspaces' is taken: chart/values-hostspaces.yaml is the template's file" in str(problem)
+
+
+def test_the_names_a_hostspace_may_not_take_are_the_templates_own_values_files():
+    """The post-gen hook writes chart/values-<hostspace>.yaml beside the template's chart files and
+    removes chart/values-hostspaces.yaml: each values-<name>.yaml of the template reserves <name>."""
+    chart = REPO / "{{cookiecutter.app_name}}" / "chart"
+    template_files = sorted(path.name[len("values-") : -len(".yaml")] for path in chart.glob("values-*.yaml"))
+    assert template_files == sorted(pre.TEMPLATE_VALUES_FILES)
 
 
 # ---- combinations --------------------------------------------------------------------------
