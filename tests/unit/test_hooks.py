@@ -378,6 +378,22 @@ def test_the_lock_is_skipped_by_answer_or_environment():
     assert post.skip_reason({"lock_dependencies": True}, {"APPSTACK_SKIP_LOCK": "0"}) == ""
 
 
+def test_the_chart_lint_runs_one_helm_per_core_at_a_time(default_project, tmp_path, monkeypatch):
+    """40 hostspaces started 37 helms at once (1.6 GB): each hostspace's lint waits for a core."""
+    log, helm = tmp_path / "helm.log", tmp_path / "helm"
+    helm.write_text(f"#!/bin/sh\necho start >> {log}\nsleep 0.2\necho end >> {log}\n")
+    helm.chmod(0o755)
+    monkeypatch.setattr(post, "CORES", 2)
+    spaces = ", ".join(f"space{number}" for number in range(8))
+    assert post.helm_warnings(default_project, {"hostspaces": spaces}, str(helm), os.environ) == []
+    running, most = 0, 0
+    for event in log.read_text().split():
+        running += 1 if event == "start" else -1
+        most = max(most, running)
+    assert log.read_text().split().count("start") == 8
+    assert most == 2
+
+
 def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(default_project, project)
