@@ -57,11 +57,22 @@ class Problem(namedtuple("Problem", "variables values accepted reason", defaults
 
 
 def shown(value):
-    """The value as JSON, with every HIDDEN character escaped: a message never hides itself."""
+    """The value as JSON, with every HIDDEN character escaped: a message never hides itself; and
+    a URL's credentials as ***: a message never shows a token."""
     return "".join(
         f"\\u{ord(char):04x}" if ord(char) in HIDDEN or unseen(char) else char
-        for char in json.dumps(value, ensure_ascii=False)
+        for char in json.dumps(without_credentials(value, "***@"), ensure_ascii=False)
     )
+
+
+# user:password@ (or a token@) after an http(s) scheme, before the host
+CREDENTIALS = re.compile(r"(?i)(https?://)[^/?#\s]*@")
+
+
+def without_credentials(value, instead=""):
+    """A text answer with every http(s) URL's credentials left out (or replaced by `instead`);
+    any other value as it is."""
+    return CREDENTIALS.sub(lambda match: match.group(1) + instead, value) if text(value) else value
 
 
 # ---- single values -------------------------------------------------------------------
@@ -654,7 +665,8 @@ def answer_text(value):
 
 
 def rerun_command(answers, cwd, generate=None):
-    """A shell command that generates again with every answer given and asks nothing.
+    """A shell command that generates again with every answer given and asks nothing. No URL in
+    it holds credentials: a token would stay in the shell's history and the terminal's log.
 
     Started by `tasks.py generate`, whose command is `generate` (a list of words: cruft is
     then in the template's .venv, not on PATH), that command; else cruft (it puts _commit
@@ -665,13 +677,13 @@ def rerun_command(answers, cwd, generate=None):
     removes after a failure: its parent is the output folder."""
     order = list(dict.fromkeys(rule.variable for rule in RULES))  # cookiecutter.json's; tojson sorts
     given = {
-        key: answers[key]
+        key: without_credentials(answers[key])
         for key in sorted(answers, key=lambda k: order.index(k) if k in order else len(order))
         if not key.startswith("_")
     }
     if given.get("pipeline_ref") == f"refs/tags/v{given.get('app_version')}":
         del given["pipeline_ref"]  # it follows app_version, also when that is the answer corrected
-    template = str(answers.get("_template") or answers.get("_repo_dir") or "<template>")
+    template = without_credentials(str(answers.get("_template") or answers.get("_repo_dir") or "<template>"))
     output_dir = answers.get("_output_dir") or os.path.dirname(os.path.abspath(cwd))
     if generate:
         words = [*generate, "--no-input", "--output-dir", output_dir]
@@ -722,11 +734,24 @@ MESSAGE_VARIABLE = "APPSTACK_MESSAGE_FILE"
 
 def existing_files(directory):
     """The files already in the directory cookiecutter generates into (a fresh one is
-    empty), relative to it; a .git folder alone is not a project."""
-    found = []
-    for root, folders, files in os.walk(directory):
-        folders[:] = [name for name in folders if not (root == str(directory) and name == ".git")]
-        found += [os.path.relpath(os.path.join(root, name), directory).replace(os.sep, "/") for name in files]
+    empty), relative to it; a .git folder alone is not a project. Linked folders are followed,
+    each once (cookiecutter -f writes through a link, into the folder it names, such as another
+    repository's `source`), and one that holds no file counts as one, `name/`."""
+    found, seen = [], {os.path.realpath(directory)}
+
+    def relative(path):
+        return os.path.relpath(path, directory).replace(os.sep, "/")
+
+    for root, folders, files in os.walk(directory, followlinks=True):
+        followed = [os.path.realpath(os.path.join(root, name)) for name in folders]
+        folders[:] = [
+            name
+            for name, real in zip(folders, followed)
+            if real not in seen and not seen.add(real) and not (root == str(directory) and name == ".git")
+        ]
+        found += [relative(os.path.join(root, name)) for name in files]
+        if os.path.islink(root) and not files and not folders:
+            found.append(relative(root) + "/")
     return sorted(found)
 
 
@@ -746,6 +771,77 @@ def refusal(directory, files):
         ]
     )
 
+
+# ---- cookiecutter's replay file --------------------------------------------------------
+
+# cookiecutter (not cruft) writes every answer into its replay file before the hooks run:
+# <replay_dir>/<the template folder's name>.json, replay_dir being the user config's (the file
+# of --config-file, else COOKIECUTTER_CONFIG's, else ~/.cookiecutterrc's; ~/.cookiecutter_replay
+# by default). A URL's credentials in an answer (refused) are taken out of it again.
+
+
+def cookiecutters_command_line():
+    """The words of the program that runs this hook (cookiecutter) and the folders a relative path
+    among them may be relative to, where the system shows them (/proc); else ([], []). cookiecutter
+    runs the hook from the template's folder: where it was started is the shell's PWD."""
+    parent = f"/proc/{os.getppid()}"
+    try:
+        with open(f"{parent}/cmdline", "rb") as words, open(f"{parent}/environ", "rb") as environ:
+            pwd = [os.fsdecode(each[4:]) for each in environ.read().split(b"\0") if each.startswith(b"PWD=")]
+            return [os.fsdecode(word) for word in words.read().split(b"\0")], [*pwd, os.readlink(f"{parent}/cwd")]
+    except OSError:
+        return [], []
+
+
+def replay_files(answers):
+    """Where cookiecutter may have written this bake's replay file, one path per user config it may have read."""
+    try:
+        from cookiecutter.config import get_user_config
+    except ImportError:  # not run by cookiecutter
+        return []
+    words, folders = cookiecutters_command_line()
+    configs = [{}, {"default_config": True}]
+    for word, following in zip(words, words[1:] + [""]):
+        option, equals, value = word.partition("=")
+        given = following if word == "--config-file" else value if option == "--config-file" and equals else ""
+        configs += [{"config_file": os.path.join(folder, given)} for folder in folders if given]
+    folders = set()
+    for config in configs:
+        try:
+            folders.add(get_user_config(**config)["replay_dir"])
+        except Exception:  # noqa: BLE001 - a config cookiecutter could not read either: no replay there
+            pass
+    name = os.path.basename(os.path.abspath(str(answers.get("_repo_dir") or ".")))
+    return sorted(os.path.join(folder, f"{name}.json") for folder in folders)
+
+
+def scrubbed(data):
+    """JSON data with every URL's credentials left out."""
+    if isinstance(data, dict):
+        return {key: scrubbed(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [scrubbed(value) for value in data]
+    return without_credentials(data)
+
+
+def forget_credentials(answers):
+    """Write this bake's replay file again without the credentials its answers hold, if any."""
+    if not any(CREDENTIALS.search(value) for value in answers.values() if text(value)):
+        return
+    for path in replay_files(answers):
+        try:
+            with open(path, encoding="utf-8") as file:
+                replay = json.load(file)
+            if replay["cookiecutter"].get("_output_dir") != answers.get("_output_dir"):
+                continue  # another bake's
+            with open(path + ".new", "w", encoding="utf-8") as file:
+                json.dump(scrubbed(replay), file, indent=2)
+            os.replace(path + ".new", path)
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            continue
+
+
+# ---- what the hook leaves behind --------------------------------------------------------
 
 # cookiecutter runs each hook from a copy rendered with the answers, a file it writes into the
 # temporary folder and never removes: two a bake, which pile up there, answers and all. Python has
@@ -768,6 +864,7 @@ def main():
     answers = json.loads(r'''{{ cookiecutter | tojson }}''')  # fmt: skip
     sys.stderr.reconfigure(errors="backslashreplace")
     generate = json.loads(os.environ.get(GENERATE_VARIABLE) or "null")
+    forget_credentials(answers)
     found = problems(answers)
     refused = (
         report(found, answers, os.getcwd(), generate) if found else refusal(os.getcwd(), existing_files(os.getcwd()))

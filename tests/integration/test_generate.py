@@ -4,11 +4,13 @@ post-generation hook's chart lint with the real helm."""
 
 import json
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 from releases import cookiecutter_config, git
 
@@ -64,6 +66,37 @@ def test_a_replay_with_an_edited_app_name_never_keeps_the_old_chart_name(tmp_pat
     assert yaml.safe_load((out / "orders-api/chart/Chart.yaml").read_text())["name"] == "orders-api"
     values = yaml.safe_load((out / "orders-api/chart/defaults.yaml").read_text())
     assert values["image"]["repository"].endswith("/demo/orders-api")
+
+
+@pytest.mark.parametrize("config", ["COOKIECUTTER_CONFIG", "--config-file"])
+def test_a_refused_token_reaches_neither_the_replay_file_nor_the_printed_command(tmp_path, config):
+    """cookiecutter writes its replay file, every answer in it, before any hook runs: the
+    pre-gen hook writes it again without the credentials; the message and its command show the
+    URL without them, and that command generates the project."""
+    token = f"s3cret-{secrets.token_hex(8)}"
+    index = "https://artifactory.example.com/api/pypi/pypi/simple"
+    given = f"package_index={index.replace('https://', f'https://team-user:{token}@')}"
+    options = []
+    if config == "--config-file":  # a config of its own, named relative to where cookiecutter runs
+        (tmp_path / "org.yaml").write_text(f"replay_dir: {tmp_path / 'org-replay'}\n")
+        options = ["--config-file", "org.yaml"]
+    out = tmp_path / "out"
+    rejected = run_cli("cookiecutter", "--no-input", *options, "-o", str(out), str(REPO), given, cwd=tmp_path)
+    assert rejected.returncode != 0 and "package_index = " in rejected.stderr
+    assert token not in rejected.stdout + rejected.stderr
+    [replay_file] = (tmp_path / ("org-replay" if options else "replay")).iterdir()
+    assert token not in replay_file.read_text()
+    assert json.loads(replay_file.read_text())["cookiecutter"]["package_index"] == index
+    words = rerun_words(rejected.stderr, "cookiecutter")
+    assert f"package_index={index}" in words
+    rebuilt = run_cli(
+        *[word for word in words if word != "lock_dependencies=yes"], "lock_dependencies=no", cwd=tmp_path
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (
+        "@artifactory.example.com/api/pypi/pypi/simple"
+        in (out / DEFAULTS["app_name"] / "source" / "Pipfile").read_text()
+    )
 
 
 def test_helm_lint_runs_for_every_hostspace_and_warns_of_a_chart_it_refuses(default_project, tmp_path):
@@ -150,7 +183,7 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
 def run_cli(*words, cwd):
     """A command as a user types it, with this test environment's cookiecutter and cruft, and a
     user config (COOKIECUTTER_CONFIG) that keeps replay files and clones in cwd, not in ~."""
-    env = cookiecutter_config(cwd)
+    env = {**cookiecutter_config(cwd), "PWD": str(cwd)}  # as a shell sets it
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     return subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True)
 

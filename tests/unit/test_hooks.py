@@ -463,6 +463,33 @@ def test_there_is_no_override_of_the_refusal(teams_project, monkeypatch):
     assert tree(teams_project) == before
 
 
+@pytest.mark.parametrize("linked", ["source", "chart/templates"])
+def test_a_linked_folder_of_the_team_is_followed_and_generating_over_it_refuses(tmp_path, linked, capfd):
+    """`source -> ../shared/source`: the target holds no file of its own, but -f would write
+    through the link, over the team's api/__init__.py and Pipfile in the shared folder."""
+    shared = tmp_path / "shared" / "folder"
+    (shared / "api").mkdir(parents=True)
+    (shared / "api" / "__init__.py").write_text("# the team's package\n")
+    (shared / "Pipfile").write_text("# the team's Pipfile\n")
+    target = tmp_path / "out" / DEFAULTS["app_name"]
+    (target / linked).parent.mkdir(parents=True)
+    (target / linked).symlink_to(os.path.relpath(shared, (target / linked).parent), target_is_directory=True)
+    before = tree(shared)
+    assert pre.existing_files(target) == [f"{linked}/Pipfile", f"{linked}/api/__init__.py"]
+    with pytest.raises(FailedHookException):
+        regenerate(target.parent)
+    assert "already holds files (" in capfd.readouterr().err
+    assert tree(shared) == before
+
+
+def test_a_linked_folder_that_holds_nothing_counts_and_a_loop_ends(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "source").symlink_to(tmp_path / "empty")
+    (tmp_path / "project" / "again").symlink_to(tmp_path / "project")  # a loop: followed once
+    assert pre.existing_files(tmp_path / "project") == ["source/"]
+
+
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
     (tmp_path / ".git" / "objects").mkdir(parents=True)
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")

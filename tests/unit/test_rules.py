@@ -263,7 +263,8 @@ def test_invalid_values_are_named(case):
     line = str(found[0])
     assert line.startswith(f"{variable} = ")
     shown, end = json.JSONDecoder().raw_decode(line, len(f"{variable} = "))
-    assert shown == value and line[end:].startswith(": ")  # the value, as JSON
+    # the value, as JSON, a URL's credentials as ***
+    assert shown == pre.without_credentials(value, "***@") and line[end:].startswith(": ")
     assert "expected " in line and line.isprintable()  # one line that hides nothing
 
 
@@ -565,6 +566,35 @@ def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_pa
     following = {key: value for key, value in given.items() if key != "pipeline_ref"}  # follows app_version
     assert words[5] == "--extra-context" and json.loads(words[6]) == following
     assert words[7:] == ["/srv/templates/flask-appstack"]
+
+
+CREDENTIALS = {"package_index": "https://team-user:s3cret-token@artifactory.example.com/api/pypi/pypi/simple"}
+
+
+@pytest.mark.parametrize("after", ["cookiecutter", "cruft", "tasks.py generate"])
+def test_a_url_with_credentials_is_refused_and_the_report_never_shows_them(tmp_path, after):
+    """The message and the command show the URL without them: credentials come from PYPI_USER and
+    PYPI_TOKEN at build time, and a token printed stays in the terminal's log and the shell's history."""
+    context = {**public(**CREDENTIALS), "_template": "https://ci:gh-token@github.example.com/org/flask-appstack"}
+    context.update({"cruft": {"_commit": "0" * 40}, "cookiecutter": {}, "tasks.py generate": {}}[after])
+    generate = ["python3", "/src/flask-appstack/tasks.py", "generate"] if after == "tasks.py generate" else None
+    found = pre.problems(context)
+    assert named(found) == ["package_index"]
+    shown = pre.report(found, context, str(tmp_path / "flask-app"), generate)
+    assert "s3cret-token" not in shown and "team-user" not in shown and "gh-token" not in shown
+    assert (
+        'package_index = "https://***@artifactory.example.com/api/pypi/pypi/simple": it contains credentials' in shown
+    )
+    words = shlex.split(shown.splitlines()[-1])
+    given = (
+        json.loads(words[words.index("--extra-context") + 1])
+        if after == "cruft"
+        else dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("-"))
+    )
+    assert given["package_index"] == "https://artifactory.example.com/api/pypi/pypi/simple"
+    assert pre.problems({**context, "package_index": given["package_index"]}) == []  # the command, run, works
+    if after != "tasks.py generate":
+        assert words[-1 if after == "cruft" else 4] == "https://github.example.com/org/flask-appstack"
 
 
 # ---- the facts the hooks and the generated files share -------------------------------------
