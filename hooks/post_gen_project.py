@@ -7,7 +7,8 @@
    APPSTACK_SKIP_LOCK=1, and report. Never `git init`.
 Exit 1 only for a generated file that does not parse (a template bug); else exit 0, the project kept, one warning: why,
 and how to lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; cookiecutter's end counts as SIGTERM) go on to
-the tool the hook waits for, which cleans up. Only main() holds Jinja (the answers, as JSON). Stdlib and PyYAML.
+the tool the hook waits for, which cleans up; once the hook holds them, it removes the pre-gen hook's INCOMPLETE mark.
+Only main() holds Jinja (the answers, as JSON). Stdlib and PyYAML.
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
@@ -37,6 +38,7 @@ HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)
 SKIP_LOCK_VARIABLE = "APPSTACK_SKIP_LOCK"
 LOCK_PROGRAM = Path("scripts/lock.py")
 PACKAGE_INDEX = "package_index=https://<your index>/simple"  # the answer, as the command line takes it
+INCOMPLETE = "GENERATION-INCOMPLETE.txt"  # the pre-gen hook's mark of a project not finished yet
 TEMPFILE_NAME = r"tmp[a-z0-9_]{8}"  # tempfile's: cruft's render folders, cookiecutter's copies of the hooks
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # helms at once
@@ -335,6 +337,8 @@ def main():
         stream.reconfigure(errors="backslashreplace")
     for each in STOP_SIGNALS:
         signal.signal(each, on_stop)  # passed on to the tool running, which ends cleanly
+    with contextlib.suppress(OSError):  # the project is the hook's to finish from now on, stopped or not
+        os.remove(INCOMPLETE)
     return finish(Path.cwd(), answers, os.environ)
 
 

@@ -34,7 +34,15 @@ if __name__ == "__main__" and os.path.realpath(sys.path[0]) == os.path.dirname(o
 
 import json
 import re
+import signal
 import unicodedata
+
+# A stop from here on ends cookiecutter but not this check, which takes milliseconds: the directory
+# ends refused, or marked incomplete (INCOMPLETE), never unmarked.
+if __name__ == "__main__":
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 from collections import namedtuple
 
 # The tables' rows. A check returns True when the value is fine; False, or a short reason,
@@ -664,9 +672,10 @@ def answer_text(value):
     return str(value)
 
 
-def rerun_command(answers, cwd, generate=None):
-    """A shell command that generates again with every answer given and asks nothing. No URL in
-    it holds credentials: a token would stay in the shell's history and the terminal's log.
+def rerun_command(answers, cwd, generate=None, overwrite=False):
+    """A shell command that generates again with every answer given and asks nothing; with
+    `overwrite`, over the directory that is there (-f). No URL in it holds credentials: a token
+    would stay in the shell's history and the terminal's log.
 
     Started by `tasks.py generate`, whose command is `generate` (a list of words: cruft is
     then in the template's .venv, not on PATH), that command; else cruft (it puts _commit
@@ -685,8 +694,9 @@ def rerun_command(answers, cwd, generate=None):
         del given["pipeline_ref"]  # it follows app_version, also when that is the answer corrected
     template = without_credentials(str(answers.get("_template") or answers.get("_repo_dir") or "<template>"))
     output_dir = answers.get("_output_dir") or os.path.dirname(os.path.abspath(cwd))
+    force = ["-f" if generate else "--overwrite-if-exists"] if overwrite else []
     if generate:
-        words = [*generate, "--no-input", "--output-dir", output_dir]
+        words = [*generate, "--no-input", *force, "--output-dir", output_dir]
         if answers.get("_checkout"):
             words += ["--checkout", str(answers["_checkout"])]
         words += [f"{key}={answer_text(value)}" for key, value in given.items()]
@@ -695,6 +705,7 @@ def rerun_command(answers, cwd, generate=None):
             "cruft",
             "create",
             "--no-input",
+            *force,
             "--output-dir",
             output_dir,
             "--extra-context",
@@ -702,7 +713,7 @@ def rerun_command(answers, cwd, generate=None):
             template,
         ]
     else:
-        words = ["cookiecutter", "--no-input", "--output-dir", output_dir]
+        words = ["cookiecutter", "--no-input", *force, "--output-dir", output_dir]
         if answers.get("_checkout"):
             words += ["--checkout", str(answers["_checkout"])]
         words += [template, *(f"{key}={answer_text(value)}" for key, value in given.items())]
@@ -755,10 +766,37 @@ def existing_files(directory):
     return sorted(found)
 
 
+# The mark of a project being generated: the pre-generation hook writes it before cookiecutter
+# writes any file, the post-generation hook removes it once it holds its stop signals (from then on
+# it finishes the project, stopped or not). A project that holds it was interrupted before it was
+# complete: it says so, with the command that generates it again over what is there (-f), which
+# refusal() lets through.
+INCOMPLETE = "GENERATION-INCOMPLETE.txt"
+
+
+def incomplete_notice(directory, answers, generate=None):
+    """What INCOMPLETE says."""
+    return "\n".join(
+        [
+            f"flask-appstack: {directory} is NOT a complete project: generating it was interrupted,",
+            "so files are missing and nothing in it is ready to use. Generate it again, over what is there,",
+            "with this command, which holds every answer given and asks nothing (the generation removes",
+            "this file once the project is complete):",
+            rerun_command(answers, directory, generate, overwrite=True),
+        ]
+    )
+
+
+def mark_incomplete(directory, answers, generate=None):
+    with open(os.path.join(directory, INCOMPLETE), "w", encoding="utf-8", errors="backslashreplace") as mark:
+        mark.write(incomplete_notice(directory, answers, generate) + "\n")
+
+
 def refusal(directory, files):
     """None when the project may be generated into `directory`, which holds `files`
-    (existing_files), else why not and what to do instead."""
-    if not files:
+    (existing_files): none, or a generation that was interrupted (INCOMPLETE); else why not
+    and what to do instead."""
+    if not files or INCOMPLETE in files:
         return None
     shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
     return "\n".join(
@@ -875,6 +913,7 @@ def main():
             with open(os.environ[MESSAGE_VARIABLE], "w", encoding="utf-8", errors="backslashreplace") as message:
                 message.write(refused + "\n")
         return 1
+    mark_incomplete(os.getcwd(), answers, generate)
     return 0
 
 

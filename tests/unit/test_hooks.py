@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from answers import NO_LOCK, PRIVATE_INDEX
+from answers import NO_LOCK, PRIVATE_INDEX, rendered
 from cookiecutter.exceptions import FailedHookException
 
 from hooks import post_gen_project as post
@@ -496,6 +496,50 @@ def test_a_git_folder_alone_is_not_a_project(tmp_path):
     assert pre.refusal(tmp_path, pre.existing_files(tmp_path)) is None
     (tmp_path / "README.md").write_text("# from Azure Repos\n")
     assert "already holds files (README.md)" in pre.refusal(tmp_path, pre.existing_files(tmp_path))
+
+
+# ---- a generation that was interrupted -----------------------------------------------------
+
+
+def test_both_hooks_name_the_mark_of_an_incomplete_project_alike():
+    assert pre.INCOMPLETE == post.INCOMPLETE
+
+
+def test_a_finished_bake_holds_no_mark_and_the_pre_gen_hook_leaves_one_until_the_post_gen_hook(cookies, monkeypatch):
+    """The pre-gen hook marks the project before cookiecutter writes a file; the post-gen hook
+    takes the mark away once it holds its stop signals. A project without the post-gen hook
+    (interrupted before it) keeps the mark, which says how to generate it again."""
+    project = cookies.bake(extra_context=NO_LOCK).project_path
+    assert not (project / pre.INCOMPLETE).exists()
+    from cookiecutter.hooks import run_hook_from_repo_dir as real
+
+    monkeypatch.setattr(
+        "cookiecutter.generate.run_hook_from_repo_dir",
+        lambda repo, hook, *args: real(repo, hook, *args) if hook == "pre_gen_project" else None,
+    )
+    unfinished = cookies.bake(extra_context={**NO_LOCK, "app_name": "orders"}).project_path
+    notice = (unfinished / pre.INCOMPLETE).read_text()
+    assert notice.startswith(f"flask-appstack: {unfinished} is NOT a complete project: generating it was interrupted")
+    words = shlex.split(notice.splitlines()[-1])
+    assert words[:4] == ["cookiecutter", "--no-input", "--overwrite-if-exists", "--output-dir"]
+    assert "app_name=orders" in words
+
+
+def test_generating_over_an_interrupted_generation_completes_it(cookies, tmp_path, capfd):
+    """Interrupted while cookiecutter wrote its files: the mark's command (-f) writes them all."""
+    first = cookies.bake(extra_context=NO_LOCK).project_path
+    complete = tree(first)
+    project = tmp_path / "again" / first.name
+    shutil.copytree(first, project)
+    for path in sorted(project.rglob("*"))[len(complete) // 2 :]:  # half of it written
+        if path.is_file():
+            path.unlink()
+    (project / "chart" / "values-dev.yaml").unlink(missing_ok=True)
+    pre.mark_incomplete(str(project), {**rendered(), **NO_LOCK, "_template": str(REPO)})
+    assert pre.refusal(project, pre.existing_files(project)) is None
+    regenerate(project.parent)
+    assert tree(project) == complete
+    assert "already holds files" not in capfd.readouterr().err
 
 
 def test_the_hook_tells_crufts_renders_for_a_diff_or_an_update_from_a_project_being_made(tmp_path):

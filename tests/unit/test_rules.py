@@ -597,6 +597,27 @@ def test_a_url_with_credentials_is_refused_and_the_report_never_shows_them(tmp_p
         assert words[-1 if after == "cruft" else 4] == "https://github.example.com/org/flask-appstack"
 
 
+def test_the_command_over_an_interrupted_generation_says_so_to_each_program(tmp_path):
+    """-f: the incomplete project's marker names the command that generates over it."""
+    context = {**public(), "_template": "t"}
+    cwd = str(tmp_path / "flask-app")
+    assert shlex.split(pre.rerun_command(context, cwd, overwrite=True))[:3] == [
+        "cookiecutter",
+        "--no-input",
+        "--overwrite-if-exists",
+    ]
+    assert "--overwrite-if-exists" in shlex.split(
+        pre.rerun_command({**context, "_commit": "0" * 40}, cwd, overwrite=True)
+    )
+    assert shlex.split(pre.rerun_command(context, cwd, ["python3", "tasks.py", "generate"], overwrite=True))[:5] == [
+        "python3",
+        "tasks.py",
+        "generate",
+        "--no-input",
+        "-f",
+    ]
+
+
 # ---- the facts the hooks and the generated files share -------------------------------------
 
 
