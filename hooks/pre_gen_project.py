@@ -642,11 +642,13 @@ def stale_derived_names(answers, failed):
 # ---- running the tables --------------------------------------------------------------
 
 
-def problems(answers):
-    """Every problem with these answers (a dict of the cookiecutter context), in table order."""
+def problems(answers, alone=False):
+    """Every problem with these answers (a dict of the cookiecutter context), in table order.
+    With `alone`, only the RULES of the variables `answers` holds: what some answers say of
+    themselves, without the others (`tasks.py generate` checks those given before it starts)."""
     found, failed = [], set()
     for rule in RULES:
-        if rule.variable in failed:
+        if rule.variable in failed or (alone and rule.variable not in answers):
             continue  # one line per variable: its first failing rule
         value = answers.get(rule.variable)
         result = (unreadable(value) or rule.check(value)) if rule.variable in answers else "it is missing"
@@ -654,6 +656,8 @@ def problems(answers):
             failed.add(rule.variable)
             reason = result if isinstance(result, str) else ""
             found.append(Problem((rule.variable,), (value,), rule.accepted, reason))
+    if alone:
+        return found
     for combination in COMBINATIONS:
         if failed.intersection(combination.variables + combination.needs):
             continue
@@ -722,16 +726,18 @@ def rerun_command(answers, cwd, generate=None, overwrite=False):
     return " ".join(shlex.quote(word) for word in words)
 
 
-def report(found, answers=None, cwd=".", generate=None):
+def report(found, answers=None, cwd=".", generate=None, command=None):
+    """The refusal: every problem, then the command that generates again (`command`, else
+    rerun_command's), which holds every answer given."""
     lines = [f"flask-appstack: {len(found)} answer(s) cannot be used, so nothing was generated:"]
     lines += [f"  - {problem}" for problem in found]
-    if answers is None:
+    command = command or (rerun_command(answers, cwd, generate) if answers is not None else None)
+    if command is None:
         lines.append("Run cookiecutter (or cruft create) again with these answers corrected.")
     else:
-        lines.append(
-            "Correct the value(s) above in this command, which holds every answer given, and run it: it asks nothing."
-        )
-        lines.append(rerun_command(answers, cwd, generate))
+        asks = ": it asks nothing." if " --no-input " in f" {command} " else "."
+        lines.append(f"Correct the value(s) above in this command, which holds every answer given, and run it{asks}")
+        lines.append(command)
     return "\n".join(lines)
 
 
@@ -772,6 +778,9 @@ def existing_files(directory):
 # complete: it says so, with the command that generates it again over what is there (-f), which
 # refusal() lets through.
 INCOMPLETE = "GENERATION-INCOMPLETE.txt"
+# Set by `tasks.py generate`: a file for the project's directory, where it looks for INCOMPLETE
+# when the generation ends without success.
+PROJECT_VARIABLE = "APPSTACK_PROJECT_FILE"
 
 
 def incomplete_notice(directory, answers, generate=None):
@@ -790,6 +799,9 @@ def incomplete_notice(directory, answers, generate=None):
 def mark_incomplete(directory, answers, generate=None):
     with open(os.path.join(directory, INCOMPLETE), "w", encoding="utf-8", errors="backslashreplace") as mark:
         mark.write(incomplete_notice(directory, answers, generate) + "\n")
+    if os.environ.get(PROJECT_VARIABLE):
+        with open(os.environ[PROJECT_VARIABLE], "w", encoding="utf-8", errors="surrogateescape") as project:
+            project.write(directory)
 
 
 def refusal(directory, files):

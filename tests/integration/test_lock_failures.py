@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from releases import cookiecutter_config, make_template_repo
 
 from tools.net import silent_server
 from tools.private_index import PrivateIndex, index_wheels
@@ -342,6 +343,54 @@ def test_a_bake_stopped_at_any_moment_leaves_no_project_or_one_marked_with_the_c
     left = assert_no_project_or_one_marked_with_its_command(project, complete_bake, out)
     if moment == "writing files":
         assert left == "marked" and "Traceback" not in out, out
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """A clone of the template as it is in this working tree, released, with its tools (.venv):
+    what `python3 tasks.py generate` generates from."""
+    template = make_template_repo(tmp_path_factory.mktemp("quickstart") / "flask-appstack")
+    (template / ".venv").symlink_to(REPO / ".venv")
+    return template
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_the_quickstart_stopped_while_writing_prints_the_mark_and_its_command_completes_the_project(
+    tmp_path, quickstart, complete_bake, stop
+):
+    """`python3 tasks.py generate` (cruft create) stopped while the files are written: one message,
+    the project's mark, no traceback; its command (-f) completes the project, .cruft.json too."""
+    out, env = tmp_path / "out", cookiecutter_config(tmp_path)
+    argv = [sys.executable, quickstart / "tasks.py", "generate", "--no-input", "-o", out, f"app_name={APP}"]
+    process = subprocess.Popen(
+        [*argv, "lock_dependencies=false"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=interruptible,
+    )
+    deadline = time.monotonic() + 120
+    while not children(process.pid):  # cruft
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.01)
+    freeze_at("writing files", process, out / APP, complete_bake, generator=int(children(process.pid)[0]))
+    signum = signal.SIGINT if stop == "ctrl-c" else signal.SIGTERM
+    if stop == "ctrl-c":
+        os.killpg(process.pid, signum)
+    else:
+        os.kill(process.pid, signum)  # tasks.py alone: it passes the signal on
+    os.killpg(process.pid, signal.SIGCONT)
+    err = process.communicate(timeout=120)[1]
+    assert process.returncode == 128 + signum, err
+    notice = (out / APP / INCOMPLETE).read_text()
+    assert err == notice and "Traceback" not in err
+    words = shlex.split(notice.splitlines()[-1])
+    assert words[:5] == ["python3", str(quickstart / "tasks.py"), "generate", "--no-input", "-f"]
+    again = subprocess.run([sys.executable, *words[1:]], env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert files_of(out / APP) == sorted([*complete_bake, ".cruft.json"])
 
 
 # ---- an index that never answers: a time limit, stop signals, the caller gone -------------------

@@ -8,6 +8,7 @@ import pytest
 from answers import rendered
 from cookiecutter.prompt import prompt_for_config
 
+import tasks
 from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
 from tools.project import DEFAULTS, REPO
@@ -616,6 +617,51 @@ def test_the_command_over_an_interrupted_generation_says_so_to_each_program(tmp_
         "--no-input",
         "-f",
     ]
+
+
+# ---- the Quickstart checks the answers it is given with these rules ------------------------
+
+
+def test_the_quickstart_reads_yes_no_words_as_cookiecutter_does():
+    """cookiecutter turns them into booleans before any hook runs; a word it does not know stays text,
+    for the rule to refuse."""
+    from cookiecutter.prompt import YesNoPrompt
+
+    assert (set(tasks.YES), set(tasks.NO)) == (set(YesNoPrompt.yes_choices), set(YesNoPrompt.no_choices))
+    assert [tasks.as_cookiecutter_takes(True, word) for word in (" Yes", "off", "maybe", True)] == [
+        YesNoPrompt().process_response(" Yes"),
+        YesNoPrompt().process_response("off"),
+        "maybe",
+        True,
+    ]
+    assert tasks.as_cookiecutter_takes("2", 3) == "3"  # a number of a YAML config: text, as cookiecutter renders it
+
+
+def test_the_quickstart_refuses_every_answer_given_that_is_wrong_by_itself_with_its_own_command():
+    argv = [
+        "--no-input",
+        "-o",
+        "out",
+        "hpa=maybe",
+        "pvc=Y",
+        "hpa_min_replicas=9",
+        "description={{ cookiecutter.appcode }}",
+    ]
+    argv.append("package_index=https://me:s3cret@artifactory.example.com/simple")
+    refused = tasks.answers_refusal(argv, {"pod_anti_affinity": "always", "platform_domain": "apps.example.corp"})
+    lines = refused.splitlines()
+    # hpa_min_replicas=9 is fine alone (above hpa_max_replicas is the hook's, with every answer);
+    # an answer with Jinja is the hook's, once cookiecutter rendered it.
+    assert [line.split(" = ")[0] for line in lines[1:-2]] == ["  - hpa", "  - pod_anti_affinity", "  - package_index"]
+    assert "s3cret" not in refused
+    assert shlex.split(lines[-1]) == [
+        *tasks.QUICKSTART,
+        *argv[:-1],
+        "package_index=https://artifactory.example.com/simple",
+        "pod_anti_affinity=always",  # the config's wrong answer, to correct here
+    ]
+    assert lines[-2].endswith("and run it: it asks nothing.")
+    assert tasks.answers_refusal(["hpa=no", "pod_anti_affinity=none", "pvc_access_mode=ReadWriteMany"], {}) is None
 
 
 # ---- the facts the hooks and the generated files share -------------------------------------
