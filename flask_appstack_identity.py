@@ -17,8 +17,14 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-RELEASE_HEADING = re.compile(r"^## \[(\d+)\.(\d+)\.(\d+)\] - \d{4}-\d\d-\d\d\s*$", re.MULTILINE)
-TAG = re.compile(r"v(\d+)\.(\d+)\.(\d+)")
+# A release is X.Y.Z of ASCII digits without leading zeros (as scripts/update.py reads tags in
+# projects): `\d` would take any Unicode digit (v٣.٠.٠) and int() would read it, and v02.0.0
+# would be a second name of v2.0.0.
+NUMBER = r"(0|[1-9][0-9]*)"
+RELEASE_HEADING = re.compile(
+    rf"^## \[{NUMBER}\.{NUMBER}\.{NUMBER}\] - [0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[ \t]*$", re.MULTILINE | re.ASCII
+)
+TAG = re.compile(rf"v{NUMBER}\.{NUMBER}\.{NUMBER}", re.ASCII)
 # cookiecutter's abbreviations, which git (and so cruft) cannot clone.
 ABBREVIATIONS = {"gh:": "https://github.com/", "gl:": "https://gitlab.com/", "bb:": "https://bitbucket.org/"}
 

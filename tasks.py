@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -166,25 +167,163 @@ def generate_command(argv, template=HERE, notes=None):
     return [_venv_program("cookiecutter"), str(template), *argv]
 
 
+QUICKSTART = ["python3", str(HERE / "tasks.py"), "generate"]
+
+
 def generate(args, env, notes=()):
-    """Run the generation (`args`: generate_command's). Its standard error is
-    held back: when the pre-generation hook refuses, only the hook's message is printed, the
-    command that runs again with the answer corrected last, without cookiecutter's traceback."""
+    """Run the generation (`args`: generate_command's). Its standard error is held back: when
+    it fails, one message is printed, without cookiecutter's or cruft's traceback: the
+    pre-generation hook's refusal (the command that runs again with the answer corrected last),
+    the mark of a project whose generation was stopped (the command that completes it), or the
+    refusal of a directory that exists. A stop signal reaches the generation, which ends as
+    the hooks make it end; then the exit status is 128 + the signal's number."""
+    import signal
     import tempfile
 
+    from hooks import pre_gen_project as pre
+
     with tempfile.TemporaryDirectory(prefix="flask-appstack-") as folder:
-        message = Path(folder) / "refusal.txt"
+        message, project = Path(folder) / "refusal.txt", Path(folder) / "project.txt"
         env = dict(
             env,
-            APPSTACK_GENERATE_COMMAND=json.dumps(["python3", str(HERE / "tasks.py"), "generate"]),
-            APPSTACK_MESSAGE_FILE=str(message),
+            **{
+                pre.GENERATE_VARIABLE: json.dumps(QUICKSTART),
+                pre.MESSAGE_VARIABLE: str(message),
+                pre.PROJECT_VARIABLE: str(project),
+            },
         )
-        result = subprocess.run(args, env=env, stderr=subprocess.PIPE, text=True, errors="backslashreplace")
+        process = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True, errors="backslashreplace")
+        stopped = []
+
+        def pass_on(signum, frame):  # Ctrl-C reaches the whole job from the terminal: the others, pass them on
+            stopped[:] = stopped or [signum]
+            if signum != signal.SIGINT:
+                process.send_signal(signum)
+
+        stops = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+        before = {each: signal.signal(each, pass_on) for each in stops}
+        try:
+            errors = process.communicate()[1]
+        finally:
+            for each, handler in before.items():
+                signal.signal(each, handler)
         refused = message.read_text() if message.exists() else ""
-    sys.stderr.write(
-        refused if result.returncode and refused else "".join(f"{note}\n" for note in notes) + result.stderr
+        mark = Path(project.read_text()) / pre.INCOMPLETE if project.exists() else None
+    status = process.returncode
+    incomplete = mark.read_text(errors="replace") if mark and mark.is_file() else ""
+    existing = re.search(r'OutputDirExistsException: Error: "(.*)" directory already exists', errors)
+    if status and (refused or incomplete):
+        sys.stderr.write(refused or incomplete)
+    elif status and existing:
+        sys.stderr.write(directory_refusal(Path(existing.group(1))) + "\n")
+    else:
+        sys.stderr.write("".join(f"{note}\n" for note in notes) + errors)
+    if stopped or status < 0:
+        return 128 + (stopped[0] if stopped else -status)
+    return status
+
+
+# ---- generate: what is refused before cookiecutter runs --------------------------------------
+
+# cookiecutter's words for a yes/no question's answers (YesNoPrompt), and the options of its
+# command line that take a value.
+YES, NO = ("1", "true", "t", "yes", "y", "on"), ("0", "false", "f", "no", "n", "off")
+VALUE_OPTIONS = {**CRUFT_VALUE_OPTIONS, "--replay-file": "--replay-file", "--directory": "--directory"}
+
+
+def given_answers(argv):
+    """({key: value} of the key=value answers, {option: value or True}) of generate's arguments."""
+    answers, options, words = {}, {}, list(argv)
+    while words:
+        word = words.pop(0)
+        option, equals, value = word.partition("=")
+        if word.startswith("-") and option in VALUE_OPTIONS:
+            options[VALUE_OPTIONS[option]] = value if equals else words.pop(0) if words else ""
+        elif word.startswith("-"):
+            options[CRUFT_OPTIONS.get(word, word)] = True
+        elif equals:
+            answers[option] = value
+    return answers, options
+
+
+def user_default_context(options, environ):
+    """The default_context of the cookiecutter user config these options have cookiecutter read
+    (as cookiecutter reads it: .venv's cookiecutter, for YAML), or {}."""
+    if options.get("--default-config"):
+        return {}
+    read = "import json, sys; from cookiecutter.config import get_user_config as c; "
+    read += "print(json.dumps(c(config_file=sys.argv[1] or None)['default_context'], default=str))"
+    done = subprocess.run(
+        [str(_venv_python()), "-I", "-c", read, options.get("--config-file", "")],
+        capture_output=True,
+        text=True,
+        env=environ,
     )
-    return result.returncode
+    return json.loads(done.stdout) if done.returncode == 0 else {}
+
+
+def as_cookiecutter_takes(question, value):
+    """An answer as cookiecutter hands it to the hooks: a yes/no question's word as a boolean
+    (a word it does not know stays, for the rule to refuse: cookiecutter would end in a traceback),
+    text as text."""
+    if isinstance(question, bool) and isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in YES else False if word in NO else value
+    return value if isinstance(value, (bool, list, dict)) or value is None else str(value)
+
+
+def answers_refusal(argv, from_config):
+    """The pre-generation hook's refusal (its rules: hooks/pre_gen_project.py) of every answer given
+    that is wrong by itself, or None. Given: key=value, and the user config's default_context;
+    answers with Jinja are left to the hook, after cookiecutter rendered them. cookiecutter turns
+    yes/no words into booleans and checks a choice before any hook runs, and ends in a traceback on
+    one it cannot take (hpa=maybe, pod_anti_affinity=always), or drops the config's answers from it on.
+    `from_config`: user_default_context()."""
+    from hooks import pre_gen_project as pre
+
+    given = given_answers(argv)[0]
+    questions = json.loads((HERE / "cookiecutter.json").read_text(encoding="utf-8"))
+    answers = {
+        key: as_cookiecutter_takes(questions[key], value)
+        for key, value in {**from_config, **given}.items()
+        if key in questions and not key.startswith("_") and not re.search(r"\{[{%#]", str(value))
+    }
+    found = pre.problems(answers, alone=True)
+    if not found:
+        return None
+    # The command: the one given, the config's wrong answers added, so that they are corrected there.
+    added = [f"{problem.variables[0]}={pre.answer_text(problem.values[0])}" for problem in found]
+    added = [word for word in added if word.partition("=")[0] not in given]
+    words = [pre.without_credentials(word) for word in [*QUICKSTART, *argv, *added]]
+    return pre.report(found, command=" ".join(shlex.quote(word) for word in words))
+
+
+def directory_refusal(directory):
+    """Why generating into `directory`, which exists, is refused (without -f, cookiecutter refuses
+    any, and cruft in a traceback): the pre-generation hook's refusal, or the mark of a generation
+    that was stopped (whose command generates over it), or what to add for an empty one."""
+    from hooks import pre_gen_project as pre
+
+    files = pre.existing_files(directory)
+    if pre.INCOMPLETE in files:
+        return (directory / pre.INCOMPLETE).read_text(errors="replace").rstrip("\n")
+    return pre.refusal(directory, files) or (
+        f"flask-appstack: {directory} exists, so nothing was generated: it holds no files (a .git folder "
+        "alone does not count); to generate into it, add -f to the command."
+    )
+
+
+def target_refusal(argv, from_config):
+    """directory_refusal() of the project's directory, before anything runs, when it is known
+    (--no-input: the answer given, the config's, or the template's default) and exists, without -f
+    (with -f, the hook looks into it); else None."""
+    given, options = given_answers(argv)
+    if "--overwrite-if-exists" in options or "--no-input" not in options:
+        return None
+    questions = json.loads((HERE / "cookiecutter.json").read_text(encoding="utf-8"))
+    name = str(given.get("app_name") or from_config.get("app_name") or questions["app_name"])
+    directory = Path(options.get("--output-dir") or ".") / name
+    return directory_refusal(directory) if "{" not in name and (directory.exists() or directory.is_symlink()) else None
 
 
 # ---- docs: README.md's variable table --------------------------------------------------------
@@ -310,6 +449,11 @@ def main(argv):
         return docs(argv[1:])
     if argv[0] == "generate":
         ensure_venv(GENERATE)
+        from_config = user_default_context(given_answers(argv[1:])[1], os.environ)
+        refused = answers_refusal(argv[1:], from_config) or target_refusal(argv[1:], from_config)
+        if refused:
+            print(refused, file=sys.stderr)
+            return 1
         notes = []
         args = generate_command(argv[1:], notes=notes)
     else:

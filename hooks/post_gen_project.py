@@ -7,7 +7,8 @@
    APPSTACK_SKIP_LOCK=1, and report. Never `git init`.
 Exit 1 only for a generated file that does not parse (a template bug); else exit 0, the project kept, one warning: why,
 and how to lock later. Stop signals (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT; cookiecutter's end counts as SIGTERM) go on to
-the tool the hook waits for, which cleans up. Only main() holds Jinja (the answers, as JSON). Stdlib and PyYAML.
+the tool the hook waits for, which cleans up; once the hook holds them, it removes the pre-gen hook's INCOMPLETE mark.
+Only main() holds Jinja (the answers, as JSON). Stdlib and PyYAML.
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
@@ -37,8 +38,10 @@ HEADER = re.compile(r"^# (values-[a-z0-9-]+\.yaml)\b", re.MULTILINE)
 SKIP_LOCK_VARIABLE = "APPSTACK_SKIP_LOCK"
 LOCK_PROGRAM = Path("scripts/lock.py")
 PACKAGE_INDEX = "package_index=https://<your index>/simple"  # the answer, as the command line takes it
+INCOMPLETE = "GENERATION-INCOMPLETE.txt"  # the pre-gen hook's mark of a project not finished yet
 TEMPFILE_NAME = r"tmp[a-z0-9_]{8}"  # tempfile's: cruft's render folders, cookiecutter's copies of the hooks
 STOP_SIGNALS = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # helms at once
 
 
 def split_hostspace_values(text):
@@ -105,16 +108,12 @@ STOPPED, CHILDREN = [], []  # the first stop signal the hook got; the tools it p
 PARENT = os.getppid()  # cookiecutter: when the parent changes, cookiecutter is gone
 
 
-def on_stop(signum, frame):
-    """Remember the first stop signal and pass it on to every tool the hook waits for."""
+def on_stop(signum, frame, children=CHILDREN):
+    """Remember the first stop signal and pass it on to every tool the hook waits for (or to `children`)."""
     STOPPED[:] = STOPPED or [signum]
-    for child in CHILDREN:
-        forward(child, signum)
-
-
-def forward(process, signum):
-    with contextlib.suppress(OSError):  # it has ended
-        process.send_signal(signum)
+    for child in children:
+        with contextlib.suppress(OSError):  # it has ended
+            child.send_signal(signum)
 
 
 def start(args, environ, **options):
@@ -123,7 +122,7 @@ def start(args, environ, **options):
     process = subprocess.Popen(args, env=environ, stdin=subprocess.DEVNULL, text=True, errors="replace", **options)
     CHILDREN.append(process)
     if STOPPED:
-        forward(process, STOPPED[0])
+        on_stop(STOPPED[0], None, [process])
     return process
 
 
@@ -228,24 +227,22 @@ def last_error(output):
 
 
 def helm_warnings(project, answers, helm, environ):
-    """`helm lint --strict` with each hostspace's values at once, by the user's helm: warnings."""
-    chart = project / "chart"
-    runs = {}
+    """`helm lint --strict` with each hostspace's values, by the user's helm, one per core at a time: warnings."""
+    chart, waiting, runs, done = project / "chart", hostspaces(answers), {}, {}
     try:
-        for space in hostspaces(answers):
-            values = chart / f"values-{space}.yaml"
-            args = [helm, "lint", "--strict", chart] + (["-f", values] if values.is_file() else [])
-            runs[space] = start(args, environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        outputs = {space: wait(run, timeout=120)[0] for space, run in runs.items()}
+        while (waiting and not STOPPED) or runs:
+            while waiting and len(runs) < CORES and not STOPPED:
+                values = chart / f"values-{waiting[0]}.yaml"
+                args = [helm, "lint", "--strict", chart] + (["-f", values] if values.is_file() else [])
+                runs[waiting.pop(0)] = start(args, environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for space in list(runs)[:1]:  # the oldest (none when stopped first): a core is free when it ends
+                done[space] = (runs[space], wait(runs.pop(space), timeout=120)[0])
     except (OSError, subprocess.SubprocessError) as error:
         for run in runs.values():
             run.kill()
         return [f"{helm} could not lint the chart: {error}"]
-    return [
-        f"{helm} refuses chart/ with values-{space}.yaml: {last_error(outputs[space])}"
-        for space, run in runs.items()
-        if run.returncode != 0
-    ]
+    refused = [(space, out) for space, (run, out) in done.items() if run.returncode]
+    return [f"{helm} refuses chart/ with values-{space}.yaml: {last_error(out)}" for space, out in refused]
 
 
 def lint_chart(project, answers, environ, summary):
@@ -340,6 +337,8 @@ def main():
         stream.reconfigure(errors="backslashreplace")
     for each in STOP_SIGNALS:
         signal.signal(each, on_stop)  # passed on to the tool running, which ends cleanly
+    with contextlib.suppress(OSError):  # the project is the hook's to finish from now on, stopped or not
+        os.remove(INCOMPLETE)
     return finish(Path.cwd(), answers, os.environ)
 
 

@@ -34,7 +34,15 @@ if __name__ == "__main__" and os.path.realpath(sys.path[0]) == os.path.dirname(o
 
 import json
 import re
+import signal
 import unicodedata
+
+# A stop from here on ends cookiecutter but not this check, which takes milliseconds: the directory
+# ends refused, or marked incomplete (INCOMPLETE), never unmarked.
+if __name__ == "__main__":
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 from collections import namedtuple
 
 # The tables' rows. A check returns True when the value is fine; False, or a short reason,
@@ -57,11 +65,22 @@ class Problem(namedtuple("Problem", "variables values accepted reason", defaults
 
 
 def shown(value):
-    """The value as JSON, with every HIDDEN character escaped: a message never hides itself."""
+    """The value as JSON, with every HIDDEN character escaped: a message never hides itself; and
+    a URL's credentials as ***: a message never shows a token."""
     return "".join(
         f"\\u{ord(char):04x}" if ord(char) in HIDDEN or unseen(char) else char
-        for char in json.dumps(value, ensure_ascii=False)
+        for char in json.dumps(without_credentials(value, "***@"), ensure_ascii=False)
     )
+
+
+# user:password@ (or a token@) after an http(s) scheme, before the host
+CREDENTIALS = re.compile(r"(?i)(https?://)[^/?#\s]*@")
+
+
+def without_credentials(value, instead=""):
+    """A text answer with every http(s) URL's credentials left out (or replaced by `instead`);
+    any other value as it is."""
+    return CREDENTIALS.sub(lambda match: match.group(1) + instead, value) if text(value) else value
 
 
 # ---- single values -------------------------------------------------------------------
@@ -141,11 +160,23 @@ HIDDEN = {
 # scripts, emoji sequences such as 👩‍💻.
 JOINERS = {0x200C, 0x200D}
 
+# Invisible, yet not formatting characters to Unicode (category Cf), so named one by one: the
+# Hangul fillers (letters, Lo, that show as blank space: a name of nothing but fillers looks
+# empty) and the combining grapheme joiner (a mark, Mn, with no shape of its own).
+BLANKS = {
+    0x115F: "a Hangul filler",
+    0x1160: "a Hangul filler",
+    0x3164: "a Hangul filler",
+    0xFFA0: "a Hangul filler",
+    0x034F: "the combining grapheme joiner",
+}
+
 
 def unseen(char):
     """Why `char` cannot stand in an answer, or None: a lone surrogate (Python's stand-in for a
-    byte that is not UTF-8, from a terminal set to another encoding), a Unicode noncharacter, or
-    an invisible formatting character (zero-width space, BOM, soft hyphen, ...)."""
+    byte that is not UTF-8, from a terminal set to another encoding), a Unicode noncharacter, an
+    invisible formatting character (zero-width space, BOM, soft hyphen, ...) or another invisible
+    character (BLANKS)."""
     code = ord(char)
     if 0xDC80 <= code <= 0xDCFF:
         return f"byte 0x{code - 0xDC00:02X} is not UTF-8 (is the terminal set to UTF-8?)"
@@ -155,6 +186,8 @@ def unseen(char):
         return f"U+{code:04X} is a Unicode noncharacter"
     if code not in HIDDEN | JOINERS and unicodedata.category(char) == "Cf":
         return f"U+{code:04X} is an invisible formatting character"
+    if code in BLANKS:
+        return f"U+{code:04X} is {BLANKS[code]}, an invisible character"
     return None
 
 
@@ -279,6 +312,13 @@ def index_url(value):
     return bool(match) and host_and_port(match.group("netloc"))
 
 
+# The post-generation hook writes each hostspace's values to chart/values-<hostspace>.yaml, split
+# from the template's chart/values-hostspaces.yaml, which it then removes: a hostspace named after
+# that file would overwrite it and be removed with it. (tests/unit/test_rules.py: these are the
+# template's chart/values-*.yaml.)
+TEMPLATE_VALUES_FILES = ("hostspaces",)
+
+
 def hostspace_list(value):
     if not text(value):
         return False
@@ -288,6 +328,8 @@ def hostspace_list(value):
     for name in names:
         if not dns_label()(name):
             return f"{name!r} is not a DNS-1123 label"
+        if name in TEMPLATE_VALUES_FILES:
+            return f"{name!r} is taken: chart/values-{name}.yaml is the template's file of every hostspace's values"
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         return f"{', '.join(duplicates)} appears more than once"
@@ -335,7 +377,8 @@ RULES = [
         one_line,
         "one line of text, kept verbatim, without Jinja's {{, {% or {#, control characters (C0, C1), "
         "U+2028/U+2029 or bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C); "
-        "no answer may hold bytes that are not UTF-8, noncharacters or invisible formatting characters",
+        "no answer may hold bytes that are not UTF-8, noncharacters, invisible formatting characters, "
+        "Hangul fillers (U+115F, U+1160, U+3164, U+FFA0) or the combining grapheme joiner (U+034F)",
     ),
     Rule("python_version", python_version_form, "X.Y or X.Y.Z, such as 3.10 or 3.12.1"),
     Rule(
@@ -348,7 +391,8 @@ RULES = [
     Rule(
         "hostspaces",
         hostspace_list,
-        "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod'",
+        "one or more DNS-1123 labels separated by commas, each once, in promotion order, such as 'dev, stage, prod' "
+        "(not 'hostspaces', the name of the template's own chart/values-hostspaces.yaml)",
     ),
     Rule(
         "skip_hostspaces",
@@ -598,11 +642,13 @@ def stale_derived_names(answers, failed):
 # ---- running the tables --------------------------------------------------------------
 
 
-def problems(answers):
-    """Every problem with these answers (a dict of the cookiecutter context), in table order."""
+def problems(answers, alone=False):
+    """Every problem with these answers (a dict of the cookiecutter context), in table order.
+    With `alone`, only the RULES of the variables `answers` holds: what some answers say of
+    themselves, without the others (`tasks.py generate` checks those given before it starts)."""
     found, failed = [], set()
     for rule in RULES:
-        if rule.variable in failed:
+        if rule.variable in failed or (alone and rule.variable not in answers):
             continue  # one line per variable: its first failing rule
         value = answers.get(rule.variable)
         result = (unreadable(value) or rule.check(value)) if rule.variable in answers else "it is missing"
@@ -610,6 +656,8 @@ def problems(answers):
             failed.add(rule.variable)
             reason = result if isinstance(result, str) else ""
             found.append(Problem((rule.variable,), (value,), rule.accepted, reason))
+    if alone:
+        return found
     for combination in COMBINATIONS:
         if failed.intersection(combination.variables + combination.needs):
             continue
@@ -628,8 +676,10 @@ def answer_text(value):
     return str(value)
 
 
-def rerun_command(answers, cwd, generate=None):
-    """A shell command that generates again with every answer given and asks nothing.
+def rerun_command(answers, cwd, generate=None, overwrite=False):
+    """A shell command that generates again with every answer given and asks nothing; with
+    `overwrite`, over the directory that is there (-f). No URL in it holds credentials: a token
+    would stay in the shell's history and the terminal's log.
 
     Started by `tasks.py generate`, whose command is `generate` (a list of words: cruft is
     then in the template's .venv, not on PATH), that command; else cruft (it puts _commit
@@ -640,16 +690,17 @@ def rerun_command(answers, cwd, generate=None):
     removes after a failure: its parent is the output folder."""
     order = list(dict.fromkeys(rule.variable for rule in RULES))  # cookiecutter.json's; tojson sorts
     given = {
-        key: answers[key]
+        key: without_credentials(answers[key])
         for key in sorted(answers, key=lambda k: order.index(k) if k in order else len(order))
         if not key.startswith("_")
     }
     if given.get("pipeline_ref") == f"refs/tags/v{given.get('app_version')}":
         del given["pipeline_ref"]  # it follows app_version, also when that is the answer corrected
-    template = str(answers.get("_template") or answers.get("_repo_dir") or "<template>")
+    template = without_credentials(str(answers.get("_template") or answers.get("_repo_dir") or "<template>"))
     output_dir = answers.get("_output_dir") or os.path.dirname(os.path.abspath(cwd))
+    force = ["-f" if generate else "--overwrite-if-exists"] if overwrite else []
     if generate:
-        words = [*generate, "--no-input", "--output-dir", output_dir]
+        words = [*generate, "--no-input", *force, "--output-dir", output_dir]
         if answers.get("_checkout"):
             words += ["--checkout", str(answers["_checkout"])]
         words += [f"{key}={answer_text(value)}" for key, value in given.items()]
@@ -658,6 +709,7 @@ def rerun_command(answers, cwd, generate=None):
             "cruft",
             "create",
             "--no-input",
+            *force,
             "--output-dir",
             output_dir,
             "--extra-context",
@@ -665,7 +717,7 @@ def rerun_command(answers, cwd, generate=None):
             template,
         ]
     else:
-        words = ["cookiecutter", "--no-input", "--output-dir", output_dir]
+        words = ["cookiecutter", "--no-input", *force, "--output-dir", output_dir]
         if answers.get("_checkout"):
             words += ["--checkout", str(answers["_checkout"])]
         words += [template, *(f"{key}={answer_text(value)}" for key, value in given.items())]
@@ -674,16 +726,18 @@ def rerun_command(answers, cwd, generate=None):
     return " ".join(shlex.quote(word) for word in words)
 
 
-def report(found, answers=None, cwd=".", generate=None):
+def report(found, answers=None, cwd=".", generate=None, command=None):
+    """The refusal: every problem, then the command that generates again (`command`, else
+    rerun_command's), which holds every answer given."""
     lines = [f"flask-appstack: {len(found)} answer(s) cannot be used, so nothing was generated:"]
     lines += [f"  - {problem}" for problem in found]
-    if answers is None:
+    command = command or (rerun_command(answers, cwd, generate) if answers is not None else None)
+    if command is None:
         lines.append("Run cookiecutter (or cruft create) again with these answers corrected.")
     else:
-        lines.append(
-            "Correct the value(s) above in this command, which holds every answer given, and run it: it asks nothing."
-        )
-        lines.append(rerun_command(answers, cwd, generate))
+        asks = ": it asks nothing." if " --no-input " in f" {command} " else "."
+        lines.append(f"Correct the value(s) above in this command, which holds every answer given, and run it{asks}")
+        lines.append(command)
     return "\n".join(lines)
 
 
@@ -697,18 +751,64 @@ MESSAGE_VARIABLE = "APPSTACK_MESSAGE_FILE"
 
 def existing_files(directory):
     """The files already in the directory cookiecutter generates into (a fresh one is
-    empty), relative to it; a .git folder alone is not a project."""
-    found = []
-    for root, folders, files in os.walk(directory):
-        folders[:] = [name for name in folders if not (root == str(directory) and name == ".git")]
-        found += [os.path.relpath(os.path.join(root, name), directory).replace(os.sep, "/") for name in files]
+    empty), relative to it; a .git folder alone is not a project. Linked folders are followed,
+    each once (cookiecutter -f writes through a link, into the folder it names, such as another
+    repository's `source`), and one that holds no file counts as one, `name/`."""
+    found, seen = [], {os.path.realpath(directory)}
+
+    def relative(path):
+        return os.path.relpath(path, directory).replace(os.sep, "/")
+
+    for root, folders, files in os.walk(directory, followlinks=True):
+        followed = [os.path.realpath(os.path.join(root, name)) for name in folders]
+        folders[:] = [
+            name
+            for name, real in zip(folders, followed)
+            if real not in seen and not seen.add(real) and not (root == str(directory) and name == ".git")
+        ]
+        found += [relative(os.path.join(root, name)) for name in files]
+        if os.path.islink(root) and not files and not folders:
+            found.append(relative(root) + "/")
     return sorted(found)
+
+
+# The mark of a project being generated: the pre-generation hook writes it before cookiecutter
+# writes any file, the post-generation hook removes it once it holds its stop signals (from then on
+# it finishes the project, stopped or not). A project that holds it was interrupted before it was
+# complete: it says so, with the command that generates it again over what is there (-f), which
+# refusal() lets through.
+INCOMPLETE = "GENERATION-INCOMPLETE.txt"
+# Set by `tasks.py generate`: a file for the project's directory, where it looks for INCOMPLETE
+# when the generation ends without success.
+PROJECT_VARIABLE = "APPSTACK_PROJECT_FILE"
+
+
+def incomplete_notice(directory, answers, generate=None):
+    """What INCOMPLETE says."""
+    return "\n".join(
+        [
+            f"flask-appstack: {directory} is NOT a complete project: generating it was interrupted,",
+            "so files are missing and nothing in it is ready to use. Generate it again, over what is there,",
+            "with this command, which holds every answer given and asks nothing (the generation removes",
+            "this file once the project is complete):",
+            rerun_command(answers, directory, generate, overwrite=True),
+        ]
+    )
+
+
+def mark_incomplete(directory, answers, generate=None):
+    with open(os.path.join(directory, INCOMPLETE), "w", encoding="utf-8", errors="backslashreplace") as mark:
+        mark.write(incomplete_notice(directory, answers, generate) + "\n")
+    if os.environ.get(PROJECT_VARIABLE):
+        with open(os.environ[PROJECT_VARIABLE], "w", encoding="utf-8", errors="surrogateescape") as project:
+            project.write(directory)
 
 
 def refusal(directory, files):
     """None when the project may be generated into `directory`, which holds `files`
-    (existing_files), else why not and what to do instead."""
-    if not files:
+    (existing_files): none, or a generation that was interrupted (INCOMPLETE); else why not
+    and what to do instead."""
+    if not files or INCOMPLETE in files:
         return None
     shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
     return "\n".join(
@@ -721,6 +821,77 @@ def refusal(directory, files):
         ]
     )
 
+
+# ---- cookiecutter's replay file --------------------------------------------------------
+
+# cookiecutter (not cruft) writes every answer into its replay file before the hooks run:
+# <replay_dir>/<the template folder's name>.json, replay_dir being the user config's (the file
+# of --config-file, else COOKIECUTTER_CONFIG's, else ~/.cookiecutterrc's; ~/.cookiecutter_replay
+# by default). A URL's credentials in an answer (refused) are taken out of it again.
+
+
+def cookiecutters_command_line():
+    """The words of the program that runs this hook (cookiecutter) and the folders a relative path
+    among them may be relative to, where the system shows them (/proc); else ([], []). cookiecutter
+    runs the hook from the template's folder: where it was started is the shell's PWD."""
+    parent = f"/proc/{os.getppid()}"
+    try:
+        with open(f"{parent}/cmdline", "rb") as words, open(f"{parent}/environ", "rb") as environ:
+            pwd = [os.fsdecode(each[4:]) for each in environ.read().split(b"\0") if each.startswith(b"PWD=")]
+            return [os.fsdecode(word) for word in words.read().split(b"\0")], [*pwd, os.readlink(f"{parent}/cwd")]
+    except OSError:
+        return [], []
+
+
+def replay_files(answers):
+    """Where cookiecutter may have written this bake's replay file, one path per user config it may have read."""
+    try:
+        from cookiecutter.config import get_user_config
+    except ImportError:  # not run by cookiecutter
+        return []
+    words, folders = cookiecutters_command_line()
+    configs = [{}, {"default_config": True}]
+    for word, following in zip(words, words[1:] + [""]):
+        option, equals, value = word.partition("=")
+        given = following if word == "--config-file" else value if option == "--config-file" and equals else ""
+        configs += [{"config_file": os.path.join(folder, given)} for folder in folders if given]
+    folders = set()
+    for config in configs:
+        try:
+            folders.add(get_user_config(**config)["replay_dir"])
+        except Exception:  # noqa: BLE001 - a config cookiecutter could not read either: no replay there
+            pass
+    name = os.path.basename(os.path.abspath(str(answers.get("_repo_dir") or ".")))
+    return sorted(os.path.join(folder, f"{name}.json") for folder in folders)
+
+
+def scrubbed(data):
+    """JSON data with every URL's credentials left out."""
+    if isinstance(data, dict):
+        return {key: scrubbed(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [scrubbed(value) for value in data]
+    return without_credentials(data)
+
+
+def forget_credentials(answers):
+    """Write this bake's replay file again without the credentials its answers hold, if any."""
+    if not any(CREDENTIALS.search(value) for value in answers.values() if text(value)):
+        return
+    for path in replay_files(answers):
+        try:
+            with open(path, encoding="utf-8") as file:
+                replay = json.load(file)
+            if replay["cookiecutter"].get("_output_dir") != answers.get("_output_dir"):
+                continue  # another bake's
+            with open(path + ".new", "w", encoding="utf-8") as file:
+                json.dump(scrubbed(replay), file, indent=2)
+            os.replace(path + ".new", path)
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            continue
+
+
+# ---- what the hook leaves behind --------------------------------------------------------
 
 # cookiecutter runs each hook from a copy rendered with the answers, a file it writes into the
 # temporary folder and never removes: two a bake, which pile up there, answers and all. Python has
@@ -743,6 +914,7 @@ def main():
     answers = json.loads(r'''{{ cookiecutter | tojson }}''')  # fmt: skip
     sys.stderr.reconfigure(errors="backslashreplace")
     generate = json.loads(os.environ.get(GENERATE_VARIABLE) or "null")
+    forget_credentials(answers)
     found = problems(answers)
     refused = (
         report(found, answers, os.getcwd(), generate) if found else refusal(os.getcwd(), existing_files(os.getcwd()))
@@ -753,6 +925,7 @@ def main():
             with open(os.environ[MESSAGE_VARIABLE], "w", encoding="utf-8", errors="backslashreplace") as message:
                 message.write(refused + "\n")
         return 1
+    mark_incomplete(os.getcwd(), answers, generate)
     return 0
 
 

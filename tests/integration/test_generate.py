@@ -4,13 +4,15 @@ post-generation hook's chart lint with the real helm."""
 
 import json
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
-from releases import cookiecutter_config, git
+from releases import cookiecutter_config, git, make_template_repo
 
 import flask_appstack_identity
 from hooks import post_gen_project as post
@@ -64,6 +66,141 @@ def test_a_replay_with_an_edited_app_name_never_keeps_the_old_chart_name(tmp_pat
     assert yaml.safe_load((out / "orders-api/chart/Chart.yaml").read_text())["name"] == "orders-api"
     values = yaml.safe_load((out / "orders-api/chart/defaults.yaml").read_text())
     assert values["image"]["repository"].endswith("/demo/orders-api")
+
+
+@pytest.mark.parametrize("config", ["COOKIECUTTER_CONFIG", "--config-file"])
+def test_a_refused_token_reaches_neither_the_replay_file_nor_the_printed_command(tmp_path, config):
+    """cookiecutter writes its replay file, every answer in it, before any hook runs: the
+    pre-gen hook writes it again without the credentials; the message and its command show the
+    URL without them, and that command generates the project."""
+    token = f"s3cret-{secrets.token_hex(8)}"
+    index = "https://artifactory.example.com/api/pypi/pypi/simple"
+    given = f"package_index={index.replace('https://', f'https://team-user:{token}@')}"
+    options = []
+    if config == "--config-file":  # a config of its own, named relative to where cookiecutter runs
+        (tmp_path / "org.yaml").write_text(f"replay_dir: {tmp_path / 'org-replay'}\n")
+        options = ["--config-file", "org.yaml"]
+    out = tmp_path / "out"
+    rejected = run_cli("cookiecutter", "--no-input", *options, "-o", str(out), str(REPO), given, cwd=tmp_path)
+    assert rejected.returncode != 0 and "package_index = " in rejected.stderr
+    assert token not in rejected.stdout + rejected.stderr
+    [replay_file] = (tmp_path / ("org-replay" if options else "replay")).iterdir()
+    assert token not in replay_file.read_text()
+    assert json.loads(replay_file.read_text())["cookiecutter"]["package_index"] == index
+    words = rerun_words(rejected.stderr, "cookiecutter")
+    assert f"package_index={index}" in words
+    rebuilt = run_cli(
+        *[word for word in words if word != "lock_dependencies=yes"], "lock_dependencies=no", cwd=tmp_path
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (
+        "@artifactory.example.com/api/pypi/pypi/simple"
+        in (out / DEFAULTS["app_name"] / "source" / "Pipfile").read_text()
+    )
+
+
+# ---- the Quickstart: python3 tasks.py generate ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    """A clone of the template as it is in this working tree, released, with its tools (.venv):
+    what `python3 tasks.py generate` generates from (cruft create, at its newest release tag)."""
+    template = make_template_repo(tmp_path_factory.mktemp("quickstart") / "flask-appstack")
+    (template / ".venv").symlink_to(REPO / ".venv")
+    return template
+
+
+def run_quickstart(quickstart, *words, cwd, stdin=None):
+    command = [sys.executable, str(quickstart / "tasks.py"), "generate", *words]
+    env = {**cookiecutter_config(cwd), "PWD": str(cwd)}
+    return subprocess.run(command, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=600)
+
+
+def assert_one_message(result, first_line):
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "╭" not in result.stderr and "Error:" not in result.stderr
+    assert result.stderr.splitlines()[0] == first_line, result.stderr
+
+
+def test_the_quickstart_refuses_a_yes_no_or_choice_answer_cookiecutter_cannot_take_with_the_hooks_message(
+    quickstart, tmp_path
+):
+    """cookiecutter turns yes/no answers into booleans and checks choices before any hook runs:
+    hpa=maybe and pod_anti_affinity=always were 101-line tracebacks. tasks.py checks the answers
+    given with the hook's rules first: every one named at once, and the command to run again."""
+    out = tmp_path / "out"
+    given = ["hpa=maybe", "pod_anti_affinity=always", "app_name=Orders", "dr=Y", "lock_dependencies=no"]
+    refused = run_quickstart(quickstart, "--no-input", "-o", str(out), *given, cwd=tmp_path)
+    assert_one_message(refused, "flask-appstack: 3 answer(s) cannot be used, so nothing was generated:")
+    assert [line.split(":")[0] for line in refused.stderr.splitlines()[1:4]] == [
+        '  - app_name = "Orders"',
+        '  - hpa = "maybe"',
+        '  - pod_anti_affinity = "always"',
+    ]
+    assert "expected preferred, required or none" in refused.stderr
+    words = shlex.split(refused.stderr.splitlines()[-1])
+    assert words == ["python3", str(quickstart / "tasks.py"), "generate", "--no-input", "-o", str(out), *given]
+    assert not out.exists()
+    fixed = {
+        "hpa=maybe": "hpa=no",
+        "pod_anti_affinity=always": "pod_anti_affinity=none",
+        "app_name=Orders": "app_name=orders",
+    }
+    made = run_quickstart(quickstart, *[fixed.get(word, word) for word in words[3:]], cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert json.loads((out / "orders" / ".cruft.json").read_text())["context"]["cookiecutter"]["hpa"] is False
+
+
+def test_the_quickstart_refuses_a_wrong_answer_of_the_organisation_file_with_the_command_that_overrides_it(
+    quickstart, tmp_path
+):
+    """A default_context value cookiecutter cannot convert is a warning to it, and the
+    organisation's answers after it are dropped: tasks.py refuses it, naming it."""
+    (tmp_path / "org.yaml").write_text("default_context:\n  pvc: sometimes\n  platform_domain: apps.example.corp\n")
+    refused = run_quickstart(quickstart, "--no-input", "--config-file", "org.yaml", "-o", "out", cwd=tmp_path)
+    assert_one_message(refused, "flask-appstack: 1 answer(s) cannot be used, so nothing was generated:")
+    assert '  - pvc = "sometimes": expected true or false' in refused.stderr
+    assert shlex.split(refused.stderr.splitlines()[-1])[3:] == [
+        "--no-input",
+        "--config-file",
+        "org.yaml",
+        "-o",
+        "out",
+        "pvc=sometimes",
+    ]
+
+
+@pytest.mark.parametrize("how", ["--no-input", "-f", "prompted"])
+def test_the_quickstart_over_an_existing_project_is_the_hooks_refusal_without_a_traceback(quickstart, tmp_path, how):
+    """Without -f, cookiecutter and cruft refuse any existing directory before the hooks run (cruft
+    in a 59-line traceback); tasks.py says what the hook says: `make update`."""
+    project = tmp_path / "out" / "orders"
+    (project / "source").mkdir(parents=True)
+    (project / "source" / "Pipfile").write_text("# the team's\n")
+    options = {"--no-input": ["--no-input"], "-f": ["--no-input", "-f"], "prompted": []}[how]
+    stdin = "\n" * 60 if how == "prompted" else None  # every question: its default, app_name given
+    refused = run_quickstart(quickstart, *options, "-o", "out", "app_name=orders", cwd=tmp_path, stdin=stdin)
+    assert_one_message(refused, refused.stderr.splitlines()[0])
+    message = refused.stderr[refused.stderr.index("flask-appstack: ") :]
+    assert message.splitlines()[0].endswith(
+        "out/orders already holds files (source/Pipfile), so nothing was generated:"
+    )
+    assert "run `make update` there" in message
+    assert (project / "source" / "Pipfile").read_text() == "# the team's\n"
+
+
+def test_the_quickstart_into_an_existing_empty_or_incomplete_directory_says_what_to_add(quickstart, tmp_path):
+    (tmp_path / "orders" / ".git").mkdir(parents=True)
+    refused = run_quickstart(quickstart, "--no-input", "-o", str(tmp_path), "app_name=orders", cwd=tmp_path)
+    assert_one_message(
+        refused,
+        f"flask-appstack: {tmp_path / 'orders'} exists, so nothing was generated: it holds no files (a .git folder "
+        "alone does not count); to generate into it, add -f to the command.",
+    )
+    (tmp_path / "orders" / "GENERATION-INCOMPLETE.txt").write_text("flask-appstack: the mark\ncommand\n")
+    marked = run_quickstart(quickstart, "--no-input", "-o", str(tmp_path), "app_name=orders", cwd=tmp_path)
+    assert_one_message(marked, "flask-appstack: the mark")
 
 
 def test_helm_lint_runs_for_every_hostspace_and_warns_of_a_chart_it_refuses(default_project, tmp_path):
@@ -150,7 +287,7 @@ def test_an_organisation_config_file_supplies_the_platform_answers(tmp_path):
 def run_cli(*words, cwd):
     """A command as a user types it, with this test environment's cookiecutter and cruft, and a
     user config (COOKIECUTTER_CONFIG) that keeps replay files and clones in cwd, not in ~."""
-    env = cookiecutter_config(cwd)
+    env = {**cookiecutter_config(cwd), "PWD": str(cwd)}  # as a shell sets it
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     return subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True)
 

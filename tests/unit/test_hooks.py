@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from answers import NO_LOCK, PRIVATE_INDEX
+from answers import NO_LOCK, PRIVATE_INDEX, rendered
 from cookiecutter.exceptions import FailedHookException
 
 from hooks import post_gen_project as post
@@ -49,6 +49,8 @@ INVALID = {
     "hostspaces with an empty entry": ("hostspaces", {"hostspaces": "dev, , prod"}),
     "hostspaces duplicated": ("hostspaces", {"hostspaces": "dev, prod, dev"}),
     "hostspaces with /": ("hostspaces", {"hostspaces": "dev/prod"}),
+    # its values file would be the template's chart/values-hostspaces.yaml, which the post-gen hook removes
+    "a hostspace named hostspaces": ("hostspaces", {"hostspaces": "dev, hostspaces"}),
     "platform_domain with a scheme": ("platform_domain", {"platform_domain": "https://scale.example.com"}),
     "custom_url with a scheme": ("custom_url", {"custom_url": "https://orders.example.org"}),
     "custom_url with a path": ("custom_url", {"custom_url": "orders.example.org/v1"}),
@@ -376,6 +378,22 @@ def test_the_lock_is_skipped_by_answer_or_environment():
     assert post.skip_reason({"lock_dependencies": True}, {"APPSTACK_SKIP_LOCK": "0"}) == ""
 
 
+def test_the_chart_lint_runs_one_helm_per_core_at_a_time(default_project, tmp_path, monkeypatch):
+    """40 hostspaces started 37 helms at once (1.6 GB): each hostspace's lint waits for a core."""
+    log, helm = tmp_path / "helm.log", tmp_path / "helm"
+    helm.write_text(f"#!/bin/sh\necho start >> {log}\nsleep 0.2\necho end >> {log}\n")
+    helm.chmod(0o755)
+    monkeypatch.setattr(post, "CORES", 2)
+    spaces = ", ".join(f"space{number}" for number in range(8))
+    assert post.helm_warnings(default_project, {"hostspaces": spaces}, str(helm), os.environ) == []
+    running, most = 0, 0
+    for event in log.read_text().split():
+        running += 1 if event == "start" else -1
+        most = max(most, running)
+    assert log.read_text().split().count("start") == 8
+    assert most == 2
+
+
 def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):
     project = tmp_path / "project"
     shutil.copytree(default_project, project)
@@ -445,12 +463,83 @@ def test_there_is_no_override_of_the_refusal(teams_project, monkeypatch):
     assert tree(teams_project) == before
 
 
+@pytest.mark.parametrize("linked", ["source", "chart/templates"])
+def test_a_linked_folder_of_the_team_is_followed_and_generating_over_it_refuses(tmp_path, linked, capfd):
+    """`source -> ../shared/source`: the target holds no file of its own, but -f would write
+    through the link, over the team's api/__init__.py and Pipfile in the shared folder."""
+    shared = tmp_path / "shared" / "folder"
+    (shared / "api").mkdir(parents=True)
+    (shared / "api" / "__init__.py").write_text("# the team's package\n")
+    (shared / "Pipfile").write_text("# the team's Pipfile\n")
+    target = tmp_path / "out" / DEFAULTS["app_name"]
+    (target / linked).parent.mkdir(parents=True)
+    (target / linked).symlink_to(os.path.relpath(shared, (target / linked).parent), target_is_directory=True)
+    before = tree(shared)
+    assert pre.existing_files(target) == [f"{linked}/Pipfile", f"{linked}/api/__init__.py"]
+    with pytest.raises(FailedHookException):
+        regenerate(target.parent)
+    assert "already holds files (" in capfd.readouterr().err
+    assert tree(shared) == before
+
+
+def test_a_linked_folder_that_holds_nothing_counts_and_a_loop_ends(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "source").symlink_to(tmp_path / "empty")
+    (tmp_path / "project" / "again").symlink_to(tmp_path / "project")  # a loop: followed once
+    assert pre.existing_files(tmp_path / "project") == ["source/"]
+
+
 def test_a_git_folder_alone_is_not_a_project(tmp_path):
     (tmp_path / ".git" / "objects").mkdir(parents=True)
     (tmp_path / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     assert pre.refusal(tmp_path, pre.existing_files(tmp_path)) is None
     (tmp_path / "README.md").write_text("# from Azure Repos\n")
     assert "already holds files (README.md)" in pre.refusal(tmp_path, pre.existing_files(tmp_path))
+
+
+# ---- a generation that was interrupted -----------------------------------------------------
+
+
+def test_both_hooks_name_the_mark_of_an_incomplete_project_alike():
+    assert pre.INCOMPLETE == post.INCOMPLETE
+
+
+def test_a_finished_bake_holds_no_mark_and_the_pre_gen_hook_leaves_one_until_the_post_gen_hook(cookies, monkeypatch):
+    """The pre-gen hook marks the project before cookiecutter writes a file; the post-gen hook
+    takes the mark away once it holds its stop signals. A project without the post-gen hook
+    (interrupted before it) keeps the mark, which says how to generate it again."""
+    project = cookies.bake(extra_context=NO_LOCK).project_path
+    assert not (project / pre.INCOMPLETE).exists()
+    from cookiecutter.hooks import run_hook_from_repo_dir as real
+
+    monkeypatch.setattr(
+        "cookiecutter.generate.run_hook_from_repo_dir",
+        lambda repo, hook, *args: real(repo, hook, *args) if hook == "pre_gen_project" else None,
+    )
+    unfinished = cookies.bake(extra_context={**NO_LOCK, "app_name": "orders"}).project_path
+    notice = (unfinished / pre.INCOMPLETE).read_text()
+    assert notice.startswith(f"flask-appstack: {unfinished} is NOT a complete project: generating it was interrupted")
+    words = shlex.split(notice.splitlines()[-1])
+    assert words[:4] == ["cookiecutter", "--no-input", "--overwrite-if-exists", "--output-dir"]
+    assert "app_name=orders" in words
+
+
+def test_generating_over_an_interrupted_generation_completes_it(cookies, tmp_path, capfd):
+    """Interrupted while cookiecutter wrote its files: the mark's command (-f) writes them all."""
+    first = cookies.bake(extra_context=NO_LOCK).project_path
+    complete = tree(first)
+    project = tmp_path / "again" / first.name
+    shutil.copytree(first, project)
+    for path in sorted(project.rglob("*"))[len(complete) // 2 :]:  # half of it written
+        if path.is_file():
+            path.unlink()
+    (project / "chart" / "values-dev.yaml").unlink(missing_ok=True)
+    pre.mark_incomplete(str(project), {**rendered(), **NO_LOCK, "_template": str(REPO)})
+    assert pre.refusal(project, pre.existing_files(project)) is None
+    regenerate(project.parent)
+    assert tree(project) == complete
+    assert "already holds files" not in capfd.readouterr().err
 
 
 def test_the_hook_tells_crufts_renders_for_a_diff_or_an_update_from_a_project_being_made(tmp_path):

@@ -36,6 +36,30 @@ def test_only_release_tags_count():
     assert release_tags(["v2.0.0", "2.1.0", "v2.1", "v3.0.0-rc1", "latest"]) == {"2.0.0": "v2.0.0"}
 
 
+def test_a_release_is_three_numbers_of_ascii_digits_without_leading_zeros():
+    """`\\d` matches every Unicode digit, and int() reads them: v٣.٠.٠ would be release 3.0.0."""
+    names = [
+        "v\u0663.\u0660.\u0660",
+        "v\uff12.0.0",
+        "v2.0.\U0001d7ce",
+        "v02.0.0",
+        "v2.00.0",
+        "v2.0.01",
+        "v2.0.0",
+        "v0.10.0",
+    ]
+    assert release_tags(names) == {"2.0.0": "v2.0.0", "0.10.0": "v0.10.0"}
+    assert flask_appstack_identity.newest_release_tag(["v\u0669.0.0", "v09.0.0", "v2.0.0"]) == "v2.0.0"
+    headings = [
+        "## [\u0663.0.0] - 2026-01-01",
+        "## [3.0.0] - 2026-\u0660\u0661-01",
+        "## [03.0.0] - 2026-01-01",
+        "## [2.1.0] - 2026-01-01",
+    ]
+    assert newest_release("\n".join(headings) + "\n") == "2.1.0"
+    assert release.released_sections("\n".join(headings) + "\n") == ["2.1.0"]
+
+
 def test_the_templates_changelog_names_its_newest_release():
     assert newest_release((REPO / "CHANGELOG.md").read_text()) is not None
 
@@ -54,7 +78,18 @@ def test_the_projects_update_script_reads_release_tags_as_ci_makes_them():
     update = project_script("update")
     template = flask_appstack_identity
 
-    names = ["v2.10.0", "v2.9.1", "v10.0.0", "2.0.0", "v2.0", "v1.0.0-rc1", "latest", "v0.0.1"]
+    names = [
+        "v2.10.0",
+        "v2.9.1",
+        "v10.0.0",
+        "2.0.0",
+        "v2.0",
+        "v1.0.0-rc1",
+        "latest",
+        "v0.0.1",
+        "v02.0.0",
+        "v\u0663.0.0",
+    ]
     assert [bool(update.TAG.fullmatch(name)) for name in names] == [
         bool(template.TAG.fullmatch(name)) for name in names
     ]

@@ -8,6 +8,7 @@ import pytest
 from answers import rendered
 from cookiecutter.prompt import prompt_for_config
 
+import tasks
 from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
 from tools.project import DEFAULTS, REPO
@@ -180,6 +181,7 @@ INVALID = [
     ("hostspaces", "Dev, prod"),
     ("hostspaces", "dev stage"),
     ("hostspaces", "dev;prod"),
+    ("hostspaces", "dev, hostspaces"),
     ("skip_hostspaces", "stage,"),
     ("skip_hostspaces", "Stage"),
     ("platform_domain", "localhost"),
@@ -262,7 +264,8 @@ def test_invalid_values_are_named(case):
     line = str(found[0])
     assert line.startswith(f"{variable} = ")
     shown, end = json.JSONDecoder().raw_decode(line, len(f"{variable} = "))
-    assert shown == value and line[end:].startswith(": ")  # the value, as JSON
+    # the value, as JSON, a URL's credentials as ***
+    assert shown == pre.without_credentials(value, "***@") and line[end:].startswith(": ")
     assert "expected " in line and line.isprintable()  # one line that hides nothing
 
 
@@ -298,6 +301,15 @@ def test_a_hidden_character_is_named_by_its_code_point():
         ("description", "pay\u200bments", "at character 4, U+200B is an invisible formatting character"),
         ("description", "\ufeffOrders", "at character 1, U+FEFF is an invisible formatting character"),
         ("custom_url", "ord\u00aders.example.com", "at character 4, U+00AD is an invisible formatting character"),
+        ("description", "\u3164", "at character 1, U+3164 is a Hangul filler, an invisible character"),
+        ("app_name", "orders\u115f", "at character 7, U+115F is a Hangul filler, an invisible character"),
+        ("description", "pay\u1160ments", "at character 4, U+1160 is a Hangul filler, an invisible character"),
+        ("description", "Orders \uffa0", "at character 8, U+FFA0 is a Hangul filler, an invisible character"),
+        (
+            "description",
+            "pay\u034fments",
+            "at character 4, U+034F is the combining grapheme joiner, an invisible character",
+        ),
     ],
     ids=lambda value: value if value.isidentifier() else None,
 )
@@ -317,6 +329,19 @@ def test_a_missing_answer_is_a_problem():
     assert [str(problem) for problem in pre.problems(base)] == [
         f"appcode = null: it is missing; expected {pre.RULES[1].accepted}"
     ]
+
+
+def test_a_hostspace_named_after_the_templates_values_file_is_refused_saying_why():
+    [problem] = pre.problems(answers(hostspaces="dev, hostspaces, prod"))
+    assert "'hostspaces' is taken: chart/values-hostspaces.yaml is the template's file" in str(problem)
+
+
+def test_the_names_a_hostspace_may_not_take_are_the_templates_own_values_files():
+    """The post-gen hook writes chart/values-<hostspace>.yaml beside the template's chart files and
+    removes chart/values-hostspaces.yaml: each values-<name>.yaml of the template reserves <name>."""
+    chart = REPO / "{{cookiecutter.app_name}}" / "chart"
+    template_files = sorted(path.name[len("values-") : -len(".yaml")] for path in chart.glob("values-*.yaml"))
+    assert template_files == sorted(pre.TEMPLATE_VALUES_FILES)
 
 
 # ---- combinations --------------------------------------------------------------------------
@@ -542,6 +567,101 @@ def test_after_cruft_the_command_is_cruft_create_with_the_answers_as_json(tmp_pa
     following = {key: value for key, value in given.items() if key != "pipeline_ref"}  # follows app_version
     assert words[5] == "--extra-context" and json.loads(words[6]) == following
     assert words[7:] == ["/srv/templates/flask-appstack"]
+
+
+CREDENTIALS = {"package_index": "https://team-user:s3cret-token@artifactory.example.com/api/pypi/pypi/simple"}
+
+
+@pytest.mark.parametrize("after", ["cookiecutter", "cruft", "tasks.py generate"])
+def test_a_url_with_credentials_is_refused_and_the_report_never_shows_them(tmp_path, after):
+    """The message and the command show the URL without them: credentials come from PYPI_USER and
+    PYPI_TOKEN at build time, and a token printed stays in the terminal's log and the shell's history."""
+    context = {**public(**CREDENTIALS), "_template": "https://ci:gh-token@github.example.com/org/flask-appstack"}
+    context.update({"cruft": {"_commit": "0" * 40}, "cookiecutter": {}, "tasks.py generate": {}}[after])
+    generate = ["python3", "/src/flask-appstack/tasks.py", "generate"] if after == "tasks.py generate" else None
+    found = pre.problems(context)
+    assert named(found) == ["package_index"]
+    shown = pre.report(found, context, str(tmp_path / "flask-app"), generate)
+    assert "s3cret-token" not in shown and "team-user" not in shown and "gh-token" not in shown
+    assert (
+        'package_index = "https://***@artifactory.example.com/api/pypi/pypi/simple": it contains credentials' in shown
+    )
+    words = shlex.split(shown.splitlines()[-1])
+    given = (
+        json.loads(words[words.index("--extra-context") + 1])
+        if after == "cruft"
+        else dict(word.split("=", 1) for word in words if "=" in word and not word.startswith("-"))
+    )
+    assert given["package_index"] == "https://artifactory.example.com/api/pypi/pypi/simple"
+    assert pre.problems({**context, "package_index": given["package_index"]}) == []  # the command, run, works
+    if after != "tasks.py generate":
+        assert words[-1 if after == "cruft" else 4] == "https://github.example.com/org/flask-appstack"
+
+
+def test_the_command_over_an_interrupted_generation_says_so_to_each_program(tmp_path):
+    """-f: the incomplete project's marker names the command that generates over it."""
+    context = {**public(), "_template": "t"}
+    cwd = str(tmp_path / "flask-app")
+    assert shlex.split(pre.rerun_command(context, cwd, overwrite=True))[:3] == [
+        "cookiecutter",
+        "--no-input",
+        "--overwrite-if-exists",
+    ]
+    assert "--overwrite-if-exists" in shlex.split(
+        pre.rerun_command({**context, "_commit": "0" * 40}, cwd, overwrite=True)
+    )
+    assert shlex.split(pre.rerun_command(context, cwd, ["python3", "tasks.py", "generate"], overwrite=True))[:5] == [
+        "python3",
+        "tasks.py",
+        "generate",
+        "--no-input",
+        "-f",
+    ]
+
+
+# ---- the Quickstart checks the answers it is given with these rules ------------------------
+
+
+def test_the_quickstart_reads_yes_no_words_as_cookiecutter_does():
+    """cookiecutter turns them into booleans before any hook runs; a word it does not know stays text,
+    for the rule to refuse."""
+    from cookiecutter.prompt import YesNoPrompt
+
+    assert (set(tasks.YES), set(tasks.NO)) == (set(YesNoPrompt.yes_choices), set(YesNoPrompt.no_choices))
+    assert [tasks.as_cookiecutter_takes(True, word) for word in (" Yes", "off", "maybe", True)] == [
+        YesNoPrompt().process_response(" Yes"),
+        YesNoPrompt().process_response("off"),
+        "maybe",
+        True,
+    ]
+    assert tasks.as_cookiecutter_takes("2", 3) == "3"  # a number of a YAML config: text, as cookiecutter renders it
+
+
+def test_the_quickstart_refuses_every_answer_given_that_is_wrong_by_itself_with_its_own_command():
+    argv = [
+        "--no-input",
+        "-o",
+        "out",
+        "hpa=maybe",
+        "pvc=Y",
+        "hpa_min_replicas=9",
+        "description={{ cookiecutter.appcode }}",
+    ]
+    argv.append("package_index=https://me:s3cret@artifactory.example.com/simple")
+    refused = tasks.answers_refusal(argv, {"pod_anti_affinity": "always", "platform_domain": "apps.example.corp"})
+    lines = refused.splitlines()
+    # hpa_min_replicas=9 is fine alone (above hpa_max_replicas is the hook's, with every answer);
+    # an answer with Jinja is the hook's, once cookiecutter rendered it.
+    assert [line.split(" = ")[0] for line in lines[1:-2]] == ["  - hpa", "  - pod_anti_affinity", "  - package_index"]
+    assert "s3cret" not in refused
+    assert shlex.split(lines[-1]) == [
+        *tasks.QUICKSTART,
+        *argv[:-1],
+        "package_index=https://artifactory.example.com/simple",
+        "pod_anti_affinity=always",  # the config's wrong answer, to correct here
+    ]
+    assert lines[-2].endswith("and run it: it asks nothing.")
+    assert tasks.answers_refusal(["hpa=no", "pod_anti_affinity=none", "pvc_access_mode=ReadWriteMany"], {}) is None
 
 
 # ---- the facts the hooks and the generated files share -------------------------------------
