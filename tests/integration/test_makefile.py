@@ -138,3 +138,52 @@ def test_make_lock_in_container_runs_the_manuals_command(default_project, tmp_pa
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
     assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in manual[0]
     assert "python3 /work/scripts/lock.py lock && cat /work/source/Pipfile.lock > /lock/Pipfile.lock'" in manual[0]
+
+
+def plain_machine(folder):
+    """A PATH of python3, git, make and the shell's own utilities: nothing the targets add."""
+    folder.mkdir()
+    programs = {"python3": os.path.realpath(shutil.which("python3")), "git": shutil.which("git")}
+    programs.update({name: shutil.which(name) for name in ("sh", "make", "grep", "sed", "tr", "cat", "mktemp", "rm")})
+    for name, target in programs.items():
+        (folder / name).symlink_to(target)
+    return str(folder)
+
+
+def test_make_doctor_names_each_missing_tool_with_the_command_that_installs_it(default_project, tmp_path):
+    nothing = {"HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
+    doctor = make(default_project, "doctor", path=plain_machine(tmp_path / "bin"), **nothing)
+    assert doctor.returncode != 0
+    lines = doctor.stdout.splitlines()
+    missing = [line.split()[1] for line in lines if line.split()[:1] == ["MISSING"]]
+    assert missing == ["Python", "ruff", "bandit", "yamllint", "hadolint", "helm", "helm-unittest", "docker", "kubectl"]
+    assert [line.split()[1] for line in lines if line.split()[:1] == ["ok"]] == ["git"]
+    # Each missing tool's next line is the command that installs it.
+    for number, line in enumerate(lines):
+        if line.split()[:1] == ["MISSING"]:
+            assert lines[number + 1].startswith(" " * 10) and lines[number + 1].strip(), line
+    assert (
+        "  make tools" in doctor.stdout
+        and "helm plugin install https://github.com/helm-unittest/helm-unittest" in doctor.stdout
+    )
+    assert lines[-1].startswith("make doctor: 9 missing (Python 3.13, ruff, bandit")
+
+
+def test_make_check_runs_what_it_can_and_names_every_gate_it_could_not(default_project, tmp_path):
+    nothing = {"HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
+    checked = make(default_project, "check", path=plain_machine(tmp_path / "bin"), **nothing)
+    assert checked.returncode != 0
+    gates = ["python-lint", "test", "scan", "yaml-lint", "helm-lint", "helm-unittest", "docker-lint"]
+    assert [line for line in checked.stdout.splitlines() if line.endswith("skipped: its tools are missing")] == [
+        f"make check: {gate} skipped: its tools are missing" for gate in gates
+    ]
+    report = checked.stderr.split("make check: these gates could not run", 1)[1].splitlines()[1:8]
+    assert report == [
+        "  python-lint: ruff",
+        "  test: Python3.13",
+        "  scan: bandit",
+        "  yaml-lint: yamllint",
+        "  helm-lint: helm",
+        "  helm-unittest: helm,helm-unittest",
+        "  docker-lint: hadolint",
+    ]
