@@ -69,8 +69,15 @@ def ensure_venv(requirements=REQUIREMENTS):
     enough = {_digest(requirements), _digest(REQUIREMENTS)}
     if stamp.exists() and stamp.read_text() in enough and _venv_python().exists():
         return
+    what = "cookiecutter and cruft" if requirements == GENERATE else "the test tools"
+    print(
+        f"tasks.py: installing {what} ({requirements.relative_to(HERE)}) into .venv, once ...",
+        file=sys.stderr,
+        flush=True,
+    )
     _make_venv()
-    pip = [str(_venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # --no-compile: Python compiles what it imports when it first does, not the whole toolset now.
+    pip = [str(_venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     subprocess.run([*pip, "-r", str(requirements)], check=True)
     stamp.write_text(_digest(requirements))
 
@@ -192,6 +199,8 @@ def generate(args, env, notes=()):
                 pre.PROJECT_VARIABLE: str(project),
             },
         )
+        for note in notes:  # first: where the project comes from, before what comes of it
+            print(note, file=sys.stderr, flush=True)
         process = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True, errors="backslashreplace")
         stopped = []
 
@@ -217,7 +226,7 @@ def generate(args, env, notes=()):
     elif status and existing:
         sys.stderr.write(directory_refusal(Path(existing.group(1))) + "\n")
     else:
-        sys.stderr.write("".join(f"{note}\n" for note in notes) + errors)
+        sys.stderr.write(errors)
     if stopped or status < 0:
         return 128 + (stopped[0] if stopped else -status)
     return status
@@ -283,6 +292,14 @@ def answers_refusal(argv, from_config):
 
     given = given_answers(argv)[0]
     questions = json.loads((HERE / "cookiecutter.json").read_text(encoding="utf-8"))
+    asked = [key for key in questions if not key.startswith("_")]
+    unknown = [key for key in given if key not in asked]
+    if unknown:  # cookiecutter would drop a mistyped answer without a word, and take the default
+        return "\n".join(
+            [f"flask-appstack: {len(unknown)} answer(s) name no question of the template, so nothing was generated:"]
+            + [f"  - {key}={given[key]}: no question is called {key}" for key in unknown]
+            + [f"The questions: {', '.join(asked)}."]
+        )
     answers = {
         key: as_cookiecutter_takes(questions[key], value)
         for key, value in {**from_config, **given}.items()

