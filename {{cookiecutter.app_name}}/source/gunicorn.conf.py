@@ -72,5 +72,6 @@ def post_worker_init(worker):
 
 def child_exit(arbiter, worker):
     """A dead worker's counts move into the directory's totals (scale/server.py), so restarted
-    workers do not leave files behind that every scrape reads."""
-    server.worker_exited(worker.pid)
+    workers do not leave files behind that every scrape reads. Whatever its files hold, the
+    master goes on."""
+    server.worker_exited(worker.pid, log=arbiter.log, live=set(arbiter.WORKERS))
