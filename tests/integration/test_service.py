@@ -604,22 +604,30 @@ def test_gunicorn_serves_and_counts_with_what_the_chart_sets_over_envfrom(serve,
     assert not metrics_dir.exists()
 
 
+def probe_timeout(project):
+    """The liveness probe's timeoutSeconds, as the chart sets it."""
+    return yaml.safe_load((project / "chart" / "defaults.yaml").read_text())["livenessProbe"]["timeoutSeconds"]
+
+
 @pytest.mark.parametrize("workers", [1, 3])
-def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(serve, workers):
-    # GUNICORN_WORKERS, of which the default threads follow (a --workers flag would not change them)
+def test_ten_times_as_many_slow_clients_as_workers_leave_the_liveness_probe_answering(serve, default_project, workers):
+    """Ambassador's Envoy streams a request body as it arrives: a client that sends a byte at a
+    time holds a thread for as long. However the connections fall on the workers, the probes
+    must get through within their timeout."""
+    timeout = probe_timeout(default_project)
     server = serve(workers=workers, env={"GUNICORN_WORKERS": str(workers)})
     stop = threading.Event()
     # 150 bytes a byte every 0.2 s: still sending while the probes below run
-    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(2 * workers)]
+    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(10 * workers)]
     for client in slow:
         client.start()
-    time.sleep(0.5)  # every slow client is connected and sending
+    time.sleep(1)  # every slow client is connected and sending
     failed = []
     try:
-        for _ in range(10):  # the kubelet's probe: 1 s timeout
+        for _ in range(10):  # the kubelet's probe: a new connection, its timeout
             started = time.monotonic()
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=1)
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
                 connection.request("GET", "/livez")
                 if connection.getresponse().status != 200:
                     failed.append("status")

@@ -31,7 +31,14 @@ from .jsonlog import without_query
 
 class ThreadWorker(gthread.ThreadWorker):
     """gunicorn's threaded worker (docs/configuration.md, "Workers and slow clients" says why),
-    which also answers the connections still queued on the listening socket when it stops.
+    which takes no connection while all its threads are busy, and answers the connections still
+    queued on the listening socket when it stops.
+
+    gunicorn's own worker accepts every connection it can and queues it for a thread: one whose
+    threads all hold slow clients (bodies sent a byte at a time) still takes the probes and lets
+    them wait for a thread, past their timeout. This one stops accepting while its threads are
+    all busy, so that a new connection goes to a worker with a free thread, or waits in the
+    listening socket's queue for the first thread that frees.
 
     gunicorn stops accepting at SIGTERM and closes the listening socket when the last worker
     exits: the kernel then resets every connection that was queued on it, requests already
@@ -40,7 +47,28 @@ class ThreadWorker(gthread.ThreadWorker):
     other workers go on listening.
     """
 
+    # Connections handed to the thread pool and not yet back: the busy threads, and those
+    # waiting for one. Changed by the worker's main thread only (gunicorn calls enqueue_req and
+    # finish_request there).
+    busy = 0
+
+    def saturated(self):
+        """Whether every thread is busy: a connection accepted now would wait for one."""
+        return self.alive and self.busy >= self.cfg.threads
+
+    def enqueue_req(self, conn):
+        self.busy += 1
+        super().enqueue_req(conn)
+        if self.saturated():
+            self.set_accept_enabled(False)
+
+    def finish_request(self, conn, fs):
+        # gunicorn's loop then asks set_accept_enabled(True) again: accepted, now that one is free.
+        self.busy -= 1
+        super().finish_request(conn, fs)
+
     def set_accept_enabled(self, enabled):
+        enabled = enabled and not self.saturated()
         stopping = not enabled and not self.alive
         if stopping:
             for listener in self.sockets:

@@ -224,14 +224,46 @@ def test_query_strings_are_removed(text, expected):
     assert server.without_query(text) == expected
 
 
-def test_the_worker_hooks_into_gunicorns_threaded_worker_where_it_stops_accepting():
-    # scale.server.ThreadWorker takes the queued connections from there; a gunicorn that renamed
-    # these would quietly lose that (gunicorn 27 has them).
+def test_the_worker_hooks_into_gunicorns_threaded_worker_where_it_accepts_and_stops_accepting():
+    # scale.server.ThreadWorker counts its busy threads there, accepts nothing while they are all
+    # busy, and takes the queued connections when it stops; a gunicorn that renamed these would
+    # quietly lose that (gunicorn 27 has them, and calls them from the worker's main thread).
     from gunicorn.workers import gthread
 
     assert callable(gthread.ThreadWorker.set_accept_enabled)
     assert callable(gthread.ThreadWorker.enqueue_req)
+    assert callable(gthread.ThreadWorker.finish_request)
     assert callable(gthread.TConn)
+
+
+def test_a_worker_whose_threads_are_all_busy_accepts_nothing_until_one_is_free():
+    """Its main thread, as gunicorn 27 runs it: a connection accepted goes to the thread pool
+    (enqueue_req), and comes back when its thread is done (finish_request)."""
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    worker = server.ThreadWorker.__new__(server.ThreadWorker)  # gunicorn's arbiter makes it otherwise
+    listening = set()
+    worker.poller = SimpleNamespace(register=lambda sock, *_: listening.add(sock), unregister=listening.discard)
+    worker.cfg, worker.alive, worker.nr_conns, worker._accepting = SimpleNamespace(threads=2), True, 0, False
+    worker.tpool = SimpleNamespace(submit=lambda *_: Future())
+    worker.method_queue = SimpleNamespace(defer=lambda *_: None)
+    with socket.socket() as listener:
+        worker.sockets = [listener]
+        worker.set_accept_enabled(True)
+        assert listening == {listener}
+        connections = [SimpleNamespace(close=lambda graceful=False: None) for _ in range(2)]
+        for connection in connections:
+            worker.nr_conns += 1
+            worker.enqueue_req(connection)
+        assert listening == set()  # both threads busy: the next connection goes to another worker
+        worker.set_accept_enabled(True)  # what gunicorn's loop asks at each turn
+        assert listening == set()
+        done = Future()
+        done.set_result(False)  # the request answered, the connection closed
+        worker.finish_request(connections[0], done)
+        worker.set_accept_enabled(True)
+        assert listening == {listener}
 
 
 class Worker:
