@@ -609,16 +609,11 @@ def probe_timeout(project):
     return yaml.safe_load((project / "chart" / "defaults.yaml").read_text())["livenessProbe"]["timeoutSeconds"]
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_ten_times_as_many_slow_clients_as_workers_leave_the_liveness_probe_answering(serve, default_project, workers):
-    """Ambassador's Envoy streams a request body as it arrives: a client that sends a byte at a
-    time holds a thread for as long. However the connections fall on the workers, the probes
-    must get through within their timeout."""
-    timeout = probe_timeout(default_project)
-    server = serve(workers=workers, env={"GUNICORN_WORKERS": str(workers)})
+def probes_with_slow_clients(server, slow_clients, timeout):
+    """The failures of 10 liveness probes sent while ``slow_clients`` clients send a body a byte
+    at a time (150 bytes a byte every 0.2 s: still sending while the probes run)."""
     stop = threading.Event()
-    # 150 bytes a byte every 0.2 s: still sending while the probes below run
-    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(10 * workers)]
+    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(slow_clients)]
     for client in slow:
         client.start()
     time.sleep(1)  # every slow client is connected and sending
@@ -635,13 +630,30 @@ def test_ten_times_as_many_slow_clients_as_workers_leave_the_liveness_probe_answ
             except OSError as error:
                 failed.append(error)
             time.sleep(max(0.0, 0.4 - (time.monotonic() - started)))
-        still_sending = all(client.is_alive() for client in slow)
+        assert all(client.is_alive() for client in slow), "the slow clients were done before the probes"
     finally:
         stop.set()
         for client in slow:
             client.join()
+    return failed
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_ten_times_as_many_slow_clients_as_workers_leave_the_liveness_probe_answering(serve, default_project, workers):
+    """Ambassador's Envoy streams a request body as it arrives: a client that sends a byte at a
+    time holds a thread for as long. However the connections fall on the workers, the probes
+    must get through within their timeout."""
+    server = serve(workers=workers)
+    failed = probes_with_slow_clients(server, 10 * workers, probe_timeout(default_project))
     assert failed == [], f"{len(failed)} of 10 probes failed"
-    assert still_sending
+
+
+def test_the_probes_get_through_while_one_thread_of_the_pod_is_free(serve, default_project):
+    """Two workers of two threads, three slow clients: a worker whose threads both hold one
+    takes no connection, and the probes go to the other one's free thread."""
+    server = serve(workers=2, env={"GUNICORN_THREADS": "2"})
+    failed = probes_with_slow_clients(server, 3, probe_timeout(default_project))
+    assert failed == [], f"{len(failed)} of 10 probes failed"
 
 
 def refused(port):
