@@ -21,6 +21,7 @@ ORDER = (
     "serve p99",
     "serve CPU per request",
     "serve p99 with slow clients",
+    "serve slow clients survived",
     "image size",
     "reconfigure",
     "suite",

@@ -9,8 +9,9 @@
 - serve: the generated app's /livez requests/s, p99 latency and server CPU time per request
   under gunicorn (request IDs, metrics and all) against a bare Flask app with the same
   gunicorn settings (127.0.0.1 only, a bounded number of requests; the two alternate, median
-  of --rounds); and the slow-client figure: the app's /livez p99 while twice as many slow
-  clients as workers send a body a byte at a time, against its p99 without them;
+  of --rounds); and the slow-client figures: the app's /livez p99 while ten times as many slow
+  clients as workers send a body a byte at a time, against its p99 without them, and how many
+  slow clients the defaults survive (every liveness probe answered within its timeout);
 - reconfigure: `make reconfigure ANSWERS="app_version=4.7.3"` in a project made with cruft
   against a bare `cruft update --variables-to-update` of the same change in its twin (the
   renderer's cache warm, the two alternating, the fastest of each);
@@ -35,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools/, never tests/
 
 from benchmarks.figures import row, seconds, update_figures  # noqa: E402
@@ -51,6 +54,13 @@ app = Flask(__name__)
 @app.get("/livez")
 def livez():
     return {"status": "ok"}
+"""
+# The bare app's gunicorn settings: the project's own, but for the hook that refuses to serve an
+# app without the platform (scale.init_app), which the bare app is.
+BARE_CONFIG = """import runpy
+
+globals().update(runpy.run_path("gunicorn.conf.py"))
+del post_worker_init
 """
 
 
@@ -125,13 +135,15 @@ def server_cpu_seconds(pid):
     return total
 
 
-def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None, slow_clients=0):
+def serve_and_load(venv, source, app, requests, concurrency, bare=None, slow_clients=0):
     """(requests/s, p99 ms, server CPU µs per request) of ``requests`` GETs of /livez, while
-    ``slow_clients`` clients send a body a byte at a time."""
+    ``slow_clients`` clients send a body a byte at a time; ``bare``: the folder of the bare app
+    and its settings, to serve instead of the project's."""
     port = free_port()
-    command = [str(venv / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", app]
-    if pythonpath:
-        command += ["--pythonpath", str(pythonpath)]
+    config = str(bare / "bare_conf.py") if bare else "gunicorn.conf.py"
+    command = [str(venv / "bin" / "gunicorn"), "-c", config, "--bind", f"127.0.0.1:{port}", app]
+    if bare:
+        command += ["--pythonpath", str(bare)]
     # Logs off for both: the benchmark measures request handling, not the terminal.
     server = subprocess.Popen(
         command,
@@ -164,6 +176,57 @@ def serve_and_load(venv, source, app, requests, concurrency, pythonpath=None, sl
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def livez_in_time(port, timeout):
+    """Whether /livez answers 200 within ``timeout`` seconds, on a new connection: the kubelet's
+    liveness probe."""
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            connection.request("GET", "/livez")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+    except OSError:
+        return False
+
+
+def slow_clients_survived(venv, source, probe_timeout, step, limit, probes=5):
+    """How many slow clients the app survives with gunicorn.conf.py's defaults: clients that
+    send a body a byte every 0.1 s are added ``step`` at a time, each step followed by ``probes``
+    liveness probes; the count of the last step at which every probe answered within
+    ``probe_timeout``. Stops at the first probe that does not, or at ``limit`` clients."""
+    port = free_port()
+    command = [str(venv / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
+    server = subprocess.Popen(
+        [*command, "api:create_app()"],
+        cwd=source,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )
+    stop, slow, survived = threading.Event(), [], 0
+    try:
+        for _ in range(100):
+            if livez_in_time(port, probe_timeout):
+                break
+            time.sleep(0.1)
+        while len(slow) + step <= limit:
+            for _ in range(step):
+                slow.append(threading.Thread(target=send_slowly, args=(port, stop, 5000, 0.1)))
+                slow[-1].start()
+            time.sleep(0.5)  # the new ones connected and sending
+            if not all(livez_in_time(port, probe_timeout) for _ in range(probes)):
+                break
+            survived = len(slow)
+    finally:
+        stop.set()
+        for client in slow:
+            client.join()
+        server.terminate()
+        server.wait(timeout=30)
+    return survived
 
 
 def lock_ratio(tmp, rounds=3):
@@ -203,14 +266,19 @@ def serve_ratio(tmp, args):
     """/livez of the generated app against the bare app, in ``args.rounds`` rounds that
     alternate the two, so that both see the same machine (other work on it included). The
     ratios are the median of the rounds' ratios; the rates, p99s and the server's CPU time per
-    request, the medians too. Each round also serves the app with twice as many slow clients as
-    gunicorn.conf.py's default workers connected: its p99 against the app's own without them."""
+    request, the medians too. Each round also serves the app with ten times as many slow clients
+    as gunicorn.conf.py's default workers connected (its p99 against the app's own without
+    them), and finds how many slow clients the defaults survive (slow_clients_survived), in
+    steps of the workers, up to thirty times as many: the median of the rounds."""
     project = tmp / "flask-app"
     venv = cached_venv(pipfile_requirements(project, sections=("packages",)))
     (tmp / "bare.py").write_text(BARE_APP)
+    (tmp / "bare_conf.py").write_text(BARE_CONFIG)
     source = project / "source"
-    slow_clients = 2 * int(DEFAULTS["gunicorn_workers"])
-    rounds, slowed = [], []
+    workers = int(DEFAULTS["gunicorn_workers"])
+    slow_clients = 10 * workers
+    probe_timeout = yaml.safe_load((project / "chart" / "defaults.yaml").read_text())["livenessProbe"]["timeoutSeconds"]
+    rounds, slowed, survived = [], [], []
     for _ in range(args.rounds):
         bare = serve_and_load(venv, source, "bare:app", args.requests, args.concurrency, tmp)
         app = serve_and_load(venv, source, "api:create_app()", args.requests, args.concurrency)
@@ -219,8 +287,11 @@ def serve_ratio(tmp, args):
         )
         rounds.append((bare, app))
         slowed.append((app, slow))
+        survived.append(slow_clients_survived(venv, source, probe_timeout, workers, 30 * workers))
     median = statistics.median
     return {
+        "workers": workers,
+        "survived": median(survived),
         "slow_clients": slow_clients,
         "slow_p99_ms": median(s[1] for _, s in slowed),
         "slow_p99_ratio": median(s[1] / a[1] for a, s in slowed),
@@ -269,6 +340,12 @@ def serve_rows(tmp, args):
             f"{ms(serve['slow_p99_ms'])} ({serve['slow_clients']} slow clients)",
             ms(serve["measured_p99_ms"]),
             serve["slow_p99_ratio"],
+        ),
+        (
+            "serve slow clients survived",
+            f"{serve['survived']:.0f} slow clients",
+            f"{serve['workers']} workers",
+            serve["survived"] / serve["workers"],
         ),
     ]
     return [row(name, measured, baseline, ratio, args.rounds, load) for name, measured, baseline, ratio in figures]

@@ -414,9 +414,11 @@ def test_random_methods_do_not_grow_metrics(serve):
     # Flask answers an unknown method with a 405 before any route matches: "unmatched".
     assert sample(text, "http_requests_total", endpoint="unmatched", method="other", status="405") == 300
     assert len(text) < size_before + 4000
-    assert {p.name for p in server.metrics_dirs()[0].iterdir()} <= {"counter_dead.db", "histogram_dead.db"} | {
-        f"{kind}_{pid}.db" for kind in ("counter", "histogram") for pid in worker_pids(server)
-    }
+    assert {p.name for p in server.metrics_dirs()[0].iterdir()} <= {
+        "counter_dead.db",
+        "histogram_dead.db",
+        "merge.lock",
+    } | {f"{kind}_{pid}.db" for kind in ("counter", "histogram") for pid in worker_pids(server)}
 
 
 def worker_pids(server):
@@ -435,7 +437,7 @@ def test_restarted_workers_leave_no_files_and_their_counts_stay(serve):
         time.sleep(0.05)
     assert len(worker_pids(server)) > restarts
     (metrics_dir,) = server.metrics_dirs()
-    files = {p.name for p in metrics_dir.iterdir()}
+    files = {p.name for p in metrics_dir.glob("*.db")}
     assert len(files) <= 4, files  # the live worker's two, and the dead ones' totals
     text = server.request("GET", "/metrics")[2]
     assert sample(text, "http_requests_total", endpoint="/api/v1/hello", method="GET", status="200") == sent
@@ -456,6 +458,95 @@ def test_sighup_keeps_the_metrics_directory_and_the_counts(serve):
     assert sample(text, "http_requests_total", endpoint="/api/v1/hello", method="GET", status="200") == 4
     server.stop()
     assert server.metrics_dirs() == []
+
+
+def hello_total(server):
+    """(status of /metrics, its count of GET /api/v1/hello answered 200)."""
+    status, _, text = server.request("GET", "/metrics")
+    return status, sample(text, "http_requests_total", endpoint="/api/v1/hello", method="GET", status="200")
+
+
+def replace_with_what_is_not_whole(metrics_dir, pid):
+    """Give worker ``pid`` the files the master may find when it dies: its counter file empty
+    (killed while it made it) and its histogram file cut short of what its header says. New
+    files in place of its own, which the worker still has mapped (cutting those would kill it)."""
+    counter, histogram = metrics_dir / f"counter_{pid}.db", metrics_dir / f"histogram_{pid}.db"
+    head = histogram.read_bytes()[:20] if histogram.exists() else (64).to_bytes(4, "little") + bytes(16)
+    for path, content in ((counter, b""), (histogram, head)):
+        path.with_suffix(".new").write_bytes(content)
+        os.replace(path.with_suffix(".new"), path)
+
+
+def alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_worker_killed_with_its_metrics_files_not_whole_leaves_the_server_serving(serve):
+    server = serve(workers=2)
+    for _ in range(10):
+        assert server.request("GET", "/api/v1/hello")[0] == 200
+    (metrics_dir,) = server.metrics_dirs()
+    victim, other = sorted(worker_pids(server))
+    replace_with_what_is_not_whole(metrics_dir, victim)
+    os.kill(int(victim), signal.SIGKILL)
+    wait_until(lambda: len(worker_pids(server)) == 3 or server.process.poll() is not None, "a worker in its place")
+    assert server.process.poll() is None, "".join(server.lines[-5:])  # the master lives on
+    assert alive(other) and server.answers()
+    lost = [line for line in server.lines if "metrics lost: " in line]
+    assert any(f"counter_{victim}.db" in line for line in lost) and any(
+        f"histogram_{victim}.db" in line for line in lost
+    )
+    # A worker making its first file, and a damaged one: /metrics serves the others' counts.
+    replace_with_what_is_not_whole(metrics_dir, 999999)
+    before = hello_total(server)
+    assert before[0] == 200
+    for _ in range(6):
+        assert hello_total(server) == before
+    assert server.request("GET", "/api/v1/hello")[0] == 200
+    assert hello_total(server) == (200, before[1] + 1)
+    server.stop()
+    assert server.process.returncode == 0
+    assert not any("Traceback" in line and "metrics lost" not in line for line in server.lines)
+
+
+def test_metrics_totals_never_go_down_while_workers_are_killed(serve):
+    """Each scrape reads the workers' files one after the other while the master moves a dead
+    worker's counts into the totals: a scrape must see them once, whenever the worker dies."""
+    server = serve(workers=2)
+    stop, scrapes, cut_off = threading.Event(), [], []
+
+    def scrape():
+        while not stop.is_set():
+            try:
+                scrapes.append(hello_total(server))
+            except (OSError, http.client.HTTPException) as error:  # the worker answering was killed
+                cut_off.append(error)
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    sent, killed = 0, set()
+    try:
+        for _ in range(15):
+            for _ in range(3):
+                assert server.request("GET", "/api/v1/hello")[0] == 200
+                sent += 1
+            booted = worker_pids(server)
+            victim = sorted(booted - killed)[0]
+            killed.add(victim)
+            os.kill(int(victim), signal.SIGKILL)
+            wait_until(lambda b=booted: worker_pids(server) > b or server.process.poll() is not None, "a new worker")
+            assert server.process.poll() is None
+    finally:
+        stop.set()
+        scraper.join(60)
+    assert {status for status, _ in scrapes} == {200}, f"{len(cut_off)} cut off"
+    totals = [total for _, total in scrapes]
+    assert all(later >= earlier for earlier, later in zip(totals, totals[1:])), totals
+    assert hello_total(server) == (200, sent)  # the dead workers' counts, every one
 
 
 @pytest.mark.parametrize("failure", ["port taken", "app fails to boot"])
@@ -513,22 +604,25 @@ def test_gunicorn_serves_and_counts_with_what_the_chart_sets_over_envfrom(serve,
     assert not metrics_dir.exists()
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(serve, workers):
-    # GUNICORN_WORKERS, of which the default threads follow (a --workers flag would not change them)
-    server = serve(workers=workers, env={"GUNICORN_WORKERS": str(workers)})
+def probe_timeout(project):
+    """The liveness probe's timeoutSeconds, as the chart sets it."""
+    return yaml.safe_load((project / "chart" / "defaults.yaml").read_text())["livenessProbe"]["timeoutSeconds"]
+
+
+def probes_with_slow_clients(server, slow_clients, timeout):
+    """The failures of 10 liveness probes sent while ``slow_clients`` clients send a body a byte
+    at a time (150 bytes a byte every 0.2 s: still sending while the probes run)."""
     stop = threading.Event()
-    # 150 bytes a byte every 0.2 s: still sending while the probes below run
-    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(2 * workers)]
+    slow = [threading.Thread(target=send_slowly, args=(server.port, stop, 150, 0.2)) for _ in range(slow_clients)]
     for client in slow:
         client.start()
-    time.sleep(0.5)  # every slow client is connected and sending
+    time.sleep(1)  # every slow client is connected and sending
     failed = []
     try:
-        for _ in range(10):  # the kubelet's probe: 1 s timeout
+        for _ in range(10):  # the kubelet's probe: a new connection, its timeout
             started = time.monotonic()
             try:
-                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=1)
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
                 connection.request("GET", "/livez")
                 if connection.getresponse().status != 200:
                     failed.append("status")
@@ -536,13 +630,30 @@ def test_twice_as_many_slow_clients_as_workers_do_not_starve_the_liveness_probe(
             except OSError as error:
                 failed.append(error)
             time.sleep(max(0.0, 0.4 - (time.monotonic() - started)))
-        still_sending = all(client.is_alive() for client in slow)
+        assert all(client.is_alive() for client in slow), "the slow clients were done before the probes"
     finally:
         stop.set()
         for client in slow:
             client.join()
+    return failed
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_ten_times_as_many_slow_clients_as_workers_leave_the_liveness_probe_answering(serve, default_project, workers):
+    """Ambassador's Envoy streams a request body as it arrives: a client that sends a byte at a
+    time holds a thread for as long. However the connections fall on the workers, the probes
+    must get through within their timeout."""
+    server = serve(workers=workers)
+    failed = probes_with_slow_clients(server, 10 * workers, probe_timeout(default_project))
     assert failed == [], f"{len(failed)} of 10 probes failed"
-    assert still_sending
+
+
+def test_the_probes_get_through_while_one_thread_of_the_pod_is_free(serve, default_project):
+    """Two workers of two threads, three slow clients: a worker whose threads both hold one
+    takes no connection, and the probes go to the other one's free thread."""
+    server = serve(workers=2, env={"GUNICORN_THREADS": "2"})
+    failed = probes_with_slow_clients(server, 3, probe_timeout(default_project))
+    assert failed == [], f"{len(failed)} of 10 probes failed"
 
 
 def refused(port):

@@ -23,10 +23,11 @@ except app_settings.ConfigError as error:
 wsgi_app = "api:create_app()"
 bind = f"0.0.0.0:{settings['PORT']}"
 workers = settings["GUNICORN_WORKERS"]
-# Threads, so that clients that send slowly hold a thread each and not a whole worker, and the
-# probes still get through (docs/configuration.md, "Workers and slow clients").
+# Threads, so that clients that send slowly hold a thread each and not a whole worker, and a
+# worker that takes no connection while its threads are all busy, so that the probes still get
+# through (docs/configuration.md, "Workers and slow clients").
 worker_class = "scale.server.ThreadWorker"
-threads = app_settings.threads_per_worker(workers, settings["GUNICORN_THREADS"])
+threads = app_settings.threads_per_worker(settings["GUNICORN_THREADS"])
 timeout = settings["GUNICORN_TIMEOUT"]
 # Kubernetes waits terminationGracePeriodSeconds (longer than this) before it kills the pod.
 graceful_timeout = settings["GUNICORN_GRACEFUL_TIMEOUT"]
@@ -72,5 +73,6 @@ def post_worker_init(worker):
 
 def child_exit(arbiter, worker):
     """A dead worker's counts move into the directory's totals (scale/server.py), so restarted
-    workers do not leave files behind that every scrape reads."""
-    server.worker_exited(worker.pid)
+    workers do not leave files behind that every scrape reads. Whatever its files hold, the
+    master goes on."""
+    server.worker_exited(worker.pid, log=arbiter.log, live=set(arbiter.WORKERS))

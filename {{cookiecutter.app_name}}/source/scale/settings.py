@@ -82,11 +82,15 @@ SERVER_SETTINGS = {
 }
 
 
-def threads_per_worker(workers, threads=None):
-    """GUNICORN_THREADS, or when it is empty 2 x workers + 2: then twice as many slow clients as
-    workers, even all on one worker, leave it two threads for the probes (docs/configuration.md,
-    "Workers and slow clients")."""
-    return threads or 2 * workers + 2
+# Threads of each worker when GUNICORN_THREADS is empty: ten slow clients (a body sent a byte
+# at a time holds a thread as long as it lasts) and six threads for every other request,
+# probes included (docs/configuration.md, "Workers and slow clients").
+THREADS = 16
+
+
+def threads_per_worker(threads=None):
+    """GUNICORN_THREADS, or THREADS when it is empty."""
+    return threads or THREADS
 
 
 class ConfigError(ValueError):

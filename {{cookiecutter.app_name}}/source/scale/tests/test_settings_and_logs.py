@@ -125,11 +125,12 @@ def test_the_graceful_timeout_defaults_to_20_seconds_and_never_drops_below_10():
             read(SERVER_SETTINGS, {"GUNICORN_GRACEFUL_TIMEOUT": short})
 
 
-def test_each_worker_has_threads_for_twice_as_many_slow_clients_as_workers_by_default():
+def test_each_worker_has_threads_for_ten_slow_clients_and_the_rest_by_default():
     settings = read(SERVER_SETTINGS, {"GUNICORN_WORKERS": "3"})
     assert settings["GUNICORN_THREADS"] is None
-    assert threads_per_worker(3, settings["GUNICORN_THREADS"]) == 8
-    assert threads_per_worker(3, read(SERVER_SETTINGS, {"GUNICORN_THREADS": "4"})["GUNICORN_THREADS"]) == 4
+    assert threads_per_worker(settings["GUNICORN_THREADS"]) == 16
+    assert threads_per_worker(read(SERVER_SETTINGS, {"GUNICORN_THREADS": ""})["GUNICORN_THREADS"]) == 16
+    assert threads_per_worker(read(SERVER_SETTINGS, {"GUNICORN_THREADS": "4"})["GUNICORN_THREADS"]) == 4
 
 
 def test_every_setting_is_in_the_manuals_table():
