@@ -93,16 +93,13 @@ def template_root(start):
 
 def identity_of(root, given):
     """{"template", "release", "commit", "checkout"} of the template checkout at `root`. The
-    release is the newest release tag the checkout holds (without git, its CHANGELOG's newest
-    release); `checkout` is what cruft checks out to start from it: that tag, else the commit."""
+    release is the release tag on the checkout's commit, and only that: a commit after a release
+    (main, a branch) is no release, and records none (""), only its commit. `checkout` is what
+    cruft checks out to start from it: that tag, else the commit."""
     commit = git(root, "rev-parse", "HEAD") or ""
-    tag = git(root, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*.[0-9]*.[0-9]*", "HEAD") if commit else None
-    if tag and TAG.fullmatch(tag):
-        release, checkout = tag[1:], tag
-    else:
-        release = newest_release((root / "CHANGELOG.md").read_text(encoding="utf-8")) or ""
-        checkout = commit or (f"v{release}" if release else "")
-    return {"template": canonical_url(root, given), "release": release, "commit": commit, "checkout": checkout}
+    tag = newest_release_tag((git(root, "tag", "--points-at", "HEAD") or "").split()) if commit else None
+    release = tag[1:] if tag else ""
+    return {"template": canonical_url(root, given), "release": release, "commit": commit, "checkout": tag or commit}
 
 
 # This file as it was imported, to tell whether a checkout's copy is the same.

@@ -146,11 +146,21 @@ def test_make_update_takes_the_newest_release_or_the_one_named_and_main_only_by_
     assert "main=1" in (project / ERRORS).read_text()
     git(project, "commit", "-q", "-am", "main")
 
-    # Ahead of the newest release now: a bare update must not take the project back to it.
+    # Ahead of the newest release now, on a commit that is no release: the project records none,
+    # and a bare update does not take the project back to 2.2.0.
+    assert identity(project)["release"] == ""
+    main = git(template, "rev-parse", "main").strip()
+    outdated = make(project, "outdated")
+    assert f"this project is at commit {main[:7]}, which is no release; the newest release" in outdated.stdout
     again = make(project, "update")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout == "make update: this project is at 2.2.0 already; nothing to take.\n"
+    assert again.stdout == f"make update: this project is at {main[:7]}, a commit after 2.2.0; nothing to take.\n"
     assert "main=1" in (project / ERRORS).read_text()
+    # Back to 2.2.0 only when named, and said to be a downgrade.
+    back = make(project, "update", "VERSION=2.2.0")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert f"make update: 2.2.0 is older than this project's template ({main[:7]}): a downgrade." in back.stdout
+    assert "main=1" not in (project / ERRORS).read_text()
 
 
 def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_the_releases_since(template, tmp_path):

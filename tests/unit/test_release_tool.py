@@ -258,3 +258,25 @@ def test_a_section_missing_at_its_tag_fails_and_a_tag_without_a_section_now_is_n
     )
     assert changed_releases(CHANGELOG, {"2.0.0": None})[0].startswith("CHANGELOG.md's section [2.0.0] (line")
     assert changed_releases(CHANGELOG, {"3.0.0": CHANGELOG}) == []
+
+
+def test_the_identity_records_a_release_only_for_its_tagged_commit(tmp_path):
+    """A project made from the commit a release tag names records that release; one made from a
+    later commit (main) records none, only its commit, which cruft checks out."""
+    import subprocess
+
+    import flask_appstack_identity as identity
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q", "-b", "main")
+    (tmp_path / "CHANGELOG.md").write_text("## [2.0.0] - 2026-12-02\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "release")
+    git("tag", "v2.0.0")
+    tagged = identity.identity_of(tmp_path, str(tmp_path))
+    assert (tagged["release"], tagged["checkout"]) == ("2.0.0", "v2.0.0")
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", "after")
+    later = identity.identity_of(tmp_path, str(tmp_path))
+    assert later["release"] == "" and later["checkout"] == later["commit"] == git("rev-parse", "HEAD").strip()

@@ -184,9 +184,11 @@ def outdated(project):
     if have == latest:
         print(f"make outdated: this project is at {latest}, the newest release of {project.url}.")
         return 0
+    commit = project.cruft.get("commit") or project.identity.get("commit") or ""
+    where = have or (f"commit {commit[:7]}, which is no release" if commit else "an unknown release")
     print(
-        f"make outdated: this project is at {have or 'an unknown release'}; the newest release of "
-        f"{project.url} is {latest}: `make update` takes it (the template's CHANGELOG.md says what changes)."
+        f"make outdated: this project is at {where}; the newest release of {project.url} is {latest}: "
+        "`make update` takes it (the template's CHANGELOG.md says what changes)."
     )
     return 1
 
@@ -266,6 +268,12 @@ class Template:
         if done.returncode:
             raise Refusal(f"the template at {self.url} has no {ref}")
         return done.stdout.strip()
+
+    def comes_after(self, commit, other):
+        """Whether `commit` is a later commit than `other`, on its line."""
+        if commit == other:
+            return False
+        return run(["git", "merge-base", "--is-ancestor", other, commit], cwd=self.repo).returncode == 0
 
     def file(self, commit, name):
         done = run(["git", "show", f"{commit}:{name}"], cwd=self.repo)
@@ -530,25 +538,32 @@ def update(project, version):
     check_repository(project.root, "update")
     found = releases(project.url)
     ref, name = target(version, found, project.url)
-    have = project.release(found)
-    if found.get(name) == project.cruft.get("commit") or (not version and have == name):
-        # (A project made from a commit after the newest release records that release: taking
-        # the release again would undo the later commits.)
-        pending = pending_migrations(project.root)
-        for _, migrate in pending:
-            migrate(project.root)
-        if not pending:
-            print(f"make update: this project is at {name} already; nothing to take.")
-        return 0
+    have, here = project.release(found), project.cruft.get("commit", "")
+    if found.get(name) == here:
+        return nothing_to_take(project, f"this project is at {name} already")
     answers = project.answers()
     with tempfile.TemporaryDirectory(prefix="flask-appstack-update-") as folder:
         template = Template(project.url, folder)
-        old, new = template.commit(project.cruft["commit"]), template.commit(ref)
+        old, new = template.commit(here), template.commit(ref)
+        if template.comes_after(old, new):
+            if not version:  # taking the newest release would undo the commits after it
+                return nothing_to_take(project, f"this project is at {old[:7]}, a commit after {name}")
+            print(f"make update: {name} is older than this project's template ({have or old[:7]}): a downgrade.")
         renders = template.render([{"commit": old, "answers": answers}, {"commit": new, "answers": answers}])
         (base, _), (theirs, _) = renders
-        heading = f"{have or 'this project'} -> {name} (the template's CHANGELOG.md says what changed):"
+        heading = f"{have or old[:7]} -> {name} (the template's CHANGELOG.md says what changed):"
         merges = [(base, theirs, skip_patterns(theirs), None)]
         return take(project, "update", renders, heading, merges, new, ref if ref != new else None)
+
+
+def nothing_to_take(project, where):
+    """The project has what it asked for: only what a release needs done beyond a merge, if pending."""
+    pending = pending_migrations(project.root)
+    for _, migrate in pending:
+        migrate(project.root)
+    if not pending:
+        print(f"make update: {where}; nothing to take.")
+    return 0
 
 
 # The words cookiecutter takes for yes and no.
