@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -54,6 +55,24 @@ def test_generated_test_suite_passes_with_its_coverage_gate(default_project, pro
     project = shutil.copytree(default_project, tmp_path / default_project.name)
     result = subprocess.run(
         [str(project_venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Required test coverage of 90% reached" in result.stdout
+    # The gate measures the team's code alone: the platform's modules are not in the report.
+    measured = re.findall(r"^source/(\S+)\.py\s+\d+\s+\d+", result.stdout, re.MULTILINE)  # the report's rows
+    assert measured and [module for module in measured if not module.startswith("api/")] == []
+
+
+def test_the_platform_package_keeps_a_coverage_gate_of_its_own(default_project, project_venv, tmp_path):
+    """source/scale/ is the template's: its own tests cover 90 % of it, whatever the team's code
+    does (the team's gate measures only `api`)."""
+    project = shutil.copytree(default_project, tmp_path / default_project.name)
+    gate = ["-o", "addopts=", "--cov=scale", "--cov-branch", "--cov-report=term-missing", "--cov-fail-under=90"]
+    result = subprocess.run(
+        [str(project_venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", *gate, "source/scale/tests"],
         cwd=project,
         capture_output=True,
         text=True,
