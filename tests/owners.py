@@ -1,52 +1,26 @@
-"""Who owns each path of a generated project, in one place: the template's paths, which every
-release replaces, and the team's, which no release touches. The generated README's table
-shows the same split and docs/updates.md names every path (tests/unit/test_docs.py checks both);
-`cruft_skip()` is what the generated pyproject.toml's `[tool.cruft] skip` should list.
+"""Who owns each path of a generated project, as the template's one list says it
+(templates/ownership.jinja, from which the generated README.md's table, docs/updates.md's lists
+and pyproject.toml's `[tool.cruft] skip` are rendered): the template's paths, which every
+release replaces, and the team's, which no release touches (but the merged ones).
 
 A path ending in "/" is a directory and everything under it; `<hostspace>` stands for each
 hostspace's name."""
 
 import fnmatch
 
-TEMPLATE_PATHS = (
-    "source/scale/",
-    "source/gunicorn.conf.py",
-    "scripts/",
-    ".flask-appstack.json",
-    "docs/",
-    "Makefile",
-    "Dockerfile",
-    ".dockerignore",
-    "chart/Chart.yaml",
-    "chart/defaults.yaml",
-    "chart/values.schema.json",
-    "chart/templates/",
-    "chart/tests/",
-    "chart/.checkov.yaml",
-    "chart/.helmignore",
-    "azure-pipelines.yaml",
-    "pyproject.toml",
-    "renovate.json",
-    ".editorconfig",
-    ".gitignore",
-    ".pre-commit-config.yaml",
-    ".yamllint.yaml",
+import jinja2
+
+from tools.project import REPO
+
+ROWS = (
+    jinja2.Environment(loader=jinja2.FileSystemLoader(REPO / "templates")).get_template("ownership.jinja").module.rows
 )
+TEMPLATE_PATHS = tuple(path for row in ROWS if row["owner"] == "template" for path in row["paths"])
 # Never touched by a release: `[tool.cruft] skip`.
-TEAM_PATHS = (
-    "README.md",
-    "source/api/",
-    "source/tests/",
-    "source/Pipfile.lock",
-    "chart/values.yaml",
-    "chart/values-<hostspace>.yaml",
-    "team.mk",
-    "ruff.toml",
-    "system-packages.txt",
-)
+TEAM_PATHS = tuple(path for row in ROWS if row["owner"] == "team" and not row.get("merged") for path in row["paths"])
 # The team's too, but merged by `make update`, not skipped: a release that needs a new
 # platform package adds its line.
-TEAM_MERGED_PATHS = ("source/Pipfile",)
+TEAM_MERGED_PATHS = tuple(path for row in ROWS if row["owner"] == "team" and row.get("merged") for path in row["paths"])
 
 OWNERS = {
     **{path: "template" for path in TEMPLATE_PATHS},

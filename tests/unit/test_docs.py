@@ -3,13 +3,12 @@ owns which path), and docs/, the template's platform manual (an index that links
 links that resolve, no section left empty by a feature that is off)."""
 
 import re
+from pathlib import Path
 
 import pytest
 from answers import COMBINATIONS, combination_id
 from markdown_text import broken_links, level, prose_lines, section
-from owners import OWNERS, TEAM_MERGED_PATHS, TEAM_PATHS, TEMPLATE_PATHS, covers, cruft_skip
-
-from tools.project import tomllib
+from owners import covers
 
 README_MAX_LINES = 150
 DOCS_PAGES = ["configuration.md", "local-development.md", "pipeline.md", "kubernetes.md", "updates.md"]
@@ -43,12 +42,6 @@ def test_the_readme_says_the_team_owns_it_and_where_the_manual_is(default_projec
     assert "[docs/](docs/README.md)" in readme
 
 
-def test_the_ownership_table_is_the_one_the_template_keeps(default_project):
-    rows = ownership_rows(default_project)
-    assert len(rows) == len({path for path, _ in rows}), "a path is in the table twice"
-    assert dict(rows) == OWNERS
-
-
 def test_every_top_level_path_has_exactly_one_owner(project):
     """A top-level file or directory is a row of its own, or (source/, chart/) the parent of
     rows: then the next test gives each file under it its owner."""
@@ -70,18 +63,6 @@ def test_every_generated_file_has_exactly_one_owner(project):
     assert {name: found for name, found in owners.items() if len(found) != 1} == {}
 
 
-def test_cruft_skips_exactly_the_teams_paths(default_project):
-    pyproject = tomllib.loads((default_project / "pyproject.toml").read_text())
-    assert sorted(pyproject["tool"]["cruft"]["skip"]) == sorted(cruft_skip())
-
-
-def test_the_update_page_names_every_path_with_its_owner(default_project):
-    owners = section((default_project / "docs" / "updates.md").read_text(), "## Who owns which file")
-    template, team = owners.split("- **The team's files**")
-    assert [path for path in TEMPLATE_PATHS if f"`{path}`" not in template] == []
-    assert [path for path in TEAM_PATHS + TEAM_MERGED_PATHS if f"`{path}`" not in team] == []
-
-
 def test_the_manual_has_an_index_that_links_every_page(default_project):
     index = (default_project / "docs" / "README.md").read_text()
     on_disk = sorted(path.name for path in (default_project / "docs").glob("*.md") if path.name != "README.md")
@@ -100,3 +81,31 @@ def test_no_section_is_left_empty(project):
         lines = [line for line in prose_lines(text) if line.strip()] + ["# the end"]
         empty += [(name, line) for line, after in zip(lines, lines[1:]) if 0 < level(after) <= level(line)]
     assert empty == []
+
+
+def test_who_owns_what_is_written_once_and_every_document_follows(tmp_path):
+    """The generated README's table, docs/updates.md's lists and pyproject.toml's skip list are
+    rendered from templates/ownership.jinja: a path added there reaches all three."""
+    import shutil
+
+    from cookiecutter.main import cookiecutter
+
+    from tools.project import REPO
+
+    template = tmp_path / "template"
+    shutil.copytree(REPO, template, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache"))
+    ownership = template / "templates" / "ownership.jinja"
+    row = '{"paths": ["notes/"], "owner": "team", "what": "the team\'s notes"},\n'
+    text = ownership.read_text()
+    ownership.write_text(text.replace("{%- set rows = [\n", "{%- set rows = [\n  " + row, 1))
+    project = Path(
+        cookiecutter(
+            str(template), no_input=True, output_dir=str(tmp_path / "out"), extra_context={"lock_dependencies": False}
+        )
+    )
+    assert "| `notes/` | team | the team's notes |" in (project / "README.md").read_text()
+    team = section((project / "docs" / "updates.md").read_text(), "## Who owns which file").split(
+        "The team's files", 1
+    )[1]
+    assert "`notes/`" in team.split("- **", 1)[0]
+    assert '    "notes",' in (project / "pyproject.toml").read_text()
