@@ -32,6 +32,7 @@ import sys
 if __name__ == "__main__" and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
     sys.path.pop(0)
 
+import contextlib
 import json
 import re
 import signal
@@ -857,10 +858,8 @@ def replay_files(answers):
         configs += [{"config_file": os.path.join(folder, given)} for folder in folders if given]
     folders = set()
     for config in configs:
-        try:
+        with contextlib.suppress(Exception):  # a config cookiecutter could not read either: no replay there
             folders.add(get_user_config(**config)["replay_dir"])
-        except Exception:  # noqa: BLE001 - a config cookiecutter could not read either: no replay there
-            pass
     name = os.path.basename(os.path.abspath(str(answers.get("_repo_dir") or ".")))
     return sorted(os.path.join(folder, f"{name}.json") for folder in folders)
 
