@@ -13,6 +13,7 @@ holding the token.
 """
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -355,6 +356,46 @@ def test_a_stop_during_the_lock_leaves_no_process_and_no_token(tmp_path, way, ki
     assert [path.name for path in temp.iterdir() if not re.fullmatch(r"tmp\w+\.py", path.name)] == []
 
 
+# SIGKILL cannot be caught: lock.py (and the hook, make, cookiecutter) end at once, cleaning up
+# nothing themselves. What pipenv runs with, and writes, holds the token.
+@pytest.mark.parametrize("way", WAYS)
+def test_sigkill_to_the_locks_process_group_leaves_no_process_and_no_token(tmp_path, way):
+    token = secrets.token_urlsafe(24)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token, "TMPDIR": str(temp)}
+    project = tmp_path / "out" / APP
+    with silent_index() as index:
+        process, lines = start_locking(way, tmp_path, index, env)
+        deadline = time.monotonic() + 60  # pipenv writes the token into its temporary files, then asks
+        while not files_holding(token, temp) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert files_holding(token, temp), "pipenv wrote no file holding the token: " + "".join(lines)
+        assert processes_holding(token), "no process holds the token in its environment"
+        os.killpg(process.pid, signal.SIGKILL)  # the lock's whole process group: make or cookiecutter, and below
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while (processes_holding(token) or files_holding(token, temp)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [cmdline(pid) for pid in processes_holding(token)]
+    assert left == [] and processes_in(project) == []
+    assert files_holding(token, temp, project) == []
+    # Only cookiecutter's rendered hook scripts (tmp*.py), which cookiecutter leaves, are left.
+    assert [path.name for path in temp.iterdir() if not re.fullmatch(r"tmp\w+\.py", path.name)] == []
+
+
+def processes_holding(token):
+    """Processes (not zombies) whose environment holds `token`: pipenv and its resolver get it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and token.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
 def files_holding(token, *roots):
     """Every file under `roots` whose bytes hold `token`."""
     return [
@@ -393,9 +434,40 @@ def test_the_token_is_in_no_file_whether_the_lock_works_or_not(wheels, tmp_path,
     assert status == (0 if way == "bake" or accepted else 2), out
     assert (project / "source" / "Pipfile.lock").is_file() == accepted, out
     assert index.served > 0 if accepted else (index.refused > 0 and index.served == 0)
+    if not accepted:  # said as what it is, with the fix; not pip's "No matching distribution found"
+        refused = f"pipenv lock failed: the package index {index.url} refused the credentials (HTTP 401 Unauthorized)"
+        assert refused in out and "generate a new identity token" in out, out
     venv = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flask-appstack"
     pipenv_venvs = sorted(venv.glob(f"pipenv-{DEFAULTS['pipenv_version']}-py3.11"))
     assert files_holding(token, temp, pipenv_cache, pip_cache, project, *pipenv_venvs) == []
     assert token not in out
     # Only cookiecutter's rendered hook scripts (tmp*.py), which cookiecutter leaves, are left.
     assert [path.name for path in temp.iterdir() if not re.fullmatch(r"tmp\w+\.py", path.name)] == []
+
+
+def test_a_tampered_hash_in_the_lock_is_said_as_such_with_the_fix(wheels, tmp_path):
+    """A hash of Pipfile.lock that no longer matches what the index serves: `make install`
+    names the package and says what to do, not pip's "Couldn't install package(s)"."""
+    token = secrets.token_urlsafe(24)
+    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token}
+    with PrivateIndex(wheels, "team-user", token) as index:
+        status, out, project = lock(
+            "make-lock", tmp_path / "out", f"package_index={index.url}", "python_version=3.11", env=env
+        )
+        assert status == 0, out
+        lock_file = project / "source" / "Pipfile.lock"
+        locked = json.loads(lock_file.read_text())
+        locked["default"]["blinker"]["hashes"] = ["sha256:" + "0" * 64]
+        lock_file.write_text(json.dumps(locked, indent=4) + "\n")
+        installed = subprocess.run(
+            ["make", "install"], cwd=project, env={**os.environ, **env}, capture_output=True, text=True, timeout=900
+        )
+    out = installed.stdout + installed.stderr
+    assert installed.returncode != 0, out
+    version = locked["default"]["blinker"]["version"]
+    assert (
+        f"lock.py install: pipenv install failed: blinker{version}: the file the package index serves does not " in out
+    )
+    assert "match its hash in source/Pipfile.lock" in out and "git checkout source/Pipfile.lock" in out
+    assert "Couldn't install" not in out and "Traceback" not in out
+    assert not (project / "source" / ".venv").exists()
