@@ -199,6 +199,51 @@ def test_a_cache_it_cannot_write_names_xdg_cache_home(tmp_path, way):
     assert "set XDG_CACHE_HOME to a directory you can write" in out
 
 
+@contextlib.contextmanager
+def read_only_tree(path):
+    """`path` and all below it read-only for the block: a read-only bind mount of it onto itself
+    as root (whom permissions do not stop), no write permission anywhere in it otherwise."""
+    if os.geteuid() == 0 or sudo() is not None:
+        prefix = sudo()
+        subprocess.run([*prefix, "mount", "--bind", str(path), str(path)], check=True)
+        try:
+            subprocess.run([*prefix, "mount", "-o", "remount,bind,ro", str(path)], check=True)
+            yield path
+        finally:
+            subprocess.run([*prefix, "umount", str(path)], check=True)
+        return
+    subprocess.run(["chmod", "-R", "a-w", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(path)], check=True)
+
+
+@pytest.fixture(scope="module")
+def pipenv_for_python_3_11():
+    """The default pipenv for Python 3.11 (the private index's wheels are 3.11's), installed
+    into lock.py's cache as a lock installs it."""
+    program = lock_program()
+    target = program.find_python("3.11")
+    if target is None:
+        pytest.skip("no Python 3.11 on PATH, in a tool cache or in pyenv")
+    return program.installed_pipenv(DEFAULTS["pipenv_version"], target, os.environ)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_read_only_cache_that_holds_pipenv_is_used_as_it_is(wheels, pipenv_for_python_3_11, tmp_path, way):
+    """A cache shared read-only (a CI image's, a colleague's), with the pipenv lock.py would
+    install: the lock uses it and writes nothing there."""
+    cache = tmp_path / "cache"
+    shutil.copytree(pipenv_for_python_3_11, cache / "flask-appstack" / pipenv_for_python_3_11.name, symlinks=True)
+    token = secrets.token_urlsafe(24)
+    env = {"XDG_CACHE_HOME": str(cache), "PYPI_USER": "team-user", "PYPI_TOKEN": token}
+    with read_only_tree(cache), PrivateIndex(wheels, "team-user", token) as index:
+        status, out, project = lock(way, tmp_path / "out", f"package_index={index.url}", "python_version=3.11", env=env)
+    assert status == 0 and (project / "source" / "Pipfile.lock").is_file(), out
+    assert "installing pipenv" not in out and "Read-only file system" not in out
+
+
 @pytest.mark.parametrize("way", WAYS)
 def test_a_full_disk_says_so(tmp_path, way):
     with tmpfs(tmp_path / "cache", "size=2m") as cache:

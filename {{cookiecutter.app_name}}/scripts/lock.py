@@ -13,7 +13,8 @@ What it reads from the project: the Python of source/Pipfile's [requires], and t
 the Dockerfile's `ARG PIPENV_VERSION=`: the image build is what must accept the lock
 (`pipenv install --deploy`), so the lock is made with the pipenv the image installs, from
 the one line that says which. That pipenv is installed once, with the project's Python, into
-${XDG_CACHE_HOME:-~/.cache}/flask-appstack/pipenv-<version>-py<X.Y> (never half-built).
+${XDG_CACHE_HOME:-~/.cache}/flask-appstack/pipenv-<version>-py<X.Y> (never half-built; a
+read-only cache that holds it is used as it is, nothing written there).
 
 The rules pipenv runs with (the Dockerfile's pipenv step follows the same ones):
 - pip's settings of how to reach an index reach pipenv; which index to use does not
@@ -777,6 +778,8 @@ class FileLock:
 def ensure_pipenv(version, runner, runner_version, environ=os.environ):
     """The venv (built once, then reused) in which `runner` runs pipenv `version`."""
     venv = pipenv_venv_path(version, runner_version, environ)
+    if (venv / ".complete").exists():  # never changed once complete: used as it is, even read-only
+        return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(venv.parent / f"{venv.name}.lock"):
         if (venv / ".complete").exists():
@@ -824,8 +827,10 @@ def run_pipenv(venv, args, project, environ, timeout):
     """pipenv `args` in source/, in a private temporary directory removed afterwards."""
     with private_folder("flask-appstack-pipenv-") as temp_dir:
         # virtualenv's app-data beside the pipenv it belongs to: private, and unpacked once
-        # rather than at every lock.
-        env = pipenv_environment(environ, pip_config_list(environ), temp_dir, venv / "virtualenv-app-data")
+        # rather than at every lock; in the private folder when the cache is read-only.
+        app_data = venv / "virtualenv-app-data"
+        writable = os.access(app_data if app_data.is_dir() else venv, os.W_OK)
+        env = pipenv_environment(environ, pip_config_list(environ), temp_dir, app_data if writable else None)
         what = f"`pipenv {' '.join(map(str, args))}`"
         return run_tool([venv_python(venv), "-m", "pipenv", *args], what, env, timeout, cwd=project / "source")
 
