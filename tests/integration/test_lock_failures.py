@@ -29,7 +29,7 @@ import pytest
 
 from tools.net import silent_server
 from tools.private_index import PrivateIndex, index_wheels
-from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements
+from tools.project import DEFAULTS, REPO, lock_program, pipenv_pins, pipfile_requirements
 
 APP = "unlucky"
 HOW_TO_LOCK = "Lock before the first push"
@@ -227,7 +227,8 @@ def pipenv_for_python_3_11():
     target = program.find_python("3.11")
     if target is None:
         pytest.skip("no Python 3.11 on PATH, in a tool cache or in pyenv")
-    return program.installed_pipenv(DEFAULTS["pipenv_version"], target, os.environ)
+    version = DEFAULTS["pipenv_version"]
+    return program.installed_pipenv(version, target, os.environ, pipenv_pins(version))
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -255,10 +256,34 @@ def test_a_full_disk_says_so(tmp_path, way):
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_pipenv_that_does_not_install_says_which(tmp_path, way):
+def test_a_pipenv_the_template_does_not_pin_is_not_installed_and_says_what_to_do(tmp_path, way):
     status, out, project = lock(way, tmp_path / "out", "pipenv_version=2099.1.1")
-    assert_not_locked(way, status, out, project, "`-m pip ...` with Python ")
-    assert "No matching distribution found for pipenv==2099.1.1" in out
+    reason = "scripts/pipenv-requirements.txt pins no pipenv 2099.1.1 with hashes, and pipenv is installed only from it"
+    assert_not_locked(way, status, out, project, reason)
+    assert 'make reconfigure ANSWERS="pipenv_version=<version>"' in out and "installing pipenv" not in out
+
+
+def test_pipenv_is_installed_only_with_the_hashes_of_its_pins(tmp_path):
+    """pipenv, installed into the cache where the token is (in the environment), is checked
+    against the hashes of scripts/pipenv-requirements.txt: a wheel that does not match is not
+    installed."""
+    status, out, project = bake(tmp_path / "out", "lock_dependencies=false")
+    assert status == 0, out
+    pins = project / "scripts" / "pipenv-requirements.txt"
+    version = DEFAULTS["pipenv_version"]
+    entry = re.search(rf"^pipenv=={re.escape(version)} \\\n(\s+--hash=.*\n)+", pins.read_text(), re.M)[0]
+    tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, entry)  # as if the index served another wheel
+    pins.write_text(pins.read_text().replace(entry, tampered))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYPI_USER": "team-user", "PYPI_TOKEN": "a-token"}
+    made = subprocess.run(["make", "lock"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    out = made.stdout + made.stderr
+    assert made.returncode != 0, out
+    mismatch = (
+        f"pipenv=={version}: the file the package index serves does not match its hash in {pins.relative_to(project)}"
+    )
+    assert mismatch in out and "`git checkout scripts/pipenv-requirements.txt`" in out, out
+    assert list(cache.glob("flask-appstack/pipenv-*/bin")) == [] and not (project / "source" / "Pipfile.lock").exists()
 
 
 def test_a_helm_that_refuses_the_chart_is_a_warning(tmp_path):
@@ -307,7 +332,8 @@ def pipenv_in_the_cache():
     a test's time limit then falls on the lock, not on that install."""
     program = lock_program()
     target = program.find_python(DEFAULTS["python_version"]) or program.current_python()
-    return program.installed_pipenv(DEFAULTS["pipenv_version"], target, os.environ)
+    version = DEFAULTS["pipenv_version"]
+    return program.installed_pipenv(version, target, os.environ, pipenv_pins(version))
 
 
 @pytest.mark.parametrize("way", WAYS)

@@ -267,9 +267,91 @@ def test_find_python_runs_the_interpreter_it_reports():
     assert lock.find_python("3.99") is None
 
 
-def test_old_pipenv_gets_the_virtualenv_it_needs():
-    assert lock.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2"]
+def test_old_pipenv_gets_the_virtualenv_and_setuptools_it_needs():
+    assert lock.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2", "setuptools<82"]
     assert lock.pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
+
+
+# ---- pipenv, pinned with hashes ------------------------------------------------------------------
+
+PINS = REPO / "templates" / "pipenv"
+
+
+def pinned_requirements(text):
+    """{requirement line: its hashes} of a pip requirements file in hash-checking form."""
+    entries, current = {}, None
+    for line in text.splitlines():
+        if re.match(r"[A-Za-z0-9]", line):
+            current = line.rstrip(" \\").strip()
+            entries[current] = []
+        elif line.strip().startswith("--hash=") and current:
+            entries[current].append(line.strip().rstrip(" \\"))
+    return entries
+
+
+@pytest.mark.parametrize("version", [DEFAULTS["pipenv_version"], "2022.7.24"], ids=["default", "the-platforms"])
+def test_every_pipenv_the_template_names_is_pinned_with_hashes(version):
+    """The default pipenv_version and the platform's pipenv have a file: every requirement in it
+    pinned to one version (per Python: a marker) with the sha256 of its wheels, made from
+    pipenv_requirements (its header says so)."""
+    text = (PINS / f"{version}.txt").read_text()
+    entries = pinned_requirements(text)
+    assert f"pipenv=={version}" in entries
+    assert f"made from `{' '.join(lock.pipenv_requirements(version))}`" in text
+    for requirement, hashes in entries.items():
+        assert re.fullmatch(r"[a-z0-9-]+==[0-9][0-9a-z.]*( ; python_full_version [<>]=? '[0-9.]+')?", requirement)
+        assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", each) for each in hashes), requirement
+    assert lock.pipenv_pins(PINS / f"{version}.txt", version) == text
+
+
+def test_the_unknown_pins_name_every_pinned_pipenv():
+    unknown = (PINS / "unknown.txt").read_text()
+    pinned = sorted(path.stem for path in PINS.glob("*.txt") if path.stem != "unknown")
+    assert unknown.splitlines()[2] == "# " + " ".join(pinned)
+
+
+def test_a_project_gets_the_pins_of_its_pipenv_or_a_file_that_says_there_are_none(bake):
+    default = bake()
+    pins = (default / "scripts" / "pipenv-requirements.txt").read_text()
+    assert pins == (PINS / f"{DEFAULTS['pipenv_version']}.txt").read_text()
+    unpinned = bake(pipenv_version="2025.0.4", python_version="3.11")
+    text = (unpinned / "scripts" / "pipenv-requirements.txt").read_text()
+    assert text.startswith("# No pipenv 2025.0.4 here: ") and "--hash" not in text
+    with pytest.raises(lock.LockError, match=r"pins no pipenv 2025\.0\.4 with hashes, and pipenv is installed only"):
+        lock.pipenv_pins(unpinned / "scripts" / "pipenv-requirements.txt", "2025.0.4")
+
+
+def test_the_cache_installs_pipenv_from_its_pins_with_hashes_only(tmp_path, monkeypatch):
+    """Every pip step of the install checks hashes; a venv installed otherwise (before pins, or
+    from other ones) is installed again."""
+    steps = []
+
+    def run_tool(args, what, env, timeout, cwd=None):
+        steps.append([str(arg) for arg in args])
+        if args[1:3] == ["-m", "venv"]:
+            (Path(args[3]) / "bin").mkdir(parents=True)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(lock, "run_tool", run_tool)
+    version, pins = DEFAULTS["pipenv_version"], PINS / f"{DEFAULTS['pipenv_version']}.txt"
+    environ = {"XDG_CACHE_HOME": str(tmp_path)}
+    venv = lock.ensure_pipenv(version, sys.executable, "3.13.1", environ, pins)
+    pip = [step for step in steps if step[1:3] == ["-m", "pip"]]
+    assert pip and all("--require-hashes" in step and "--only-binary=:all:" in step for step in pip)
+    assert pip[0][-2:] == ["--requirement", str(pins)]
+    assert lock.ensure_pipenv(version, sys.executable, "3.13.1", environ, pins) == venv and len(steps) == 2
+    (venv / ".complete").write_text(f"pipenv=={version}\n")  # as lock.py marked it before pins
+    lock.ensure_pipenv(version, sys.executable, "3.13.1", environ, pins)
+    assert len(steps) == 4
+
+
+def test_the_image_installs_pipenv_from_the_pins_with_hashes_only(default_project):
+    dockerfile = (default_project / "Dockerfile").read_text()
+    step = dockerfile.split("python3 -m venv /opt/pipenv;", 1)[1].split("python3 -m venv --without-pip", 1)[0]
+    assert "pip install --quiet --require-hashes --only-binary=:all: -r /tmp/pipenv-requirements.txt" in step
+    assert "pipenv==" not in step
+    assert "source=scripts/pipenv-requirements.txt,target=/tmp/pipenv-requirements.txt" in dockerfile
+    assert "!scripts/pipenv-requirements.txt" in (default_project / ".dockerignore").read_text().splitlines()
 
 
 def test_the_pipenv_cache_honours_xdg_cache_home(tmp_path):

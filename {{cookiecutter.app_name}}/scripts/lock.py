@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -642,18 +643,24 @@ def last_error(output):
     return (errors or lines or ["no output"])[-1]
 
 
-def hash_mismatch(output):
+def hash_mismatch(output, where="source/Pipfile.lock"):
     """One sentence, what happened and the fix, when pip found a package whose file does not
-    match its hash in Pipfile.lock (pipenv itself then says only that it could not install
-    it); else ""."""
+    match its hash in `where` (pipenv itself then says only that it could not install it);
+    else ""."""
     if "DO NOT MATCH THE HASHES" not in output:
         return ""
     after = output.split("DO NOT MATCH THE HASHES", 1)[1]
     packages = list(dict.fromkeys(re.findall(r"^\s+([A-Za-z0-9._-]+==[^\s;]+) from ", after, flags=re.MULTILINE)))
+    what = f"{', '.join(packages) or 'a package'}: the file the package index serves does not match its hash in {where}"
+    if where != "source/Pipfile.lock":  # the template's pins: nothing to re-make here
+        return (
+            f"{what} (the file was edited, or the index serves another file under that version than the one the "
+            f"template pinned): put it back (`git checkout {where}`), or ask who runs the index; never copy the "
+            "index's hash into it"
+        )
     return (
-        f"{', '.join(packages) or 'a package'}: the file the package index serves does not match its hash in "
-        "source/Pipfile.lock (Pipfile.lock was edited, or the index now serves another file under that version): "
-        "put Pipfile.lock back (`git checkout source/Pipfile.lock`), or ask who runs the index before you re-lock "
+        f"{what} (Pipfile.lock was edited, or the index now serves another file under that version): put "
+        "Pipfile.lock back (`git checkout source/Pipfile.lock`), or ask who runs the index before you re-lock "
         "(`make lock`) and commit the changed hash"
     )
 
@@ -740,10 +747,11 @@ def cache_root(environ=os.environ, home=None):
 
 def pipenv_requirements(version):
     """pipenv and what it needs beside it: pipenv releases of 2022 break with virtualenv
-    newer than 20.16.2 (seen with 2022.7.24 on Python 3.11)."""
+    newer than 20.16.2 (seen with 2022.7.24 on Python 3.11), and import pkg_resources, which
+    setuptools 82 no longer has. What scripts/pipenv-requirements.txt pins is made from these."""
     requirements = [f"pipenv=={version}"]
     if int(version.split(".")[0]) < 2023:
-        requirements.append("virtualenv==20.16.2")
+        requirements += ["virtualenv==20.16.2", "setuptools<82"]
     return requirements
 
 
@@ -775,40 +783,79 @@ class FileLock:
         self.handle.close()  # closing releases the lock
 
 
-def ensure_pipenv(version, runner, runner_version, environ=os.environ):
-    """The venv (built once, then reused) in which `runner` runs pipenv `version`."""
+# pipenv and every package it needs, pinned with hashes: lock.py and the image build install
+# pipenv only from this file (the template's, one per pipenv it pins), since both install it
+# where the token is. What stays trusted: the index the template's maintainers made it from,
+# when they made it, and the pip of the Python that installs it.
+PINS = "scripts/pipenv-requirements.txt"
+
+
+def pipenv_pins(path, version):
+    """The text of the pins file at `path`, which must pin pipenv `version` with hashes."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not re.search(rf"^pipenv=={re.escape(version)}[ ;\\]", text, flags=re.MULTILINE) or "--hash=" not in text:
+        raise LockError(
+            f"{PINS} pins no pipenv {version} with hashes, and pipenv is installed only from it: its first lines "
+            "say which pipenv versions this template release pins; make the Dockerfile's PIPENV_VERSION one of "
+            'them with `make reconfigure ANSWERS="pipenv_version=<version>"`'
+        )
+    return text
+
+
+def pins_marker(version, pins_text):
+    """What .complete holds for a venv installed from these pins: a venv installed otherwise
+    (before pins, or from other ones) is installed again."""
+    return f"pipenv {version} from pins sha256:{hashlib.sha256(pins_text.encode()).hexdigest()}\n"
+
+
+def complete(venv, marker):
+    try:
+        return (venv / ".complete").read_text(encoding="utf-8") == marker
+    except OSError:
+        return False
+
+
+def ensure_pipenv(version, runner, runner_version, environ=os.environ, pins=None):
+    """The venv (built once, then reused) in which `runner` runs pipenv `version`, installed
+    from `pins` (default: the pins file beside this program) with pip's --require-hashes."""
+    pins = Path(pins or Path(__file__).with_name(Path(PINS).name))
+    marker = pins_marker(version, pipenv_pins(pins, version))
     venv = pipenv_venv_path(version, runner_version, environ)
-    if (venv / ".complete").exists():  # never changed once complete: used as it is, even read-only
+    if complete(venv, marker):  # never changed once complete: used as it is, even read-only
         return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(venv.parent / f"{venv.name}.lock"):
-        if (venv / ".complete").exists():
+        if complete(venv, marker):
             return venv
         shutil.rmtree(venv, ignore_errors=True)
         limit = timeouts(environ)[0]
         say(f"installing pipenv {version} for Python {runner_version} into {venv} (once; at most {limit} s) ...")
         pip = [venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        pinned = ["--require-hashes", "--only-binary=:all:", "--requirement", pins]
         try:
-            for step in ([runner, "-m", "venv", venv], [*pip, *pipenv_requirements(version)]):
+            for step in ([runner, "-m", "venv", venv], [*pip, *pinned]):
                 what = f"`{' '.join(map(str, step[1:3]))} ...` with Python {runner_version}"
                 result = run_tool(step, what, environ, limit)
                 if result.returncode != 0:
-                    raise LockError(f"{what} failed: {tool_failure(result.stdout + result.stderr, venv.parent)}")
-            (venv / ".complete").write_text("\n".join(pipenv_requirements(version)) + "\n")
+                    output = result.stdout + result.stderr
+                    reason = tool_failure(output, venv.parent)
+                    raise LockError(f"{what} failed: {hash_mismatch(output, PINS) or reason}")
+            (venv / ".complete").write_text(marker, encoding="utf-8")
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)  # never a half-built venv in the cache
             raise
     return venv
 
 
-def installed_pipenv(version, target, environ):
+def installed_pipenv(version, target, environ, pins=None):
     """The venv of pipenv `version`: on the project's Python, else (recent pipenv needs a
     recent Python) on the one running this program, with a note."""
+    pipenv_pins(pins or Path(__file__).with_name(Path(PINS).name), version)  # whatever the Python: said once
     runners = [target] + ([current_python()] if current_python()[1] != target[1] else [])
     failures = []
     for runner, runner_version in runners:
         try:
-            venv = ensure_pipenv(version, runner, runner_version, environ)
+            venv = ensure_pipenv(version, runner, runner_version, environ, pins)
         except MachineProblem:
             raise
         except LockError as error:
@@ -877,7 +924,7 @@ def lock(project, environ, pipenv_version=None):
             f"Python {target[1]} instead; markers may differ from the image's. Install Python {minor_version(wanted)} "
             "and lock again to lock for it."
         )
-    venv = installed_pipenv(version, target, environ)
+    venv = installed_pipenv(version, target, environ, project / PINS)
     guard = Guard(project)
     try:
         say(f"locking source/Pipfile with pipenv {version} for Python {target[1]} ...")
@@ -899,7 +946,7 @@ def install(project, environ, python=None, pipenv_version=None):
     target = (Path(python), python_version(python)) if python else find_python(wanted, environ)
     if target is None or target[1] is None:
         raise LockError(f"{python} does not run" if python else missing_python(wanted))
-    venv = installed_pipenv(version, target, environ)
+    venv = installed_pipenv(version, target, environ, project / PINS)
     guard = Guard(project)
     try:
         say(f"installing source/Pipfile.lock into source/.venv with pipenv {version} for Python {target[1]} ...")
