@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools
 from benchmarks.figures import row, seconds, update_figures  # noqa: E402
 from tools.cache import run  # noqa: E402
 from tools.net import free_port, send_slowly  # noqa: E402
-from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements  # noqa: E402
+from tools.project import DEFAULTS, REPO, lock_program, pipenv_pins, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
 BARE_APP = """from flask import Flask
@@ -241,7 +241,7 @@ def lock_ratio(tmp, rounds=3):
     run(bake(tmp / "lock"))
     program = [sys.executable, str(project / "scripts" / "lock.py"), "lock"]
     target = lock.find_python(DEFAULTS["python_version"]) or lock.current_python()
-    venv = lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target)
+    venv = lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target, pins=pipenv_pins(DEFAULTS["pipenv_version"]))
     source = tmp / "bare"
     source.mkdir()
     (source / "Pipfile").write_text((project / "source" / "Pipfile").read_text())

@@ -48,3 +48,9 @@ def project_script(name):
 def lock_program():
     """scripts/lock.py as a module."""
     return project_script("lock")
+
+
+def pipenv_pins(version):
+    """The template's hash-pinned requirements of pipenv `version` (a generated project's
+    scripts/pipenv-requirements.txt), for lock.py's functions called directly."""
+    return REPO / "templates" / "pipenv" / f"{version}.txt"

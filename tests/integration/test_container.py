@@ -51,6 +51,7 @@ APP_UID = "10001"  # the Dockerfile's USER
 # What the Dockerfile copies or reads: these, source/scale/*.py (not its tests) and source/api/*.py
 BUILD_FILES = {
     "system-packages.txt",
+    "scripts/pipenv-requirements.txt",
     "source/Pipfile",
     "source/Pipfile.lock",
     "source/gunicorn.conf.py",
@@ -479,6 +480,9 @@ def test_make_lock_in_container_locks_with_lock_py_and_keeps_the_images_index_se
     (project / "PYPI_TOKEN.txt").write_text(token + "\n")
     (project / "source" / ".venv").mkdir()
     (project / "source" / ".venv" / "this-machines").write_text("venv\n")
+    if os.geteuid() == 0:  # the project of a user who is not root, as on a workstation
+        for path in [project / "source", *(project / "source").rglob("*")]:
+            os.lchown(path, 12345, 12345)
     mirror = f"http://127.0.0.1:{free_port()}/simple"
     image = image_with_index_settings(engine, base_image, tmp_path / "image", mirror)
     try:
@@ -501,6 +505,9 @@ def test_make_lock_in_container_locks_with_lock_py_and_keeps_the_images_index_se
     assert sorted(lock["default"]) == sorted(hooks_lock["default"])
     assert_token_absent(token, made.stdout)
     assert [path.name for path in (project / "source" / ".venv").iterdir()] == ["this-machines"]
+    # The container runs as root; the new lock is the user's, as source/ is, not root's.
+    owner, locked = (project / "source").stat(), (project / "source" / "Pipfile.lock").stat()
+    assert (locked.st_uid, locked.st_gid) == (owner.st_uid, owner.st_gid)
 
 
 # The platform's own form of step 3 of "Build locally" (the other, `make lock-in-container`'s, is
@@ -543,11 +550,19 @@ def test_the_platforms_lock_command_in_the_base_image_writes_the_same_lock(engin
 # ---- a private index, like Artifactory: the token is used, and still leaves no trace --------
 
 
+def pinned(pins):
+    """The requirements of a hash-pinned requirements file (`name==version ; marker`), without hashes."""
+    return [line.rstrip(" \\") for line in pins.read_text().splitlines() if re.match(r"[A-Za-z0-9]", line)]
+
+
 @pytest.fixture(scope="module")
 def private_index(default_project):
     """The index, holding what the Pipfile and the image's pipenv need, and its token."""
     token = secrets.token_urlsafe(24)
-    requirements = [*pipfile_requirements(default_project), f"pipenv=={DEFAULTS['pipenv_version']}"]
+    requirements = [
+        *pipfile_requirements(default_project),
+        *pinned(default_project / "scripts" / "pipenv-requirements.txt"),
+    ]
     with PrivateIndex(index_wheels(requirements, PYTHON), USER, token) as index:
         yield SimpleNamespace(index=index, token=token)
 
@@ -584,9 +599,22 @@ def test_private_index_gets_the_token_from_the_secret_and_it_leaves_no_trace(
     refused = index.refused
     result, _ = docker_build(engine, project, argv)
     assert result.returncode != 0 and index.refused > refused
-    assert f"No matching distribution found for pipenv=={DEFAULTS['pipenv_version']}" in result.stdout
+    assert "No matching distribution found for certifi==" in result.stdout  # the first of the pins
     assert "see docs/local-development.md, Troubleshooting the build" in result.stdout
     assert_token_absent(wrong, result.stdout)
+
+    # pipenv's wheel, served by the index, does not match its hash in the pins: not installed.
+    (project / "PYPI_TOKEN.txt").write_text(token + "\n")
+    pins = project / "scripts" / "pipenv-requirements.txt"
+    entry = re.search(
+        rf"^pipenv=={re.escape(DEFAULTS['pipenv_version'])} \\\n(\s+--hash=.*\n)+", pins.read_text(), re.M
+    )[0]
+    pins.write_text(pins.read_text().replace(entry, re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, entry)))
+    result, _ = docker_build(engine, project, argv)
+    assert result.returncode != 0
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE" in result.stdout
+    assert re.search(rf"pipenv=={re.escape(DEFAULTS['pipenv_version'])} from \S+/pipenv-", plain(result.stdout))
+    assert_token_absent(token, result.stdout)
 
 
 # ---- hadolint ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ holding the token.
 """
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -30,7 +31,7 @@ from releases import cookiecutter_config, make_template_repo
 
 from tools.net import silent_server
 from tools.private_index import PrivateIndex, index_wheels
-from tools.project import DEFAULTS, REPO, lock_program, pipfile_requirements
+from tools.project import DEFAULTS, REPO, lock_program, pipenv_pins, pipfile_requirements
 
 APP = "unlucky"
 HOW_TO_LOCK = "Lock before the first push"
@@ -200,6 +201,52 @@ def test_a_cache_it_cannot_write_names_xdg_cache_home(tmp_path, way):
     assert "set XDG_CACHE_HOME to a directory you can write" in out
 
 
+@contextlib.contextmanager
+def read_only_tree(path):
+    """`path` and all below it read-only for the block: a read-only bind mount of it onto itself
+    as root (whom permissions do not stop), no write permission anywhere in it otherwise."""
+    if os.geteuid() == 0 or sudo() is not None:
+        prefix = sudo()
+        subprocess.run([*prefix, "mount", "--bind", str(path), str(path)], check=True)
+        try:
+            subprocess.run([*prefix, "mount", "-o", "remount,bind,ro", str(path)], check=True)
+            yield path
+        finally:
+            subprocess.run([*prefix, "umount", str(path)], check=True)
+        return
+    subprocess.run(["chmod", "-R", "a-w", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(path)], check=True)
+
+
+@pytest.fixture(scope="module")
+def pipenv_for_python_3_11():
+    """The default pipenv for Python 3.11 (the private index's wheels are 3.11's), installed
+    into lock.py's cache as a lock installs it."""
+    program = lock_program()
+    target = program.find_python("3.11")
+    if target is None:
+        pytest.skip("no Python 3.11 on PATH, in a tool cache or in pyenv")
+    version = DEFAULTS["pipenv_version"]
+    return program.installed_pipenv(version, target, os.environ, pipenv_pins(version))
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_a_read_only_cache_that_holds_pipenv_is_used_as_it_is(wheels, pipenv_for_python_3_11, tmp_path, way):
+    """A cache shared read-only (a CI image's, a colleague's), with the pipenv lock.py would
+    install: the lock uses it and writes nothing there."""
+    cache = tmp_path / "cache"
+    shutil.copytree(pipenv_for_python_3_11, cache / "flask-appstack" / pipenv_for_python_3_11.name, symlinks=True)
+    token = secrets.token_urlsafe(24)
+    env = {"XDG_CACHE_HOME": str(cache), "PYPI_USER": "team-user", "PYPI_TOKEN": token}
+    with read_only_tree(cache), PrivateIndex(wheels, "team-user", token) as index:
+        status, out, project = lock(way, tmp_path / "out", f"package_index={index.url}", "python_version=3.11", env=env)
+    assert status == 0 and (project / "source" / "Pipfile.lock").is_file(), out
+    assert "installing pipenv" not in out and "Read-only file system" not in out
+
+
 @pytest.mark.parametrize("way", WAYS)
 def test_a_full_disk_says_so(tmp_path, way):
     with tmpfs(tmp_path / "cache", "size=2m") as cache:
@@ -211,10 +258,34 @@ def test_a_full_disk_says_so(tmp_path, way):
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_a_pipenv_that_does_not_install_says_which(tmp_path, way):
+def test_a_pipenv_the_template_does_not_pin_is_not_installed_and_says_what_to_do(tmp_path, way):
     status, out, project = lock(way, tmp_path / "out", "pipenv_version=2099.1.1")
-    assert_not_locked(way, status, out, project, "`-m pip ...` with Python ")
-    assert "No matching distribution found for pipenv==2099.1.1" in out
+    reason = "scripts/pipenv-requirements.txt pins no pipenv 2099.1.1 with hashes, and pipenv is installed only from it"
+    assert_not_locked(way, status, out, project, reason)
+    assert 'make reconfigure ANSWERS="pipenv_version=<version>"' in out and "installing pipenv" not in out
+
+
+def test_pipenv_is_installed_only_with_the_hashes_of_its_pins(tmp_path):
+    """pipenv, installed into the cache where the token is (in the environment), is checked
+    against the hashes of scripts/pipenv-requirements.txt: a wheel that does not match is not
+    installed."""
+    status, out, project = bake(tmp_path / "out", "lock_dependencies=false")
+    assert status == 0, out
+    pins = project / "scripts" / "pipenv-requirements.txt"
+    version = DEFAULTS["pipenv_version"]
+    entry = re.search(rf"^pipenv=={re.escape(version)} \\\n(\s+--hash=.*\n)+", pins.read_text(), re.M)[0]
+    tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, entry)  # as if the index served another wheel
+    pins.write_text(pins.read_text().replace(entry, tampered))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYPI_USER": "team-user", "PYPI_TOKEN": "a-token"}
+    made = subprocess.run(["make", "lock"], cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    out = made.stdout + made.stderr
+    assert made.returncode != 0, out
+    mismatch = (
+        f"pipenv=={version}: the file the package index serves does not match its hash in {pins.relative_to(project)}"
+    )
+    assert mismatch in out and "`git checkout scripts/pipenv-requirements.txt`" in out, out
+    assert list(cache.glob("flask-appstack/pipenv-*/bin")) == [] and not (project / "source" / "Pipfile.lock").exists()
 
 
 def test_a_helm_that_refuses_the_chart_is_a_warning(tmp_path):
@@ -403,7 +474,8 @@ def pipenv_in_the_cache():
     a test's time limit then falls on the lock, not on that install."""
     program = lock_program()
     target = program.find_python(DEFAULTS["python_version"]) or program.current_python()
-    return program.installed_pipenv(DEFAULTS["pipenv_version"], target, os.environ)
+    version = DEFAULTS["pipenv_version"]
+    return program.installed_pipenv(version, target, os.environ, pipenv_pins(version))
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -497,6 +569,46 @@ def test_a_stop_during_the_lock_leaves_no_process_and_no_token(tmp_path, way, ki
     assert [path.name for path in temp.iterdir() if not re.fullmatch(r"tmp\w+\.py", path.name)] == []
 
 
+# SIGKILL cannot be caught: lock.py (and the hook, make, cookiecutter) end at once, cleaning up
+# nothing themselves. What pipenv runs with, and writes, holds the token.
+@pytest.mark.parametrize("way", WAYS)
+def test_sigkill_to_the_locks_process_group_leaves_no_process_and_no_token(tmp_path, way):
+    token = secrets.token_urlsafe(24)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token, "TMPDIR": str(temp)}
+    project = tmp_path / "out" / APP
+    with silent_index() as index:
+        process, lines = start_locking(way, tmp_path, index, env)
+        deadline = time.monotonic() + 60  # pipenv writes the token into its temporary files, then asks
+        while not files_holding(token, temp) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert files_holding(token, temp), "pipenv wrote no file holding the token: " + "".join(lines)
+        assert processes_holding(token), "no process holds the token in its environment"
+        os.killpg(process.pid, signal.SIGKILL)  # the lock's whole process group: make or cookiecutter, and below
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while (processes_holding(token) or files_holding(token, temp)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [cmdline(pid) for pid in processes_holding(token)]
+    assert left == [] and processes_in(project) == []
+    assert files_holding(token, temp, project) == []
+    # Only cookiecutter's rendered hook scripts (tmp*.py), which cookiecutter leaves, are left.
+    assert [path.name for path in temp.iterdir() if not re.fullmatch(r"tmp\w+\.py", path.name)] == []
+
+
+def processes_holding(token):
+    """Processes (not zombies) whose environment holds `token`: pipenv and its resolver get it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and token.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
 def files_holding(token, *roots):
     """Every file under `roots` whose bytes hold `token`."""
     return [
@@ -535,9 +647,40 @@ def test_the_token_is_in_no_file_whether_the_lock_works_or_not(wheels, tmp_path,
     assert status == (0 if way == "bake" or accepted else 2), out
     assert (project / "source" / "Pipfile.lock").is_file() == accepted, out
     assert index.served > 0 if accepted else (index.refused > 0 and index.served == 0)
+    if not accepted:  # said as what it is, with the fix; not pip's "No matching distribution found"
+        refused = f"pipenv lock failed: the package index {index.url} refused the credentials (HTTP 401 Unauthorized)"
+        assert refused in out and "generate a new identity token" in out, out
     venv = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "flask-appstack"
     pipenv_venvs = sorted(venv.glob(f"pipenv-{DEFAULTS['pipenv_version']}-py3.11"))
     assert files_holding(token, temp, pipenv_cache, pip_cache, project, *pipenv_venvs) == []
     assert token not in out
     # Only cookiecutter's rendered hook scripts (tmp*.py), which cookiecutter leaves, are left.
     assert [path.name for path in temp.iterdir() if not re.fullmatch(r"tmp\w+\.py", path.name)] == []
+
+
+def test_a_tampered_hash_in_the_lock_is_said_as_such_with_the_fix(wheels, tmp_path):
+    """A hash of Pipfile.lock that no longer matches what the index serves: `make install`
+    names the package and says what to do, not pip's "Couldn't install package(s)"."""
+    token = secrets.token_urlsafe(24)
+    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token}
+    with PrivateIndex(wheels, "team-user", token) as index:
+        status, out, project = lock(
+            "make-lock", tmp_path / "out", f"package_index={index.url}", "python_version=3.11", env=env
+        )
+        assert status == 0, out
+        lock_file = project / "source" / "Pipfile.lock"
+        locked = json.loads(lock_file.read_text())
+        locked["default"]["blinker"]["hashes"] = ["sha256:" + "0" * 64]
+        lock_file.write_text(json.dumps(locked, indent=4) + "\n")
+        installed = subprocess.run(
+            ["make", "install"], cwd=project, env={**os.environ, **env}, capture_output=True, text=True, timeout=900
+        )
+    out = installed.stdout + installed.stderr
+    assert installed.returncode != 0, out
+    version = locked["default"]["blinker"]["version"]
+    assert (
+        f"lock.py install: pipenv install failed: blinker{version}: the file the package index serves does not " in out
+    )
+    assert "match its hash in source/Pipfile.lock" in out and "git checkout source/Pipfile.lock" in out
+    assert "Couldn't install" not in out and "Traceback" not in out
+    assert not (project / "source" / ".venv").exists()

@@ -137,7 +137,8 @@ def test_make_lock_in_container_runs_the_manuals_command(default_project, tmp_pa
     assert len(manual) == 1 and shlex.split(command) == shlex.split(manual[0])
     minor = ".".join(DEFAULTS["python_version"].split(".")[:2])
     assert f"{DEFAULTS['docker_registry']}/library/python:{minor}-slim sh -c" in manual[0]
-    assert "python3 /work/scripts/lock.py lock && cat /work/source/Pipfile.lock > /lock/Pipfile.lock'" in manual[0]
+    assert "python3 /work/scripts/lock.py lock && cat /work/source/Pipfile.lock > /lock/Pipfile.lock && " in manual[0]
+    assert manual[0].endswith("{ chown --reference=/lock /lock/Pipfile.lock 2>/dev/null || true; }'")
 
 
 def plain_machine(folder):

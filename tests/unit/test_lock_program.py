@@ -267,9 +267,91 @@ def test_find_python_runs_the_interpreter_it_reports():
     assert lock.find_python("3.99") is None
 
 
-def test_old_pipenv_gets_the_virtualenv_it_needs():
-    assert lock.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2"]
+def test_old_pipenv_gets_the_virtualenv_and_setuptools_it_needs():
+    assert lock.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2", "setuptools<82"]
     assert lock.pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
+
+
+# ---- pipenv, pinned with hashes ------------------------------------------------------------------
+
+PINS = REPO / "templates" / "pipenv"
+
+
+def pinned_requirements(text):
+    """{requirement line: its hashes} of a pip requirements file in hash-checking form."""
+    entries, current = {}, None
+    for line in text.splitlines():
+        if re.match(r"[A-Za-z0-9]", line):
+            current = line.rstrip(" \\").strip()
+            entries[current] = []
+        elif line.strip().startswith("--hash=") and current:
+            entries[current].append(line.strip().rstrip(" \\"))
+    return entries
+
+
+@pytest.mark.parametrize("version", [DEFAULTS["pipenv_version"], "2022.7.24"], ids=["default", "the-platforms"])
+def test_every_pipenv_the_template_names_is_pinned_with_hashes(version):
+    """The default pipenv_version and the platform's pipenv have a file: every requirement in it
+    pinned to one version (per Python: a marker) with the sha256 of its wheels, made from
+    pipenv_requirements (its header says so)."""
+    text = (PINS / f"{version}.txt").read_text()
+    entries = pinned_requirements(text)
+    assert f"pipenv=={version}" in entries
+    assert f"made from `{' '.join(lock.pipenv_requirements(version))}`" in text
+    for requirement, hashes in entries.items():
+        assert re.fullmatch(r"[a-z0-9-]+==[0-9][0-9a-z.]*( ; python_full_version [<>]=? '[0-9.]+')?", requirement)
+        assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", each) for each in hashes), requirement
+    assert lock.pipenv_pins(PINS / f"{version}.txt", version) == text
+
+
+def test_the_unknown_pins_name_every_pinned_pipenv():
+    unknown = (PINS / "unknown.txt").read_text()
+    pinned = sorted(path.stem for path in PINS.glob("*.txt") if path.stem != "unknown")
+    assert unknown.splitlines()[2] == "# " + " ".join(pinned)
+
+
+def test_a_project_gets_the_pins_of_its_pipenv_or_a_file_that_says_there_are_none(bake):
+    default = bake()
+    pins = (default / "scripts" / "pipenv-requirements.txt").read_text()
+    assert pins == (PINS / f"{DEFAULTS['pipenv_version']}.txt").read_text()
+    unpinned = bake(pipenv_version="2025.0.4", python_version="3.11")
+    text = (unpinned / "scripts" / "pipenv-requirements.txt").read_text()
+    assert text.startswith("# No pipenv 2025.0.4 here: ") and "--hash" not in text
+    with pytest.raises(lock.LockError, match=r"pins no pipenv 2025\.0\.4 with hashes, and pipenv is installed only"):
+        lock.pipenv_pins(unpinned / "scripts" / "pipenv-requirements.txt", "2025.0.4")
+
+
+def test_the_cache_installs_pipenv_from_its_pins_with_hashes_only(tmp_path, monkeypatch):
+    """Every pip step of the install checks hashes; a venv installed otherwise (before pins, or
+    from other ones) is installed again."""
+    steps = []
+
+    def run_tool(args, what, env, timeout, cwd=None):
+        steps.append([str(arg) for arg in args])
+        if args[1:3] == ["-m", "venv"]:
+            (Path(args[3]) / "bin").mkdir(parents=True)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(lock, "run_tool", run_tool)
+    version, pins = DEFAULTS["pipenv_version"], PINS / f"{DEFAULTS['pipenv_version']}.txt"
+    environ = {"XDG_CACHE_HOME": str(tmp_path)}
+    venv = lock.ensure_pipenv(version, sys.executable, "3.13.1", environ, pins)
+    pip = [step for step in steps if step[1:3] == ["-m", "pip"]]
+    assert pip and all("--require-hashes" in step and "--only-binary=:all:" in step for step in pip)
+    assert pip[0][-2:] == ["--requirement", str(pins)]
+    assert lock.ensure_pipenv(version, sys.executable, "3.13.1", environ, pins) == venv and len(steps) == 2
+    (venv / ".complete").write_text(f"pipenv=={version}\n")  # as lock.py marked it before pins
+    lock.ensure_pipenv(version, sys.executable, "3.13.1", environ, pins)
+    assert len(steps) == 4
+
+
+def test_the_image_installs_pipenv_from_the_pins_with_hashes_only(default_project):
+    dockerfile = (default_project / "Dockerfile").read_text()
+    step = dockerfile.split("python3 -m venv /opt/pipenv;", 1)[1].split("python3 -m venv --without-pip", 1)[0]
+    assert "pip install --quiet --require-hashes --only-binary=:all: -r /tmp/pipenv-requirements.txt" in step
+    assert "pipenv==" not in step
+    assert "source=scripts/pipenv-requirements.txt,target=/tmp/pipenv-requirements.txt" in dockerfile
+    assert "!scripts/pipenv-requirements.txt" in (default_project / ".dockerignore").read_text().splitlines()
 
 
 def test_the_pipenv_cache_honours_xdg_cache_home(tmp_path):
@@ -374,3 +456,146 @@ def test_the_image_builds_with_the_same_rule_for_pips_settings(default_project):
     unset = set(re.findall(r"-u (\w+)", "-u" + step))
     assert build_args & set(lock.INDEX_VARIABLES) <= unset
     assert "PIP_CONFIG_FILE=/dev/null" in step
+
+
+# A program killed outright (SIGKILL: nothing of it runs any more) with a tool running in a
+# private folder: the tool started a child of its own (as pipenv starts its resolver), in its
+# group, which no parent-death signal reaches.
+KILLED_OUTRIGHT = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from tools.project import lock_program
+
+lock = lock_program()
+child = "import os, subprocess, sys, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"
+with lock.private_folder("killed-outright-") as folder:
+    (folder / "pipenv-netrc").write_text("machine index login user password token")
+    print(folder, flush=True)
+    lock.run_tool([sys.executable, "-c", child], "tool", dict(os.environ), timeout=120)
+"""
+
+
+def test_a_program_killed_outright_leaves_no_tool_no_child_of_it_and_no_private_folder(tmp_path):
+    program = subprocess.Popen(
+        [sys.executable, "-c", KILLED_OUTRIGHT, str(REPO)], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    folder = Path(program.stdout.readline().strip())
+    deadline = time.monotonic() + 30
+    while len(tool_processes(program.pid)) < 2:  # the tool and its child
+        assert time.monotonic() < deadline and program.poll() is None
+        time.sleep(0.05)
+    tools = tool_processes(program.pid)
+    assert folder.is_dir()
+    os.killpg(program.pid, signal.SIGKILL)  # the program's own group: its tool has a session of its own
+    program.wait()
+    deadline = time.monotonic() + 15
+    while (alive(tools) or folder.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert alive(tools) == [] and not folder.exists()
+
+
+def tool_processes(parent):
+    """The processes of the group whose leader `parent` started (the tool's)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    groups = {int(pid) for pid in children if os.getpgid(int(pid)) == int(pid)}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) in groups:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def alive(pids):
+    """Those of `pids` still running (a zombie has ended)."""
+    running = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                running.append(pid)
+        except OSError:
+            pass
+    return running
+
+
+# ---- why a step failed: each cause said as what it is, with its fix ---------------------------
+
+PIP_HASH_MISMATCH = """\
+Collecting blinker==1.9.0 (from -r /tmp/x/pipenv-hashed-reqs.txt (line 1))
+ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have updated the package versions, \
+please update the hashes. Otherwise, examine the package contents carefully; someone
+may have tampered with them.
+    blinker==1.9.0 from http://127.0.0.1:1/files/blinker-1.9.0-py3-none-any.whl#sha256=ba0e (from -r /tmp/x (line 1)):
+        Expected sha256 0000000000000000000000000000000000000000000000000000000000000000
+             Got        ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc
+ERROR: Couldn't install package(s): blinker==1.9.0 --hash=sha256:0000, click==8.5.1 --hash=sha256:8bb5
+"""
+
+
+def test_a_hash_mismatch_names_the_package_and_the_fix():
+    reason = lock.hash_mismatch(PIP_HASH_MISMATCH)
+    assert reason.startswith("blinker==1.9.0: the file the package index serves does not match its hash in ")
+    assert "git checkout source/Pipfile.lock" in reason and "\n" not in reason
+    assert lock.hash_mismatch("ERROR: Couldn't install package(s): blinker==1.9.0") == ""
+
+
+@pytest.fixture
+def refusing_index(tmp_path):
+    """The URL of an index on 127.0.0.1 that answers every request with HTTP 401, and the
+    Authorization headers it got."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen = []
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("credentials", ["${PYPI_USER}:${PYPI_TOKEN}@", ""], ids=["with", "without"])
+def test_an_index_refusing_the_credentials_is_the_reason_with_its_fix(tmp_path, refusing_index, credentials):
+    host, seen = refusing_index
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "Pipfile").write_text(f'[[source]]\nname = "a"\nurl = "http://{credentials}{host}/simple"\n')
+    environ = {"PYPI_USER": "team-user", "PYPI_TOKEN": "s3cret"}
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for flask<4,>=3.1\n")
+    message = lock.failure("pipenv lock", failed, tmp_path, environ)
+    assert message.startswith(f"pipenv lock failed: the package index http://{host}/simple refused ")
+    assert "HTTP 401 Unauthorized" in message and "\n" not in message and "s3cret" not in message
+    if credentials:
+        assert "generate a new identity token" in message
+        assert seen == ["Basic dGVhbS11c2VyOnMzY3JldA=="]  # the Pipfile's credentials, expanded as pipenv does
+    else:
+        assert "${PYPI_USER}:${PYPI_TOKEN}@" in message and seen == [None]
+
+
+def test_unset_credentials_and_an_index_nobody_answers_at_stay_hints(tmp_path):
+    (tmp_path / "source").mkdir()
+    url = "http://${PYPI_USER}:${PYPI_TOKEN}@127.0.0.1:9/simple"  # the discard port: nothing listens
+    (tmp_path / "source" / "Pipfile").write_text(f'[[source]]\nname = "a"\nurl = "{url}"\n')
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found for flask\n")
+    message = lock.failure("pipenv lock", failed, tmp_path, {"PYPI_USER": "me"}).splitlines()
+    assert message == [
+        "pipenv lock failed: ERROR: No matching distribution found for flask",
+        "  Hint: http://127.0.0.1:9/simple takes its credentials from PYPI_USER and PYPI_TOKEN: set PYPI_TOKEN",
+        message[2],
+    ]
+    assert message[2].startswith("  Hint: http://127.0.0.1:9/simple cannot be reached (")

@@ -13,7 +13,8 @@ What it reads from the project: the Python of source/Pipfile's [requires], and t
 the Dockerfile's `ARG PIPENV_VERSION=`: the image build is what must accept the lock
 (`pipenv install --deploy`), so the lock is made with the pipenv the image installs, from
 the one line that says which. That pipenv is installed once, with the project's Python, into
-${XDG_CACHE_HOME:-~/.cache}/flask-appstack/pipenv-<version>-py<X.Y> (never half-built).
+${XDG_CACHE_HOME:-~/.cache}/flask-appstack/pipenv-<version>-py<X.Y> (never half-built; a
+read-only cache that holds it is used as it is, nothing written there).
 
 The rules pipenv runs with (the Dockerfile's pipenv step follows the same ones):
 - pip's settings of how to reach an index reach pipenv; which index to use does not
@@ -24,16 +25,23 @@ The rules pipenv runs with (the Dockerfile's pipenv step follows the same ones):
 - pipenv in a process group of its own, ended whole (resolvers included) on a time limit
   (APPSTACK_LOCK_TIMEOUT seconds), Ctrl-C, SIGTERM, SIGHUP, SIGQUIT, or when the program
   that started this one is gone; then source/.venv is removed when the lock made it, and a
-  Pipfile.lock that pipenv left half-written is put back as it was.
+  Pipfile.lock that pipenv left half-written is put back as it was;
+- killed outright (SIGKILL), this program cleans up nothing itself: pipenv dies with it
+  (Linux's parent-death signal), and a watcher in a session of its own ends pipenv's group
+  (the resolver) and removes the private temporary directory (Watcher).
 
-Exit status: 0 done; 1 with one message (stderr) that names the cause and the fix;
-128 + N after signal N.
+Exit status: 0 done; 1 with one message (stderr) that names the cause and the fix (a full
+disk, a hash of Pipfile.lock that the index's file does not match, an index refusing the
+credentials: each said as such); 128 + N after signal N.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -419,9 +427,118 @@ def timeouts(environ):
     return (int(value),) * 2 if value.isdigit() and int(value) > 0 else (INSTALL_TIMEOUT, LOCK_TIMEOUT)
 
 
+# ---- what outlives this program when it is killed outright (SIGKILL) -----------------------
+#
+# A stop signal is caught, and the tool's group ended; SIGKILL is not. Two things then still end
+# the tool: the kernel sends it SIGKILL when this program dies (Linux's parent-death signal, set
+# in the tool before it starts), and a watcher, a small process in a session of its own that
+# reads this program's instructions from a pipe: it ends the groups it was told of (the tool's
+# own children, pipenv's resolver among them, which no parent-death signal reaches) and removes
+# the folders it was told of (pipenv's private temporary folder, whose files hold the token)
+# when the pipe closes without their being done, which is when this program has ended, however.
+
+WATCHER_SOURCE = """
+import json, os, shutil, signal, sys, time
+groups, folders = set(), set()
+for line in sys.stdin:
+    verb, what = json.loads(line)
+    {"group": groups.add, "ended": groups.discard, "folder": folders.add, "removed": folders.discard}[verb](what)
+for group in groups:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+deadline = time.monotonic() + 10
+for group in groups:
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except OSError:
+            break
+        time.sleep(0.05)
+for folder in folders:
+    shutil.rmtree(folder, ignore_errors=True)
+"""
+
+
+class Watcher:
+    """The one watcher of this program, started with its first tool (not on Windows)."""
+
+    process = None
+
+    @classmethod
+    def start(cls):
+        if cls.process is None and hasattr(os, "killpg"):
+            cls.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", WATCHER_SOURCE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd="/",
+                text=True,
+                start_new_session=True,  # neither Ctrl-C nor a SIGKILL of this program's group reaches it
+            )
+
+    @classmethod
+    def tell(cls, verb, what):
+        """`group <pgid>` to end, `ended <pgid>`; `folder <path>` to remove, `removed <path>`."""
+        if cls.process is None:
+            return
+        try:
+            cls.process.stdin.write(json.dumps([verb, what]) + "\n")
+            cls.process.stdin.flush()
+        except (OSError, ValueError):  # it has gone: nothing is left to watch
+            pass
+
+
+@contextlib.contextmanager
+def private_folder(prefix):
+    """A temporary folder only this user can read, removed afterwards, and removed by the
+    watcher when this program is killed outright."""
+    Watcher.start()
+    folder = tempfile.mkdtemp(prefix=prefix)
+    Watcher.tell("folder", folder)
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        Watcher.tell("removed", folder)
+
+
+def parent_death_signal(parent):
+    """In a tool about to start (preexec_fn): SIGKILL when its `parent` dies (Linux's
+    PR_SET_PDEATHSIG); at once, when it died before that was set."""
+    if PRCTL is not None and PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0 and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def prctl():
+    """libc's prctl, found before any tool starts (a child must not load libraries), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
+PRCTL, PR_SET_PDEATHSIG = prctl(), 1
+
+
 def start_tool(args, env, cwd=None, signal_mask=None):
     """Start a tool in a session (and process group) of its own, with no input and its
-    output captured; it starts with `signal_mask` (restore_signals's argument)."""
+    output captured; it starts with `signal_mask` (restore_signals's argument) and dies with
+    this program (parent_death_signal)."""
+
+    parent = os.getpid()
+
+    def in_the_tool():
+        parent_death_signal(parent)
+        if signal_mask is not None:
+            restore_signals(signal_mask)
+
     return subprocess.Popen(
         [str(arg) for arg in args],
         cwd=cwd,
@@ -432,7 +549,7 @@ def start_tool(args, env, cwd=None, signal_mask=None):
         text=True,
         errors="backslashreplace",
         start_new_session=True,
-        preexec_fn=None if signal_mask is None else (lambda: restore_signals(signal_mask)),
+        preexec_fn=in_the_tool,
     )
 
 
@@ -455,13 +572,16 @@ def run_tool(args, what, env, timeout, cwd=None):
     caller gone, its whole process group ends; a timeout becomes a LockError that says so.
 
     A stop signal while the tool starts is held back until its process is known (else the
-    tool would be left running); the tool itself starts with none blocked."""
+    tool would be left running); the tool itself starts with none blocked. When this program
+    is killed outright, the watcher ends the tool's group."""
+    Watcher.start()
     held = hold_stop_signals()
     try:
         process = start_tool(args, env, cwd=cwd, signal_mask=held)
     except BaseException:
         restore_signals(held)
         raise
+    Watcher.tell("group", process.pid)
     try:
         restore_signals(held)
         stdout, stderr = wait_for(process, timeout)
@@ -474,6 +594,8 @@ def run_tool(args, what, env, timeout, cwd=None):
     except BaseException:
         end_process_group(process)
         raise
+    finally:
+        Watcher.tell("ended", process.pid)
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
@@ -521,25 +643,99 @@ def last_error(output):
     return (errors or lines or ["no output"])[-1]
 
 
-def index_hints(project, environ):
-    """Why the Pipfile's indexes may be out of reach: unset credentials, or no answer."""
+def hash_mismatch(output, where="source/Pipfile.lock"):
+    """One sentence, what happened and the fix, when pip found a package whose file does not
+    match its hash in `where` (pipenv itself then says only that it could not install it);
+    else ""."""
+    if "DO NOT MATCH THE HASHES" not in output:
+        return ""
+    after = output.split("DO NOT MATCH THE HASHES", 1)[1]
+    packages = list(dict.fromkeys(re.findall(r"^\s+([A-Za-z0-9._-]+==[^\s;]+) from ", after, flags=re.MULTILINE)))
+    what = f"{', '.join(packages) or 'a package'}: the file the package index serves does not match its hash in {where}"
+    if where != "source/Pipfile.lock":  # the template's pins: nothing to re-make here
+        return (
+            f"{what} (the file was edited, or the index serves another file under that version than the one the "
+            f"template pinned): put it back (`git checkout {where}`), or ask who runs the index; never copy the "
+            "index's hash into it"
+        )
+    return (
+        f"{what} (Pipfile.lock was edited, or the index now serves another file under that version): put "
+        "Pipfile.lock back (`git checkout source/Pipfile.lock`), or ask who runs the index before you re-lock "
+        "(`make lock`) and commit the changed hash"
+    )
+
+
+def expand_variables(text, environ):
+    """$VAR and ${VAR} of `text` from `environ`, as pipenv expands a [[source]] URL (unset: kept)."""
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda found: environ.get(found[1] or found[2], found[0]), text)
+
+
+def index_problems(project, environ):
+    """What the Pipfile's indexes say when asked as pipenv asks them, with the credentials of
+    their URLs: [(kind, sentence)]. "refused": the index answers HTTP 401 or 403 (the reason of
+    the failure, with its fix; pip only says that nothing matched); "hint": unset credentials,
+    no answer."""
+    import base64
+    import ssl
     import urllib.error  # here, not at the top: only a failed lock needs it
+    import urllib.parse
     import urllib.request
 
     pipfile = (project / "source" / "Pipfile").read_text(encoding="utf-8")
-    hints = []
+    cert = {**pip_network_settings(pip_config_list(environ)), **environ}.get("PIP_CERT")
+    context = ssl.create_default_context(cafile=cert) if cert and Path(cert).is_file() else None
+    problems = []
     for url in re.findall(r'^url = "([^"]+)"', pipfile, flags=re.MULTILINE):
         plain = re.sub(r"//[^/@]*@", "//", url)
-        if "${PYPI_USER}" in url and not (environ.get("PYPI_USER") and environ.get("PYPI_TOKEN")):
-            hints.append(f"{plain} takes its credentials from PYPI_USER and PYPI_TOKEN, which are not set")
+        wants = re.findall(r"\$\{?(\w+)", url.split("//", 1)[-1].split("/", 1)[0])
+        unset = [name for name in wants if not environ.get(name)]
+        if unset:
+            problems.append(
+                ("hint", f"{plain} takes its credentials from {' and '.join(wants)}: set {' and '.join(unset)}")
+            )
+        parts = urllib.parse.urlsplit(expand_variables(url, environ))
+        request = urllib.request.Request(plain)
+        if parts.username is not None:
+            user, password = (urllib.parse.unquote(part or "") for part in (parts.username, parts.password))
+            basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_unredirected_header("Authorization", f"Basic {basic}")  # for this host only
         try:
-            # The Pipfile's own index, an http(s) URL without credentials: B310 is moot.
-            urllib.request.urlopen(plain, timeout=10).close()  # nosec B310
-        except urllib.error.HTTPError:
-            pass  # it answers; maybe only with credentials
+            # The Pipfile's own index, an http(s) URL: B310 is moot.
+            urllib.request.urlopen(request, timeout=10, context=context).close()  # nosec B310
+        except urllib.error.HTTPError as error:
+            if error.code in (401, 403) and not unset:
+                problems.append(("refused", refusal(plain, error.code, parts.username is not None)))
         except (urllib.error.URLError, OSError, ValueError) as error:
-            hints.append(f"{plain} cannot be reached ({getattr(error, 'reason', error)})")
-    return hints
+            problems.append(("hint", f"{plain} cannot be reached ({getattr(error, 'reason', error)})"))
+    return problems
+
+
+def refusal(url, code, with_credentials):
+    """One sentence for an index that answered `code` (401, 403): what happened, the fix."""
+    status = f"HTTP {code} {'Unauthorized' if code == 401 else 'Forbidden'}"
+    if not with_credentials:
+        return (
+            f"the package index {url} refused a request without credentials ({status}), and source/Pipfile's "
+            "[[source]] URL holds none: write it as https://${PYPI_USER}:${PYPI_TOKEN}@<host>/<path> "
+            '(docs/local-development.md, "Artifactory token")'
+        )
+    return (
+        f"the package index {url} refused the credentials ({status}): the token (PYPI_TOKEN) is wrong, expired "
+        "or revoked, or PYPI_USER is not the user it belongs to, or that user may not read the index; generate "
+        'a new identity token (docs/local-development.md, "Artifactory token") and try again'
+    )
+
+
+def failure(what, result, project, environ):
+    """The message of a failed pipenv step: the full disk, a hash that does not match or an
+    index refusing the credentials said plainly, each with its fix; else the tool's last error
+    line and what the indexes say (hints)."""
+    output = result.stdout + result.stderr
+    reason = tool_failure(output, project / "source")
+    problems = index_problems(project, environ)
+    refused = [sentence for kind, sentence in problems if kind == "refused"]
+    hints = [f"  Hint: {sentence}" for kind, sentence in problems if kind == "hint"]
+    return "\n".join([f"{what} failed: {hash_mismatch(output) or (refused or [reason])[0]}", *hints])
 
 
 # ---- pipenv, installed once into the cache --------------------------------------------------
@@ -551,10 +747,11 @@ def cache_root(environ=os.environ, home=None):
 
 def pipenv_requirements(version):
     """pipenv and what it needs beside it: pipenv releases of 2022 break with virtualenv
-    newer than 20.16.2 (seen with 2022.7.24 on Python 3.11)."""
+    newer than 20.16.2 (seen with 2022.7.24 on Python 3.11), and import pkg_resources, which
+    setuptools 82 no longer has. What scripts/pipenv-requirements.txt pins is made from these."""
     requirements = [f"pipenv=={version}"]
     if int(version.split(".")[0]) < 2023:
-        requirements.append("virtualenv==20.16.2")
+        requirements += ["virtualenv==20.16.2", "setuptools<82"]
     return requirements
 
 
@@ -586,38 +783,79 @@ class FileLock:
         self.handle.close()  # closing releases the lock
 
 
-def ensure_pipenv(version, runner, runner_version, environ=os.environ):
-    """The venv (built once, then reused) in which `runner` runs pipenv `version`."""
+# pipenv and every package it needs, pinned with hashes: lock.py and the image build install
+# pipenv only from this file (the template's, one per pipenv it pins), since both install it
+# where the token is. What stays trusted: the index the template's maintainers made it from,
+# when they made it, and the pip of the Python that installs it.
+PINS = "scripts/pipenv-requirements.txt"
+
+
+def pipenv_pins(path, version):
+    """The text of the pins file at `path`, which must pin pipenv `version` with hashes."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not re.search(rf"^pipenv=={re.escape(version)}[ ;\\]", text, flags=re.MULTILINE) or "--hash=" not in text:
+        raise LockError(
+            f"{PINS} pins no pipenv {version} with hashes, and pipenv is installed only from it: its first lines "
+            "say which pipenv versions this template release pins; make the Dockerfile's PIPENV_VERSION one of "
+            'them with `make reconfigure ANSWERS="pipenv_version=<version>"`'
+        )
+    return text
+
+
+def pins_marker(version, pins_text):
+    """What .complete holds for a venv installed from these pins: a venv installed otherwise
+    (before pins, or from other ones) is installed again."""
+    return f"pipenv {version} from pins sha256:{hashlib.sha256(pins_text.encode()).hexdigest()}\n"
+
+
+def complete(venv, marker):
+    try:
+        return (venv / ".complete").read_text(encoding="utf-8") == marker
+    except OSError:
+        return False
+
+
+def ensure_pipenv(version, runner, runner_version, environ=os.environ, pins=None):
+    """The venv (built once, then reused) in which `runner` runs pipenv `version`, installed
+    from `pins` (default: the pins file beside this program) with pip's --require-hashes."""
+    pins = Path(pins or Path(__file__).with_name(Path(PINS).name))
+    marker = pins_marker(version, pipenv_pins(pins, version))
     venv = pipenv_venv_path(version, runner_version, environ)
+    if complete(venv, marker):  # never changed once complete: used as it is, even read-only
+        return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(venv.parent / f"{venv.name}.lock"):
-        if (venv / ".complete").exists():
+        if complete(venv, marker):
             return venv
         shutil.rmtree(venv, ignore_errors=True)
         limit = timeouts(environ)[0]
         say(f"installing pipenv {version} for Python {runner_version} into {venv} (once; at most {limit} s) ...")
         pip = [venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        pinned = ["--require-hashes", "--only-binary=:all:", "--requirement", pins]
         try:
-            for step in ([runner, "-m", "venv", venv], [*pip, *pipenv_requirements(version)]):
+            for step in ([runner, "-m", "venv", venv], [*pip, *pinned]):
                 what = f"`{' '.join(map(str, step[1:3]))} ...` with Python {runner_version}"
                 result = run_tool(step, what, environ, limit)
                 if result.returncode != 0:
-                    raise LockError(f"{what} failed: {tool_failure(result.stdout + result.stderr, venv.parent)}")
-            (venv / ".complete").write_text("\n".join(pipenv_requirements(version)) + "\n")
+                    output = result.stdout + result.stderr
+                    reason = tool_failure(output, venv.parent)
+                    raise LockError(f"{what} failed: {hash_mismatch(output, PINS) or reason}")
+            (venv / ".complete").write_text(marker, encoding="utf-8")
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)  # never a half-built venv in the cache
             raise
     return venv
 
 
-def installed_pipenv(version, target, environ):
+def installed_pipenv(version, target, environ, pins=None):
     """The venv of pipenv `version`: on the project's Python, else (recent pipenv needs a
     recent Python) on the one running this program, with a note."""
+    pipenv_pins(pins or Path(__file__).with_name(Path(PINS).name), version)  # whatever the Python: said once
     runners = [target] + ([current_python()] if current_python()[1] != target[1] else [])
     failures = []
     for runner, runner_version in runners:
         try:
-            venv = ensure_pipenv(version, runner, runner_version, environ)
+            venv = ensure_pipenv(version, runner, runner_version, environ, pins)
         except MachineProblem:
             raise
         except LockError as error:
@@ -634,15 +872,14 @@ def installed_pipenv(version, target, environ):
 
 def run_pipenv(venv, args, project, environ, timeout):
     """pipenv `args` in source/, in a private temporary directory removed afterwards."""
-    temp_dir = tempfile.mkdtemp(prefix="flask-appstack-pipenv-")
-    try:
+    with private_folder("flask-appstack-pipenv-") as temp_dir:
         # virtualenv's app-data beside the pipenv it belongs to: private, and unpacked once
-        # rather than at every lock.
-        env = pipenv_environment(environ, pip_config_list(environ), temp_dir, venv / "virtualenv-app-data")
+        # rather than at every lock; in the private folder when the cache is read-only.
+        app_data = venv / "virtualenv-app-data"
+        writable = os.access(app_data if app_data.is_dir() else venv, os.W_OK)
+        env = pipenv_environment(environ, pip_config_list(environ), temp_dir, app_data if writable else None)
         what = f"`pipenv {' '.join(map(str, args))}`"
         return run_tool([venv_python(venv), "-m", "pipenv", *args], what, env, timeout, cwd=project / "source")
-    finally:
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 # ---- the commands -----------------------------------------------------------------------
@@ -687,24 +924,19 @@ def lock(project, environ, pipenv_version=None):
             f"Python {target[1]} instead; markers may differ from the image's. Install Python {minor_version(wanted)} "
             "and lock again to lock for it."
         )
-    venv = installed_pipenv(version, target, environ)
+    venv = installed_pipenv(version, target, environ, project / PINS)
     guard = Guard(project)
     try:
         say(f"locking source/Pipfile with pipenv {version} for Python {target[1]} ...")
         result = run_pipenv(venv, ["lock", "--python", target[0]], project, environ, timeouts(environ)[1])
         if result.returncode != 0 or not guard.lock.is_file():
-            reason = tool_failure(result.stdout + result.stderr, project / "source")
-            raise LockError("\n".join([f"pipenv lock failed: {reason}", *index_hints_lines(project, environ)]))
+            raise LockError(failure("pipenv lock", result, project, environ))
     except BaseException:
         guard.undo()
         raise
     if not guard.venv_was_there:
         shutil.rmtree(guard.venv, ignore_errors=True)
     say(f"locked source/Pipfile.lock with pipenv {version} for Python {target[1]}.")
-
-
-def index_hints_lines(project, environ):
-    return [f"  Hint: {hint}" for hint in index_hints(project, environ)]
 
 
 def install(project, environ, python=None, pipenv_version=None):
@@ -714,14 +946,14 @@ def install(project, environ, python=None, pipenv_version=None):
     target = (Path(python), python_version(python)) if python else find_python(wanted, environ)
     if target is None or target[1] is None:
         raise LockError(f"{python} does not run" if python else missing_python(wanted))
-    venv = installed_pipenv(version, target, environ)
+    venv = installed_pipenv(version, target, environ, project / PINS)
     guard = Guard(project)
     try:
         say(f"installing source/Pipfile.lock into source/.venv with pipenv {version} for Python {target[1]} ...")
         args = ["install", "--dev", "--deploy", "--python", target[0]]
         result = run_pipenv(venv, args, project, environ, timeouts(environ)[1])
         if result.returncode != 0:
-            raise LockError(f"pipenv install failed: {tool_failure(result.stdout + result.stderr, project)}")
+            raise LockError(failure("pipenv install", result, project, environ))
     except BaseException:
         guard.undo()
         raise
