@@ -226,14 +226,14 @@ def python_version_supported(value):
     return int(value.split(".")[1]) >= 10
 
 
-PIPENV_VERSION = re.compile(
-    r"(?P<year>[1-9][0-9]*)(\.(0|[1-9][0-9]*)){2}((a|b|rc)(0|[1-9][0-9]*))?(\.post(0|[1-9][0-9]*))?"
-)
+# The pipenv releases whose requirements the template pins with hashes (templates/pipenv/, made
+# by tools/pipenv_pins.py): the only ones scripts/lock.py and the image build install. A unit
+# test (tests/unit/test_rules.py) holds the two together.
+PINNED_PIPENV = ("2026.10.3", "2022.7.24")
 
 
 def pipenv_version(value):
-    match = text(value) and PIPENV_VERSION.fullmatch(value)
-    return bool(match) and int(match.group("year")) >= 2022
+    return text(value) and value in PINNED_PIPENV
 
 
 QUANTITY = re.compile(r"(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
@@ -387,7 +387,11 @@ RULES = [
         python_version_supported,
         "3.10 or newer: the pipeline accepts ≥ 3.5, the generated service needs ≥ 3.10 (gunicorn 27, whose threaded workers it builds on)",
     ),
-    Rule("pipenv_version", pipenv_version, "a pipenv release from 2022 on (YYYY.M.D), such as 2026.10.3 or 2022.7.24"),
+    Rule(
+        "pipenv_version",
+        pipenv_version,
+        f"a pipenv release the template pins with hashes: {' or '.join(PINNED_PIPENV)} (the platform's documented one)",
+    ),
     Rule("app_version", matches(r"4\.7\.(0|[1-9][0-9]*)"), "4.7.N, a SCALE pipeline v4.7 release such as 4.7.0"),
     Rule(
         "hostspaces",

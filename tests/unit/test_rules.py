@@ -102,8 +102,7 @@ VALID = [
     ("description", "emoji with a joiner: \U0001f469\u200d\U0001f4bb and Arabic \u0645\u0631\u062d\u0628\u0627"),
     ("python_version", "3.12.1"),
     ("python_version", "3.13"),
-    ("pipenv_version", "2023.4.20"),
-    ("pipenv_version", "2024.0.1rc1"),
+    ("pipenv_version", "2026.10.3"),
     ("app_version", "4.7.12"),
     ("hostspaces", "dev"),
     ("hostspaces", "dev,stage , prod"),
@@ -166,6 +165,7 @@ INVALID = [
     ("python_version", "3.8"),
     ("python_version", "3.5.0"),
     ("pipenv_version", "latest"),
+    ("pipenv_version", "2023.4.20"),  # a real release, which the template does not pin with hashes
     ("pipenv_version", "2022.7"),
     ("pipenv_version", "v2022.7.24"),
     ("pipenv_version", "2018.11.26"),
@@ -389,7 +389,7 @@ COMBINATIONS = {
         ["python_version+pipenv_version"],
     ),
     "old pipenv on python 3.13.0": (
-        {"python_version": "3.13.0", "pipenv_version": "2023.3.20"},
+        {"python_version": "3.13.0", "pipenv_version": "2022.7.24"},
         ["python_version+pipenv_version"],
     ),
 }
@@ -411,7 +411,7 @@ COMBINATIONS_THAT_WORK = {
         "pipeline_service_connection": "SCALE GitHub",
     },
     "python 3.10 with a recent pipenv": {"python_version": "3.10", "pipenv_version": "2026.10.3"},
-    "python 3.12 with the first pipenv for it": {"python_version": "3.12", "pipenv_version": "2023.4.20"},
+    "python 3.12 with a recent pipenv": {"python_version": "3.12", "pipenv_version": "2026.10.3"},
     "python 3.11 with the pipenv the platform documents": {"python_version": "3.11", "pipenv_version": "2022.7.24"},
     "hostname label of exactly 63 characters": {"app_name": "a" * 40, "hostspaces": "p" * 22},
     "pipeline templates of the pipeline's release": {"app_version": "4.7.3", "pipeline_ref": "refs/tags/v4.7.3"},
@@ -496,7 +496,7 @@ def test_the_hooks_page_shows_the_report_as_the_hook_prints_it():
 # ---- derived names -------------------------------------------------------------------------
 
 DERIVED_CASES = [
-    {"python_version": "3.10", "pipenv_version": "2025.0.4", "app_name": "a", "appcode": "d"},
+    {"python_version": "3.10", "pipenv_version": "2026.10.3", "app_name": "a", "appcode": "d"},
     {"python_version": "3.12.1", "app_name": "orders-api", "appcode": "ord7"},
     {"python_version": "3.13", "app_name": "flask-app", "appcode": "demo"},
 ]
@@ -723,3 +723,10 @@ def test_the_mount_path_rule_and_the_charts_schema_agree(path):
     schema = json.loads((REPO / "{{cookiecutter.app_name}}" / "chart" / "values.schema.json").read_text())
     definition = {**schema["definitions"]["mountPath"], "definitions": schema["definitions"]}
     assert (pre.mount_path(path) is True) == jsonschema.Draft7Validator(definition).is_valid(path)
+
+
+def test_the_pipenv_releases_accepted_are_those_the_template_pins_with_hashes():
+    from tools.project import REPO
+
+    pinned = sorted(path.stem for path in (REPO / "templates" / "pipenv").glob("*.txt") if path.stem != "unknown")
+    assert sorted(pre.PINNED_PIPENV) == pinned
