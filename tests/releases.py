@@ -256,7 +256,7 @@ def marked(path, text):
     end = "" if text.endswith("\n") else "\n"
     if path.suffix == ".md":
         return f"{text}{end}\n<!-- {MARK} -->\n"
-    if path.suffix in (".tpl", ".txt"):
+    if path.suffix == ".tpl" or path.parent.name == "templates" and path.suffix == ".txt":  # Helm's (NOTES.txt)
         return f"{text}{end}{{{{/* {MARK} */}}}}\n"
     return f"{text}{end}# {MARK}\n"
 

@@ -82,7 +82,7 @@ def test_a_check_that_hung_once_runs_again_and_readyz_recovers(capsys, make_app)
         calls.append(1)
         return len(calls) > 1 or release.wait()  # the first call hangs, the next ones answer
 
-    scale.add_check(app, "database", database, timeout=0.05)
+    scale.add_check(app, "database", database, timeout=0.5)  # time enough for the second run, even on a busy machine
     client = app.test_client()
     try:
         first = client.get("/readyz")
