@@ -550,14 +550,19 @@ def signalled(process, way, kind, project):
 STOPS = ["ctrl-c", "sigterm", "sighup", "sigquit", "caller-killed-alone"]
 
 
-@pytest.mark.parametrize("kind", STOPS)
-@pytest.mark.parametrize("way", WAYS)
-def test_a_stop_during_the_lock_leaves_no_process_and_no_token(tmp_path, way, kind):
+def with_a_token(tmp_path):
+    """(token, temporary folder, environment, project) of a lock run with PYPI_USER and a fresh
+    PYPI_TOKEN, its temporary files in a folder of its own, to search for the token after."""
     token = secrets.token_urlsafe(24)
     temp = tmp_path / "tmp"
     temp.mkdir()
-    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token, "TMPDIR": str(temp)}
-    project = tmp_path / "out" / APP
+    return token, temp, {"PYPI_USER": "team-user", "PYPI_TOKEN": token, "TMPDIR": str(temp)}, tmp_path / "out" / APP
+
+
+@pytest.mark.parametrize("kind", STOPS)
+@pytest.mark.parametrize("way", WAYS)
+def test_a_stop_during_the_lock_leaves_no_process_and_no_token(tmp_path, way, kind):
+    token, temp, env, project = with_a_token(tmp_path)
     with silent_index() as index:
         process, lines = start_locking(way, tmp_path, index, env)
         signalled(process, way, kind, project)
@@ -585,11 +590,7 @@ def test_a_stop_during_the_lock_leaves_no_process_and_no_token(tmp_path, way, ki
 # nothing themselves. What pipenv runs with, and writes, holds the token.
 @pytest.mark.parametrize("way", WAYS)
 def test_sigkill_to_the_locks_process_group_leaves_no_process_and_no_token(tmp_path, way):
-    token = secrets.token_urlsafe(24)
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    env = {"PYPI_USER": "team-user", "PYPI_TOKEN": token, "TMPDIR": str(temp)}
-    project = tmp_path / "out" / APP
+    token, temp, env, project = with_a_token(tmp_path)
     with silent_index() as index:
         process, lines = start_locking(way, tmp_path, index, env)
         deadline = time.monotonic() + 60  # pipenv writes the token into its temporary files, then asks
