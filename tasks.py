@@ -100,6 +100,11 @@ def ensure_venv(requirements=REQUIREMENTS):
     # --no-compile: Python compiles what it imports when it first does, not the whole toolset now.
     options = ["install", "--quiet", "--disable-pip-version-check", "--no-compile"]
     subprocess.run([*pip, *options, "-r", str(requirements)], check=True)
+    if requirements == REQUIREMENTS and os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        # Python writes no bytecode here, so each of the suite's processes would compile what it
+        # imports again: the test tools' is compiled once, now, on every core. (Not for generating:
+        # that would cost a first generate more than compiling what cruft imports.)
+        subprocess.run([str(_venv_python()), "-m", "compileall", "-qq", "-j", "0", str(VENV / "lib")], check=False)
     stamp.write_text(_digest(requirements))
 
 

@@ -62,9 +62,26 @@ def test_without_a_pip_that_installs_elsewhere_the_venv_gets_its_own(commands, m
     assert commands[2][:4] == [python, "-m", "pip", "install"]
 
 
-def test_the_test_tools_keep_a_pip_in_the_venv(commands):
+def test_the_test_tools_keep_a_pip_in_the_venv(commands, monkeypatch):
     """The suite runs `python -m pip` (pip config list, downloads of wheels)."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     tasks.ensure_venv(tasks.REQUIREMENTS)
     assert commands[1] == [sys.executable, "-m", "venv", "--clear", str(tasks.VENV)]
     assert commands[2][:4] == [str(tasks.VENV / "bin" / "python"), "-m", "pip", "install"]
     assert commands[2][-2:] == ["-r", str(tasks.REQUIREMENTS)]
+    assert len(commands) == 3  # Python compiles what the suite imports as it first does
+
+
+@pytest.mark.parametrize("requirements", ["REQUIREMENTS", "GENERATE"])
+def test_where_python_writes_no_bytecode_the_test_tools_are_compiled_once_at_install(
+    commands, monkeypatch, requirements
+):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    tasks.ensure_venv(getattr(tasks, requirements))
+    compiled = [command for command in commands if "compileall" in command]
+    if requirements == "GENERATE":  # a first generate compiles only what cruft imports
+        assert compiled == []
+    else:
+        assert compiled == [
+            [str(tasks.VENV / "bin" / "python"), "-m", "compileall", "-qq", "-j", "0", str(tasks.VENV / "lib")]
+        ]
