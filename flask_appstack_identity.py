@@ -96,8 +96,14 @@ def identity_of(root, given):
     release is the release tag on the checkout's commit, and only that: a commit after a release
     (main, a branch) is no release, and records none (""), only its commit. `checkout` is what
     cruft checks out to start from it: that tag, else the commit."""
-    commit = git(root, "rev-parse", "HEAD") or ""
-    tag = newest_release_tag((git(root, "tag", "--points-at", "HEAD") or "").split()) if commit else None
+    # One git process for both (each costs a bake a fork and git's start): the commits of HEAD
+    # and of every tag, an annotated tag's being the commit it names (`^{}`); show-ref is
+    # plumbing, whose output no user setting changes.
+    listed = git(root, "show-ref", "--head", "--dereference", "--tags") or ""
+    refs = [line.split(" ", 1) for line in listed.splitlines()]  # [commit, name]
+    commit = next((sha for sha, name in refs if name == "HEAD"), "")
+    names = [name.removeprefix("refs/tags/").removesuffix("^{}") for sha, name in refs if sha == commit]
+    tag = newest_release_tag(names) if commit else None
     release = tag[1:] if tag else ""
     return {"template": canonical_url(root, given), "release": release, "commit": commit, "checkout": tag or commit}
 

@@ -40,18 +40,36 @@ def _venv_python():
     return VENV / "bin" / "python"
 
 
-def _make_venv():
-    """Create .venv; where Python lacks its venv module (Debian's python3 without python3-venv),
-    the bare-machine provisioning installs it first (as root), or the user is told to."""
+def _make_venv(with_pip=True):
+    """Create .venv (without pip inside when another pip installs into it); where Python lacks
+    its venv module, or its ensurepip (Debian's python3 without python3-venv), the bare-machine
+    provisioning installs it first (as root), or the user is told to."""
+    make = [sys.executable, "-m", "venv", "--clear", *([] if with_pip else ["--without-pip"]), str(VENV)]
     try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+        subprocess.run(make, check=True)
     except subprocess.CalledProcessError:
         shutil.rmtree(VENV, ignore_errors=True)
         from tools import bare_machine  # standard library only, like this file
 
         if not bare_machine.provide_venv_module():
             sys.exit("tasks.py: Python's venv module is missing: install python3-venv and try again.")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(make, check=True)
+
+
+def _outer_pip():
+    """This Python's own pip, as the command that installs into .venv, when it can (pip 22.3 and
+    newer take --python); else None. It saves .venv a pip of its own: ensurepip installs and
+    compiles pip (and, before Python 3.12, setuptools, which every Python start then imports)."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        version = importlib.metadata.version("pip") if importlib.util.find_spec("pip") else ""
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    if tuple(int(part) for part in re.findall(r"[0-9]+", version)[:2]) < (22, 3):
+        return None
+    return [sys.executable, "-m", "pip", "--python", str(_venv_python())]
 
 
 def _digest(requirements):
@@ -75,10 +93,18 @@ def ensure_venv(requirements=REQUIREMENTS):
         file=sys.stderr,
         flush=True,
     )
-    _make_venv()
+    # The test tools keep a pip in .venv (the suite runs `python -m pip`); generating needs none.
+    outer = _outer_pip() if requirements == GENERATE else None
+    _make_venv(with_pip=outer is None)
+    pip = outer or [str(_venv_python()), "-m", "pip"]
     # --no-compile: Python compiles what it imports when it first does, not the whole toolset now.
-    pip = [str(_venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
-    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    options = ["install", "--quiet", "--disable-pip-version-check", "--no-compile"]
+    subprocess.run([*pip, *options, "-r", str(requirements)], check=True)
+    if requirements == REQUIREMENTS and os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        # Python writes no bytecode here, so each of the suite's processes would compile what it
+        # imports again: the test tools' is compiled once, now, on every core. (Not for generating:
+        # that would cost a first generate more than compiling what cruft imports.)
+        subprocess.run([str(_venv_python()), "-m", "compileall", "-qq", "-j", "0", str(VENV / "lib")], check=False)
     stamp.write_text(_digest(requirements))
 
 

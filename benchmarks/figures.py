@@ -16,6 +16,7 @@ COLUMNS = ("figure", "measured", "baseline", "ratio", "rounds", "date", "machine
 # The rows in the file's order; one the file holds that is not here is kept, last.
 ORDER = (
     "bake",
+    "bake vs cookiecutter-django",
     "lock",
     "serve requests/s",
     "serve p99",
@@ -24,6 +25,8 @@ ORDER = (
     "serve slow clients survived",
     "image size",
     "reconfigure",
+    "first generate",
+    "first generate, cold cache",
     "suite",
     "fast tier",
     "suite, fresh clone",

@@ -1,8 +1,12 @@
 """Benchmarks of the template, each a ratio against a baseline measured in the same run.
 
-    python3 tasks.py bench [--requests N] [--only bake,lock,serve,reconfigure,suite] [--suite]
+    python3 tasks.py bench [--requests N] [--only bake,lock,serve,reconfigure,generate,suite] [--suite]
+                           [--cookiecutter-django PATH]
 
-- bake: generating a project (no lock) against cookiecutter baking a one-file template;
+- bake: generating a project (no lock) against cookiecutter baking a one-file template, and,
+  given a checkout of cookiecutter-django (--cookiecutter-django, or the environment's
+  APPSTACK_BENCH_COOKIECUTTER_DJANGO), against cookiecutter baking it (use_docker=n, its
+  dependency step left out), the three alternating; without a checkout, that row is skipped;
 - lock: a bake with the post-gen lock (the hook runs the project's scripts/lock.py) against
   a bake without it plus a bare `pipenv lock` of the same Pipfile with the same pipenv and
   Python: the lock program's overhead (starting, finding them, cleaning up);
@@ -15,6 +19,11 @@
 - reconfigure: `make reconfigure ANSWERS="app_version=4.7.3"` in a project made with cruft
   against a bare `cruft update --variables-to-update` of the same change in its twin (the
   renderer's cache warm, the two alternating, the fastest of each);
+- first generate: `python3 tasks.py generate --no-input` on a fresh clone of this working tree
+  released (it makes its .venv first, and locks), its first line's time and its whole time,
+  against the same command again in that clone; with the pipenv cache warm (the user's
+  ${XDG_CACHE_HOME:-~/.cache}/flask-appstack) and with a fresh XDG_CACHE_HOME (the lock then
+  installs pipenv into it first);
 - suite (with --suite): the template's whole test suite's wall time (warm), its fast tier's, and
   CI's `.ci/run` on a fresh clone of this commit (its own .venv made first).
 The figures print, and replace their rows of docs/figures.md (benchmarks/figures.py), which
@@ -84,6 +93,38 @@ def one_file_bake(folder):
     (template / "cookiecutter.json").write_text('{"name": "project"}\n')
     (template / "{{cookiecutter.name}}" / "README.md").write_text("# {{ cookiecutter.name }}\n")
     return [sys.executable, "-m", "cookiecutter", str(template), "--no-input", "-o", str(folder / "out")]
+
+
+# The checkout of cookiecutter-django the bake is compared with, when --cookiecutter-django is not given.
+DJANGO_VARIABLE = "APPSTACK_BENCH_COOKIECUTTER_DJANGO"
+
+
+def django_checkout(path):
+    """(the checkout of cookiecutter-django, its release) or (None, why the row is skipped)."""
+    if not path:
+        return None, f"no checkout of cookiecutter-django given (--cookiecutter-django PATH or {DJANGO_VARIABLE})"
+    path = Path(path).resolve()
+    project = path / "pyproject.toml"
+    if not (path / "cookiecutter.json").is_file() or not project.is_file():
+        return None, f"{path} is no checkout of cookiecutter-django: it holds no cookiecutter.json and pyproject.toml"
+    version = re.search(r'^version = "([^"]+)"', project.read_text(), re.MULTILINE)
+    return path, version.group(1) if version else path.name
+
+
+def django_bake(folder, template):
+    """cookiecutter baking cookiecutter-django into ``folder``/out, as (command, environment).
+
+    use_docker=n (its default), so that its post-generation hook runs uv directly instead of
+    building a Docker image for it; its dependency step, `uv add --no-sync -r requirements/...`
+    (which resolves the project's dependencies against PyPI), runs unless it is told otherwise,
+    and none of its options turns it off: the uv it finds first on PATH is one that does nothing."""
+    stub = folder / "no-dependency-step"
+    if not stub.is_dir():
+        stub.mkdir(parents=True)
+        (stub / "uv").symlink_to(shutil.which("true"))
+    env = {**os.environ, "PATH": f"{stub}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = [sys.executable, "-m", "cookiecutter", str(template), "--no-input", "-o", str(folder / "out")]
+    return [*command, "use_docker=n"], env
 
 
 def empty(output_dir):
@@ -307,18 +348,37 @@ def serve_ratio(tmp, args):
     }
 
 
-def bake_rows(tmp, rounds):
-    """The bake against the one-file template, alternating, so that the machine getting slower
-    or faster during the run moves both sides; the fastest of each."""
+def bake_rows(tmp, rounds, django=None):
+    """The bake against the one-file template and, given its checkout, cookiecutter-django's
+    bake, alternating, so that the machine getting slower or faster during the run moves every
+    side; the fastest of each. A first round of each, not counted, writes the bytecode of what
+    they import, as any first run does where Python may (PYTHONDONTWRITEBYTECODE would have every
+    round compile cookiecutter, and both sides of a ratio measure mostly that)."""
     load = os.getloadavg()[0]
-    baseline_runs, bake_runs = [], []
-    for _ in range(rounds):
-        empty(tmp / "one-file" / "out")
-        baseline_runs.append(time_once(one_file_bake(tmp / "one-file")))
-        empty(tmp / "bake")
-        bake_runs.append(time_once(bake(tmp / "bake")))
-    baseline, measured = min(baseline_runs), min(bake_runs)
-    return [row("bake", seconds(measured), seconds(baseline), measured / baseline, rounds, load)]
+    template, release = django_checkout(django)
+    if template is None:
+        print(f"bake vs cookiecutter-django: skipped: {release}", file=sys.stderr)
+    bakes = {"one-file": lambda: (one_file_bake(tmp / "one-file"), None, tmp / "one-file" / "out")}
+    bakes["bake"] = lambda: (bake(tmp / "bake"), None, tmp / "bake")
+    if template is not None:
+        bakes["django"] = lambda: (*django_bake(tmp / "django", template), tmp / "django" / "out")
+    times = {name: [] for name in bakes}
+    for number in range(rounds + 1):
+        for name, make in bakes.items():
+            command, env, output = make()
+            empty(output)
+            if number:
+                times[name].append(time_once(command, env=env))
+            else:
+                writing = {key: value for key, value in (env or os.environ).items() if key != "PYTHONDONTWRITEBYTECODE"}
+                run(command, env=writing)
+    baseline, measured = min(times["one-file"]), min(times["bake"])
+    rows = [row("bake", seconds(measured), seconds(baseline), measured / baseline, rounds, load)]
+    if template is not None:
+        other = f"{seconds(min(times['django']))} (cookiecutter-django {release})"
+        ratio = measured / min(times["django"])
+        rows.append(row("bake vs cookiecutter-django", seconds(measured), other, ratio, rounds, load))
+    return rows
 
 
 def lock_rows(tmp, rounds):
@@ -394,6 +454,66 @@ def reconfigure_rows(tmp, rounds):
     return [row("reconfigure", seconds(measured), seconds(baseline), measured / baseline, rounds, load)]
 
 
+def quickstart_environment(tmp, cache=None):
+    """The environment of a user who runs the Quickstart: no .venv of ours on PATH, cookiecutter's
+    replay files and clones in ``tmp``, and ``cache`` as XDG_CACHE_HOME (None: the user's)."""
+    ours = str(REPO / ".venv" / "bin")
+    path = os.pathsep.join(folder for folder in os.environ.get("PATH", "").split(os.pathsep) if folder != ours)
+    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "APPSTACK_SKIP_LOCK")}
+    config = tmp / "cookiecutterrc.yaml"
+    config.write_text(f"replay_dir: {tmp / 'replay'}\ncookiecutters_dir: {tmp / 'cookiecutters'}\n")
+    env.update(PATH=path, COOKIECUTTER_CONFIG=str(config))
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    return env
+
+
+def quickstart_generate(clone, output, env):
+    """(seconds to its first line, seconds in all) of `python3 tasks.py generate --no-input -o
+    output` in ``clone``, by the python3 the user's PATH finds."""
+    python = shutil.which("python3", path=env["PATH"]) or getattr(sys, "_base_executable", sys.executable)
+    command = [python, str(clone / "tasks.py"), "generate", "--no-input", "-o", str(output)]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = process.stdout.readline()
+    first_line = time.perf_counter() - start
+    rest = process.communicate(timeout=1800)[0]
+    total = time.perf_counter() - start
+    if process.returncode or not (output / DEFAULTS["app_name"] / "source" / "Pipfile.lock").is_file():
+        raise RuntimeError(f"`{' '.join(command)}` failed ({process.returncode}):\n{first}{rest}")
+    return first_line, total
+
+
+def first_generate_rows(tmp, rounds):
+    """A first `python3 tasks.py generate` on a fresh clone against the same command again in
+    that clone (its tools installed), alternating, the fastest of each; with the pipenv cache warm
+    (the user's, given the default answers' pipenv first) and with a fresh XDG_CACHE_HOME."""
+    load = os.getloadavg()[0]
+    template, _ = released_template(tmp / "generate-template")
+    lock = lock_program()
+    target = lock.find_python(DEFAULTS["python_version"]) or lock.current_python()
+    lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target)  # warm: as after any first lock
+    sides = {"first generate": "warm", "first generate, cold cache": "cold"}
+    times = {name: {"first": [], "again": [], "line": []} for name in sides}
+    for number in range(rounds):
+        for name, side in sides.items():
+            folder = tmp / f"generate-{side}-{number}"
+            folder.mkdir()
+            env = quickstart_environment(folder, folder / "cache" if side == "cold" else None)
+            run(["git", "clone", "-q", template, folder / "clone"])
+            line, first = quickstart_generate(folder / "clone", folder / "first", env)
+            times[name]["line"].append(line)
+            times[name]["first"].append(first)
+            times[name]["again"].append(quickstart_generate(folder / "clone", folder / "again", env)[1])
+            shutil.rmtree(folder)
+    rows = []
+    for name, measured in times.items():
+        first, again = min(measured["first"]), min(measured["again"])
+        shown = f"{seconds(first)} (first line after {seconds(max(measured['line']))})"
+        rows.append(row(name, shown, f"{seconds(again)} (the same again)", first / again, rounds, load))
+    return rows
+
+
 def machine_speed(tmp, rounds=5):
     """The one-file bake's best time now: how fast this machine runs Python at the moment (a
     virtual machine's speed moves with its host's load), for the suite's absolute times."""
@@ -436,9 +556,20 @@ def main(argv=None):
     parser.add_argument("--lock-rounds", type=int, default=3, help="lock: rounds of bare then lock.py (fastest kept)")
     parser.add_argument("--reconfigure-rounds", type=int, default=5, help="reconfigure: rounds of cruft then ours")
     parser.add_argument(
-        "--only", default="bake,lock,serve,reconfigure", help="comma-separated parts: bake,lock,serve,reconfigure,suite"
+        "--generate-rounds", type=int, default=3, help="generate: rounds of a first generate then again"
+    )
+    parser.add_argument(
+        "--only",
+        default="bake,lock,serve,reconfigure,generate",
+        help="comma-separated parts: bake,lock,serve,reconfigure,generate,suite",
     )
     parser.add_argument("--suite", action="store_true", help="also time the whole test suite and its fast tier")
+    parser.add_argument(
+        "--cookiecutter-django",
+        default=os.environ.get(DJANGO_VARIABLE),
+        metavar="PATH",
+        help=f"bake: a checkout of cookiecutter-django to compare with (default: ${DJANGO_VARIABLE}; none: skipped)",
+    )
     args = parser.parse_args(argv)
     parts = set(args.only.split(",")) | ({"suite"} if args.suite else set())
     rows = []
@@ -446,7 +577,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if "bake" in parts:
-            rows += bake_rows(tmp, args.bake_rounds)
+            rows += bake_rows(tmp, args.bake_rounds, args.cookiecutter_django)
         if "lock" in parts:
             rows += lock_rows(tmp, args.lock_rounds)
         if "serve" in parts:
@@ -454,6 +585,8 @@ def main(argv=None):
             rows += serve_rows(tmp, args)
         if "reconfigure" in parts:
             rows += reconfigure_rows(tmp, args.reconfigure_rounds)
+        if "generate" in parts:
+            rows += first_generate_rows(tmp, args.generate_rounds)
         if "suite" in parts:
             rows += suite_rows(tmp)
 

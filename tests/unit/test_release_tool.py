@@ -280,3 +280,9 @@ def test_the_identity_records_a_release_only_for_its_tagged_commit(tmp_path):
     git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", "after")
     later = identity.identity_of(tmp_path, str(tmp_path))
     assert later["release"] == "" and later["checkout"] == later["commit"] == git("rev-parse", "HEAD").strip()
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "tag", "-a", "-m", "2.1.0", "v2.1.0")
+    git("tag", "not-a-release")
+    annotated = identity.identity_of(tmp_path, str(tmp_path))  # its tag object is not the commit it names
+    assert (annotated["release"], annotated["checkout"], annotated["commit"]) == ("2.1.0", "v2.1.0", later["commit"])
+    git("checkout", "-q", "v2.0.0")  # detached, as cruft checks a release out
+    assert identity.identity_of(tmp_path, str(tmp_path)) == tagged
