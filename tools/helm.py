@@ -35,6 +35,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import shutil
 import sys
 import tarfile
@@ -151,9 +152,12 @@ def _sha256(path: pathlib.Path) -> str:
 
 # --- helm-unittest: the runner of the chart's suites (chart/tests/*_test.yaml) -------------
 
-# The one pin: the template's CI files install this release and the generated Makefile names it
-# (tests/unit/test_ci.py holds them equal).
-HELM_UNITTEST_VERSION = "v1.0.3"
+# The one pin, in templates/appstack.jinja, which the generated Makefile, doctor and manual render;
+# the template's CI files install the same release (tests/unit/test_ci.py holds them equal).
+HELM_UNITTEST_VERSION = re.search(
+    r'set helm_unittest_version = "(v[0-9.]+)"',
+    (pathlib.Path(__file__).parents[1] / "templates" / "appstack.jinja").read_text(),
+)[1]
 HELM_UNITTEST_MODULE = "github.com/helm-unittest/helm-unittest"
 HELM_UNITTEST_INSTALL = (
     f"helm plugin install https://github.com/helm-unittest/helm-unittest --version {HELM_UNITTEST_VERSION}"

@@ -70,9 +70,10 @@ def test_ci_caches_pip_and_the_suites_tools():
     assert variables(AZURE)["PIP_CACHE_DIR"].startswith("$(Pipeline.Workspace)")
 
 
-def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
-    """One helm-unittest pin: the CI files install the release that the suite builds where the
-    plugin is not installed (tools/helm.py), which the generated Makefile and manual name."""
+def test_ci_installs_the_same_pinned_helm_unittest_and_helm(default_project):
+    """One helm-unittest pin (templates/appstack.jinja): the CI files install the release that the
+    suite builds where the plugin is not installed (tools/helm.py reads the pin), and the
+    generated Makefile, make doctor and manual render it."""
     pins = set()
     for path in (WORKFLOW, AZURE):
         installs = [script for script in scripts(path) if script.startswith(PLUGIN)]
@@ -81,9 +82,8 @@ def test_ci_installs_the_same_pinned_helm_unittest_and_helm():
         pins.add((variables(path)["HELM_UNITTEST_VERSION"], variables(path)["HELM_VERSION"]))
     assert len(pins) == 1, pins
     assert next(iter(pins))[0] == HELM_UNITTEST_VERSION
-    project = REPO / "{{cookiecutter.app_name}}"
     for named in ("Makefile", "docs/kubernetes.md", "docs/local-development.md"):
-        versions = re.findall(r"helm-unittest --version (\S+?)[`\s]", (project / named).read_text())
+        versions = re.findall(r"helm-unittest --version (\S+?)[`\s]", (default_project / named).read_text())
         assert versions == [HELM_UNITTEST_VERSION], named
     # helm 4 runs the plugin (a legacy one to it) but refuses to install it unverified without
     # --verify=false, so both install it with a helm 3.17 (the line tools/helm.py checks the chart on).

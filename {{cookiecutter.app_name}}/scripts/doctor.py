@@ -20,7 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lock  # noqa: E402  (scripts/lock.py: the project's Python, as make install finds it)
 
 ROOT = Path(__file__).resolve().parents[1]
-HELM_UNITTEST = "helm plugin install https://github.com/helm-unittest/helm-unittest --version v1.0.3"
+# The plugin's pinned install command, as the Makefile (which runs this program) exports it.
+HELM_UNITTEST = (
+    os.environ.get("HELM_UNITTEST_INSTALL") or "the helm-unittest plugin: see docs/kubernetes.md, Testing the chart"
+)
 # The Python each release ships as pythonX.Y (with its pythonX.Y-venv package).
 SHIPPED_PYTHON = {
     ("debian", "12"): "3.11",
