@@ -82,6 +82,30 @@ def test_make_update_names_every_conflict_and_fails(teams_project, template_repo
     assert "source/scale/errors.py" in git(teams_project, "status", "--porcelain")
 
 
+def test_in_one_pipe_the_files_taken_come_before_the_conflicts(teams_project):
+    """`make update 2>&1 | less`, or a CI log: what the update printed arrives in the order it
+    was printed, though the list goes to stdout and the conflicts to stderr (no
+    PYTHONUNBUFFERED on a team's laptop)."""
+    edit(teams_project / "source" / "scale" / "errors.py", "error=error.name,", "error=error.name, team=True,")
+    git(teams_project, "commit", "-q", "-am", "the team's own error format")
+
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    environment["PATH"] = str(python3_and_git(teams_project.parent / "python3-and-git"))
+    updated = subprocess.run(
+        [shutil.which("make"), "update"],
+        cwd=teams_project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = updated.stdout.splitlines()
+    taken = next(number for number, line in enumerate(lines) if line.startswith("  changed  docs/updates.md"))
+    conflicts = next(number for number, line in enumerate(lines) if "the template's conflict in:" in line)
+    assert lines[0].startswith("make update: 2.0.0 -> "), updated.stdout
+    assert taken < conflicts, updated.stdout
+
+
 def test_a_conflict_is_marked_in_the_file_even_where_the_project_never_held_the_templates_original(
     template_repo, tmp_path
 ):

@@ -886,4 +886,5 @@ def main(argv, environ=os.environ):
 
 
 if __name__ == "__main__":
+    sys.stdout.reconfigure(line_buffering=True)  # in a pipe, stdout and stderr keep the order written
     sys.exit(main(sys.argv[1:]))
