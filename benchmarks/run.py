@@ -281,12 +281,12 @@ def lock_ratio(tmp, rounds=3):
     project = tmp / "lock" / "flask-app"
     run(bake(tmp / "lock"))
     program = [sys.executable, str(project / "scripts" / "lock.py"), "lock"]
-    target = lock.find_python(DEFAULTS["python_version"]) or lock.current_python()
+    target = lock.find_python(DEFAULTS["python_version"])
     venv = lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target, pins=pipenv_pins(DEFAULTS["pipenv_version"]))
     source = tmp / "bare"
     source.mkdir()
     (source / "Pipfile").write_text((project / "source" / "Pipfile").read_text())
-    env = lock.pipenv_environment(os.environ, lock.pip_config_list())
+    env = lock.pipenv_environment(os.environ, lock.pip_network_settings(venv, os.environ))
     bare = [str(lock.venv_python(venv)), "-m", "pipenv", "lock", "--python", str(target[0])]
 
     def from_scratch(folder):
@@ -491,7 +491,7 @@ def first_generate_rows(tmp, rounds):
     load = os.getloadavg()[0]
     template, _ = released_template(tmp / "generate-template")
     lock = lock_program()
-    target = lock.find_python(DEFAULTS["python_version"]) or lock.current_python()
+    target = lock.find_python(DEFAULTS["python_version"])
     lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target)  # warm: as after any first lock
     sides = {"first generate": "warm", "first generate, cold cache": "cold"}
     times = {name: {"first": [], "again": [], "line": []} for name in sides}

@@ -21,7 +21,6 @@ if __name__ == "__main__" and os.path.realpath(sys.path[0]) == os.path.dirname(o
     sys.path.pop(0)  # run from cookiecutter's temporary folder: see pre_gen_project.py
 
 import contextlib
-import importlib.util
 import json
 import re
 import shlex
@@ -68,13 +67,88 @@ def hostspaces(answers):
 # ---- the package index ---------------------------------------------------------------
 
 
-def lock_program(project):
-    """The project's scripts/lock.py as a module: it knows how pip chooses its index."""
-    spec = importlib.util.spec_from_file_location("flask_appstack_lock", project / LOCK_PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    sys.dont_write_bytecode = True  # no scripts/__pycache__ in the new project
-    spec.loader.exec_module(module)
-    return module
+# What the pipeline's build agents cannot reach: another scheme than http(s) (a file:// URL, a
+# path) is on this machine's disk; a loopback host is this machine itself.
+SAFE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%+/-]*)?")
+
+
+def pip_config_files(environ, home=None):
+    """pip's configuration files on Linux and macOS, in the order pip reads them (a later one
+    wins): global, user (not when PIP_CONFIG_FILE names a file that exists), site (this
+    interpreter's), PIP_CONFIG_FILE; none when that is os.devnull."""
+    own = environ.get("PIP_CONFIG_FILE")
+    if own == os.devnull:
+        return []
+    home = Path(home or Path.home())
+    folders = [path for path in (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep) if path]
+    system = [Path(path) / "pip" / "pip.conf" for path in folders] + [Path("/etc/pip.conf")]
+    user = [home / ".pip" / "pip.conf"]
+    if sys.platform == "darwin":
+        user.append(home / "Library" / "Application Support" / "pip" / "pip.conf")
+    user.append(Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "pip" / "pip.conf")
+    if own and Path(own).exists():
+        user = []
+    return system + user + [Path(sys.prefix) / "pip.conf"] + ([Path(own)] if own else [])
+
+
+def machine_index_url(environ, home=None):
+    """This machine's pip index-url (extra indexes and find-links are no index of their own), by
+    pip's precedence: PIP_INDEX_URL, else [install] index-url, else [global] index-url, a later
+    file winning. Empty when none. Read here rather than by starting pip, which costs as much as
+    the whole bake."""
+    if environ.get("PIP_INDEX_URL"):
+        return environ["PIP_INDEX_URL"].strip()
+    import configparser
+
+    found = {}
+    for path in pip_config_files(environ, home):
+        parser = configparser.RawConfigParser()
+        with contextlib.suppress(configparser.Error, OSError, UnicodeDecodeError):
+            parser.read(path, encoding="utf-8")  # a file pip would refuse decides nothing here
+        for section in ("global", "install"):
+            for key in ("index-url", "index_url"):
+                if parser.has_option(section, key):
+                    found[section] = " ".join(parser.get(section, key).split())
+    return found.get("install") or found.get("global") or ""
+
+
+def unreachable_by_the_pipeline(url):
+    """Why the pipeline's build agents cannot use an index at `url`, or ""."""
+    import ipaddress
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # e.g. an unclosed [ in the host: not a URL that index_source writes
+        return ""
+    if parts.scheme not in ("http", "https"):
+        return "it is not an http(s) URL (a file:// URL or a path is on this machine), so the pipeline cannot use it"
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    return "it is a loopback address, this machine itself, which the pipeline cannot reach" if loopback else ""
+
+
+def index_source(url):
+    """The Pipfile's [[source]] block for the machine's index URL, without credentials (or
+    None, with why not)."""
+    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:
+        return None, "it holds credentials, which never go into a file"
+    unreachable = unreachable_by_the_pipeline(url)
+    if unreachable:
+        return None, unreachable
+    if not SAFE_URL.fullmatch(url):
+        return None, "it is not a plain http(s) URL"
+    block = (
+        "# The package index this machine's pip used (its index-url) when the project was generated.\n"
+        "[[source]]\n"
+        'name = "pip-index"\n'
+        f'url = "{url}"\n'
+        f"verify_ssl = {'true' if url.startswith('https://') else 'false'}\n"
+    )
+    return block, ""
 
 
 def use_machine_index(project, answers, environ):
@@ -82,11 +156,10 @@ def use_machine_index(project, answers, environ):
     pipeline reaches it; else no [[source]] (pipenv's default index). Returns the summary's line."""
     if answers["package_index"]:
         return f"Pipfile: the package index is {answers['package_index']} (package_index)."
-    lock = lock_program(project)
-    url = lock.machine_index_url(environ)
+    url = machine_index_url(environ)
     if not url:
         return "Pipfile: no [[source]]: this machine's pip has no index-url, so pipenv uses its default index."
-    block, why_not = lock.index_source(url)
+    block, why_not = index_source(url)
     if block is None:  # e.g. a proxy on 127.0.0.1 or a folder of wheels: the pipeline has neither
         words = json.loads(environ.get("APPSTACK_GENERATE_COMMAND") or "null") or ["cookiecutter", answers["_template"]]
         return (

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from .cache import run
-from .project import REPO, lock_program
+from .project import REPO
 from .validators import uv
 
 PINS = REPO / "templates" / "pipenv"
@@ -33,8 +33,18 @@ def lowest_python(version):
     return "3.10" if int(version.split(".")[0]) >= 2025 else "3.9"
 
 
+def pipenv_requirements(version):
+    """pipenv and what it needs beside it: pipenv releases of 2022 break with virtualenv
+    newer than 20.16.2 (seen with 2022.7.24 on Python 3.11), and import pkg_resources, which
+    setuptools 82 no longer has."""
+    requirements = [f"pipenv=={version}"]
+    if int(version.split(".")[0]) < 2023:
+        requirements += ["virtualenv==20.16.2", "setuptools<82"]
+    return requirements
+
+
 def header(version):
-    requirements = " ".join(lock_program().pipenv_requirements(version))
+    requirements = " ".join(pipenv_requirements(version))
     return (
         f"# pipenv {version} and every package it needs, pinned with the hashes of their files, for Python\n"
         f"# {lowest_python(version)} and newer: scripts/lock.py and the Dockerfile install pipenv only from this file\n"
@@ -48,7 +58,7 @@ def compile_pins(version):
     """The file's text for pipenv `version`, resolved now from the default index."""
     with tempfile.TemporaryDirectory() as folder:
         wanted = Path(folder) / "requirements.in"
-        wanted.write_text("\n".join(lock_program().pipenv_requirements(version)) + "\n")
+        wanted.write_text("\n".join(pipenv_requirements(version)) + "\n")
         argv = [
             uv(),
             "pip",

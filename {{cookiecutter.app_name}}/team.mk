@@ -5,4 +5,4 @@
 #   BUILD_OPTIONS = --network host
 #
 #   seed:  ## load the example data into the local database
-#   	cd source && ../scripts/lock.py run python -m api.seed
+#   	cd source && .venv/bin/python -m api.seed

@@ -10,10 +10,10 @@ A lock against an index nobody listens on fails, and the project is kept.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -30,8 +30,6 @@ PYTHONS = LOCK_PYTHONS
 
 def origin(executable):
     """Where a Python comes from, as runners provide them."""
-    if any(cache in executable.parents for cache in lock.tool_caches(os.environ)):
-        return "a CI tool cache"
     if ".pyenv" in executable.parts or os.environ.get("PYENV_ROOT", "/nowhere") in str(executable):
         return "pyenv"
     return "PATH"
@@ -39,14 +37,13 @@ def origin(executable):
 
 @pytest.fixture(scope="module", autouse=True)
 def pythons():
-    """The Pythons of PYTHONS as scripts/lock.py finds them: pythonX.Y on PATH, the CI
-    runners' tool caches (setup-python, UsePythonVersion), pyenv."""
+    """The Pythons of PYTHONS as scripts/lock.py finds them: pythonX.Y on PATH (where the CI
+    runners' setup-python and UsePythonVersion put them), pyenv."""
     found = {minor: lock.find_python(minor) for minor in PYTHONS}
     missing = [minor for minor, python in found.items() if python is None]
     if missing:
-        caches = ", ".join(map(str, lock.tool_caches(os.environ)))
         pytest.skip(
-            f"no Python {', '.join(missing)} on PATH, in a tool cache ({caches}) or in pyenv: "
+            f"no Python {', '.join(missing)} on PATH or in pyenv: "
             "install it (e.g. actions/setup-python) to run the lock tests"
         )
     return found
@@ -63,7 +60,7 @@ def pipenv(project, answers, *args, timeout=900):
     """Run the pipenv the hook installed for these answers, in the project's source/."""
     _, runner_version = lock.find_python(answers["python_version"])
     venv = lock.pipenv_venv_path(answers["pipenv_version"], runner_version)
-    env = lock.pipenv_environment(os.environ, lock.pip_config_list())
+    env = lock.pipenv_environment(os.environ, lock.pip_network_settings(venv, os.environ))
     return subprocess.run(
         [str(lock.venv_python(venv)), "-m", "pipenv", *args],
         cwd=project / "source",
@@ -139,6 +136,30 @@ def test_the_makefile_installs_and_serves_the_locked_project(installed_copy, loc
 
 
 @same_worker
+def test_a_team_target_runs_in_the_projects_venv_as_team_mk_shows(installed_copy, tmp_path):
+    """team.mk's example (and the CHANGELOG's "By hand" for `lock.py run`): `.venv/bin/python -m`,
+    the project's venv whatever other one is activated."""
+    copy, env = installed_copy
+    example = re.search(r"^#   \tcd source && \.venv/bin/python -m api\.seed$", (copy / "team.mk").read_text(), re.M)
+    assert example, "team.mk's example changed: follow it here"
+    team = copy / "team.mk"
+    before = team.read_text()
+    try:
+        team.write_text(before + "where:\n\tcd source && .venv/bin/python -c 'import flask, sys; print(sys.prefix)'\n")
+        ran = subprocess.run(
+            ["make", "--no-print-directory", "where"],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            env={**env, "VIRTUAL_ENV": str(tmp_path / "another-venv")},
+        )
+    finally:
+        team.write_text(before)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1] == str(copy / "source" / ".venv")
+
+
+@same_worker
 def test_make_lock_with_pip_index_settings_exported_writes_the_lock_the_image_accepts(
     locked, make_environment, tmp_path
 ):
@@ -196,24 +217,3 @@ def test_a_failing_lock_keeps_the_project_and_says_how_to_lock_later(cookies, ca
     assert f"Hint: {index} cannot be reached" in err and "Connection refused" in err
     assert "The project was generated and kept" in err
     assert f"cd {project} && make lock-in-container" in err
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        None,
-        "[global]\nindex-url = https://mirror.example.com/simple\n"
-        "[install]\ncert = /etc/pip/ca.pem\ntrusted_host = mirror.example.com\n",
-    ],
-    ids=["this-machine", "a-config-file"],
-)
-def test_pip_settings_are_read_as_pip_itself_lists_them(tmp_path, monkeypatch, config):
-    """pip's configuration is read without starting pip (a second of every lock and bake)."""
-    if config:
-        (tmp_path / "pip.conf").write_text(config)
-        monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
-        monkeypatch.setenv("PIP_PROXY", "http://proxy.example.com:3128")
-    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
-    assert lock.pip_config_list(os.environ) == listed.stdout
-    if config:
-        assert "install.cert='/etc/pip/ca.pem'" in listed.stdout  # the case is a real one

@@ -228,9 +228,9 @@ def pipenv_for_python_3_11():
     program = lock_program()
     target = program.find_python("3.11")
     if target is None:
-        pytest.skip("no Python 3.11 on PATH, in a tool cache or in pyenv")
+        pytest.skip("no Python 3.11 on PATH or in pyenv")
     version = DEFAULTS["pipenv_version"]
-    return program.installed_pipenv(version, target, os.environ, pipenv_pins(version))
+    return program.ensure_pipenv(version, *target, os.environ, pipenv_pins(version))
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -485,9 +485,9 @@ def pipenv_in_the_cache():
     """The default pipenv, installed into lock.py's cache as a lock installs it (once per machine):
     a test's time limit then falls on the lock, not on that install."""
     program = lock_program()
-    target = program.find_python(DEFAULTS["python_version"]) or program.current_python()
+    target = program.find_python(DEFAULTS["python_version"])
     version = DEFAULTS["pipenv_version"]
-    return program.installed_pipenv(version, target, os.environ, pipenv_pins(version))
+    return program.ensure_pipenv(version, *target, os.environ, pipenv_pins(version))
 
 
 @pytest.mark.parametrize("way", WAYS)

@@ -28,12 +28,18 @@ def test_make_names_each_missing_tool_and_how_to_get_it(default_project, tmp_pat
         "make lint: hadolint is not installed: run `make tools`.",
         "make lint: ruff is not installed: run `make tools`.",
     ]
-    for target in ("install", "lock", "test", "run"):  # scripts/lock.py names the project's Python itself
+    for target in ("install", "lock"):  # scripts/lock.py names the project's Python itself
         result = make(default_project, target, path=str(empty), **nothing)
         assert result.returncode != 0
         assert result.stderr.splitlines()[:1] == [
             f"make {target}: python3 is not installed: scripts/lock.py needs Python 3.9 or newer as python3 "
             "(or name one: LOCK_PYTHON=/path/to/python3)."
+        ]
+    for target in ("test", "run"):  # source/.venv's own Python, which make install makes
+        result = make(default_project, target, path=str(empty), **nothing)
+        assert result.returncode != 0
+        assert result.stderr.splitlines()[:1] == [
+            f"make {target}: source/.venv does not exist: run `make install` first"
         ]
     for target, program in (
         ("scan", "bandit"),

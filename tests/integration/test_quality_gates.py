@@ -199,7 +199,7 @@ def test_make_tools_installs_the_pinned_linters_and_make_lint_passes(installed_c
 GATE_COMMANDS = [
     "ruff check source scripts",
     "ruff format --check source scripts",
-    "scripts/lock.py run pytest",
+    "source/.venv/bin/pytest",
     "bandit -q -r source/api source/scale -x source/scale/tests",
     "yamllint --strict .",
     "helm lint --strict chart",

@@ -7,6 +7,8 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -557,3 +559,93 @@ def test_the_hook_tells_crufts_renders_for_a_diff_or_an_update_from_a_project_be
         assert not post.cruft_rendering(tmp_path / "orders", {"_commit": "0" * 40})  # cruft create
     finally:
         shutil.rmtree(render.parent)
+
+
+# ---- the package index: this machine's pip index-url, written when the pipeline reaches it ------
+
+PIP_INDEX = "https://mirror.example.com/pypi/simple"
+
+
+def test_the_machines_index_url_follows_pips_precedence(tmp_path):
+    """PIP_INDEX_URL, else [install]'s, else [global]'s; extra indexes are no index of their own."""
+    config = tmp_path / "pip.conf"
+    config.write_text(
+        "[global]\nindex-url = https://global.example.com/simple\n"
+        "[install]\nindex_url = https://install.example.com/simple\n"
+    )
+    environ = {"PIP_CONFIG_FILE": str(config)}
+    assert post.machine_index_url(environ, tmp_path) == "https://install.example.com/simple"
+    assert post.machine_index_url({**environ, "PIP_INDEX_URL": PIP_INDEX}, tmp_path) == PIP_INDEX
+    config.write_text("[global]\nextra-index-url = https://extra.example.com/simple\n")
+    assert post.machine_index_url(environ, tmp_path) == ""
+    assert post.pip_config_files({"PIP_CONFIG_FILE": os.devnull}) == []
+
+
+def test_the_machines_index_url_is_read_from_pips_files_and_environment(tmp_path):
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = https://global.example.com/simple\n")
+    assert post.machine_index_url({"PIP_CONFIG_FILE": str(config)}, tmp_path) == "https://global.example.com/simple"
+    assert post.machine_index_url({"PIP_CONFIG_FILE": str(config), "PIP_INDEX_URL": PIP_INDEX}, tmp_path) == PIP_INDEX
+
+
+def test_an_http_index_is_written_without_ssl_verification():
+    block, _ = post.index_source("http://pypi.internal:8080/simple")
+    assert tomllib.loads(block)["source"] == [
+        {"name": "pip-index", "url": "http://pypi.internal:8080/simple", "verify_ssl": False}
+    ]
+    assert post.index_source('https://x.example.com/simple" evil = "1')[0] is None
+
+
+# Indexes that serve this machine only: the pipeline's build agents reach none of them.
+MACHINE_ONLY_INDEXES = {
+    "127.0.0.1": ("http://127.0.0.1:3141/root/pypi/+simple/", "loopback"),
+    "127.0.0.0/8": ("http://127.42.0.7/simple", "loopback"),
+    "::1": ("http://[::1]:8080/simple", "loopback"),
+    "localhost": ("https://localhost/simple", "loopback"),
+    "localhost upper case": ("http://LOCALHOST:3141/simple", "loopback"),
+    "a .localhost name": ("http://pypi.localhost/simple", "loopback"),
+    "file://": ("file:///srv/wheels/simple", "not an http(s) URL"),
+    "a path": ("/opt/wheels", "not an http(s) URL"),
+    "another scheme": ("ftp://mirror.example.com/simple", "not an http(s) URL"),
+}
+
+
+@pytest.mark.parametrize("url, reason", MACHINE_ONLY_INDEXES.values(), ids=MACHINE_ONLY_INDEXES.keys())
+def test_an_index_that_serves_this_machine_only_is_never_written(url, reason):
+    block, why_not = post.index_source(url)
+    assert block is None and reason in why_not and "pipeline" in why_not
+
+
+@pytest.mark.parametrize(
+    "url", ["https://pypi.corp.net/simple", "http://10.1.2.3:8080/simple", "http://pypi:3141/simple"]
+)
+def test_an_index_on_another_host_is_one_the_pipeline_may_reach(url):
+    assert post.unreachable_by_the_pipeline(url) == ""
+    assert tomllib.loads(post.index_source(url)[0])["source"][0]["url"] == url
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        None,
+        "[global]\nindex-url = https://global.example.com/simple\n[install]\nindex_url = https://install.example.com/simple\n",
+        "[global]\nindex-url = https://global.example.com/simple\nextra-index-url = https://extra.example.com/simple\n",
+    ],
+    ids=["this-machine", "install-over-global", "global-only"],
+)
+def test_the_hook_reads_the_index_url_that_pip_itself_lists(tmp_path, monkeypatch, config):
+    """The hook reads pip's files itself (starting pip would double a bake's time); pip's own
+    `pip config list` (the environment, then [install], then [global]) is the judge."""
+    if config:
+        (tmp_path / "pip.conf").write_text(config)
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True)
+    found = dict(re.findall(r"^(\S+?)='(.*)'$", listed.stdout, flags=re.MULTILINE))
+    expected = next(
+        (found[key] for key in (":env:.index-url", "install.index-url", "global.index-url") if key in found), ""
+    )
+    assert post.machine_index_url(os.environ) == expected
+    if config:
+        assert (
+            expected == re.search(r"index[-_]url = (\S+)", config.split("[install]")[-1])[1]
+        )  # the case is a real one

@@ -13,20 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tools.project import DEFAULTS, LOCK_PROGRAM, REPO, lock_program, tomllib
+from tools.pipenv_pins import pipenv_requirements
+from tools.project import DEFAULTS, LOCK_PROGRAM, REPO, lock_program
 
 lock = lock_program()
 PIP_INDEX = "https://mirror.example.com/pypi/simple"
 MINOR = ".".join(DEFAULTS["python_version"].split(".")[:2])
 
-PIP_CONFIG_LIST = """\
-:env:.cert='/etc/ssl/certs/ca.pem'
-global.extra-index-url='https://extra.example.com/simple'
-global.index-url='https://global.example.com/simple'
-global.proxy='http://proxy.example.com:3128'
-install.index-url='https://install.example.com/simple'
-install.cert='/etc/pip/ca.pem'
-"""
+# pip's network settings from its files, as pip_network_settings returns them.
+NETWORK = {"PIP_CERT": "/etc/pip/ca.pem", "PIP_PROXY": "http://proxy.example.com:3128"}
 
 
 # ---- the hook keeps none of it ------------------------------------------------------------------
@@ -80,41 +75,23 @@ def project_copy(default_project, tmp_path):
     return copy
 
 
-def test_install_without_the_projects_python_says_how_to_get_it(default_project, tmp_path, capsys):
-    """No pythonX.Y on PATH, in a tool cache or in pyenv: one message, exit 1, nothing made."""
+@pytest.mark.parametrize(
+    "step, other",
+    [
+        ("install", f"name one with `make install PYTHON=/path/to/python{MINOR}`"),
+        ("lock", "lock in the base image with `make lock-in-container`"),  # not for another Python
+    ],
+)
+def test_without_the_projects_python_it_says_how_to_get_it(default_project, tmp_path, capsys, step, other):
+    """No pythonX.Y on PATH or in pyenv: one message, exit 1, nothing made."""
     project = project_copy(default_project, tmp_path)
-    nowhere = {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path), "RUNNER_TOOL_CACHE": str(tmp_path)}
-    assert lock.main(["install"], project=project, environ=nowhere) == 1
+    nowhere = {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path)}
+    assert lock.main([step], project=project, environ=nowhere) == 1
     assert capsys.readouterr().err == (
-        f"lock.py install: Python {MINOR} (source/Pipfile) is not on this machine (PATH, CI tool caches, pyenv): "
-        f"run `pyenv install {MINOR}` or install the system packages python{MINOR} and python{MINOR}-venv, "
-        f"or name one with `make install PYTHON=/path/to/python{MINOR}`\n"
+        f"lock.py {step}: Python {MINOR} (source/Pipfile) is not on this machine (PATH, pyenv): `make doctor` says "
+        f"how to install it; or {other}\n"
     )
-    assert not (project / "source" / ".venv").exists()
-
-
-def test_run_without_an_installed_project_says_make_install(default_project, tmp_path, capsys):
-    project = project_copy(default_project, tmp_path)
-    assert lock.main(["run", "pytest"], project=project, environ=dict(os.environ)) == 1
-    assert capsys.readouterr().err == "lock.py run: source/.venv does not exist: run `make install` first\n"
-
-
-def test_run_puts_the_projects_venv_first_on_path(tmp_path):
-    venv = tmp_path / "source" / ".venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(sys.executable)
-    (venv / "bin" / "where").write_text('#!/bin/sh\necho "$VIRTUAL_ENV" "$(command -v python)"\n')
-    (venv / "bin" / "where").chmod(0o755)
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "lock.py").write_bytes(LOCK_PROGRAM.read_bytes())
-    ran = subprocess.run(
-        [sys.executable, str(tmp_path / "scripts" / "lock.py"), "run", "where"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "VIRTUAL_ENV": "/some/other/venv"},  # an unrelated activated venv
-    )
-    assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.split() == [str(venv), str(venv / "bin" / "python")]
+    assert sorted(path.name for path in (project / "source").iterdir()) == ["Pipfile"]
 
 
 def test_a_failed_lock_puts_back_the_old_lock_and_keeps_a_venv_it_did_not_make(tmp_path):
@@ -139,61 +116,10 @@ def test_a_failed_first_lock_leaves_neither_lock_nor_venv(tmp_path):
 # ---- pip's settings --------------------------------------------------------------------------
 
 
-def test_the_configured_index_url_follows_pips_precedence():
-    assert lock.configured_index_url(PIP_CONFIG_LIST, {}) == "https://install.example.com/simple"
-    assert lock.configured_index_url(PIP_CONFIG_LIST, {"PIP_INDEX_URL": PIP_INDEX}) == PIP_INDEX
-    only_global = PIP_CONFIG_LIST.replace("install.index-url", "install.nothing")
-    assert lock.configured_index_url(only_global, {}) == "https://global.example.com/simple"
-    assert lock.configured_index_url("global.extra-index-url='https://extra.example.com/simple'\n", {}) == ""
-
-
-def test_the_machines_index_url_is_read_from_pips_files_and_environment(tmp_path):
-    config = tmp_path / "pip.conf"
-    config.write_text("[global]\nindex-url = https://global.example.com/simple\n")
-    assert lock.machine_index_url({"PIP_CONFIG_FILE": str(config)}) == "https://global.example.com/simple"
-    assert lock.machine_index_url({"PIP_CONFIG_FILE": str(config), "PIP_INDEX_URL": PIP_INDEX}) == PIP_INDEX
-
-
-def test_an_http_index_is_written_without_ssl_verification():
-    block, _ = lock.index_source("http://pypi.internal:8080/simple")
-    assert tomllib.loads(block)["source"] == [
-        {"name": "pip-index", "url": "http://pypi.internal:8080/simple", "verify_ssl": False}
-    ]
-    assert lock.index_source('https://x.example.com/simple" evil = "1')[0] is None
-
-
-# Indexes that serve this machine only: the pipeline's build agents reach none of them.
-MACHINE_ONLY_INDEXES = {
-    "127.0.0.1": ("http://127.0.0.1:3141/root/pypi/+simple/", "loopback"),
-    "127.0.0.0/8": ("http://127.42.0.7/simple", "loopback"),
-    "::1": ("http://[::1]:8080/simple", "loopback"),
-    "localhost": ("https://localhost/simple", "loopback"),
-    "localhost upper case": ("http://LOCALHOST:3141/simple", "loopback"),
-    "a .localhost name": ("http://pypi.localhost/simple", "loopback"),
-    "file://": ("file:///srv/wheels/simple", "not an http(s) URL"),
-    "a path": ("/opt/wheels", "not an http(s) URL"),
-    "another scheme": ("ftp://mirror.example.com/simple", "not an http(s) URL"),
-}
-
-
-@pytest.mark.parametrize("url, reason", MACHINE_ONLY_INDEXES.values(), ids=MACHINE_ONLY_INDEXES.keys())
-def test_an_index_that_serves_this_machine_only_is_never_written(url, reason):
-    block, why_not = lock.index_source(url)
-    assert block is None and reason in why_not and "pipeline" in why_not
-
-
-@pytest.mark.parametrize(
-    "url", ["https://pypi.corp.net/simple", "http://10.1.2.3:8080/simple", "http://pypi:3141/simple"]
-)
-def test_an_index_on_another_host_is_one_the_pipeline_may_reach(url):
-    assert lock.unreachable_by_the_pipeline(url) == ""
-    assert tomllib.loads(lock.index_source(url)[0])["source"][0]["url"] == url
-
-
 def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
     env = lock.pipenv_environment(
         {"PIP_INDEX_URL": PIP_INDEX, "PIP_FIND_LINKS": "/wheels", "VIRTUAL_ENV": "/venv", "PIP_CERT": "/mine.pem"},
-        PIP_CONFIG_LIST,
+        NETWORK,
     )
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert env["PIP_CERT"] == "/mine.pem"  # the environment wins over pip's files, as in pip
@@ -203,48 +129,54 @@ def test_pipenv_keeps_pips_network_settings_but_not_its_indexes():
 
 
 def test_pipenv_gets_pips_certificate_for_its_own_requests():
-    env = lock.pipenv_environment({}, PIP_CONFIG_LIST)
-    assert env["PIP_CERT"] == env["REQUESTS_CA_BUNDLE"] == "/etc/pip/ca.pem"  # install's wins over :env:'s file
-    mine = lock.pipenv_environment({"REQUESTS_CA_BUNDLE": "/mine.pem"}, PIP_CONFIG_LIST)
+    env = lock.pipenv_environment({}, NETWORK)
+    assert env["PIP_CERT"] == env["REQUESTS_CA_BUNDLE"] == "/etc/pip/ca.pem"
+    mine = lock.pipenv_environment({"REQUESTS_CA_BUNDLE": "/mine.pem"}, NETWORK)
     assert mine["REQUESTS_CA_BUNDLE"] == "/mine.pem"
-    assert "REQUESTS_CA_BUNDLE" not in lock.pipenv_environment({}, "")
+    assert "REQUESTS_CA_BUNDLE" not in lock.pipenv_environment({}, {})
 
 
 def test_pipenv_gets_a_private_temporary_directory_and_virtualenv_app_data(tmp_path):
-    env = lock.pipenv_environment({"TMPDIR": "/tmp"}, "", tmp_path)
+    env = lock.pipenv_environment({"TMPDIR": "/tmp"}, {}, tmp_path)
     assert env["TMPDIR"] == env["TEMP"] == env["TMP"] == str(tmp_path)
     assert env["VIRTUALENV_OVERRIDE_APP_DATA"] == str(tmp_path / "virtualenv")
     assert env["VIRTUALENV_NO_PERIODIC_UPDATE"] == "1"
 
 
-def test_a_devnull_pip_config_file_means_no_files():
-    assert lock.pip_config_files({"PIP_CONFIG_FILE": os.devnull}) == []
+def test_pips_network_settings_are_what_pip_itself_lists_install_winning_over_global(tmp_path):
+    """Read by the pinned pipenv's own pip (`pip config list`): its files, as pip finds them."""
+    config = tmp_path / "pip.conf"
+    config.write_text(
+        "[global]\nindex-url = https://mirror.example.com/simple\nproxy = http://proxy.example.com:3128\n"
+        "cert = /etc/global.pem\n[install]\ncert = /etc/pip/ca.pem\nfind-links = /wheels\n"
+    )
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)  # a Python with pip, as the pipenv venv is
+    environ = {**os.environ, "PIP_CONFIG_FILE": str(config)}
+    assert lock.pip_network_settings(venv, environ) == NETWORK
 
 
 # ---- interpreters and pipenv -----------------------------------------------------------------
 
 
-def test_interpreters_are_looked_for_on_path_in_ci_tool_caches_and_in_pyenv(tmp_path):
-    versions = tmp_path / "pyenv" / "versions"
-    for name in ("3.10.2", "3.10.13", "3.10.13t", "3.11.7"):
-        (versions / name / "bin").mkdir(parents=True)
-    cache = tmp_path / "toolcache" / "Python"
-    for name in ("3.10.9", "3.10.11", "3.11.1"):
-        (cache / name / "x64" / "bin").mkdir(parents=True)
-    environ = {
-        "PYENV_ROOT": str(tmp_path / "pyenv"),
-        "PATH": os.pathsep.join(["/usr/local/bin", str(tmp_path / "pyenv" / "shims"), "/usr/bin"]),
-        "RUNNER_TOOL_CACHE": str(tmp_path / "toolcache"),
-    }
-    assert lock.interpreter_candidates("3.10", environ, tmp_path) == [  # pyenv's shims are slow to fail
-        Path("/usr/local/bin/python3.10"),
-        Path("/usr/bin/python3.10"),
-        cache / "3.10.11" / "x64" / "bin" / "python3.10",
-        cache / "3.10.9" / "x64" / "bin" / "python3.10",
-        versions / "3.10.13" / "bin" / "python3.10",
-        versions / "3.10.2" / "bin" / "python3.10",
-    ]
-    assert lock.interpreter_candidates("3.10.2", environ, tmp_path)[0] == versions / "3.10.2" / "bin" / "python3.10"
+def test_interpreters_are_looked_for_in_pyenv_exactly_then_on_path_then_pyenvs_newest(tmp_path):
+    """pyenv's shims on PATH are passed over: they are slow to fail where their version is not selected."""
+    minor = "%d.%d" % sys.version_info[:2]
+    versions, path = tmp_path / "pyenv" / "versions", tmp_path / "bin"
+    for build in (f"{minor}.2", f"{minor}.13", f"{minor}.13t"):
+        (versions / build / "bin").mkdir(parents=True)
+        (versions / build / "bin" / f"python{minor}").symlink_to(sys.executable)
+    (tmp_path / "pyenv" / "shims").mkdir()
+    (tmp_path / "pyenv" / "shims" / f"python{minor}").symlink_to(sys.executable)
+    environ = {"PYENV_ROOT": str(tmp_path / "pyenv"), "PATH": str(tmp_path / "pyenv" / "shims")}
+    found = versions / f"{minor}.13" / "bin" / f"python{minor}"  # the newest build, not the shim, not 3.X.13t
+    assert lock.find_python(minor, environ)[0] == found
+    assert lock.find_python(f"{minor}.2", environ)[0] == versions / f"{minor}.2" / "bin" / f"python{minor}"
+    path.mkdir()
+    (path / f"python{minor}").symlink_to(sys.executable)
+    environ["PATH"] += os.pathsep + str(path)
+    assert lock.find_python(minor, environ)[0] == path / f"python{minor}"
 
 
 def test_a_pyenv_build_is_found_without_python_on_path(tmp_path):
@@ -254,7 +186,7 @@ def test_a_pyenv_build_is_found_without_python_on_path(tmp_path):
     for build in (f"{minor}.1", f"{minor}.4", f"{minor}.4t", "3.99.0"):
         (versions / build / "bin").mkdir(parents=True)
         (versions / build / "bin" / f"python{minor}").symlink_to(sys.executable)
-    environ = {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv"), "RUNNER_TOOL_CACHE": str(tmp_path)}
+    environ = {"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path / "pyenv")}
     found = lock.find_python(minor, environ)
     assert found == (versions / f"{minor}.4" / "bin" / f"python{minor}", "%d.%d.%d" % sys.version_info[:3])
 
@@ -265,11 +197,6 @@ def test_find_python_runs_the_interpreter_it_reports():
     assert version.startswith(minor + ".")
     assert lock.python_version(executable) == version
     assert lock.find_python("3.99") is None
-
-
-def test_old_pipenv_gets_the_virtualenv_and_setuptools_it_needs():
-    assert lock.pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2", "setuptools<82"]
-    assert lock.pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
 
 
 # ---- pipenv, pinned with hashes ------------------------------------------------------------------
@@ -289,6 +216,11 @@ def pinned_requirements(text):
     return entries
 
 
+def test_old_pipenv_is_pinned_with_the_virtualenv_and_setuptools_it_needs():
+    assert pipenv_requirements("2022.7.24") == ["pipenv==2022.7.24", "virtualenv==20.16.2", "setuptools<82"]
+    assert pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
+
+
 @pytest.mark.parametrize("version", [DEFAULTS["pipenv_version"], "2022.7.24"], ids=["default", "the-platforms"])
 def test_every_pipenv_the_template_names_is_pinned_with_hashes(version):
     """The default pipenv_version and the platform's pipenv have a file: every requirement in it
@@ -297,7 +229,7 @@ def test_every_pipenv_the_template_names_is_pinned_with_hashes(version):
     text = (PINS / f"{version}.txt").read_text()
     entries = pinned_requirements(text)
     assert f"pipenv=={version}" in entries
-    assert f"made from `{' '.join(lock.pipenv_requirements(version))}`" in text
+    assert f"made from `{' '.join(pipenv_requirements(version))}`" in text
     for requirement, hashes in entries.items():
         assert re.fullmatch(r"[a-z0-9-]+==[0-9][0-9a-z.]*( ; python_full_version [<>]=? '[0-9.]+')?", requirement)
         assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", each) for each in hashes), requirement

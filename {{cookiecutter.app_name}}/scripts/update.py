@@ -235,11 +235,11 @@ def renderer(environ=os.environ):
     if marker.exists():
         return lock.venv_python(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with lock.FileLock(venv.parent / f"{venv.name}.lock"):
+    with lock.exclusive(venv.parent / f"{venv.name}.lock"):
         if marker.exists():
             return lock.venv_python(venv)
         shutil.rmtree(venv, ignore_errors=True)
-        limit = lock.timeouts(environ)[0]
+        limit = lock.time_limit(environ)
         print(f"update.py: installing cookiecutter ({REQUIREMENTS.name}) into {venv} (once) ...", flush=True)
         pip = [lock.venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
         try:
