@@ -376,46 +376,6 @@ README = HERE / "README.md"
 TABLE_START = "<!-- variables: written by `python3 tasks.py docs`, do not edit -->"
 TABLE_END = "<!-- end of variables -->"
 
-# What each variable means, for the table: the one column neither the rules (accepted form)
-# nor cookiecutter.json (default) holds. A variable missing here fails `docs` by name.
-MEANINGS = {
-    "app_name": "repository, chart, image and Helm release name",
-    "appcode": "SCALE application code: RBAC groups `ng-ngdc-<appcode>-*`, image path",
-    "description": "one line for the README and `Chart.yaml`",
-    "python_version": "Python of the Pipfile, the base image and the pipeline's `flask.python` (see below)",
-    "pipenv_version": "pipenv that locks the Pipfile, in the image and in the pipeline's `flask.pipenvVersion`",
-    "app_version": "SCALE pipeline version (`appVersion`)",
-    "hostspaces": "Kubernetes spaces to deploy to, in promotion order; the last is production, those between "
-    "the first and the last are pre-production",
-    "skip_hostspaces": 'hostspaces the pipeline leaves out of its deployments for now (`skip: "true"`)',
-    "platform_domain": "DNS domain of the platform hostnames `<app_name>-<hostspace>.<platform_domain>`",
-    "custom_url": "an extra hostname served by production besides its platform hostname, with its own `Host`",
-    "hpa": "Horizontal Pod Autoscaler",
-    "hpa_min_replicas": "the HPA's minimum; with `hpa` no, the fixed number of pods in pre-production and "
-    "production (development runs 1)",
-    "hpa_max_replicas": "the HPA's maximum (used only with `hpa`)",
-    "hpa_cpu_target": "target average CPU utilisation, percent (used only with `hpa`)",
-    "pvc": "mount a PersistentVolumeClaim",
-    "pvc_size": "volume size (used only with `pvc`, as are the next three)",
-    "pvc_storage_class": "storage class",
-    "pvc_access_mode": "volume access mode",
-    "pvc_mount_path": "where the volume is mounted (also `DATA_DIR`)",
-    "pod_anti_affinity": "spread pods across nodes",
-    "dr": "disaster recovery: DR ConfigMap and per-site `Host`",
-    "dr_active_region": "DR region of the active site (used only with `dr`)",
-    "dr_passive_region": "DR region of the passive site, not the active one's (used only with `dr`)",
-    "docker_registry": "registry where images are staged, and of the base image",
-    "package_index": "private Python index (Artifactory) for the Pipfile and image builds; credentials come from "
-    "`PYPI_USER` / `PYPI_TOKEN` at build time, never from files; empty: the machine's configured index, "
-    "unless it is a loopback address or a file",
-    "pipeline_repository_type": "where the SCALE pipeline templates live: Azure Repos (`git`) or GitHub",
-    "pipeline_repository": "repository of the SCALE pipeline templates (alias `spaces`)",
-    "pipeline_ref": "the ref of those templates that the pipeline uses: the release matching `app_version`",
-    "pipeline_service_connection": "Azure DevOps service connection to that repository",
-    "gunicorn_workers": "default gunicorn worker count",
-    "lock_dependencies": "run `pipenv lock` after generation",
-}
-
 
 def _default_cell(value):
     """cookiecutter.json's default as the table shows it: a choice's first, yes/no, `<name>` for
@@ -429,21 +389,26 @@ def _default_cell(value):
 
 
 def variable_table():
-    """The Markdown table of every question: cookiecutter.json's order and default, the
-    meaning above, and the accepted form that the pre-generation hook's RULES print."""
+    """The Markdown table of every question: cookiecutter.json's order, default and question
+    (`__prompts__`, the one text of what a variable means), and the accepted form that the
+    pre-generation hook's RULES print."""
     from hooks import pre_gen_project
 
     defaults = json.loads((HERE / "cookiecutter.json").read_text())
     accepted = {}
     for rule in pre_gen_project.RULES:
         accepted.setdefault(rule.variable, []).append(rule.accepted)
-    rows = ["| variable | meaning | default | accepted |", "|---|---|---|---|"]
+    prompts = defaults["__prompts__"]
+    rows = ["| variable | question | default | accepted |", "|---|---|---|---|"]
     for name, value in defaults.items():
         if name.startswith("_"):
             continue
-        if name not in MEANINGS:
-            sys.exit(f"tasks.py docs: {name} of cookiecutter.json has no meaning in tasks.py's MEANINGS")
-        cells = [f"`{name}`", MEANINGS[name], _default_cell(value), "; ".join(accepted[name])]
+        if name not in prompts:
+            sys.exit(f"tasks.py docs: {name} of cookiecutter.json has no question in its __prompts__")
+        question = prompts[name]["__prompt__"] if isinstance(prompts[name], dict) else prompts[name]
+        # Plain text, so that no Markdown reader takes `<appcode>` for an HTML tag.
+        plain = [text.replace("<", "&lt;") for text in (question, "; ".join(accepted[name]))]
+        cells = [f"`{name}`", plain[0], _default_cell(value), plain[1]]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows) + "\n"
 

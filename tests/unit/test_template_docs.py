@@ -2,6 +2,7 @@
 template (short, its variable table written from the rules and cookiecutter.json), and
 CONTRIBUTING.md with docs/ for those who change it; every relative link resolves."""
 
+import json
 import re
 
 import pytest
@@ -40,9 +41,17 @@ def test_tasks_docs_check_fails_on_a_stale_table_and_docs_writes_it_again(tmp_pa
     assert tasks.docs(["--check"]) == 0
 
 
-def test_every_question_needs_a_meaning_for_the_table(monkeypatch):
-    monkeypatch.delitem(tasks.MEANINGS, "gunicorn_workers")
-    with pytest.raises(SystemExit, match="gunicorn_workers of cookiecutter.json has no meaning"):
+def test_the_table_says_what_each_variable_means_with_its_question(tmp_path, monkeypatch):
+    """One text per variable, cookiecutter.json's question; a variable without one fails by name."""
+    defaults = json.loads((REPO / "cookiecutter.json").read_text())
+    table = tasks.variable_table()
+    assert "| `pvc_access_mode` | Volume access mode (used only when pvc is yes) | `ReadWriteOnce` |" in table
+    assert "(your ng-ngdc-&lt;appcode>-* RBAC groups)" in table  # no HTML tag for a Markdown reader
+    assert f"| `gunicorn_workers` | {defaults['__prompts__']['gunicorn_workers']} | `6` |" in table
+    del defaults["__prompts__"]["gunicorn_workers"]
+    (tmp_path / "cookiecutter.json").write_text(json.dumps(defaults))
+    monkeypatch.setattr(tasks, "HERE", tmp_path)
+    with pytest.raises(SystemExit, match="gunicorn_workers of cookiecutter.json has no question in its __prompts__"):
         tasks.variable_table()
 
 
