@@ -167,7 +167,7 @@ def test_the_templates_pre_commit_hooks_pass_as_committed_and_stop_a_lint_error_
 
     (clone / "hooks" / "planted.py").write_text('"""A planted lint error."""\n\nimport os\n')
     readme = clone / "README.md"
-    row = "| `app_name` | repository, chart, image and Helm release name |"
+    row = "| `app_name` | Application name (repository, chart, image and release name; lowercase letters, digits and '-') |"
     assert row in readme.read_text()
     readme.write_text(readme.read_text().replace(row, "| `app_name` | the name |"))
     assert run(["git", "add", "-A"], cwd=clone).returncode == 0
