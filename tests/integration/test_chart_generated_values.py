@@ -195,12 +195,11 @@ TYPED_AS_STRINGS = {"networkPolicy.from[].ipBlock"}
 
 
 def walk(node, path=""):
-    """(path, schema) of every object schema, by where its values sit in a values file: property
-    names joined by '.', '[]' for an array's items, a definition's name for its root."""
+    """(path, schema) of every schema in the schema, by where its values sit in a values file:
+    property names joined by '.', '[]' for an array's items, a definition's name for its root."""
     if not isinstance(node, dict):
         return
-    if "object" in (node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]):
-        yield path, node
+    yield path, node
     for name, inner in (node.get("properties") or {}).items():
         yield from walk(inner, f"{path}.{name}" if path else name)
     for name, inner in (node.get("definitions") or {}).items():
@@ -212,10 +211,14 @@ def walk(node, path=""):
             yield from walk(inner, path)
 
 
+def is_object(node):
+    return "object" in (node.get("type") if isinstance(node.get("type"), list) else [node.get("type")])
+
+
 def free_form(node):
     """An object schema that says nothing of its keys: a Kubernetes type passed through."""
     typed_keys = ("properties", "additionalProperties", "patternProperties", "propertyNames")
-    return not any(key in node for key in typed_keys)
+    return is_object(node) and not any(key in node for key in typed_keys)
 
 
 def free_form_paths(schema):
@@ -231,8 +234,11 @@ def with_passthrough_examples(schema):
         if path in PASSTHROUGH:
             node.clear()
             node["enum"] = PASSTHROUGH[path]
-        elif "properties" in node and "additionalProperties" not in node:
+        elif is_object(node) and "properties" in node and "additionalProperties" not in node:
             node["additionalProperties"] = False
+        elif path + "[]" in PASSTHROUGH:
+            # Each example once in a list: two projected sources of one path, the server refuses.
+            node["uniqueItems"] = True
     return schema
 
 
@@ -324,6 +330,9 @@ def chart_refusal(values):
         volumes.append(volume["name"])
     if any(mount["name"] not in volumes for mount in values.get("extraVolumeMounts") or []):
         return "extraVolumeMounts:"
+    spreads = [(c["topologyKey"], c["whenUnsatisfiable"]) for c in values.get("topologySpreadConstraints") or []]
+    if len(set(spreads)) < len(spreads):
+        return "topologySpreadConstraints: two constraints"
     return None
 
 

@@ -101,6 +101,14 @@ Deployment's template includes it (every render has one), so that the refusal is
 {{- fail (printf "extraVolumeMounts: %q names no volume of the pod (%s: add it to extraVolumes)" .name (join ", " $volumes)) }}
 {{- end }}
 {{- end }}
+{{- $spreads := list }}
+{{- range $values.topologySpreadConstraints }}
+{{- $spread := list .topologyKey .whenUnsatisfiable }}
+{{- if has $spread $spreads }}
+{{- fail (printf "topologySpreadConstraints: two constraints of topologyKey %q and whenUnsatisfiable %s (Kubernetes takes one of each pair)" .topologyKey .whenUnsatisfiable) }}
+{{- end }}
+{{- $spreads = append $spreads $spread }}
+{{- end }}
 {{- end }}
 
 {{/*
