@@ -330,6 +330,11 @@ def chart_refusal(values):
         volumes.append(volume["name"])
     if any(mount["name"] not in volumes for mount in values.get("extraVolumeMounts") or []):
         return "extraVolumeMounts:"
+    paths = ["/tmp", *([values["persistence"]["mountPath"]] if values["persistence"]["enabled"] else [])]
+    for mount in values.get("extraVolumeMounts") or []:
+        if mount["mountPath"] in paths:
+            return "is the mount path of another mount"
+        paths.append(mount["mountPath"])
     spreads = [(c["topologyKey"], c["whenUnsatisfiable"]) for c in values.get("topologySpreadConstraints") or []]
     if len(set(spreads)) < len(spreads):
         return "topologySpreadConstraints: two constraints"

@@ -61,6 +61,12 @@ REFUSED = {
     "a liveness probe of more than one success": ("livenessProbe: {successThreshold: 2}", "successThreshold"),
     "one pull secret twice": ("imagePullSecrets: [{name: registry}, {name: registry}]", "imagePullSecrets"),
     "a resource Kubernetes does not know": ("resources: {limits: {gpu: 1}}", "gpu"),
+    "two mounts at one path": (
+        "extraVolumes: [{name: a, emptyDir: {}}, {name: b, emptyDir: {}}]\n"
+        "extraVolumeMounts: [{name: a, mountPath: /srv/x}, {name: b, mountPath: /srv/x}]",
+        'extraVolumeMounts: "/srv/x" is the mount path of another mount of the container',
+    ),
+    "a label key of a name longer than 63": ("nodeSelector: {%s: x}" % ("a" * 64), "a" * 64),
     "a fraction of a byte": ("resources: {requests: {memory: 0.1Gi}}", "memory"),
     "a volume of no size": ("persistence: {enabled: true, size: 0Gi}", "size"),
     "a toleration's seconds without NoExecute": (
