@@ -68,6 +68,7 @@ REFUSED = {
     ),
     "a label key of a name longer than 63": ("nodeSelector: {%s: x}" % ("a" * 64), "a" * 64),
     "a fraction of a byte": ("resources: {requests: {memory: 0.1Gi}}", "memory"),
+    "a petabyte, beyond the server's count of thousandths": ("persistence: {enabled: true, size: 10Pi}", "size"),
     "a volume of no size": ("persistence: {enabled: true, size: 0Gi}", "size"),
     "a toleration's seconds without NoExecute": (
         "tolerations: [{key: dedicated, effect: NoSchedule, tolerationSeconds: 60}]",
