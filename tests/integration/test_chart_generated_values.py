@@ -333,7 +333,7 @@ def chart_refusal(values):
     if scaling["enabled"] and int(scaling["minReplicas"]) > int(scaling["maxReplicas"]):
         return "autoscaling.minReplicas"
     requests = values["resources"].get("requests") or {}
-    for resource, limit in (values["resources"].get("limits") or {}).items():
+    for resource, limit in sorted((values["resources"].get("limits") or {}).items()):  # as Go ranges a map
         if resource in requests and quantity(requests[resource]) > quantity(limit):
             return f"resources.requests.{resource}"
     volumes = ["tmp", *(["data"] if values["persistence"]["enabled"] else [])]
@@ -399,10 +399,15 @@ def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_and_the_api_
         f"{chart.namespace(label)}-{n}": with_its_service_account(split_documents(manifest))
         for n, (_, manifest) in enumerate(renders)
     }
-    if api_server.dry_run(namespaces).returncode:
+    judged = api_server.dry_run(namespaces)
+    if judged.returncode:
         for (values, _), (namespace, objects) in zip(renders, namespaces.items()):
-            judged = api_server.dry_run({namespace: objects})
-            assert judged.returncode == 0, f"the server refused the render of {values}:\n{judged.stdout}{judged.stderr}"
+            alone = api_server.dry_run({namespace: objects})
+            assert alone.returncode == 0, f"the server refused the render of {values}:\n{alone.stdout}{alone.stderr}"
+        pytest.fail(f"the server refused the renders together, each alone accepted:\n{judged.stdout}{judged.stderr}")
+    objects = [o for objects in namespaces.values() for o in objects]
+    pods = sum(o["kind"] == "Deployment" for o in objects)
+    assert judged.stdout.count("(server dry run)") == len(objects) + pods, judged.stdout
     judging = time.monotonic() - start - drawn
 
     folder = tmp_path / "renders"
