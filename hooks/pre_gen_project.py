@@ -236,12 +236,26 @@ def pipenv_version(value):
     return text(value) and value in PINNED_PIPENV
 
 
-QUANTITY = re.compile(r"(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+# A whole number of bytes below a petabyte (Kubernetes refuses a fraction of one, e.g. 0.1Gi, and
+# counts no further in thousandths): an integer with an optional suffix, a decimal point only
+# where the suffix keeps it whole (1.5G, 0.25Gi), as the chart's values.schema.json says of
+# persistence.size (byteQuantity; a test ties the two).
+QUANTITY = re.compile(
+    r"[0-9]{1,15}"
+    r"|[0-9]{1,12}(k|Ki)"
+    r"|[0-9]{0,12}\.([0-9]{1,3}k|(5|25|75)Ki)"
+    r"|[0-9]{1,9}(M|Mi)"
+    r"|[0-9]{0,9}\.([0-9]{1,6}M|(5|25|75)Mi)"
+    r"|[0-9]{1,6}(G|Gi)"
+    r"|[0-9]{0,6}\.([0-9]{1,9}G|(5|25|75)Gi)"
+    r"|[0-9]{1,3}(T|Ti)"
+    r"|[0-9]{0,3}\.([0-9]{1,12}T|(5|25|75)Ti)"
+)
 
 
 def storage_quantity(value):
     match = text(value) and QUANTITY.fullmatch(value)
-    return bool(match) and float(match.group("number")) > 0
+    return bool(match) and float(re.match(r"[0-9.]*", value).group()) > 0
 
 
 # Mounting over these would hide what the image needs (the Dockerfile puts the code in
@@ -411,7 +425,11 @@ RULES = [
     Rule("hpa_max_replicas", whole_number(1), "a whole number ≥ 1"),
     Rule("hpa_cpu_target", whole_number(1, 100), "a whole number from 1 to 100 (percent)"),
     Rule("pvc", is_bool, "true or false"),
-    Rule("pvc_size", storage_quantity, "a positive Kubernetes quantity such as 1Gi, 500Mi or 10G"),
+    Rule(
+        "pvc_size",
+        storage_quantity,
+        "a size in whole bytes, more than none and below a petabyte, such as 1Gi, 500Mi or 10G",
+    ),
     Rule(
         "pvc_storage_class",
         empty_or(dns_subdomain),

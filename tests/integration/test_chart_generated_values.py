@@ -5,15 +5,19 @@ number of examples, derandomized: every run draws the same files), laid over the
 hostspace's values as the pipeline deploys them, and rendered by helm 3.17 and 4. The schema
 requires nothing that the platform's defaults (defaults.yaml) set, so a drawn file may set any
 part of any value: the chart lays it over them. Every render must be the same on both helms and
-keep the invariants below; then one checkov scan (its start-up dominates a scan) reads every
-render.
+keep the invariants below, or be refused by the chart's own checks (chart_refusal); then a real
+API server (tools/kube.py) judges every render under Pod Security "restricted", and one checkov
+scan (its start-up dominates a scan) reads them. The Kubernetes objects the chart passes through
+verbatim are drawn from valid examples (PASSTHROUGH): their validity is the server's.
 """
 
 import copy
 import json
+import os
 import re
 import time
 
+import pytest
 from chart_matrix import container, of_kind, one, split_documents
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +27,8 @@ from tools.validators import run_checkov
 
 # About half the draws set every optional field (everything_set), so each field is drawn a dozen
 # times and more; each example costs two helm renders (it was 50: the same fields, twice the time).
-EXAMPLES = 25
+# CHART_VALUES_EXAMPLES=100 draws more (locally: about 2.5 s each, the API server's judgement included).
+EXAMPLES = int(os.environ.get("CHART_VALUES_EXAMPLES", "25"))
 
 # What the Deployment's pod spec and container may hold: the chart's fields, and the optional
 # ones present exactly when their value is not empty. Nothing else (no host namespaces, no
@@ -91,11 +96,170 @@ def everything_set(schema):
     return schema
 
 
+# The Kubernetes types the chart passes through verbatim (the schema leaves them open: an object
+# with no properties, or a string it cannot type, such as ipBlock's CIDRs): their validity is the
+# API server's, which a team checks against its cluster with `make dry-run HOSTSPACE=<name>`, not
+# the chart's. Drawn anything, they would test the server, not the chart; drawn from a few valid
+# examples each (empty where Kubernetes takes empty), they test that the chart carries them
+# through. Rows are by where they are in the schema (free_form_paths), every open object has one
+# and every row is used: a new open object fails the test until its examples are written here.
+SELECTOR_EXAMPLES = [
+    {},
+    {"matchLabels": {"app.kubernetes.io/name": "ambassador"}},
+    {"matchExpressions": [{"key": "team", "operator": "In", "values": ["platform", "payments"]}]},
+    {"matchExpressions": [{"key": "tier", "operator": "Exists"}]},
+]
+PASSTHROUGH = {
+    "affinity": [
+        {},
+        {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}
+                    ]
+                }
+            }
+        },
+        {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 50,
+                        "podAffinityTerm": {
+                            "topologyKey": "topology.kubernetes.io/zone",
+                            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "app"}},
+                        },
+                    }
+                ]
+            }
+        },
+    ],
+    "extraVolumes[].secret": [
+        {"secretName": "app-secret"},
+        {"secretName": "tls", "items": [{"key": "tls.crt", "path": "tls.crt"}], "defaultMode": 0o440, "optional": True},
+    ],
+    "extraVolumes[].configMap": [
+        {"name": "settings"},
+        {"name": "settings", "items": [{"key": "app.yaml", "path": "app.yaml", "mode": 0o444}], "optional": True},
+    ],
+    "extraVolumes[].emptyDir": [{}, {"sizeLimit": "1Gi"}, {"medium": "Memory", "sizeLimit": "64Mi"}],
+    "extraVolumes[].persistentVolumeClaim": [{"claimName": "shared"}, {"claimName": "shared", "readOnly": True}],
+    "extraVolumes[].downwardAPI": [
+        {},
+        {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}], "defaultMode": 0o444},
+    ],
+    "extraVolumes[].csi": [
+        {"driver": "secrets-store.csi.k8s.io", "readOnly": True, "volumeAttributes": {"secretProviderClass": "app"}},
+        {"driver": "example.csi.k8s.io"},
+    ],
+    "extraVolumes[].ephemeral": [
+        {
+            "volumeClaimTemplate": {
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+            }
+        },
+        {
+            "volumeClaimTemplate": {
+                "metadata": {"labels": {"purpose": "scratch"}},
+                "spec": {
+                    "accessModes": ["ReadWriteOncePod"],
+                    "storageClassName": "fast",
+                    "resources": {"requests": {"storage": "10Gi"}},
+                },
+            }
+        },
+    ],
+    "extraVolumes[].projected.sources[]": [
+        {"secret": {"name": "app-secret"}},
+        {"configMap": {"name": "settings", "items": [{"key": "app.yaml", "path": "app.yaml"}], "optional": True}},
+        {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+    ],
+    "networkPolicy.from[].namespaceSelector": SELECTOR_EXAMPLES,
+    "networkPolicy.from[].podSelector": SELECTOR_EXAMPLES,
+    # An object the schema types, but only as strings: CIDRs are the server's to read.
+    "networkPolicy.from[].ipBlock": [
+        {"cidr": "10.0.0.0/8"},
+        {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16", "10.2.3.0/24"]},
+        {"cidr": "2001:db8::/32"},
+    ],
+    "envValue.valueFrom.fieldRef": [
+        {"fieldPath": "metadata.name"},
+        {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+        {"fieldPath": "status.podIP"},
+        {"fieldPath": "metadata.labels['app.kubernetes.io/name']"},
+    ],
+    "envValue.valueFrom.resourceFieldRef": [
+        {"resource": "limits.memory"},
+        {"resource": "requests.cpu", "divisor": "1m"},
+    ],
+}
+# Paths whose schema is typed but whose values are Kubernetes' (the table above, not the walk, knows them).
+TYPED_AS_STRINGS = {"networkPolicy.from[].ipBlock"}
+
+
+def walk(node, path=""):
+    """(path, schema) of every schema in the schema, by where its values sit in a values file:
+    property names joined by '.', '[]' for an array's items, a definition's name for its root."""
+    if not isinstance(node, dict):
+        return
+    yield path, node
+    for name, inner in (node.get("properties") or {}).items():
+        yield from walk(inner, f"{path}.{name}" if path else name)
+    for name, inner in (node.get("definitions") or {}).items():
+        yield from walk(inner, name)
+    if isinstance(node.get("items"), dict):
+        yield from walk(node["items"], path + "[]")
+    for key in ("oneOf", "anyOf", "allOf"):
+        for inner in node.get(key) or []:
+            yield from walk(inner, path)
+
+
+def is_object(node):
+    return "object" in (node.get("type") if isinstance(node.get("type"), list) else [node.get("type")])
+
+
+def free_form(node):
+    """An object schema that says nothing of its keys: a Kubernetes type passed through."""
+    typed_keys = ("properties", "additionalProperties", "patternProperties", "propertyNames")
+    return is_object(node) and not any(key in node for key in typed_keys)
+
+
+def free_form_paths(schema):
+    return {path for path, node in walk(schema) if free_form(node)} | TYPED_AS_STRINGS
+
+
+def with_passthrough_examples(schema):
+    """The schema, each free-form Kubernetes object drawn from its examples in PASSTHROUGH, and
+    each object that types some of its keys and leaves the rest open (a Kubernetes type the chart
+    passes through whole, e.g. topologySpreadConstraints) drawn with the typed keys only."""
+    schema = copy.deepcopy(schema)
+    for path, node in list(walk(schema)):
+        if path in PASSTHROUGH:
+            node.clear()
+            node["enum"] = PASSTHROUGH[path]
+        elif is_object(node) and "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        elif path + "[]" in PASSTHROUGH:
+            # Each example once in a list: two projected sources of one path, the server refuses.
+            node["uniqueItems"] = True
+    return schema
+
+
 def expected_pod_fields(values):
     fields = set(POD_FIELDS) | {name for name in OPTIONAL_POD_FIELDS if values.get(name)}
     if values.get("affinity") or values["podAntiAffinity"]["type"] != "none":
         fields.add("affinity")
     return fields
+
+
+def with_its_service_account(objects):
+    """The render, and the ServiceAccount its pods run as where the chart makes none
+    (serviceAccount.create false: the team's own, which the server looks up and a cluster has)."""
+    name = one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    if name == "default" or any(o["metadata"]["name"] == name for o in of_kind(objects, "ServiceAccount")):
+        return objects
+    return [*objects, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}]
 
 
 def under(path, tree):
@@ -169,7 +333,7 @@ def chart_refusal(values):
     if scaling["enabled"] and int(scaling["minReplicas"]) > int(scaling["maxReplicas"]):
         return "autoscaling.minReplicas"
     requests = values["resources"].get("requests") or {}
-    for resource, limit in (values["resources"].get("limits") or {}).items():
+    for resource, limit in sorted((values["resources"].get("limits") or {}).items()):  # as Go ranges a map
         if resource in requests and quantity(requests[resource]) > quantity(limit):
             return f"resources.requests.{resource}"
     volumes = ["tmp", *(["data"] if values["persistence"]["enabled"] else [])]
@@ -179,13 +343,25 @@ def chart_refusal(values):
         volumes.append(volume["name"])
     if any(mount["name"] not in volumes for mount in values.get("extraVolumeMounts") or []):
         return "extraVolumeMounts:"
+    paths = ["/tmp", *([values["persistence"]["mountPath"]] if values["persistence"]["enabled"] else [])]
+    for mount in values.get("extraVolumeMounts") or []:
+        if mount["mountPath"] in paths:
+            return "is the mount path of another mount"
+        paths.append(mount["mountPath"])
+    spreads = [(c["topologyKey"], c["whenUnsatisfiable"]) for c in values.get("topologySpreadConstraints") or []]
+    if len(set(spreads)) < len(spreads):
+        return "topologySpreadConstraints: two constraints"
     return None
 
 
-def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_passes(default_chart, tmp_path, record_property):
+@pytest.mark.xdist_group("api-server")
+def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_and_the_api_server_pass(
+    default_chart, api_server, tmp_path, record_property
+):
     chart, label = default_chart, default_chart.labels[-1]
     schema = json.loads((chart.dir / "values.schema.json").read_text())
     renders, refused = [], []
+    drawing = [with_passthrough_examples(s) for s in (schema, everything_set(schema))]
 
     @settings(
         max_examples=EXAMPLES,
@@ -194,7 +370,7 @@ def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_passes(defau
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
-    @given(st.one_of(from_schema(schema), from_schema(everything_set(schema))).map(printable))
+    @given(st.one_of(*map(from_schema, drawing)).map(printable))
     def renders_safely(drawn):
         # JSON is YAML whose strings are all quoted: YAML 1.1 would read a bare y or no as a boolean.
         file = tmp_path / "drawn.yaml"
@@ -210,7 +386,7 @@ def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_passes(defau
             return
         assert four.returncode == 0, four.stderr
         assert broken_invariants(split_documents(four.stdout), values) == []
-        renders.append(four.stdout)
+        renders.append((file.read_text(), four.stdout))
 
     start = time.monotonic()
     renders_safely()
@@ -218,9 +394,25 @@ def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_passes(defau
     assert len(renders) >= EXAMPLES // 2, f"only {len(renders)} of {EXAMPLES} drawn values files rendered"
 
     # Whatever the chart renders, the API server accepts, under Pod Security "restricted".
+    # Every render at once, each in a namespace of its own; on a refusal, the render that caused it.
+    namespaces = {
+        f"{chart.namespace(label)}-{n}": with_its_service_account(split_documents(manifest))
+        for n, (_, manifest) in enumerate(renders)
+    }
+    judged = api_server.dry_run(namespaces)
+    if judged.returncode:
+        for (values, _), (namespace, objects) in zip(renders, namespaces.items()):
+            alone = api_server.dry_run({namespace: objects})
+            assert alone.returncode == 0, f"the server refused the render of {values}:\n{alone.stdout}{alone.stderr}"
+        pytest.fail(f"the server refused the renders together, each alone accepted:\n{judged.stdout}{judged.stderr}")
+    objects = [o for objects in namespaces.values() for o in objects]
+    pods = sum(o["kind"] == "Deployment" for o in objects)
+    assert judged.stdout.count("(server dry run)") == len(objects) + pods, judged.stdout
+    judging = time.monotonic() - start - drawn
+
     folder = tmp_path / "renders"
     folder.mkdir()
-    for index, manifest in enumerate(renders):
+    for index, (_, manifest) in enumerate(renders):
         (folder / f"{index}.yaml").write_text(manifest)
     report = json.loads(run_checkov(folder, config=chart.dir / ".checkov.yaml", output="json").stdout)
     failed = [
@@ -232,6 +424,13 @@ def test_values_drawn_from_the_schema_render_safe_pods_that_checkov_passes(defau
     record_property(
         "measurement",
         f"chart values drawn from its schema: {len(renders)} rendered safe and {len(refused)} refused "
-        f"by the chart of {EXAMPLES}, on helm 3.17 and 4 in {drawn:.0f} s; checkov read them in "
-        f"{time.monotonic() - start - drawn:.0f} s",
+        f"by the chart of {EXAMPLES}, on helm 3.17 and 4 in {drawn:.0f} s; the API server accepted the "
+        f"{len(renders)} renders in {judging:.0f} s; checkov read them in "
+        f"{time.monotonic() - start - drawn - judging:.0f} s",
     )
+
+
+def test_every_free_form_kubernetes_object_of_the_schema_has_valid_examples(default_chart):
+    """PASSTHROUGH covers every object the schema leaves open, and nothing else."""
+    schema = json.loads((default_chart.dir / "values.schema.json").read_text())
+    assert free_form_paths(schema) == set(PASSTHROUGH)

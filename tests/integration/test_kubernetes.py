@@ -58,6 +58,35 @@ REFUSED = {
     "a label the chart writes": ("podLabels: {app.kubernetes.io/version: '9'}", "app.kubernetes.io/version"),
     "no pod security context": ("podSecurityContext: null", "podSecurityContext"),
     "no container security context": ("securityContext: null", "securityContext"),
+    "a liveness probe of more than one success": ("livenessProbe: {successThreshold: 2}", "successThreshold"),
+    "one pull secret twice": ("imagePullSecrets: [{name: registry}, {name: registry}]", "imagePullSecrets"),
+    "a resource Kubernetes does not know": ("resources: {limits: {gpu: 1}}", "gpu"),
+    "two mounts at one path": (
+        "extraVolumes: [{name: a, emptyDir: {}}, {name: b, emptyDir: {}}]\n"
+        "extraVolumeMounts: [{name: a, mountPath: /srv/x}, {name: b, mountPath: /srv/x}]",
+        'extraVolumeMounts: "/srv/x" is the mount path of another mount of the container',
+    ),
+    "a label key of a name longer than 63": ("nodeSelector: {%s: x}" % ("a" * 64), "a" * 64),
+    "a fraction of a byte": ("resources: {requests: {memory: 0.1Gi}}", "memory"),
+    "a petabyte, beyond the server's count of thousandths": ("persistence: {enabled: true, size: 10Pi}", "size"),
+    "a volume of no size": ("persistence: {enabled: true, size: 0Gi}", "size"),
+    "a toleration's seconds without NoExecute": (
+        "tolerations: [{key: dedicated, effect: NoSchedule, tolerationSeconds: 60}]",
+        "tolerations",
+    ),
+    "a peer of an ipBlock and a selector": (
+        "networkPolicy: {enabled: true, from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]}",
+        "networkPolicy",
+    ),
+    "a scrape interval of units out of order": (
+        "metrics: {serviceMonitor: {enabled: true, interval: 30s1m}}",
+        "interval",
+    ),
+    "two spread constraints of one key and one policy": (
+        "topologySpreadConstraints: [{maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule},"
+        " {maxSkew: 2, topologyKey: zone, whenUnsatisfiable: DoNotSchedule}]",
+        'topologySpreadConstraints: two constraints of topologyKey "zone" and whenUnsatisfiable DoNotSchedule',
+    ),
 }
 
 

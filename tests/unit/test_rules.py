@@ -209,6 +209,7 @@ INVALID = [
     ("pvc_size", "-1Gi"),
     ("pvc_size", "1 Gi"),
     ("pvc_size", "100m"),
+    ("pvc_size", "0.1Gi"),
     ("pvc_storage_class", "Fast_SSD"),
     ("pvc_mount_path", "data"),
     ("pvc_mount_path", "/data/../etc"),
@@ -727,6 +728,36 @@ def test_the_mount_path_rule_and_the_charts_schema_agree(path):
     schema = json.loads((REPO / "{{cookiecutter.app_name}}" / "chart" / "values.schema.json").read_text())
     definition = {**schema["definitions"]["mountPath"], "definitions": schema["definitions"]}
     assert (pre.mount_path(path) is True) == jsonschema.Draft7Validator(definition).is_valid(path)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        "500Mi",
+        "1.5Gi",
+        "0.25Gi",
+        "10G",
+        "1.5G",
+        "0.001k",
+        "7",
+        "999Ti",
+        "0.1Gi",
+        "0.0001k",
+        "0Gi",
+        "0",
+        ".",
+        "1e3",
+        "1Pi",
+    ],
+)
+def test_the_pvc_size_rule_and_the_charts_schema_agree(size):
+    """The answer becomes persistence.size: a size the hook takes, helm must take too."""
+    import jsonschema
+
+    schema = json.loads((REPO / "{{cookiecutter.app_name}}" / "chart" / "values.schema.json").read_text())
+    size_schema = schema["properties"]["persistence"]["properties"]["size"]
+    definition = {**size_schema, "definitions": schema["definitions"]}
+    assert pre.storage_quantity(size) == jsonschema.Draft7Validator(definition).is_valid(size)
 
 
 def test_the_pipenv_releases_accepted_are_those_the_template_pins_with_hashes():

@@ -101,6 +101,24 @@ Deployment's template includes it (every render has one), so that the refusal is
 {{- fail (printf "extraVolumeMounts: %q names no volume of the pod (%s: add it to extraVolumes)" .name (join ", " $volumes)) }}
 {{- end }}
 {{- end }}
+{{- $paths := list "/tmp" }}
+{{- if $values.persistence.enabled }}
+{{- $paths = append $paths $values.persistence.mountPath }}
+{{- end }}
+{{- range $values.extraVolumeMounts }}
+{{- if has .mountPath $paths }}
+{{- fail (printf "extraVolumeMounts: %q is the mount path of another mount of the container (%s)" .mountPath (join ", " $paths)) }}
+{{- end }}
+{{- $paths = append $paths .mountPath }}
+{{- end }}
+{{- $spreads := list }}
+{{- range $values.topologySpreadConstraints }}
+{{- $spread := list .topologyKey .whenUnsatisfiable }}
+{{- if has $spread $spreads }}
+{{- fail (printf "topologySpreadConstraints: two constraints of topologyKey %q and whenUnsatisfiable %s (Kubernetes takes one of each pair)" .topologyKey .whenUnsatisfiable) }}
+{{- end }}
+{{- $spreads = append $spreads $spread }}
+{{- end }}
 {{- end }}
 
 {{/*
