@@ -492,7 +492,7 @@ def first_generate_rows(tmp, rounds):
     template, _ = released_template(tmp / "generate-template")
     lock = lock_program()
     target = lock.find_python(DEFAULTS["python_version"])
-    lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target)  # warm: as after any first lock
+    lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target, pins=pipenv_pins(DEFAULTS["pipenv_version"]))  # warm
     sides = {"first generate": "warm", "first generate, cold cache": "cold"}
     times = {name: {"first": [], "again": [], "line": []} for name in sides}
     for number in range(rounds):
