@@ -36,6 +36,17 @@ WITH_A_NEW_SECTION = CHANGELOG.replace(
 )
 
 
+def minor_after(version, steps=1):
+    major, minor, _ = version.split(".")
+    return f"{major}.{int(minor) + steps}.0"
+
+
+# The template's newest release (its CHANGELOG's), which make_template_repo tags, and the two
+# minor releases that publish() makes after it.
+RELEASE = newest_release((REPO / "CHANGELOG.md").read_text())
+NEXT, AFTER_NEXT = minor_after(RELEASE), minor_after(RELEASE, 2)
+
+
 def git(cwd, *args):
     return run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args], cwd=cwd).stdout
 
@@ -77,8 +88,7 @@ def publish(template_repo, version=None):
     changelog = template_repo / "CHANGELOG.md"
     text = changelog.read_text()
     if version is None:
-        major, minor, _ = newest_release(text).split(".")
-        version = f"{major}.{int(minor) + 1}.0"
+        version = minor_after(newest_release(text))
     first = text.index("\n## [", text.index("## [Unreleased]")) + 1
     section = f"## [{version}] - 2026-12-09\n\n### What a generated project gets\n- A test release.\n\n"
     changelog.write_text(text[:first] + section + text[first:])

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from releases import (
+    AFTER_NEXT,
+    NEXT,
+    RELEASE,
     change_template,
     clone,
     commit_as_generated,
@@ -35,7 +38,7 @@ NOISE = ("flask-appstack: generated", "git init", "git push", "as clean as possi
 
 @pytest.fixture
 def template(tmp_path):
-    """The platform team's clone of the template, released as 2.0.0 (tagged), with an origin."""
+    """The platform team's clone of the template, released (tagged) as its CHANGELOG's newest release, RELEASE, with an origin."""
     template = make_template_repo(tmp_path / "template")
     with_origin(template, tmp_path / "origin.git")
     return template
@@ -63,19 +66,19 @@ def test_a_project_generated_from_a_clone_follows_the_origins_releases_once_the_
     command = tasks.generate_command(
         ["--no-input", "-o", str(out), "app_name=orders", "lock_dependencies=no"], platform_clone, notes
     )
-    assert notes == [f"tasks.py: generating from {origin} at v2.0.0, its newest release (not from this folder)."]
+    assert notes == [f"tasks.py: generating from {origin} at v{RELEASE}, its newest release (not from this folder)."]
     made = subprocess.run(command, capture_output=True, text=True, env=cookiecutter_config(tmp_path))
     assert made.returncode == 0, made.stdout + made.stderr
     project = commit_as_generated(out / "orders")
     state = json.loads((project / ".cruft.json").read_text())
-    assert (state["template"], state["checkout"]) == (origin, "v2.0.0")
-    assert {key: identity(project)[key] for key in ("template", "release")} == {"template": origin, "release": "2.0.0"}
+    assert (state["template"], state["checkout"]) == (origin, f"v{RELEASE}")
+    assert {key: identity(project)[key] for key in ("template", "release")} == {"template": origin, "release": RELEASE}
     assert "unreleased=1" not in (project / ERRORS).read_text()  # main's work in progress is not a release
     shutil.rmtree(platform_clone)
 
     outdated = make(project, "outdated")
     assert outdated.returncode == 0, outdated.stdout + outdated.stderr
-    assert f"make outdated: this project is at 2.0.0, the newest release of {origin}." in outdated.stdout
+    assert f"make outdated: this project is at {RELEASE}, the newest release of {origin}." in outdated.stdout
 
     change(
         template,
@@ -87,14 +90,14 @@ def test_a_project_generated_from_a_clone_follows_the_origins_releases_once_the_
     publish(template)
     outdated = make(project, "outdated")
     assert outdated.returncode != 0
-    assert f"this project is at 2.0.0; the newest release of {origin} is 2.1.0" in outdated.stdout
+    assert f"this project is at {RELEASE}; the newest release of {origin} is {NEXT}" in outdated.stdout
 
     updated = make(project, "update")
     output = updated.stdout + updated.stderr
     assert updated.returncode == 0, output
     assert "status=error.code" in (project / ERRORS).read_text()
-    assert identity(project)["release"] == "2.1.0"
-    assert "make update: 2.0.0 -> 2.1.0" in updated.stdout and ERRORS in updated.stdout
+    assert identity(project)["release"] == NEXT
+    assert f"make update: {RELEASE} -> {NEXT}" in updated.stdout and ERRORS in updated.stdout
     assert [noise for noise in NOISE if noise in output] == []
     assert "make lock" not in output and "source/Pipfile is unchanged, the lock stays." in updated.stdout
     assert make(project, "outdated").returncode == 0
@@ -113,24 +116,28 @@ def test_a_changelog_only_commit_on_main_changes_nothing(template, tmp_path):
     assert outdated.returncode == 0, outdated.stdout + outdated.stderr
     updated = make(project, "update")
     assert updated.returncode == 0, updated.stdout + updated.stderr
-    assert updated.stdout == "make update: this project is at 2.0.0 already; nothing to take.\n"
+    assert updated.stdout == f"make update: this project is at {RELEASE} already; nothing to take.\n"
     assert git(project, "status", "--porcelain") == ""
 
 
 def test_make_update_takes_the_newest_release_or_the_one_named_and_main_only_by_name(template, tmp_path):
     project = committed_project(template, tmp_path)
     change(template, ERRORS, *FIX_A, "fix A")
-    publish(template)  # 2.1.0
+    publish(template)  # NEXT
     change(template, ERRORS, "status=error.code,", "status=error.code, release=22,", "fix B")
-    publish(template)  # 2.2.0
+    publish(template)  # AFTER_NEXT
     change(template, ERRORS, "release=22,", "release=22, main=1,", "on main, unreleased")
 
-    to_given = make(project, "update", "VERSION=2.1.0")
+    to_given = make(project, "update", f"VERSION={NEXT}")
     assert to_given.returncode == 0, to_given.stdout + to_given.stderr
     assert "status=error.code" in (project / ERRORS).read_text() and "release=22" not in (project / ERRORS).read_text()
-    git(project, "commit", "-q", "-am", "2.1.0")
+    git(project, "commit", "-q", "-am", NEXT)
     outdated = make(project, "outdated")
-    assert outdated.returncode != 0 and "this project is at 2.1.0;" in outdated.stdout and "is 2.2.0" in outdated.stdout
+    assert (
+        outdated.returncode != 0
+        and f"this project is at {NEXT};" in outdated.stdout
+        and f"is {AFTER_NEXT}" in outdated.stdout
+    )
     assert "no release 9.9.9" in make(project, "update", "VERSION=9.9.9").stderr
 
     to_newest = make(project, "update")
@@ -138,8 +145,8 @@ def test_make_update_takes_the_newest_release_or_the_one_named_and_main_only_by_
     errors = (project / ERRORS).read_text()
     assert "release=22" in errors and "main=1" not in errors
     state = json.loads((project / ".cruft.json").read_text())
-    assert state["commit"] == git(template, "rev-parse", "v2.2.0^{commit}").strip()
-    git(project, "commit", "-q", "-am", "2.2.0")
+    assert state["commit"] == git(template, "rev-parse", f"v{AFTER_NEXT}^{{commit}}").strip()
+    git(project, "commit", "-q", "-am", AFTER_NEXT)
 
     to_main = make(project, "update", "VERSION=main")
     assert to_main.returncode == 0, to_main.stdout + to_main.stderr
@@ -147,25 +154,27 @@ def test_make_update_takes_the_newest_release_or_the_one_named_and_main_only_by_
     git(project, "commit", "-q", "-am", "main")
 
     # Ahead of the newest release now, on a commit that is no release: the project records none,
-    # and a bare update does not take the project back to 2.2.0.
+    # and a bare update does not take the project back to AFTER_NEXT.
     assert identity(project)["release"] == ""
     main = git(template, "rev-parse", "main").strip()
     outdated = make(project, "outdated")
     assert f"this project is at commit {main[:7]}, which is no release; the newest release" in outdated.stdout
     again = make(project, "update")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert again.stdout == f"make update: this project is at {main[:7]}, a commit after 2.2.0; nothing to take.\n"
+    assert (
+        again.stdout == f"make update: this project is at {main[:7]}, a commit after {AFTER_NEXT}; nothing to take.\n"
+    )
     assert "main=1" in (project / ERRORS).read_text()
-    # Back to 2.2.0 only when named, and said to be a downgrade.
-    back = make(project, "update", "VERSION=2.2.0")
+    # Back to AFTER_NEXT only when named, and said to be a downgrade.
+    back = make(project, "update", f"VERSION={AFTER_NEXT}")
     assert back.returncode == 0, back.stdout + back.stderr
-    assert f"make update: 2.2.0 is older than this project's template ({main[:7]}): a downgrade." in back.stdout
+    assert f"make update: {AFTER_NEXT} is older than this project's template ({main[:7]}): a downgrade." in back.stdout
     assert "main=1" not in (project / ERRORS).read_text()
 
 
 def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_the_releases_since(template, tmp_path):
-    """Made with cookiecutter from a clone at 2.0.0; two releases later, the manual's commands
-    (docs/updates.md) link it at 2.0.0 with the answers it was made with, and take both."""
+    """Made with cookiecutter from a clone at RELEASE; two releases later, the manual's commands
+    (docs/updates.md) link it at RELEASE with the answers it was made with, and take both."""
     platform_clone = clone(str(tmp_path / "origin.git"), tmp_path / "clone")
     env = cookiecutter_config(tmp_path)
     made = subprocess.run(
@@ -178,7 +187,7 @@ def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_th
     assert made.returncode == 0, made.stderr
     project = commit_as_generated(tmp_path / "orders")
     assert identity(project)["template"] == str(tmp_path / "origin.git")
-    assert identity(project)["release"] == "2.0.0"
+    assert identity(project)["release"] == RELEASE
     change(template, ERRORS, *FIX_A, "fix A")
     publish(template)
     change(template, ERRORS, "status=error.code,", "status=error.code, release=22,", "fix B")
@@ -206,8 +215,8 @@ def test_a_plain_cookiecutter_project_adopted_with_its_manuals_commands_takes_th
     )
     assert followed.returncode == 0, followed.stdout + followed.stderr
     errors = (project / ERRORS).read_text()
-    assert "status=error.code" in errors and "release=22" in errors  # 2.1.0's change and 2.2.0's
-    assert identity(project)["release"] == "2.2.0"
+    assert "status=error.code" in errors and "release=22" in errors  # NEXT's change and AFTER_NEXT's
+    assert identity(project)["release"] == AFTER_NEXT
     assert make(project, "outdated").returncode == 0
     # The manual's link records the answers the project was made with (quotes and all): the
     # template renders the project again exactly, so updates bring template changes only.

@@ -112,10 +112,12 @@ RELEASE_2_0_0 = "202fd3a"  # 2.0.0, whose cookiecutter.json names tools.release.
 
 def changelog_commands(release, lead):
     """The shell block that follows the paragraph starting with `lead` in `release`'s section
-    (None: the newest section, which is this working tree's)."""
+    (None: the newest section that has one, [Unreleased] or this working tree's release)."""
     changelog = (REPO / "CHANGELOG.md").read_text()
-    heading = f"\n## [{release}]" if release else "\n## ["
-    section = changelog.split(heading, 1)[1].split("\n## [", 1)[0]
+    sections = [section.split("\n## [", 1)[0] for section in changelog.split("\n## [")[1:]]
+    if release:
+        sections = [section for section in sections if section.startswith(f"{release}]")]
+    section = next(section for section in sections if f"\n{lead}" in section)
     after = section.split(f"\n{lead}", 1)[1]
     return after.split("```sh\n", 1)[1].split("\n```\n", 1)[0]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from releases import (
+    RELEASE,
     add_orders_route_to_the_example,
     change_template,
     commit_as_generated,
@@ -102,7 +103,7 @@ def test_in_one_pipe_the_files_taken_come_before_the_conflicts(teams_project):
     lines = updated.stdout.splitlines()
     taken = next(number for number, line in enumerate(lines) if line.startswith("  changed  docs/updates.md"))
     conflicts = next(number for number, line in enumerate(lines) if "the template's conflict in:" in line)
-    assert lines[0].startswith("make update: 2.0.0 -> "), updated.stdout
+    assert lines[0].startswith(f"make update: {RELEASE} -> "), updated.stdout
     assert taken < conflicts, updated.stdout
 
 
@@ -199,7 +200,7 @@ def test_tasks_generate_makes_the_project_with_cruft(template_repo, tmp_path):
         notes,
     )
     # .venv's cruft, not `python -m cruft`: the current folder stays off sys.path (test_releases.py).
-    assert command[:4] == [str(tasks.VENV / "bin" / "cruft"), "create", "--checkout", "v2.0.0"]  # not main
+    assert command[:4] == [str(tasks.VENV / "bin" / "cruft"), "create", "--checkout", f"v{RELEASE}"]  # not main
     # Without an origin, the folder is the template, and the note says how to record its home later.
     [note] = notes
     assert "this clone has no `origin` remote" in note

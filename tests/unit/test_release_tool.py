@@ -131,6 +131,10 @@ def test_cut_makes_unreleased_the_release_under_a_new_empty_unreleased():
 def test_the_templates_changelog_cut_passes_the_changelog_checks():
     """What the README's recipe writes from the template's own CHANGELOG passes test_ci's checks."""
     changelog = (REPO / "CHANGELOG.md").read_text()
+    # With something to release, as right after a release too ([Unreleased] then says nothing).
+    changelog = changelog.replace(
+        "## [Unreleased]\n", "## [Unreleased]\n\n### What a generated project gets\n- A change.\n", 1
+    )
     major, minor, _ = newest_release(changelog).split(".")
     released = cut(changelog, f"{major}.{int(minor) + 1}.0", "2027-01-04")
     assert changelog_problems(released) == []
