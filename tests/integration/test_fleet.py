@@ -10,6 +10,7 @@ import pytest
 from answers import COMBINATIONS, NON_DEFAULT
 from releases import (
     MARK,
+    RELEASE,
     assert_the_projects_suite_passes,
     committed_project,
     git,
@@ -22,7 +23,7 @@ from releases import (
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    """(template, the generated paths the newest release changed): 2.0.0, then 2.1.0."""
+    """(template, the generated paths the newest release changed): RELEASE, then the next minor one."""
     template = make_template_repo(tmp_path_factory.mktemp("fleet") / "template")
     return template, release_touching_every_template_file(template)
 
@@ -30,7 +31,7 @@ def released(tmp_path_factory):
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=[str(index) for index in range(len(COMBINATIONS))])
 def test_a_project_of_the_fleet_takes_the_newest_release_without_conflict(released, answers, tmp_path, project_venv):
     template, marked = released
-    project = committed_project(template, tmp_path, "--checkout", "v2.0.0", **answers)
+    project = committed_project(template, tmp_path, "--checkout", f"v{RELEASE}", **answers)
     production = [name.strip() for name in answers.get("hostspaces", "dev, stage, prod").split(",")][-1]
     teams_week(project, production=production)
 
