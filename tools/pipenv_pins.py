@@ -9,7 +9,8 @@ resolution, with markers), so pip resolves nothing of its own.
 
     python3 -m tools.pipenv_pins 2026.10.3     write templates/pipenv/2026.10.3.txt anew
 
-To pin a new pipenv: run it, add the version to templates/pipenv/unknown.txt's list, and test
+To pin a new pipenv: run it, add the version to templates/pipenv/unknown.txt's list and to the
+pre-generation hook's PINNED_PIPENV, and test
 (tests/unit/test_lock_program.py checks every file). What stays trusted: the index the files
 were made from, at the moment they were made (the hashes are its files' hashes then), and the
 pip of the Python that installs them.
@@ -21,10 +22,8 @@ import tempfile
 from pathlib import Path
 
 from .cache import run
-from .project import REPO
+from .project import PIPENV_PINS as PINS
 from .validators import uv
-
-PINS = REPO / "templates" / "pipenv"
 
 
 def lowest_python(version):

@@ -50,7 +50,16 @@ def lock_program():
     return project_script("lock")
 
 
+# The template's hash-pinned requirements, one file per pinned pipenv (tools/pipenv_pins.py makes them).
+PIPENV_PINS = REPO / "templates" / "pipenv"
+
+
 def pipenv_pins(version):
     """The template's hash-pinned requirements of pipenv `version` (a generated project's
     scripts/pipenv-requirements.txt), for lock.py's functions called directly."""
-    return REPO / "templates" / "pipenv" / f"{version}.txt"
+    return PIPENV_PINS / f"{version}.txt"
+
+
+def pinned_pipenvs():
+    """The pipenv releases the template pins with hashes, by their files."""
+    return sorted(path.stem for path in PIPENV_PINS.glob("*.txt") if path.stem != "unknown")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tools.pipenv_pins import pipenv_requirements
-from tools.project import DEFAULTS, LOCK_PROGRAM, REPO, lock_program
+from tools.project import DEFAULTS, LOCK_PROGRAM, PIPENV_PINS, REPO, lock_program, pinned_pipenvs
 
 lock = lock_program()
 PIP_INDEX = "https://mirror.example.com/pypi/simple"
@@ -201,7 +201,7 @@ def test_find_python_runs_the_interpreter_it_reports():
 
 # ---- pipenv, pinned with hashes ------------------------------------------------------------------
 
-PINS = REPO / "templates" / "pipenv"
+PINS = PIPENV_PINS
 
 
 def pinned_requirements(text):
@@ -238,7 +238,7 @@ def test_every_pipenv_the_template_names_is_pinned_with_hashes(version):
 
 def test_the_unknown_pins_name_every_pinned_pipenv():
     unknown = (PINS / "unknown.txt").read_text()
-    pinned = sorted(path.stem for path in PINS.glob("*.txt") if path.stem != "unknown")
+    pinned = pinned_pipenvs()
     assert unknown.splitlines()[2] == "# " + " ".join(pinned)
 
 

@@ -11,7 +11,7 @@ from cookiecutter.prompt import prompt_for_config
 import tasks
 from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
-from tools.project import DEFAULTS, REPO
+from tools.project import DEFAULTS, REPO, pinned_pipenvs
 
 VARIABLES = [key for key in DEFAULTS if not key.startswith("_")]
 CHOICES = {key: value for key, value in DEFAULTS.items() if key in VARIABLES and isinstance(value, list)}
@@ -761,7 +761,4 @@ def test_the_pvc_size_rule_and_the_charts_schema_agree(size):
 
 
 def test_the_pipenv_releases_accepted_are_those_the_template_pins_with_hashes():
-    from tools.project import REPO
-
-    pinned = sorted(path.stem for path in (REPO / "templates" / "pipenv").glob("*.txt") if path.stem != "unknown")
-    assert sorted(pre.PINNED_PIPENV) == pinned
+    assert sorted(pre.PINNED_PIPENV) == pinned_pipenvs()

@@ -163,3 +163,11 @@ def test_the_teams_values_are_what_differs_from_the_platforms():
         "networkPolicy": {"enabled": True, "from": [{"podSelector": {}}]},
     }
     assert update.changed_values(platform, platform) == {}
+
+
+def test_a_cache_that_cannot_hold_the_renderer_is_one_refusal_not_a_traceback(tmp_path):
+    """make update's cookiecutter goes into the cache as lock.py's pipenv does; where it cannot, one message."""
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache should be")
+    with pytest.raises(update.Refusal, match=r"^cookiecutter did not install: cannot write .*cache.*: Not a directory"):
+        update.renderer({"XDG_CACHE_HOME": str(not_a_folder)})

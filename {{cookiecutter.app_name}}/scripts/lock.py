@@ -392,7 +392,7 @@ def hash_mismatch(output, where="source/Pipfile.lock"):
     after = output.split("DO NOT MATCH THE HASHES", 1)[1]
     packages = list(dict.fromkeys(re.findall(r"^\s+([A-Za-z0-9._-]+==[^\s;]+) from ", after, flags=re.MULTILINE)))
     what = f"{', '.join(packages) or 'a package'}: the file the package index serves does not match its hash in {where}"
-    if where == PINS:  # the template's pins: nothing to re-make here
+    if where != "source/Pipfile.lock":  # the template's pins: nothing to re-make here
         return (
             f"{what} (the file was edited, or the index serves another file under that version than the one the "
             f"template pinned): put it back (`git checkout {where}`), or ask who runs the index; never copy the "
@@ -510,14 +510,12 @@ def pipenv_pins(path, version):
     return text
 
 
-def ensure_pipenv(version, python, python_version, environ=os.environ, pins=None):
-    """The venv (built once, never half-built, then reused, even read-only) in which `python`
-    runs pipenv `version`, installed from `pins` with pip's --require-hashes; parallel locks
-    wait for each other's build."""
-    pins = Path(pins or Path(__file__).with_name(Path(PINS).name))
-    # What .complete holds: a venv installed otherwise (before pins, or from other ones) is installed again.
-    marker = f"pipenv {version} from pins sha256:{hashlib.sha256(pipenv_pins(pins, version).encode()).hexdigest()}\n"
-    venv = pipenv_venv_path(version, python_version, environ)
+def venv_once(venv, marker, python, requirements, environ, announce, pins=None):
+    """The venv at `venv`, made by `python` with pip's `requirements` (install's arguments) in it:
+    built once under an exclusive lock (parallel runs wait for it), never half-built, marked
+    complete with `marker`, then used as it is, even from a read-only cache; a venv marked
+    otherwise (other requirements) is built again. `announce`: the line said before a build;
+    `pins`: the requirements file, named in a hash mismatch."""
 
     def complete():
         with contextlib.suppress(OSError):
@@ -531,23 +529,37 @@ def ensure_pipenv(version, python, python_version, environ=os.environ, pins=None
         if complete():
             return venv
         shutil.rmtree(venv, ignore_errors=True)
-        limit = time_limit(environ)
-        say(f"installing pipenv {version} for Python {python_version} into {venv} (once; at most {limit} s) ...")
-        pip = [venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        pinned = ["--require-hashes", "--only-binary=:all:", "--requirement", pins]
+        with contextlib.suppress(OSError):  # a terminal that is gone costs nothing but the line
+            print(announce, flush=True)
+        pip = [venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements]
         try:
-            for step in ([python, "-m", "venv", venv], [*pip, *pinned]):
-                what = f"`{' '.join(map(str, step[1:3]))} ...` with Python {python_version}"
-                result = run_tool(step, what, environ, limit)
+            for step in ([python, "-m", "venv", venv], pip):
+                what = f"`{' '.join(map(str, step[1:3]))} ...` with {python}"
+                result = run_tool(step, what, environ, time_limit(environ))
                 if result.returncode != 0:
                     output = result.stdout + result.stderr
                     reason = tool_failure(output, venv.parent)
-                    raise LockError(f"{what} failed: {hash_mismatch(output, PINS) or reason}")
+                    raise LockError(f"{what} failed: {(pins and hash_mismatch(output, pins)) or reason}")
             (venv / ".complete").write_text(marker, encoding="utf-8")
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise
     return venv
+
+
+def ensure_pipenv(version, python, python_version, environ=os.environ, pins=None):
+    """The venv in which `python` runs pipenv `version`, installed once into the cache from
+    `pins` (default: the pins file beside this program), with hashes and wheels only."""
+    pins = Path(pins or Path(__file__).with_name(Path(PINS).name))
+    # What .complete holds: a venv installed otherwise (before pins, or from other ones) is installed again.
+    marker = f"pipenv {version} from pins sha256:{hashlib.sha256(pipenv_pins(pins, version).encode()).hexdigest()}\n"
+    venv = pipenv_venv_path(version, python_version, environ)
+    announce = (
+        f"{PROGRAM}: installing pipenv {version} for Python {python_version} into {venv} "
+        f"(once; at most {time_limit(environ)} s) ..."
+    )
+    requirements = ["--require-hashes", "--only-binary=:all:", "--requirement", pins]
+    return venv_once(venv, marker, python, requirements, environ, announce, PINS)
 
 
 def pip_network_settings(venv, environ):

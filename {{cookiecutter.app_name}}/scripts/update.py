@@ -39,7 +39,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -225,33 +224,20 @@ def check_repository(root, command):
 
 
 def renderer(environ=os.environ):
-    """The Python of a venv (built once, in the cache) with the pinned cookiecutter."""
+    """The Python of a venv (built once, in the cache, as lock.py builds pipenv's) with the pinned cookiecutter."""
     requirements = [
         line.strip() for line in REQUIREMENTS.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
     digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
     venv = lock.cache_root(environ) / f"update-{digest}-py{sys.version_info[0]}.{sys.version_info[1]}"
-    marker = venv / ".complete"
-    if marker.exists():
-        return lock.venv_python(venv)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with lock.exclusive(venv.parent / f"{venv.name}.lock"):
-        if marker.exists():
-            return lock.venv_python(venv)
-        shutil.rmtree(venv, ignore_errors=True)
-        limit = lock.time_limit(environ)
-        print(f"update.py: installing cookiecutter ({REQUIREMENTS.name}) into {venv} (once) ...", flush=True)
-        pip = [lock.venv_python(venv), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        try:
-            for step in ([sys.executable, "-m", "venv", venv], [*pip, "-r", REQUIREMENTS]):
-                done = lock.run_tool(step, f"`{' '.join(map(str, step[1:3]))} ...`", dict(environ), limit)
-                if done.returncode:
-                    reason = lock.tool_failure(done.stdout + done.stderr, venv.parent)
-                    raise Refusal(f"cookiecutter did not install into {venv}: {reason}")
-            marker.write_text("\n".join(requirements) + "\n")
-        except BaseException:
-            shutil.rmtree(venv, ignore_errors=True)  # never a half-built venv in the cache
-            raise
+    announce = f"update.py: installing cookiecutter ({REQUIREMENTS.name}) into {venv} (once) ..."
+    try:
+        marker = "\n".join(requirements) + "\n"
+        lock.venv_once(venv, marker, sys.executable, ["-r", REQUIREMENTS], dict(environ), announce)
+    except lock.LockError as error:  # a step failed, the disk is full, or the index did not answer in time
+        raise Refusal(f"cookiecutter did not install into {venv}: {error}") from None
+    except OSError as error:  # the cache cannot be written
+        raise Refusal(f"cookiecutter did not install: {lock.os_error_reason(error, environ)}") from None
     return lock.venv_python(venv)
 
 
