@@ -1,4 +1,4 @@
-"""The template's identity (canonical URL, release, commit), as every generated project records it.
+"""The template's identity (canonical URL, release, commit, the pipenvs it pins), as its files read it.
 
 cookiecutter loads `TemplateIdentity` from here (cookiecutter.json's `_extensions`): Jinja's
 `template_identity(...)` in the template's files. A top-level module with a name of its own,
@@ -91,11 +91,20 @@ def template_root(start):
     return None
 
 
+def pinned_pipenvs(root):
+    """The pipenv releases the template checkout at `root` pins with hashes, oldest first: one
+    file each in its templates/pipenv/ (tools/pipenv_pins.py makes them), the only place that
+    names them."""
+    names = [path.stem for path in Path(root, "templates", "pipenv").glob("*.txt") if path.stem != "unknown"]
+    return sorted(names, key=version_key)
+
+
 def identity_of(root, given):
-    """{"template", "release", "commit", "checkout"} of the template checkout at `root`. The
-    release is the release tag on the checkout's commit, and only that: a commit after a release
-    (main, a branch) is no release, and records none (""), only its commit. `checkout` is what
-    cruft checks out to start from it: that tag, else the commit."""
+    """{"template", "release", "commit", "checkout", "pipenvs"} of the template checkout at
+    `root`. The release is the release tag on the checkout's commit, and only that: a commit
+    after a release (main, a branch) is no release, and records none (""), only its commit.
+    `checkout` is what cruft checks out to start from it: that tag, else the commit. `pipenvs`
+    are the pipenv releases it pins (pinned_pipenvs)."""
     # One git process for both (each costs a bake a fork and git's start): the commits of HEAD
     # and of every tag, an annotated tag's being the commit it names (`^{}`); show-ref is
     # plumbing, whose output no user setting changes.
@@ -105,7 +114,13 @@ def identity_of(root, given):
     names = [name.removeprefix("refs/tags/").removesuffix("^{}") for sha, name in refs if sha == commit]
     tag = newest_release_tag(names) if commit else None
     release = tag[1:] if tag else ""
-    return {"template": canonical_url(root, given), "release": release, "commit": commit, "checkout": tag or commit}
+    return {
+        "template": canonical_url(root, given),
+        "release": release,
+        "commit": commit,
+        "checkout": tag or commit,
+        "pipenvs": pinned_pipenvs(root),
+    }
 
 
 # This file as it was imported, to tell whether a checkout's copy is the same.
@@ -119,7 +134,7 @@ def identity(given=""):
     (a copy the same as the imported file is not loaded again)."""
     root = template_root(Path.cwd())
     if root is None:
-        return {"template": given, "release": "", "commit": "", "checkout": ""}
+        return {"template": given, "release": "", "commit": "", "checkout": "", "pipenvs": []}
     copy = root / Path(__file__).name
     if copy.read_bytes() == IMPORTED_SOURCE:
         return identity_of(root, given)

@@ -226,10 +226,22 @@ def python_version_supported(value):
     return int(value.split(".")[1]) >= 10
 
 
-# The pipenv releases whose requirements the template pins with hashes (templates/pipenv/, made
-# by tools/pipenv_pins.py): the only ones scripts/lock.py and the image build install. A unit
-# test (tests/unit/test_rules.py) holds the two together.
-PINNED_PIPENV = ("2026.10.3", "2022.7.24")
+def pinned_pipenvs(rendered, here=__file__):
+    """The pipenv releases the template pins with hashes, oldest first: one file each in its
+    templates/pipenv/ (made by tools/pipenv_pins.py), the only ones scripts/lock.py and the image
+    build install. That folder names them: cookiecutter renders their names into `rendered` (the
+    template's Jinja extension reads the folder); this file imported as the template holds it
+    (tasks.py, the tests), `rendered` is still Jinja, and the folder lies beside it."""
+    if not rendered.startswith("{{"):
+        return tuple(rendered.split())
+    folder = os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir, "templates", "pipenv")
+    names = [name[: -len(".txt")] for name in os.listdir(folder) if name.endswith(".txt") and name != "unknown.txt"]
+    return tuple(sorted(names, key=lambda name: [int(part) for part in name.split(".")]))
+
+
+# {% endraw %}
+PINNED_PIPENV = pinned_pipenvs("{{ cookiecutter._template | default('') | template_identity('pipenvs') | join(' ') }}")
+# {% raw %}
 
 
 def pipenv_version(value):
@@ -351,22 +363,13 @@ def hostspace_list(value):
     return True
 
 
-# The facts below have twins in templates/appstack.jinja, for the generated files;
-# tests/unit/test_rules.py checks that both agree.
+# The hostspaces and their platform hostnames, as the checks need them; the generated files take
+# them from templates/appstack.jinja, and tests/unit/test_rules.py checks that both agree.
 
 
 def hostspaces(answers):
     """The hostspaces in promotion order."""
     return [name.strip() for name in answers["hostspaces"].split(",")]
-
-
-def stage(answers, hostspace):
-    """production for the last hostspace (a single one too), development for the first,
-    preproduction between."""
-    spaces = hostspaces(answers)
-    if hostspace == spaces[-1]:
-        return "production"
-    return "development" if hostspace == spaces[0] else "preproduction"
 
 
 def platform_hostname(answers, hostspace, region=""):
@@ -404,7 +407,7 @@ RULES = [
     Rule(
         "pipenv_version",
         pipenv_version,
-        f"a pipenv release the template pins with hashes: {' or '.join(PINNED_PIPENV)} (the platform's documented one)",
+        f"a pipenv release the template pins with hashes: {' or '.join(PINNED_PIPENV)}",
     ),
     Rule("app_version", matches(r"4\.7\.(0|[1-9][0-9]*)"), "4.7.N, a SCALE pipeline v4.7 release such as 4.7.0"),
     Rule(

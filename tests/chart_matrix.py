@@ -195,10 +195,15 @@ class Chart:
         return split_documents(result.stdout)
 
     def stage(self, label):
-        """The stage of a values file's hostspace (the hook's own rule); None for values.yaml."""
+        """The stage of a values file's hostspace, as the manual states it: the last hostspace is
+        production (a single one too), the first development, those between preproduction; None
+        for values.yaml."""
         if label == "values.yaml":
             return None
-        return pre.stage(self.answers, self.hostspaces[self.labels.index(label) - 1])
+        position = self.labels.index(label) - 1
+        if position == len(self.hostspaces) - 1:
+            return "production"
+        return "development" if position == 0 else "preproduction"
 
     @cached_property
     def values(self):

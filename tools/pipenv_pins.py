@@ -9,11 +9,11 @@ resolution, with markers), so pip resolves nothing of its own.
 
     python3 -m tools.pipenv_pins 2026.10.3     write templates/pipenv/2026.10.3.txt anew
 
-To pin a new pipenv: run it, add the version to templates/pipenv/unknown.txt's list and to the
-pre-generation hook's PINNED_PIPENV, and test
-(tests/unit/test_lock_program.py checks every file). What stays trusted: the index the files
-were made from, at the moment they were made (the hashes are its files' hashes then), and the
-pip of the Python that installs them.
+To pin a new pipenv, run it and test (tests/unit/test_lock_program.py checks every file): the
+folder's files are the only list of pinned releases, which the pre-generation hook accepts and
+unknown.txt names (the template's Jinja extension reads them). What stays trusted: the index the
+files were made from, at the moment they were made (the hashes are its files' hashes then), and
+the pip of the Python that installs them.
 """
 
 import re

@@ -60,6 +60,27 @@ def pipenv_pins(version):
     return PIPENV_PINS / f"{version}.txt"
 
 
+def unpinned_pipenv_file(version):
+    """scripts/pipenv-requirements.txt as it renders for a project whose pipenv `version` the
+    template does not pin (templates/pipenv/unknown.txt; the pre-generation rule refuses such a
+    version now, so only projects made before it have one)."""
+    import os
+
+    import jinja2
+
+    loader = jinja2.FileSystemLoader([REPO, PIPENV_PINS.parent])
+    environment = jinja2.Environment(loader=loader, extensions=["flask_appstack_identity.TemplateIdentity"])
+    source = environment.get_template("{{cookiecutter.app_name}}/scripts/pipenv-requirements.txt")
+    here = os.getcwd()
+    os.chdir(REPO)  # cookiecutter renders from inside the template, where its Jinja extension looks
+    try:
+        return source.render(cookiecutter={"pipenv_version": version})
+    finally:
+        os.chdir(here)
+
+
 def pinned_pipenvs():
     """The pipenv releases the template pins with hashes, by their files."""
-    return sorted(path.stem for path in PIPENV_PINS.glob("*.txt") if path.stem != "unknown")
+    from flask_appstack_identity import pinned_pipenvs
+
+    return pinned_pipenvs(REPO)

@@ -31,7 +31,7 @@ from releases import cookiecutter_config, make_template_repo
 
 from tools.net import silent_server
 from tools.private_index import PrivateIndex, index_wheels
-from tools.project import DEFAULTS, PIPENV_PINS, REPO, lock_program, pipenv_pins, pipfile_requirements
+from tools.project import DEFAULTS, REPO, lock_program, pipenv_pins, pipfile_requirements, unpinned_pipenv_file
 
 APP = "unlucky"
 HOW_TO_LOCK = "Lock before the first push"
@@ -266,10 +266,7 @@ def test_a_pipenv_the_template_does_not_pin_is_not_installed_and_says_what_to_do
     dockerfile.write_text(
         dockerfile.read_text().replace(f"PIPENV_VERSION={DEFAULTS['pipenv_version']}", "PIPENV_VERSION=2099.1.1")
     )
-    unknown = (PIPENV_PINS / "unknown.txt").read_text()
-    (project / "scripts" / "pipenv-requirements.txt").write_text(
-        unknown.replace("{{ cookiecutter.pipenv_version }}", "2099.1.1")
-    )
+    (project / "scripts" / "pipenv-requirements.txt").write_text(unpinned_pipenv_file("2099.1.1"))
     made = subprocess.run(["make", "lock"], cwd=project, capture_output=True, text=True, timeout=900)
     out = made.stdout + made.stderr
     reason = "scripts/pipenv-requirements.txt pins no pipenv 2099.1.1 with hashes, and pipenv is installed only from it"

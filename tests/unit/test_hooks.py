@@ -103,6 +103,32 @@ def test_invalid_answers_stop_the_bake(cookies, tmpdir, capfd, variable, answers
     assert sorted(path.name for path in bake_dir(tmpdir).parent.iterdir()) == ["bake00"]
 
 
+def test_the_pipenvs_accepted_are_the_files_of_templates_pipenv(tmp_path, capfd):
+    """The folder of pinned requirements names the pipenv releases, alone: a file added there is
+    an answer the hook accepts and the project installs from, and a refusal lists every one."""
+    from cookiecutter.main import cookiecutter
+
+    template = tmp_path / "template"
+    shutil.copytree(REPO, template, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache"))
+    pins = template / "templates" / "pipenv"
+    pinned = (pins / f"{DEFAULTS['pipenv_version']}.txt").read_text().replace(DEFAULTS["pipenv_version"], "2099.1.1")
+    (pins / "2099.1.1.txt").write_text(pinned)
+
+    def bake(version):
+        context = {**NO_LOCK, "pipenv_version": version}
+        return Path(
+            cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / version), extra_context=context)
+        )
+
+    project = bake("2099.1.1")
+    assert (project / "scripts" / "pipenv-requirements.txt").read_text() == pinned
+    with pytest.raises(FailedHookException):
+        bake("2099.1.2")
+    refusal = capfd.readouterr().err
+    assert 'pipenv_version = "2099.1.2"' in refusal
+    assert "a pipenv release the template pins with hashes: 2022.7.24 or 2026.10.3 or 2099.1.1" in refusal
+
+
 def test_one_bake_reports_every_problem(cookies, tmpdir, capfd):
     result = cookies.bake(
         extra_context={

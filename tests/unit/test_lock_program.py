@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from tools.pipenv_pins import pipenv_requirements
-from tools.project import DEFAULTS, LOCK_PROGRAM, PIPENV_PINS, REPO, lock_program, pinned_pipenvs
+from tools.project import (
+    DEFAULTS,
+    LOCK_PROGRAM,
+    PIPENV_PINS,
+    REPO,
+    lock_program,
+    pinned_pipenvs,
+    unpinned_pipenv_file,
+)
 
 lock = lock_program()
 PIP_INDEX = "https://mirror.example.com/pypi/simple"
@@ -236,24 +244,17 @@ def test_every_pipenv_the_template_names_is_pinned_with_hashes(version):
     assert lock.pipenv_pins(PINS / f"{version}.txt", version) == text
 
 
-def test_the_unknown_pins_name_every_pinned_pipenv():
-    unknown = (PINS / "unknown.txt").read_text()
-    pinned = pinned_pipenvs()
-    assert unknown.splitlines()[2] == "# " + " ".join(pinned)
-
-
 def test_a_project_gets_the_pins_of_its_pipenv_or_a_file_that_says_there_are_none(bake, tmp_path):
     default = bake()
     pins = (default / "scripts" / "pipenv-requirements.txt").read_text()
     assert pins == (PINS / f"{DEFAULTS['pipenv_version']}.txt").read_text()
     # A project made before its pipenv had to be pinned (the pre-generation rule now refuses any
     # other), rendered as the file renders for it: it says so, and the lock program refuses it.
-    import jinja2
-
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader([REPO, REPO / "templates"]))
-    source = "{{cookiecutter.app_name}}/scripts/pipenv-requirements.txt"
-    text = environment.get_template(source).render(cookiecutter={"pipenv_version": "2025.0.4"})
+    text = unpinned_pipenv_file("2025.0.4")
     assert text.startswith("# No pipenv 2025.0.4 here: ") and "--hash" not in text
+    # It names every pinned release (the files beside it), and the newest in the command.
+    assert "\n# " + " ".join(pinned_pipenvs()) + "\n" in text
+    assert f'ANSWERS="pipenv_version={pinned_pipenvs()[-1]}"' in text
     unpinned = tmp_path / "pipenv-requirements.txt"
     unpinned.write_text(text)
     with pytest.raises(lock.LockError, match=r"pins no pipenv 2025\.0\.4 with hashes, and pipenv is installed only"):

@@ -11,7 +11,7 @@ from cookiecutter.prompt import prompt_for_config
 import tasks
 from hooks import post_gen_project as post
 from hooks import pre_gen_project as pre
-from tools.project import DEFAULTS, REPO, pinned_pipenvs
+from tools.project import DEFAULTS, REPO
 
 VARIABLES = [key for key in DEFAULTS if not key.startswith("_")]
 CHOICES = {key: value for key, value in DEFAULTS.items() if key in VARIABLES and isinstance(value, list)}
@@ -674,23 +674,21 @@ def test_the_quickstart_refuses_every_answer_given_that_is_wrong_by_itself_with_
 
 @pytest.mark.parametrize("spaces", ["dev, stage, prod", "only", "a,b", " sandbox , qa, uat ,live"])
 def test_the_jinja_facts_agree_with_the_hooks(spaces):
-    """templates/appstack.jinja (the generated files' stages and hostnames) and the pre-gen
-    hook's functions (the checks' and the tests') say the same for the same answers."""
+    """templates/appstack.jinja (the generated files' hostnames) and the pre-gen hook's functions
+    (its checks') say the same for the same answers."""
     import jinja2
 
     given = answers(hostspaces=spaces, app_name="orders", platform_domain="apps.example.org")
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "templates")))
     facts = environment.from_string(
         '{%- import "appstack.jinja" as appstack with context -%}'
-        "{% for space in appstack.hostspaces %}{{ space }} {{ appstack.stage(space) }} "
+        "{% for space in appstack.hostspaces %}{{ space }} "
         '{{ appstack.hostname(space) }} {{ appstack.hostname(space, "east") }}\n{% endfor %}'
     ).render(cookiecutter=given)
     assert facts.splitlines() == [
-        f"{space} {pre.stage(given, space)} {pre.platform_hostname(given, space)} "
-        f"{pre.platform_hostname(given, space, 'east')}"
+        f"{space} {pre.platform_hostname(given, space)} {pre.platform_hostname(given, space, 'east')}"
         for space in pre.hostspaces(given)
     ]
-    assert pre.stage(given, pre.hostspaces(given)[-1]) == "production"
     assert post.hostspaces(given) == pre.hostspaces(given)  # each hook has its copy: they run apart
 
 
@@ -758,7 +756,3 @@ def test_the_pvc_size_rule_and_the_charts_schema_agree(size):
     size_schema = schema["properties"]["persistence"]["properties"]["size"]
     definition = {**size_schema, "definitions": schema["definitions"]}
     assert pre.storage_quantity(size) == jsonschema.Draft7Validator(definition).is_valid(size)
-
-
-def test_the_pipenv_releases_accepted_are_those_the_template_pins_with_hashes():
-    assert sorted(pre.PINNED_PIPENV) == pinned_pipenvs()
