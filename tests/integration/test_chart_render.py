@@ -80,6 +80,13 @@ def test_helm_3_and_4_render_the_same_manifests(chart):
         # What checkov asks of every render: a fixed tag, pulled every time.
         ("image:\n  tag: latest\n", "tag"),
         ("image:\n  pullPolicy: IfNotPresent\n", "pullPolicy"),
+        # A zero request or limit is none: the pod loses what the platform's defaults guarantee it
+        # (checkov's CKV_K8S_10 failed on a render of the generative test's), nor is a zero /tmp one.
+        ("resources:\n  requests:\n    cpu: 0\n", "cpu"),
+        ("resources:\n  requests:\n    cpu: 0m\n", "cpu"),
+        ("resources:\n  limits:\n    memory: 0Mi\n", "memory"),
+        ("resources:\n  requests:\n    ephemeral-storage: 0\n", "ephemeral-storage"),
+        ("tmpSizeLimit: 0Mi\n", "tmpSizeLimit"),
     ],
 )
 def test_values_schema_rejects_bad_values(default_chart, tmp_path, version, bad, field):
