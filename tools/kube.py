@@ -289,38 +289,38 @@ class ApiServer:
         self.kubectl("apply", "--server-side", *[arg for path in files for arg in ("-f", path)])
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
-    def restricted_namespace(self, name, service_accounts=()):
-        """A namespace whose Pod Security level is restricted (enforced, and warned of, which
-        kubectl --warnings-as-errors turns into refusals), with its ServiceAccounts."""
-        namespace = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "labels": {
-                    f"pod-security.kubernetes.io/{mode}{suffix}": value
-                    for mode in ("enforce", "warn")
-                    for suffix, value in (("", "restricted"), ("-version", "latest"))
-                },
-            },
-        }
-        accounts = [
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": name}}
-            for account in ("default", *service_accounts)
-        ]
-        self.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [namespace, *accounts]})
-        )
+    def restricted_namespaces(self, accounts):
+        """Namespaces whose Pod Security level is restricted (enforced, and warned of, which
+        kubectl --warnings-as-errors turns into refusals), each with its ServiceAccounts
+        ({namespace: [account names]}; "default" is always there): one kubectl call for all."""
+        items = []
+        for name, service_accounts in accounts.items():
+            labels = {
+                f"pod-security.kubernetes.io/{mode}{suffix}": value
+                for mode in ("enforce", "warn")
+                for suffix, value in (("", "restricted"), ("-version", "latest"))
+            }
+            items.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+            items += [
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": name}}
+                for account in ("default", *service_accounts)
+            ]
+        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 
     def dry_run(self, renders):
         """The server's verdict on renders ({namespace: parsed manifests}): their objects and each
         Deployment's pod template as the Pod its ReplicaSet would make, each render in a restricted
-        namespace of its own, nothing kept. One call: the CompletedProcess of
-        `kubectl apply --dry-run=server`, warnings counted as refusals."""
+        namespace of its own, nothing kept. Two kubectl calls, whatever the number of renders: the
+        namespaces, then `kubectl apply --dry-run=server` of everything, whose CompletedProcess it
+        returns, warnings counted as refusals."""
+        self.restricted_namespaces(
+            {
+                namespace: [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"]
+                for namespace, objects in renders.items()
+            }
+        )
         items = []
         for namespace, objects in renders.items():
-            accounts = [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"]
-            self.restricted_namespace(namespace, accounts)
             objects = [{**o, "metadata": {**o["metadata"], "namespace": namespace}} for o in objects]
             items += objects
             for workload in objects:

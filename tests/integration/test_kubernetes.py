@@ -111,7 +111,7 @@ def cluster_project(default_project, api_server, tmp_path):
     project = tmp_path / default_project.name
     shutil.copytree(default_project, project)
     namespace = "demo-dev"
-    api_server.restricted_namespace(namespace, [default_project.name])
+    api_server.restricted_namespaces({namespace: [default_project.name]})
     kubeconfig = json.loads(api_server.kubeconfig.read_text())
     kubeconfig["contexts"][0]["context"]["namespace"] = namespace
     (tmp_path / "kubeconfig").write_text(json.dumps(kubeconfig))
