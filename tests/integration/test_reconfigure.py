@@ -18,8 +18,10 @@ from releases import (
     release_touching_every_template_file,
 )
 
-from tools.project import REPO
+from tools.project import REPO, lock_program
 from tools.release import newest_release
+
+project_python_version = lock_program().project_python_version
 
 
 @pytest.fixture
@@ -135,3 +137,22 @@ def test_answers_at_a_newer_release_take_the_release_for_the_templates_files_onl
     readme = (project / "README.md").read_text()
     assert MARK not in readme and "SCALE pipeline v4.7.2" in readme  # the answer, not the release
     assert json.loads((project / ".flask-appstack.json").read_text())["release"] == version
+
+
+def test_a_python_changed_in_the_pipfile_alone_is_refused_and_reconfigure_moves_the_project(project):
+    """source/Pipfile is the team's; the base image and the pipeline's Python are the template's.
+    A lock for a Python the image does not run is refused with the command that moves all three."""
+    edit(project / "source" / "Pipfile", 'python_version = "3.13"', 'python_version = "3.12"')
+    git(project, "commit", "-q", "-am", "Python 3.12, in the Pipfile only")
+    refused = make_plain(project, "lock")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Traceback" not in out, out
+    assert "source/Pipfile's [requires] says Python 3.12, but the project's python_version answer" in out
+    assert 'make reconfigure ANSWERS="python_version=3.12"' in out
+
+    moved = reconfigure(project, "python_version=3.12")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert recorded(project)["python_version"] == "3.12"
+    assert "library/python:3.12-slim" in (project / "Dockerfile").read_text()
+    assert str(pipeline(project)["extends"]["parameters"]["flask"]["python"]).startswith("3.12.")
+    assert project_python_version(project) == "3.12"  # what `make lock` reads now agrees

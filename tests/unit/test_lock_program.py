@@ -3,6 +3,7 @@ template (it holds no Jinja), as the post-generation hook and `make lock` run it
 (pipenv, an index, signals during a lock) are in test_lock.py and test_lock_failures.py."""
 
 import ast
+import json
 import os
 import re
 import signal
@@ -73,6 +74,24 @@ def test_a_full_python_version_in_the_pipfile_wins(tmp_path):
     pipfile.write_text('[packages]\npython_version = "3.1"\n')
     with pytest.raises(lock.LockError, match=r"no \[requires\] python_version"):
         lock.project_python_version(tmp_path)
+
+
+def test_a_pipfile_python_other_than_the_answer_is_refused_with_the_command_that_moves_the_project(tmp_path):
+    """source/Pipfile is the team's file, the Dockerfile's base image and the pipeline the
+    template's: a Python the team changes in the Pipfile alone would be locked for a Python the
+    image does not run. The answer is the one place to change it."""
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / "Pipfile").write_text('[requires]\npython_version = "3.12"\n')
+    assert lock.project_python_version(tmp_path) == "3.12"  # no .cruft.json: nothing to compare
+    answers = {"context": {"cookiecutter": {"python_version": "3.13"}}}
+    (tmp_path / ".cruft.json").write_text(json.dumps(answers))
+    with pytest.raises(lock.LockError) as refused:
+        lock.project_python_version(tmp_path)
+    assert "source/Pipfile's [requires] says Python 3.12, but the project's python_version answer" in str(refused.value)
+    assert 'make reconfigure ANSWERS="python_version=3.12"' in str(refused.value)
+    answers["context"]["cookiecutter"]["python_version"] = "3.12.4"  # the same minor release: agreed
+    (tmp_path / ".cruft.json").write_text(json.dumps(answers))
+    assert lock.project_python_version(tmp_path) == "3.12"
 
 
 def project_copy(default_project, tmp_path):

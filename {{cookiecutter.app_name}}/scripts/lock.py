@@ -86,7 +86,27 @@ def project_python_version(project):
     version = found.get("python_full_version") or found.get("python_version")
     if not version:
         raise LockError('source/Pipfile has no [requires] python_version: add one, e.g. python_version = "3.13"')
+    answered = answered_python_version(project)
+    if answered and minor_version(answered) != minor_version(version):
+        # The Pipfile is the team's file, the Dockerfile and the pipeline the template's: the one
+        # place to change the Python is the answer, which renders all three.
+        raise LockError(
+            f"source/Pipfile's [requires] says Python {version}, but the project's python_version answer "
+            f"(.cruft.json) is {answered}, whose base image the Dockerfile and azure-pipelines.yaml use: the image "
+            f'would refuse this lock. Move the project with `make reconfigure ANSWERS="python_version={version}"` '
+            f"(it changes all three), or put {minor_version(answered)} back in source/Pipfile"
+        )
     return version
+
+
+def answered_python_version(project):
+    """The python_version answer .cruft.json records, or None (a project without one)."""
+    try:
+        state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
+        answered = state["context"]["cookiecutter"]["python_version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return answered if isinstance(answered, str) else None
 
 
 def project_pipenv_version(project):
