@@ -292,6 +292,17 @@ def broken_values(project):
     append(project / f"chart/values-{FIRST_HOSTSPACE}.yaml", "resources: [unclosed\n")
 
 
+PRODUCTION = DEFAULTS["hostspaces"].split(",")[-1].strip()
+
+
+def a_hostname_changed_in_the_values_alone(project):
+    """The team's values file and the template's pipeline both name production's hostname."""
+    values = project / f"chart/values-{PRODUCTION}.yaml"
+    hostname = f"{DEFAULTS['app_name']}-{PRODUCTION}.{DEFAULTS['platform_domain']}"
+    assert f"hostname: {hostname}\n" in values.read_text()
+    values.write_text(values.read_text().replace(f"hostname: {hostname}\n", "hostname: renamed.example.org\n", 1))
+
+
 def trailing_spaces_in_the_pipeline(project):
     append(project / "azure-pipelines.yaml", "# a comment   \n")
 
@@ -318,6 +329,12 @@ DEFECTS = [
     (unused_import, "python-lint", "F401"),
     (unformatted_code, "python-lint", "--> source/api/planted.py"),
     (broken_values, "helm-lint", f"values-{FIRST_HOSTSPACE}.yaml"),
+    (
+        a_hostname_changed_in_the_values_alone,
+        "helm-lint",
+        f"chart/values-{PRODUCTION}.yaml serves no host {DEFAULTS['app_name']}-{PRODUCTION}."
+        f"{DEFAULTS['platform_domain']}, which azure-pipelines.yaml deploys it as",
+    ),
     (token_mounted_in_the_pods, "helm-unittest", "- mounts no API token"),
     (trailing_spaces_in_the_pipeline, "yaml-lint", "trailing-spaces"),
     (cd_in_a_run_step, "docker-lint", "DL3003"),

@@ -10,8 +10,9 @@ import pytest
 import yaml
 from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
 from chart_matrix import helm_values, layered
+from owners import ROWS, covers
 
-from tools.project import DEFAULTS, REPO
+from tools.project import DEFAULTS, REPO, tomllib
 
 EXPECTED_FILES = [
     "README.md",
@@ -52,6 +53,11 @@ def leftover(path, line):
     if "chart/templates" in path.as_posix():
         return "cookiecutter" in line
     return LEFTOVER.search(AZURE_EXPRESSION.sub("", line)) is not None
+
+
+def owner_of(path):
+    """(owner, the ownership table's row) of a generated file."""
+    return next((row["owner"], each) for row in ROWS for each in row["paths"] if covers(each, path))
 
 
 def text_files(project):
@@ -463,3 +469,75 @@ def test_generated_text_is_tidy(bake, answers):
             if blank > allowed:
                 untidy.append(f"{path.relative_to(project)}:{number}: {blank} blank lines")
     assert untidy == []
+
+
+# ---- a fact in a team's file and in a template's file ------------------------------------------
+# The team's files are never touched by a release; the template's are replaced. A fact both state
+# (from one answer) drifts apart when the team edits its file alone, so each such pair has a guard
+# that names the disagreement and the one command that changes both (`make reconfigure`), or is
+# a gap said here. The team's prose and example code (README.md, source/api/, source/tests/)
+# mention answers without stating facts the project runs on.
+SHARED_FACTS = {
+    ("python_version", "source/Pipfile"): "make lock and make install refuse a Pipfile Python other than the answer",
+    ("package_index", "source/Pipfile"): "make lock and make install refuse an index the Pipfile no longer names",
+    **{
+        (answer, "chart/values-<hostspace>.yaml"): "make helm-lint: each hostname azure-pipelines.yaml deploys "
+        "the hostspace as must be served"
+        for answer in ("app_name", "platform_domain", "custom_url", "hostspaces", "skip_hostspaces")
+    },
+    **{
+        (answer, "chart/values-<hostspace>.yaml"): "a gap: a DR site's hostname holds the region that "
+        "chart/defaults.yaml names, and nothing compares the two"
+        for answer in ("dr_active_region", "dr_passive_region")
+    },
+}
+TEAM_PROSE = ("README.md", "source/api/", "source/tests/")
+
+
+def data_of(path):
+    """The values a team's data file states: TOML and YAML leaves, other files' lines but comments."""
+    if path.name == "Pipfile":
+        document = tomllib.loads(path.read_text())
+    elif path.suffix == ".yaml":
+        document = yaml.safe_load(path.read_text())
+    else:
+        return [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    leaves, nodes = [], [document]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, dict):
+            nodes += node.values()
+        elif isinstance(node, list):
+            nodes += node
+        elif node is not None and not isinstance(node, bool):
+            leaves.append(str(node))
+    return leaves
+
+
+def as_stated(name, value):
+    """How an answer appears in files: Python as X.Y, an index without its scheme."""
+    if name == "python_version":
+        return ".".join(value.split(".")[:2])
+    return value.split("://", 1)[-1]
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
+def test_every_fact_a_teams_file_shares_with_a_template_file_has_a_guard(bake, answers):
+    project = bake(**answers)
+    stated = {
+        name: as_stated(name, value)
+        for name, value in answered(answers).items()
+        if isinstance(value, str) and len(value) >= 3
+    }
+    files = {str(path.relative_to(project)): path for path in project.rglob("*") if path.is_file()}
+    template = "\n".join(
+        path.read_text(errors="ignore") for name, path in files.items() if owner_of(name)[0] == "template"
+    )
+    shared = set()
+    for name, path in files.items():
+        who, row = owner_of(name)
+        if who != "team" or name.startswith(TEAM_PROSE) or name.endswith(".lock"):
+            continue
+        for leaf in data_of(path):
+            shared |= {(answer, row) for answer, value in stated.items() if value in leaf and value in template}
+    assert shared <= set(SHARED_FACTS), sorted(shared - set(SHARED_FACTS))

@@ -94,6 +94,28 @@ def test_a_pipfile_python_other_than_the_answer_is_refused_with_the_command_that
     assert lock.project_python_version(tmp_path) == "3.12"
 
 
+def test_a_package_index_the_pipfile_no_longer_names_is_refused_with_the_command_that_changes_both(tmp_path):
+    """The Dockerfile's PACKAGE_INDEX (the answer; the image installs pipenv from it, with the
+    token) must stay a [[source]] of source/Pipfile, the team's file."""
+    (tmp_path / "source").mkdir()
+    pipfile, dockerfile = tmp_path / "source" / "Pipfile", tmp_path / "Dockerfile"
+    dockerfile.write_text("ARG PACKAGE_INDEX=\n")
+    pipfile.write_text('[packages]\nflask = "*"\n')
+    lock.check_package_index(tmp_path)  # no index answered: the machine's, or the default one
+    dockerfile.write_text("ARG PACKAGE_INDEX=https://pkgs.example.org/simple\n")
+    private = '[[source]]\nname = "private"\nurl = "https://${PYPI_USER}:${PYPI_TOKEN}@pkgs.example.org/simple"\n'
+    pipfile.write_text(private + '\n[packages]\nflask = "*"\n')
+    lock.check_package_index(tmp_path)
+    pipfile.write_text('[[source]]\nname = "pypi"\nurl = "https://pypi.example.net/simple"\n')
+    with pytest.raises(lock.LockError) as refused:
+        lock.check_package_index(tmp_path)
+    message = str(refused.value)
+    assert "package index https://pkgs.example.org/simple (the package_index answer), which is no [[source]]" in message
+    assert (
+        "(https://pypi.example.net/simple)" in message and 'make reconfigure ANSWERS="package_index=<URL>"' in message
+    )
+
+
 def project_copy(default_project, tmp_path):
     copy = tmp_path / "project"
     for relative in ("Dockerfile", "source/Pipfile"):

@@ -118,6 +118,27 @@ def project_pipenv_version(project):
     return found[1]
 
 
+def check_package_index(project):
+    """The Dockerfile's `ARG PACKAGE_INDEX=` (the package_index answer: the image installs pipenv
+    from it, with the token) must be a [[source]] of source/Pipfile, the team's file, or the image
+    would build from an index the lock does not name."""
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    found = re.search(r"^ARG PACKAGE_INDEX=(\S*)\s*$", dockerfile, re.MULTILINE)
+    index = found[1] if found else ""
+    pipfile = (project / "source" / "Pipfile").read_text(encoding="utf-8")
+    sources = [
+        url.replace("${PYPI_USER}:${PYPI_TOKEN}@", "")
+        for url in re.findall(r'^url\s*=\s*"([^"]*)"', pipfile, re.MULTILINE)
+    ]
+    if index and index not in sources:
+        raise LockError(
+            f"the Dockerfile installs from the package index {index} (the package_index answer), which is no "
+            f"[[source]] of source/Pipfile ({', '.join(sources) or 'none'}): the image would build from an index "
+            f'the lock does not name. Change the index with `make reconfigure ANSWERS="package_index=<URL>"` (it '
+            "changes both), or put its [[source]] back in source/Pipfile"
+        )
+
+
 # ---- the project's Python ---------------------------------------------------------------
 
 
@@ -673,6 +694,7 @@ def pipenv_step(project, environ, python, args, saying):
     what ran ("with pipenv V for Python X.Y.Z")."""
     version = project_pipenv_version(project)
     wanted = project_python_version(project)
+    check_package_index(project)
     target = (Path(python), python_version(python)) if python else find_python(wanted, environ)
     if target is None or target[1] is None:
         raise LockError(f"{python} does not run" if python else missing_python(wanted, args[0]))
