@@ -92,9 +92,10 @@ def project_python_version(project):
         # place to change the Python is the answer, which renders all three.
         raise LockError(
             f"source/Pipfile's [requires] says Python {version}, but the project's python_version answer "
-            f"(.cruft.json) is {answered}, whose base image the Dockerfile and azure-pipelines.yaml use: the image "
-            f'would refuse this lock. Move the project with `make reconfigure ANSWERS="python_version={version}"` '
-            f"(it changes all three), or put {minor_version(answered)} back in source/Pipfile"
+            f"(.cruft.json) is {answered}, which the Dockerfile's base image and azure-pipelines.yaml's "
+            "flask.python follow: the image would refuse this lock. Move the project with "
+            f'`make reconfigure ANSWERS="python_version={version}"` (it changes all three), or put '
+            f"{minor_version(answered)} back in source/Pipfile"
         )
     return version
 
