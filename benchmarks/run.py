@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hooks/ and tools
 from benchmarks.figures import row, seconds, update_figures  # noqa: E402
 from tools.cache import run  # noqa: E402
 from tools.net import free_port, send_slowly  # noqa: E402
-from tools.project import DEFAULTS, REPO, lock_program, pipenv_pins, pipfile_requirements  # noqa: E402
+from tools.project import DEFAULTS, REPO, cached_pipenv, lock_program, pipfile_requirements  # noqa: E402
 from tools.venvs import cached_venv  # noqa: E402
 
 BARE_APP = """from flask import Flask
@@ -270,6 +270,15 @@ def slow_clients_survived(venv, source, probe_timeout, step, limit, probes=5):
     return survived
 
 
+def pipenv_or_exit():
+    """The default answers' pipenv in lock.py's cache (tools.project.cached_pipenv), or exit naming
+    the missing Python."""
+    cached = cached_pipenv()
+    if cached is None:
+        sys.exit(f"bench: no Python {DEFAULTS['python_version']} on PATH or in pyenv, which the lock figures need")
+    return cached
+
+
 def lock_ratio(tmp, rounds=3):
     """(bare pipenv lock s, post-gen lock s) for the default answers, pipenv already cached.
 
@@ -281,8 +290,7 @@ def lock_ratio(tmp, rounds=3):
     project = tmp / "lock" / "flask-app"
     run(bake(tmp / "lock"))
     program = [sys.executable, str(project / "scripts" / "lock.py"), "lock"]
-    target = lock.find_python(DEFAULTS["python_version"])
-    venv = lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target, pins=pipenv_pins(DEFAULTS["pipenv_version"]))
+    venv, target = pipenv_or_exit()
     source = tmp / "bare"
     source.mkdir()
     (source / "Pipfile").write_text((project / "source" / "Pipfile").read_text())
@@ -490,9 +498,7 @@ def first_generate_rows(tmp, rounds):
     (the user's, given the default answers' pipenv first) and with a fresh XDG_CACHE_HOME."""
     load = os.getloadavg()[0]
     template, _ = released_template(tmp / "generate-template")
-    lock = lock_program()
-    target = lock.find_python(DEFAULTS["python_version"])
-    lock.ensure_pipenv(DEFAULTS["pipenv_version"], *target, pins=pipenv_pins(DEFAULTS["pipenv_version"]))  # warm
+    pipenv_or_exit()  # warm
     sides = {"first generate": "warm", "first generate, cold cache": "cold"}
     times = {name: {"first": [], "again": [], "line": []} for name in sides}
     for number in range(rounds):

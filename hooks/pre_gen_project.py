@@ -12,11 +12,12 @@ this hook runs; one that already holds files (after `cookiecutter -f`) is a proj
 works on, and generating over it is refused (`refusal`), pointing to `make update`, which
 takes a template's changes into a project with a three-way merge.
 
-Cookiecutter renders this file with Jinja before running it. Only `main()` holds a Jinja
-expression, and it brings the answers in as JSON data (`tojson`), never as Python source:
-no answer can execute code or break this file. The rest sits in a Jinja raw block, so the
-tests import the file unrendered (importlib) and call the same functions. Standard
-library only: the hook runs in cookiecutter's own interpreter.
+Cookiecutter renders this file with Jinja before running it. Two places hold a Jinja
+expression: `main()`, which brings the answers in as JSON data (`tojson`), never as Python
+source, so no answer can execute code or break this file; and PINNED_PIPENV, the names of the
+template's own files. The rest sits in Jinja raw blocks, so the tests import the file
+unrendered and call the same functions. Standard library only: the hook runs in
+cookiecutter's own interpreter.
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
@@ -231,12 +232,13 @@ def pinned_pipenvs(rendered, here=__file__):
     templates/pipenv/ (made by tools/pipenv_pins.py), the only ones scripts/lock.py and the image
     build install. That folder names them: cookiecutter renders their names into `rendered` (the
     template's Jinja extension reads the folder); this file imported as the template holds it
-    (tasks.py, the tests), `rendered` is still Jinja, and the folder lies beside it."""
+    (`from hooks import ...` in tasks.py and the tests, with the template's folder on sys.path),
+    `rendered` is still Jinja, and the extension's module reads the folder beside it."""
     if not rendered.startswith("{{"):
         return tuple(rendered.split())
-    folder = os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir, "templates", "pipenv")
-    names = [name[: -len(".txt")] for name in os.listdir(folder) if name.endswith(".txt") and name != "unknown.txt"]
-    return tuple(sorted(names, key=lambda name: [int(part) for part in name.split(".")]))
+    from flask_appstack_identity import pinned_pipenvs as listed
+
+    return tuple(listed(os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir)))
 
 
 # {% endraw %}

@@ -34,6 +34,11 @@ def covers(row, path):
     return path.startswith(pattern) if pattern.endswith("/") else fnmatch.fnmatchcase(path, pattern)
 
 
+def owner_of(path):
+    """(owner, the table's row that names it) of the generated file `path`."""
+    return next((row["owner"], each) for row in ROWS for each in row["paths"] if covers(each, path))
+
+
 def cruft_skip():
     """TEAM_PATHS as cruft's skip list: directories without their "/", hostspaces as a glob."""
     return [path.rstrip("/").replace("<hostspace>", "*") for path in TEAM_PATHS]

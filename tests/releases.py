@@ -13,7 +13,9 @@ from tools.cache import run
 from tools.project import DEFAULTS, REPO
 from tools.release import newest_release
 
-IGNORED = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".cache", "build")
+IGNORED = shutil.ignore_patterns(
+    ".git", ".venv", "__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".cache", "build"
+)
 TEMPLATE_DIR = "{{cookiecutter.app_name}}"
 
 # A CHANGELOG whose newest release (2.0.0) is tagged, and the same with a new section (2.1.0).
@@ -55,10 +57,16 @@ def cruft(cwd, *args):
     return run(["cruft", *args], check=False, cwd=cwd)
 
 
+def copy_template(path):
+    """The template as it is in this working tree, copied to `path` (no git, caches or venv)."""
+    shutil.copytree(REPO, path, ignore=IGNORED)
+    return path
+
+
 def make_template_repo(path):
     """A git repository at `path` holding the template as it is in this working tree, released:
     its commit tagged with the CHANGELOG's newest release, as CI tags it."""
-    shutil.copytree(REPO, path, ignore=IGNORED)
+    copy_template(path)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "the template as it is")

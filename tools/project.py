@@ -60,6 +60,18 @@ def pipenv_pins(version):
     return PIPENV_PINS / f"{version}.txt"
 
 
+def cached_pipenv(python=None, version=None):
+    """(venv, (executable, X.Y.Z)): pipenv `version` (the default answer's) for Python `python`
+    (the default answer's), installed from the template's pins into lock.py's cache as a lock
+    installs it (once per machine). None where no such Python is on PATH or in pyenv."""
+    import os
+
+    lock = lock_program()
+    version = version or DEFAULTS["pipenv_version"]
+    target = lock.find_python(python or DEFAULTS["python_version"])
+    return None if target is None else (lock.ensure_pipenv(version, *target, os.environ, pipenv_pins(version)), target)
+
+
 def unpinned_pipenv_file(version):
     """scripts/pipenv-requirements.txt as it renders for a project whose pipenv `version` the
     template does not pin (templates/pipenv/unknown.txt; the pre-generation rule refuses such a

@@ -31,7 +31,13 @@ from releases import cookiecutter_config, make_template_repo
 
 from tools.net import silent_server
 from tools.private_index import PrivateIndex, index_wheels
-from tools.project import DEFAULTS, REPO, lock_program, pipenv_pins, pipfile_requirements, unpinned_pipenv_file
+from tools.project import (
+    DEFAULTS,
+    REPO,
+    cached_pipenv,
+    pipfile_requirements,
+    unpinned_pipenv_file,
+)
 
 APP = "unlucky"
 HOW_TO_LOCK = "Lock before the first push"
@@ -225,12 +231,10 @@ def read_only_tree(path):
 def pipenv_for_python_3_11():
     """The default pipenv for Python 3.11 (the private index's wheels are 3.11's), installed
     into lock.py's cache as a lock installs it."""
-    program = lock_program()
-    target = program.find_python("3.11")
-    if target is None:
+    cached = cached_pipenv("3.11")
+    if cached is None:
         pytest.skip("no Python 3.11 on PATH or in pyenv")
-    version = DEFAULTS["pipenv_version"]
-    return program.ensure_pipenv(version, *target, os.environ, pipenv_pins(version))
+    return cached[0]
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -481,10 +485,10 @@ def test_the_quickstart_stopped_while_writing_prints_the_mark_and_its_command_co
 def pipenv_in_the_cache():
     """The default pipenv, installed into lock.py's cache as a lock installs it (once per machine):
     a test's time limit then falls on the lock, not on that install."""
-    program = lock_program()
-    target = program.find_python(DEFAULTS["python_version"])
-    version = DEFAULTS["pipenv_version"]
-    return program.ensure_pipenv(version, *target, os.environ, pipenv_pins(version))
+    cached = cached_pipenv()
+    if cached is None:
+        pytest.skip(f"no Python {DEFAULTS['python_version']} on PATH or in pyenv")
+    return cached[0]
 
 
 @pytest.mark.parametrize("way", WAYS)

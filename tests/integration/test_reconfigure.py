@@ -21,7 +21,7 @@ from releases import (
 from tools.project import REPO, lock_program
 from tools.release import newest_release
 
-project_python_version = lock_program().project_python_version
+check_pipfile_follows_the_answers = lock_program().check_pipfile_follows_the_answers
 
 
 @pytest.fixture
@@ -147,12 +147,14 @@ def test_a_python_changed_in_the_pipfile_alone_is_refused_and_reconfigure_moves_
     refused = make_plain(project, "lock")
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "Traceback" not in out, out
-    assert "source/Pipfile's [requires] says Python 3.12, but the project's python_version answer" in out
+    assert "source/Pipfile's [requires] says Python 3.12, but the Dockerfile's base image is Python 3.13" in out
     assert 'make reconfigure ANSWERS="python_version=3.12"' in out
+    doctor = make_plain(project, "doctor")  # where the refusal sends a team with no Python 3.12: no traceback
+    assert "Python 3.12" in doctor.stdout and "Traceback" not in doctor.stdout + doctor.stderr, doctor.stderr
 
     moved = reconfigure(project, "python_version=3.12")
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert recorded(project)["python_version"] == "3.12"
     assert "library/python:3.12-slim" in (project / "Dockerfile").read_text()
     assert str(pipeline(project)["extends"]["parameters"]["flask"]["python"]).startswith("3.12.")
-    assert project_python_version(project) == "3.12"  # what `make lock` reads now agrees
+    check_pipfile_follows_the_answers(project, "3.12")  # what `make lock` checks now agrees

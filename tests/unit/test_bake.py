@@ -10,7 +10,7 @@ import pytest
 import yaml
 from answers import COMBINATIONS, DEFAULT_ANSWERS, NON_DEFAULT, PRIVATE_INDEX, answered, combination_id
 from chart_matrix import helm_values, layered
-from owners import ROWS, covers
+from owners import owner_of
 
 from tools.project import DEFAULTS, REPO, tomllib
 
@@ -53,11 +53,6 @@ def leftover(path, line):
     if "chart/templates" in path.as_posix():
         return "cookiecutter" in line
     return LEFTOVER.search(AZURE_EXPRESSION.sub("", line)) is not None
-
-
-def owner_of(path):
-    """(owner, the ownership table's row) of a generated file."""
-    return next((row["owner"], each) for row in ROWS for each in row["paths"] if covers(each, path))
 
 
 def text_files(project):

@@ -9,6 +9,7 @@ import pytest
 from answers import COMBINATIONS, combination_id
 from markdown_text import broken_links, level, prose_lines, section
 from owners import covers
+from releases import copy_template
 
 README_MAX_LINES = 150
 DOCS_PAGES = ["configuration.md", "local-development.md", "pipeline.md", "kubernetes.md", "updates.md"]
@@ -86,14 +87,9 @@ def test_no_section_is_left_empty(project):
 def test_who_owns_what_is_written_once_and_every_document_follows(tmp_path):
     """The generated README's table, docs/updates.md's lists and pyproject.toml's skip list are
     rendered from templates/ownership.jinja: a path added there reaches all three."""
-    import shutil
-
     from cookiecutter.main import cookiecutter
 
-    from tools.project import REPO
-
-    template = tmp_path / "template"
-    shutil.copytree(REPO, template, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache"))
+    template = copy_template(tmp_path / "template")
     ownership = template / "templates" / "ownership.jinja"
     row = '{"paths": ["notes/"], "owner": "team", "what": "the team\'s notes"},\n'
     text = ownership.read_text()

@@ -3,7 +3,6 @@ template (it holds no Jinja), as the post-generation hook and `make lock` run it
 (pipenv, an index, signals during a lock) are in test_lock.py and test_lock_failures.py."""
 
 import ast
-import json
 import os
 import re
 import signal
@@ -76,22 +75,25 @@ def test_a_full_python_version_in_the_pipfile_wins(tmp_path):
         lock.project_python_version(tmp_path)
 
 
-def test_a_pipfile_python_other_than_the_answer_is_refused_with_the_command_that_moves_the_project(tmp_path):
+def test_a_pipfile_python_other_than_the_base_images_is_refused_with_the_command_that_moves_the_project(tmp_path):
     """source/Pipfile is the team's file, the Dockerfile's base image and the pipeline the
     template's: a Python the team changes in the Pipfile alone would be locked for a Python the
     image does not run. The answer is the one place to change it."""
     (tmp_path / "source").mkdir()
     (tmp_path / "source" / "Pipfile").write_text('[requires]\npython_version = "3.12"\n')
-    assert lock.project_python_version(tmp_path) == "3.12"  # no .cruft.json: nothing to compare
-    answers = {"context": {"cookiecutter": {"python_version": "3.13"}}}
-    (tmp_path / ".cruft.json").write_text(json.dumps(answers))
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("ARG BASE_IMAGE=registry.example.com/library/python:3.13-slim\nARG PACKAGE_INDEX=\n")
+    assert lock.project_python_version(tmp_path) == "3.12"  # reading it is no check (make doctor reads it)
     with pytest.raises(lock.LockError) as refused:
-        lock.project_python_version(tmp_path)
-    assert "source/Pipfile's [requires] says Python 3.12, but the project's python_version answer" in str(refused.value)
+        lock.check_pipfile_follows_the_answers(tmp_path, "3.12")
+    assert "source/Pipfile's [requires] says Python 3.12, but the Dockerfile's base image is Python 3.13" in str(
+        refused.value
+    )
     assert 'make reconfigure ANSWERS="python_version=3.12"' in str(refused.value)
-    answers["context"]["cookiecutter"]["python_version"] = "3.12.4"  # the same minor release: agreed
-    (tmp_path / ".cruft.json").write_text(json.dumps(answers))
-    assert lock.project_python_version(tmp_path) == "3.12"
+    lock.check_pipfile_follows_the_answers(tmp_path, "3.13.1")  # the same minor release: agreed
+
+
+PYTHON = "3.13"
 
 
 def test_a_package_index_the_pipfile_no_longer_names_is_refused_with_the_command_that_changes_both(tmp_path):
@@ -99,16 +101,21 @@ def test_a_package_index_the_pipfile_no_longer_names_is_refused_with_the_command
     token) must stay a [[source]] of source/Pipfile, the team's file."""
     (tmp_path / "source").mkdir()
     pipfile, dockerfile = tmp_path / "source" / "Pipfile", tmp_path / "Dockerfile"
-    dockerfile.write_text("ARG PACKAGE_INDEX=\n")
+    image = "ARG BASE_IMAGE=registry.example.com/library/python:3.13-slim\n"
+    dockerfile.write_text(image + "ARG PACKAGE_INDEX=\n")
     pipfile.write_text('[packages]\nflask = "*"\n')
-    lock.check_package_index(tmp_path)  # no index answered: the machine's, or the default one
-    dockerfile.write_text("ARG PACKAGE_INDEX=https://pkgs.example.org/simple\n")
+    lock.check_pipfile_follows_the_answers(tmp_path, PYTHON)  # no index answered: the machine's, or the default one
+    dockerfile.write_text(image + "ARG PACKAGE_INDEX=https://pkgs.example.org/simple\n")
     private = '[[source]]\nname = "private"\nurl = "https://${PYPI_USER}:${PYPI_TOKEN}@pkgs.example.org/simple"\n'
     pipfile.write_text(private + '\n[packages]\nflask = "*"\n')
-    lock.check_package_index(tmp_path)
+    lock.check_pipfile_follows_the_answers(tmp_path, PYTHON)
+    pipfile.write_text(
+        private.replace("${PYPI_USER}:${PYPI_TOKEN}", "$PYPI_USER:$PYPI_TOKEN")
+    )  # as pipenv reads it too
+    lock.check_pipfile_follows_the_answers(tmp_path, PYTHON)
     pipfile.write_text('[[source]]\nname = "pypi"\nurl = "https://pypi.example.net/simple"\n')
     with pytest.raises(lock.LockError) as refused:
-        lock.check_package_index(tmp_path)
+        lock.check_pipfile_follows_the_answers(tmp_path, PYTHON)
     message = str(refused.value)
     assert "package index https://pkgs.example.org/simple (the package_index answer), which is no [[source]]" in message
     assert (
@@ -270,10 +277,13 @@ def test_old_pipenv_is_pinned_with_the_virtualenv_and_setuptools_it_needs():
     assert pipenv_requirements("2026.10.3") == ["pipenv==2026.10.3"]
 
 
-@pytest.mark.parametrize("version", [DEFAULTS["pipenv_version"], "2022.7.24"], ids=["default", "the-platforms"])
+def test_the_default_pipenv_and_the_one_the_platform_documents_are_pinned():
+    assert {DEFAULTS["pipenv_version"], "2022.7.24"} <= set(pinned_pipenvs())
+
+
+@pytest.mark.parametrize("version", pinned_pipenvs())
 def test_every_pipenv_the_template_names_is_pinned_with_hashes(version):
-    """The default pipenv_version and the platform's pipenv have a file: every requirement in it
-    pinned to one version (per Python: a marker) with the sha256 of its wheels, made from
+    """Each pinned pipenv's file (templates/pipenv/): every requirement in it pinned to one version (per Python: a marker) with the sha256 of its wheels, made from
     pipenv_requirements (its header says so)."""
     text = (PINS / f"{version}.txt").read_text()
     entries = pinned_requirements(text)

@@ -86,51 +86,48 @@ def project_python_version(project):
     version = found.get("python_full_version") or found.get("python_version")
     if not version:
         raise LockError('source/Pipfile has no [requires] python_version: add one, e.g. python_version = "3.13"')
-    answered = answered_python_version(project)
-    if answered and minor_version(answered) != minor_version(version):
-        # The Pipfile is the team's file, the Dockerfile and the pipeline the template's: the one
-        # place to change the Python is the answer, which renders all three.
-        raise LockError(
-            f"source/Pipfile's [requires] says Python {version}, but the project's python_version answer "
-            f"(.cruft.json) is {answered}, which the Dockerfile's base image and azure-pipelines.yaml's "
-            "flask.python follow: the image would refuse this lock. Move the project with "
-            f'`make reconfigure ANSWERS="python_version={version}"` (it changes all three), or put '
-            f"{minor_version(answered)} back in source/Pipfile"
-        )
     return version
 
 
-def answered_python_version(project):
-    """The python_version answer .cruft.json records, or None (a project without one)."""
-    try:
-        state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
-        answered = state["context"]["cookiecutter"]["python_version"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return answered if isinstance(answered, str) else None
+def dockerfile_arg(project, name):
+    """The default of the Dockerfile's `ARG <name>=<value>` ("" for none), or None without the line."""
+    found = re.search(rf"^ARG {name}=(\S*)\s*$", (project / "Dockerfile").read_text(encoding="utf-8"), re.MULTILINE)
+    return found[1] if found else None
 
 
 def project_pipenv_version(project):
     """The pipenv the image installs: the Dockerfile's `ARG PIPENV_VERSION=<version>`."""
-    dockerfile = project / "Dockerfile"
-    found = re.search(r"^ARG PIPENV_VERSION=(\S+)\s*$", dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
-    if not found:
-        raise LockError(f"{dockerfile} has no `ARG PIPENV_VERSION=<version>` line: put it back (make update)")
-    return found[1]
+    version = dockerfile_arg(project, "PIPENV_VERSION")
+    if not version:
+        raise LockError(
+            f"{project / 'Dockerfile'} has no `ARG PIPENV_VERSION=<version>` line: put it back (make update)"
+        )
+    return version
 
 
-def check_package_index(project):
-    """The Dockerfile's `ARG PACKAGE_INDEX=` (the package_index answer: the image installs pipenv
-    from it, with the token) must be a [[source]] of source/Pipfile, the team's file, or the image
-    would build from an index the lock does not name."""
-    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
-    found = re.search(r"^ARG PACKAGE_INDEX=(\S*)\s*$", dockerfile, re.MULTILINE)
-    index = found[1] if found else ""
+def pipfile_sources(project):
+    """[(url, url without credentials)] of source/Pipfile's [[source]] entries."""
     pipfile = (project / "source" / "Pipfile").read_text(encoding="utf-8")
-    sources = [
-        url.replace("${PYPI_USER}:${PYPI_TOKEN}@", "")
-        for url in re.findall(r'^url\s*=\s*"([^"]*)"', pipfile, re.MULTILINE)
+    return [
+        (url, re.sub(r"//[^/@]*@", "//", url)) for url in re.findall(r'^url\s*=\s*"([^"]+)"', pipfile, re.MULTILINE)
     ]
+
+
+def check_pipfile_follows_the_answers(project, python):
+    """source/Pipfile is the team's file; the Dockerfile and the pipeline are the template's,
+    rendered from the answers. What both state must agree, or the image would refuse the lock or
+    build from an index the lock does not name: the Pipfile's Python (`python`) is the base
+    image's, and the Dockerfile's PACKAGE_INDEX (pipenv comes from it, with the token) is one of
+    the Pipfile's sources. The one place to change either is the answer, which renders both."""
+    image = re.search(r"python:([0-9]+\.[0-9]+)", dockerfile_arg(project, "BASE_IMAGE") or "")
+    if image and image[1] != minor_version(python):
+        raise LockError(
+            f"source/Pipfile's [requires] says Python {python}, but the Dockerfile's base image is Python "
+            f"{image[1]} (the python_version answer, which azure-pipelines.yaml's flask.python follows too): the "
+            f'image would refuse this lock. Move the project with `make reconfigure ANSWERS="python_version={python}"` '
+            f"(it changes all three), or put {image[1]} back in source/Pipfile"
+        )
+    index, sources = dockerfile_arg(project, "PACKAGE_INDEX"), [plain for _, plain in pipfile_sources(project)]
     if index and index not in sources:
         raise LockError(
             f"the Dockerfile installs from the package index {index} (the package_index answer), which is no "
@@ -460,9 +457,7 @@ def index_problems(project, environ, network):
     cert = {**network, **environ}.get("PIP_CERT")
     context = ssl.create_default_context(cafile=cert) if cert and Path(cert).is_file() else None
     problems = []
-    pipfile = (project / "source" / "Pipfile").read_text(encoding="utf-8")
-    for url in re.findall(r'^url = "([^"]+)"', pipfile, flags=re.MULTILINE):
-        plain = re.sub(r"//[^/@]*@", "//", url)
+    for url, plain in pipfile_sources(project):
         wants = re.findall(r"\$\{?(\w+)", url.split("//", 1)[-1].split("/", 1)[0])
         unset = [name for name in wants if not environ.get(name)]
         if unset:
@@ -695,7 +690,7 @@ def pipenv_step(project, environ, python, args, saying):
     what ran ("with pipenv V for Python X.Y.Z")."""
     version = project_pipenv_version(project)
     wanted = project_python_version(project)
-    check_package_index(project)
+    check_pipfile_follows_the_answers(project, wanted)
     target = (Path(python), python_version(python)) if python else find_python(wanted, environ)
     if target is None or target[1] is None:
         raise LockError(f"{python} does not run" if python else missing_python(wanted, args[0]))
