@@ -303,6 +303,16 @@ def a_hostname_changed_in_the_values_alone(project):
     values.write_text(values.read_text().replace(f"hostname: {hostname}\n", "hostname: renamed.example.org\n", 1))
 
 
+def a_dr_region_changed_in_the_values_alone(project):
+    """The team's values file names each DR site's hostname; the template's defaults.yaml, its region."""
+    values = project / f"chart/values-{PRODUCTION}.yaml"
+    hostname = f"{DEFAULTS['app_name']}-{PRODUCTION}.{DEFAULTS['dr_passive_region']}.{DEFAULTS['platform_domain']}"
+    assert f"hostname: {hostname}\n" in values.read_text()
+    values.write_text(
+        values.read_text().replace(hostname, hostname.replace(f".{DEFAULTS['dr_passive_region']}.", ".north."), 1)
+    )
+
+
 def trailing_spaces_in_the_pipeline(project):
     append(project / "azure-pipelines.yaml", "# a comment   \n")
 
@@ -334,6 +344,12 @@ DEFECTS = [
         "helm-lint",
         f"chart/values-{PRODUCTION}.yaml serves no host {DEFAULTS['app_name']}-{PRODUCTION}."
         f"{DEFAULTS['platform_domain']}, which azure-pipelines.yaml deploys it as",
+    ),
+    (
+        a_dr_region_changed_in_the_values_alone,
+        "helm-lint",
+        f"chart/values-{PRODUCTION}.yaml gives the DR passive site the hostname {DEFAULTS['app_name']}-{PRODUCTION}."
+        f"north.{DEFAULTS['platform_domain']}, which names no region {DEFAULTS['dr_passive_region']}",
     ),
     (token_mounted_in_the_pods, "helm-unittest", "- mounts no API token"),
     (trailing_spaces_in_the_pipeline, "yaml-lint", "trailing-spaces"),

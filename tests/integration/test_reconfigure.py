@@ -158,3 +158,17 @@ def test_a_python_changed_in_the_pipfile_alone_is_refused_and_reconfigure_moves_
     assert "library/python:3.12-slim" in (project / "Dockerfile").read_text()
     assert str(pipeline(project)["extends"]["parameters"]["flask"]["python"]).startswith("3.12.")
     check_pipfile_follows_the_answers(project, "3.12")  # what `make lock` checks now agrees
+
+
+def test_a_dr_region_moves_the_sites_hostnames_in_the_teams_values_files_too(project):
+    """A DR site's region is in the template's chart/defaults.yaml and, in each hostspace's
+    hostname of that site, in the team's values files: `make helm-lint` names the two apart and
+    sends the team here, where one command changes both."""
+    moved = reconfigure(project, "dr_passive_region=north")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert recorded(project)["dr_passive_region"] == "north"
+    assert "region: north\n" in (project / "chart" / "defaults.yaml").read_text()
+    for hostspace in ("dev", "stage", "prod"):
+        sites = yaml.safe_load((project / "chart" / f"values-{hostspace}.yaml").read_text())["dr"]["sites"]
+        assert sites["passive"]["hostname"] == f"orders-{hostspace}.north.scale.example.com"
+        assert sites["active"]["hostname"] == f"orders-{hostspace}.east.scale.example.com"

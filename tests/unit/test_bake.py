@@ -481,8 +481,8 @@ SHARED_FACTS = {
         for answer in ("app_name", "platform_domain", "custom_url", "hostspaces", "skip_hostspaces")
     },
     **{
-        (answer, "chart/values-<hostspace>.yaml"): "a gap: a DR site's hostname holds the region that "
-        "chart/defaults.yaml names, and nothing compares the two"
+        (answer, "chart/values-<hostspace>.yaml"): "make helm-lint: each DR site's hostname must name the "
+        "site's region, which chart/defaults.yaml holds"
         for answer in ("dr_active_region", "dr_passive_region")
     },
 }
