@@ -1,4 +1,5 @@
-"""The template's identity (canonical URL, release, commit, the pipenvs it pins), as its files read it.
+"""The template's identity (canonical URL, release, commit, the pipenvs it pins, the chart's
+rules some answers follow), as its files read it.
 
 cookiecutter loads `TemplateIdentity` from here (cookiecutter.json's `_extensions`): Jinja's
 `template_identity(...)` in the template's files. A top-level module with a name of its own,
@@ -11,6 +12,7 @@ release tags and of the CHANGELOG from here.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -99,12 +101,28 @@ def pinned_pipenvs(root):
     return sorted(names, key=version_key)
 
 
+# The definitions of the chart's values.schema.json that answers become values under (pvc_size is
+# persistence.size, pvc_mount_path persistence.mountPath): the pre-generation hook checks those
+# answers by them, so that what it accepts the chart takes.
+CHART_RULES = ("byteQuantity", "mountPath")
+
+
+def chart_rules(root):
+    """{name: definition} of CHART_RULES in the chart's values.schema.json of the checkout at
+    `root` ({} where it has none, as a checkout made up for a test of the identity)."""
+    schema = Path(root, "{{cookiecutter.app_name}}", "chart", "values.schema.json")
+    if not schema.is_file():
+        return {}
+    definitions = json.loads(schema.read_text(encoding="utf-8"))["definitions"]
+    return {name: definitions[name] for name in CHART_RULES}
+
+
 def identity_of(root, given):
-    """{"template", "release", "commit", "checkout", "pipenvs"} of the template checkout at
-    `root`. The release is the release tag on the checkout's commit, and only that: a commit
-    after a release (main, a branch) is no release, and records none (""), only its commit.
+    """{"template", "release", "commit", "checkout", "pipenvs", "chart_rules"} of the template
+    checkout at `root`. The release is the release tag on the checkout's commit, and only that: a
+    commit after a release (main, a branch) is no release, and records none (""), only its commit.
     `checkout` is what cruft checks out to start from it: that tag, else the commit. `pipenvs`
-    are the pipenv releases it pins (pinned_pipenvs)."""
+    are the pipenv releases it pins (pinned_pipenvs); `chart_rules`, chart_rules()."""
     # One git process for both (each costs a bake a fork and git's start): the commits of HEAD
     # and of every tag, an annotated tag's being the commit it names (`^{}`); show-ref is
     # plumbing, whose output no user setting changes.
@@ -120,6 +138,7 @@ def identity_of(root, given):
         "commit": commit,
         "checkout": tag or commit,
         "pipenvs": pinned_pipenvs(root),
+        "chart_rules": chart_rules(root),
     }
 
 
@@ -134,7 +153,7 @@ def identity(given=""):
     (a copy the same as the imported file is not loaded again)."""
     root = template_root(Path.cwd())
     if root is None:
-        return {"template": given, "release": "", "commit": "", "checkout": "", "pipenvs": []}
+        return {"template": given, "release": "", "commit": "", "checkout": "", "pipenvs": [], "chart_rules": {}}
     copy = root / Path(__file__).name
     if copy.read_bytes() == IMPORTED_SOURCE:
         return identity_of(root, given)

@@ -12,11 +12,11 @@ this hook runs; one that already holds files (after `cookiecutter -f`) is a proj
 works on, and generating over it is refused (`refusal`), pointing to `make update`, which
 takes a template's changes into a project with a three-way merge.
 
-Cookiecutter renders this file with Jinja before running it. Two places hold a Jinja
+Cookiecutter renders this file with Jinja before running it. Three places hold a Jinja
 expression: `main()`, which brings the answers in as JSON data (`tojson`), never as Python
-source, so no answer can execute code or break this file; and PINNED_PIPENV, the names of the
-template's own files. The rest sits in Jinja raw blocks, so the tests import the file
-unrendered and call the same functions. Standard library only: the hook runs in
+source, so no answer can execute code or break this file; PINNED_PIPENV, the names of the
+template's own files; and CHART_RULES, the chart's schema definitions some answers follow. The
+rest sits in Jinja raw blocks, so the tests import the file unrendered and call the same functions. Standard library only: the hook runs in
 cookiecutter's own interpreter.
 """
 
@@ -250,61 +250,60 @@ def pipenv_version(value):
     return text(value) and value in PINNED_PIPENV
 
 
-# A whole number of bytes below a petabyte (Kubernetes refuses a fraction of one, e.g. 0.1Gi, and
-# counts no further in thousandths): an integer with an optional suffix, a decimal point only
-# where the suffix keeps it whole (1.5G, 0.25Gi), as the chart's values.schema.json says of
-# persistence.size (byteQuantity; a test ties the two).
-QUANTITY = re.compile(
-    r"[0-9]{1,15}"
-    r"|[0-9]{1,12}(k|Ki)"
-    r"|[0-9]{0,12}\.([0-9]{1,3}k|(5|25|75)Ki)"
-    r"|[0-9]{1,9}(M|Mi)"
-    r"|[0-9]{0,9}\.([0-9]{1,6}M|(5|25|75)Mi)"
-    r"|[0-9]{1,6}(G|Gi)"
-    r"|[0-9]{0,6}\.([0-9]{1,9}G|(5|25|75)Gi)"
-    r"|[0-9]{1,3}(T|Ti)"
-    r"|[0-9]{0,3}\.([0-9]{1,12}T|(5|25|75)Ti)"
-)
+# pvc_size becomes persistence.size and pvc_mount_path persistence.mountPath: the chart's
+# values.schema.json says which values it takes (its definitions byteQuantity and mountPath), and
+# this hook checks the answers by those definitions, so that what it accepts the chart takes.
+def chart_rules(rendered, here=__file__):
+    """{name: definition} of the chart's values.schema.json that answers follow. Rendered,
+    cookiecutter writes them into `rendered` as JSON (the template's Jinja extension reads the
+    chart's schema); imported unrendered, the extension's module reads the schema beside this file."""
+    if not rendered.startswith("{{"):
+        return json.loads(rendered)
+    from flask_appstack_identity import chart_rules as read
+
+    return read(os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir))
 
 
-def storage_quantity(value):
-    match = text(value) and QUANTITY.fullmatch(value)
-    return bool(match) and float(re.match(r"[0-9.]*", value).group()) > 0
+# {% endraw %}
+CHART_RULES = chart_rules(r"""{{ cookiecutter._template | default('') | template_identity('chart_rules') | tojson }}""")
+# {% raw %}
+SCHEMA_TYPES = {"string": str, "integer": int}
 
 
-# Mounting over these would hide what the image needs (the Dockerfile puts the code in
-# /app, the packages in /opt/venv; the chart mounts an emptyDir at /tmp) or the system.
-# bandit's B108 (a hard-coded /tmp) is moot: these paths are refused, never used.
-# Where a volume may not go, as the chart's values.schema.json says too (a test ties the two):
-# over the image's code, the system's directories, the chart's /tmp or the service-account
-# token's directory, or in place of a directory the image and the system need.
-RESERVED_TREES = (
-    "/app",
-    "/opt/venv",
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib64",
-    "/proc",
-    "/sys",
-    "/dev",
-    "/var/run/secrets",
-    "/run/secrets",
-    "/etc/ld.so.preload",  # a library preloaded into every process
-)
-RESERVED_PATHS = ("/opt", "/etc", "/var", "/run", "/home", "/tmp")  # nosec B108
-PATH = re.compile(r"(/[A-Za-z0-9._-]+)+")
-
-
-def mount_path(value):
-    if not text(value) or not PATH.fullmatch(value):
+def meets(schema, value):
+    """Whether `value` is valid by `schema`, a definition of CHART_RULES, read with the keywords
+    they use; any other keyword is refused, so that a schema this reading would get wrong fails
+    the template's tests, never lets a value through. A pattern matches anywhere, as in JSON Schema."""
+    if "$ref" in schema:
+        schema = {**CHART_RULES[schema["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in schema.items() if k != "$ref"}}
+    unknown = set(schema) - {"description", "type", "pattern", "maxLength", "minimum", "maximum", "not", "allOf"}
+    if unknown:
+        raise ValueError(f"the pre-generation hook reads no {', '.join(sorted(unknown))} of values.schema.json")
+    types = schema.get("type", list(SCHEMA_TYPES))
+    if not any(type(value) is SCHEMA_TYPES[name] for name in ([types] if isinstance(types, str) else types)):
         return False
-    if any(part in (".", "..") for part in value.split("/")):
-        return "'.' and '..' are not allowed"
-    if value in RESERVED_PATHS or any(value == tree or value.startswith(tree + "/") for tree in RESERVED_TREES):
-        return f"{value} is used by the image or the system"
-    return True
+    if isinstance(value, str) and (
+        len(value) > schema.get("maxLength", len(value)) or not re.search(schema.get("pattern", ""), value)
+    ):
+        return False
+    if isinstance(value, int) and not schema.get("minimum", value) <= value <= schema.get("maximum", value):
+        return False
+    return ("not" not in schema or not meets(schema["not"], value)) and all(
+        meets(s, value) for s in schema.get("allOf", ())
+    )
+
+
+def by_the_chart(definition):
+    def check(value):
+        return text(value) and meets(CHART_RULES[definition], value)
+
+    return check
+
+
+def form_by_the_chart(definition):
+    """The accepted form a definition of CHART_RULES describes, as the table words forms."""
+    description = CHART_RULES[definition]["description"].rstrip(".")
+    return description[:1].lower() + description[1:]
 
 
 IPV4_CHARACTERS = set("0123456789.")
@@ -432,7 +431,7 @@ RULES = [
     Rule("pvc", is_bool, "true or false"),
     Rule(
         "pvc_size",
-        storage_quantity,
+        by_the_chart("byteQuantity"),
         "a size in whole bytes, more than none and below a petabyte, such as 1Gi, 500Mi or 10G",
     ),
     Rule(
@@ -441,14 +440,7 @@ RULES = [
         "empty for the cluster's default, or a storage class name (a DNS-1123 subdomain)",
     ),
     Rule("pvc_access_mode", one_of("ReadWriteOnce", "ReadWriteMany"), "ReadWriteOnce or ReadWriteMany"),
-    Rule(
-        "pvc_mount_path",
-        mount_path,
-        "an absolute path such as /data (letters, digits, '.', '_', '-'; no '..'), neither in nor under "
-        + ", ".join(RESERVED_TREES)
-        + " nor "
-        + ", ".join(RESERVED_PATHS),
-    ),
+    Rule("pvc_mount_path", by_the_chart("mountPath"), form_by_the_chart("mountPath")),
     Rule("pod_anti_affinity", one_of("preferred", "required", "none"), "preferred, required or none"),
     Rule("dr", is_bool, "true or false"),
     Rule("dr_active_region", dns_label(), "a DNS-1123 label such as east"),

@@ -130,6 +130,34 @@ def test_the_pipenvs_accepted_are_the_files_of_templates_pipenv(tmp_path, capfd)
     assert f"a pipenv release the template pins with hashes: {listed}" in refusal
 
 
+def test_the_volume_answers_follow_the_charts_schema(tmp_path, capfd):
+    """pvc_size and pvc_mount_path become persistence.size and persistence.mountPath, which the
+    chart's values.schema.json defines (byteQuantity, mountPath): the hook checks the answers by
+    those definitions, the only place that states them. A path the schema stops taking is refused
+    at the next bake, with the schema's own words; a size it starts taking is accepted."""
+    from cookiecutter.main import cookiecutter
+
+    template = copy_template(tmp_path / "template")
+    schema_file = template / "{{cookiecutter.app_name}}" / "chart" / "values.schema.json"
+    schema = json.loads(schema_file.read_text())
+    mount_path = schema["definitions"]["mountPath"]
+    mount_path["allOf"].append({"not": {"pattern": "^/srv(/|$)"}})
+    mount_path["description"] = "An absolute path, never under /srv."
+    schema["definitions"]["byteQuantity"]["pattern"] = "^([0-9]+(k|Ki|M|Mi|G|Gi|T|Ti|P|Pi)?)$"
+    schema_file.write_text(json.dumps(schema, indent=2) + "\n")
+
+    def bake(name, **answers):
+        context = {**NO_LOCK, "pvc": "yes", **answers}
+        return cookiecutter(str(template), no_input=True, output_dir=str(tmp_path / name), extra_context=context)
+
+    with pytest.raises(FailedHookException):
+        bake("srv", pvc_mount_path="/srv/shared")
+    refusal = capfd.readouterr().err
+    assert 'pvc_mount_path = "/srv/shared": expected an absolute path, never under /srv' in refusal
+    project = Path(bake("petabyte", pvc_size="2Pi", pvc_mount_path="/data"))
+    assert "size: 2Pi" in (project / "chart" / "defaults.yaml").read_text()
+
+
 def test_one_bake_reports_every_problem(cookies, tmpdir, capfd):
     result = cookies.bake(
         extra_context={
