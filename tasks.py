@@ -223,6 +223,9 @@ def generate(args, env, notes=()):
                 pre.GENERATE_VARIABLE: json.dumps(QUICKSTART),
                 pre.MESSAGE_VARIABLE: str(message),
                 pre.PROJECT_VARIABLE: str(project),
+                # cruft's clone of the template and cookiecutter's copies of the hooks go here, and
+                # go with it, however the generation ends (a SIGTERM or SIGHUP ends cruft at once).
+                "TMPDIR": folder,
             },
         )
         for note in notes:  # first: where the project comes from, before what comes of it

@@ -443,8 +443,11 @@ def test_the_quickstart_stopped_while_writing_prints_the_mark_and_its_command_co
     tmp_path, quickstart, complete_bake, stop
 ):
     """`python3 tasks.py generate` (cruft create) stopped while the files are written: one message,
-    the project's mark, no traceback; its command (-f) completes the project, .cruft.json too."""
-    out, env = tmp_path / "out", cookiecutter_config(tmp_path)
+    the project's mark, no traceback, nothing left in the temporary folder (cruft's clone of the
+    template, cookiecutter's copies of the hooks); its command (-f) completes the project, .cruft.json too."""
+    out, env, temporary = tmp_path / "out", cookiecutter_config(tmp_path), tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**env, "TMPDIR": str(temporary)}
     argv = [sys.executable, quickstart / "tasks.py", "generate", "--no-input", "-o", out, f"app_name={APP}"]
     process = subprocess.Popen(
         [*argv, "lock_dependencies=false"],
@@ -471,6 +474,7 @@ def test_the_quickstart_stopped_while_writing_prints_the_mark_and_its_command_co
     notice = (out / APP / INCOMPLETE).read_text()
     # Where it generates from, said first; then the mark's notice alone, without a traceback.
     assert err.startswith("tasks.py: ") and err.split("\n", 1)[1] == notice and "Traceback" not in err
+    assert list(temporary.iterdir()) == []
     words = shlex.split(notice.splitlines()[-1])
     assert words[:5] == ["python3", str(quickstart / "tasks.py"), "generate", "--no-input", "-f"]
     again = subprocess.run([sys.executable, *words[1:]], env=env, capture_output=True, text=True, timeout=300)

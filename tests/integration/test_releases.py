@@ -42,6 +42,15 @@ from tools.project import REPO
 TEAMS_FILES_IN_THE_TEMPLATE = ("README.md", "source/api/__init__.py", "source/tests/conftest.py", "chart/values.yaml")
 
 
+@pytest.fixture(autouse=True)
+def own_temporary_folder(tmp_path, monkeypatch):
+    """The programs these tests start put their temporary files in the test's folder: the hooks
+    of the releases before 3.0.0 leave cookiecutter's copies of them behind, as their projects did."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+
+
 @pytest.fixture
 def served(project_venv, tmp_path):
     """served(project) -> the project's app under real gunicorn (one worker), stopped after the test."""
