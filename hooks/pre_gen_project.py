@@ -16,8 +16,8 @@ Cookiecutter renders this file with Jinja before running it. Three places hold a
 expression: `main()`, which brings the answers in as JSON data (`tojson`), never as Python
 source, so no answer can execute code or break this file; PINNED_PIPENV, the names of the
 template's own files; and CHART_RULES, the chart's schema definitions some answers follow. The
-rest sits in Jinja raw blocks, so the tests import the file unrendered and call the same functions. Standard library only: the hook runs in
-cookiecutter's own interpreter.
+rest sits in Jinja raw blocks, so the tests import the file unrendered and call the same
+functions. Standard library only: the hook runs in cookiecutter's own interpreter.
 """
 
 # {% raw %}  (Jinja leaves everything down to the closing tag alone)
@@ -258,10 +258,14 @@ def chart_rules(rendered, here=__file__):
     cookiecutter writes them into `rendered` as JSON (the template's Jinja extension reads the
     chart's schema); imported unrendered, the extension's module reads the schema beside this file."""
     if not rendered.startswith("{{"):
-        return json.loads(rendered)
-    from flask_appstack_identity import chart_rules as read
+        rules = json.loads(rendered)
+    else:
+        from flask_appstack_identity import chart_rules as read
 
-    return read(os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir))
+        rules = read(os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir))
+    if not rules:  # a template bug, never an answer's
+        sys.exit("flask-appstack: the template's chart/values.schema.json was not found: nothing was generated")
+    return rules
 
 
 # {% endraw %}
@@ -272,15 +276,22 @@ SCHEMA_TYPES = {"string": str, "integer": int}
 
 def meets(schema, value):
     """Whether `value` is valid by `schema`, a definition of CHART_RULES, read with the keywords
-    they use; any other keyword is refused, so that a schema this reading would get wrong fails
-    the template's tests, never lets a value through. A pattern matches anywhere, as in JSON Schema."""
+    they use; any other keyword or type is refused, so that a schema this reading would get wrong
+    fails the template's tests, never lets a value through. A pattern matches anywhere, as in JSON
+    Schema, whose `$` is the end of the text; Python's `$` also matches before a final line break,
+    so text with a line break is refused (no value these definitions describe holds one)."""
+    if isinstance(value, str) and ("\n" in value or "\r" in value):
+        return False
     if "$ref" in schema:
         schema = {**CHART_RULES[schema["$ref"].rsplit("/", 1)[-1]], **{k: v for k, v in schema.items() if k != "$ref"}}
     unknown = set(schema) - {"description", "type", "pattern", "maxLength", "minimum", "maximum", "not", "allOf"}
     if unknown:
         raise ValueError(f"the pre-generation hook reads no {', '.join(sorted(unknown))} of values.schema.json")
     types = schema.get("type", list(SCHEMA_TYPES))
-    if not any(type(value) is SCHEMA_TYPES[name] for name in ([types] if isinstance(types, str) else types)):
+    types = [types] if isinstance(types, str) else types
+    if set(types) - set(SCHEMA_TYPES):
+        raise ValueError(f"the pre-generation hook reads no type {', '.join(sorted(set(types) - set(SCHEMA_TYPES)))}")
+    if not any(type(value) is SCHEMA_TYPES[name] for name in types):
         return False
     if isinstance(value, str) and (
         len(value) > schema.get("maxLength", len(value)) or not re.search(schema.get("pattern", ""), value)
@@ -432,7 +443,7 @@ RULES = [
     Rule(
         "pvc_size",
         by_the_chart("byteQuantity"),
-        "a size in whole bytes, more than none and below a petabyte, such as 1Gi, 500Mi or 10G",
+        form_by_the_chart("byteQuantity"),
     ),
     Rule(
         "pvc_storage_class",

@@ -162,8 +162,8 @@ def test_a_python_changed_in_the_pipfile_alone_is_refused_and_reconfigure_moves_
 
 def test_a_dr_region_moves_the_sites_hostnames_in_the_teams_values_files_too(project):
     """A DR site's region is in the template's chart/defaults.yaml and, in each hostspace's
-    hostname of that site, in the team's values files: `make helm-lint` names the two apart and
-    sends the team here, where one command changes both."""
+    hostname of that site, in the team's values files: the command `make helm-lint` names when
+    the two disagree (test_quality_gates) changes both."""
     moved = reconfigure(project, "dr_passive_region=north")
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert recorded(project)["dr_passive_region"] == "north"

@@ -144,6 +144,7 @@ def test_the_volume_answers_follow_the_charts_schema(tmp_path, capfd):
     mount_path["allOf"].append({"not": {"pattern": "^/srv(/|$)"}})
     mount_path["description"] = "An absolute path, never under /srv."
     schema["definitions"]["byteQuantity"]["pattern"] = "^([0-9]+(k|Ki|M|Mi|G|Gi|T|Ti|P|Pi)?)$"
+    schema["definitions"]["byteQuantity"]["description"] = "A whole number of bytes, petabytes too."
     schema_file.write_text(json.dumps(schema, indent=2) + "\n")
 
     def bake(name, **answers):
@@ -154,6 +155,9 @@ def test_the_volume_answers_follow_the_charts_schema(tmp_path, capfd):
         bake("srv", pvc_mount_path="/srv/shared")
     refusal = capfd.readouterr().err
     assert 'pvc_mount_path = "/srv/shared": expected an absolute path, never under /srv' in refusal
+    with pytest.raises(FailedHookException):
+        bake("lots", pvc_size="lots")
+    assert 'pvc_size = "lots": expected a whole number of bytes, petabytes too' in capfd.readouterr().err
     project = Path(bake("petabyte", pvc_size="2Pi", pvc_mount_path="/data"))
     assert "size: 2Pi" in (project / "chart" / "defaults.yaml").read_text()
 
