@@ -457,18 +457,6 @@ def test_the_chart_lint_runs_one_helm_per_core_at_a_time(default_project, tmp_pa
     assert most == 2
 
 
-def test_data_files_that_do_not_parse_are_named(default_project, tmp_path):
-    project = tmp_path / "project"
-    shutil.copytree(default_project, project)
-    assert post.data_file_problems(project) == []
-    (project / "chart" / "values-dev.yaml").write_text("replicaCount: [1\n")
-    (project / "chart" / "values.schema.json").write_text("{")
-    assert [problem.split(" does not parse")[0] for problem in post.data_file_problems(project)] == [
-        "chart/values-dev.yaml",
-        "chart/values.schema.json",
-    ]
-
-
 # ---- generating over an existing project ---------------------------------------------------
 
 
