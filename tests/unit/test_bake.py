@@ -147,10 +147,18 @@ def test_no_template_debris_is_left(bake, answers):
 
 
 @pytest.mark.parametrize("answers", COMBINATIONS, ids=combination_id)
-def test_every_yaml_file_parses(bake, answers):
+def test_every_yaml_and_json_file_parses(bake, answers):
     """Each YAML file outside chart/templates (helm's templates are not YAML until rendered)
-    parses and holds at least one document that is not empty."""
+    parses and holds at least one document that is not empty; each JSON file parses. The
+    post-generation hook checks neither: this is where a template bug that breaks one shows."""
     project = bake(**answers)
+    unparsed = []
+    for path in sorted(project.rglob("*.json")):
+        try:
+            json.loads(path.read_text())
+        except ValueError as error:
+            unparsed.append(f"{path.relative_to(project)}: {error}")
+    assert unparsed == [] and (project / "chart" / "values.schema.json").is_file()
     documents = {
         path.relative_to(project).as_posix(): [d for d in yaml.safe_load_all(path.read_text()) if d]
         for path in sorted(project.rglob("*.y*ml"))
