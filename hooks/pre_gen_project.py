@@ -227,22 +227,28 @@ def python_version_supported(value):
     return int(value.split(".")[1]) >= 10
 
 
-def pinned_pipenvs(rendered, here=__file__):
-    """The pipenv releases the template pins with hashes, oldest first: one file each in its
-    templates/pipenv/ (made by tools/pipenv_pins.py), the only ones scripts/lock.py and the image
-    build install. That folder names them: cookiecutter renders their names into `rendered` (the
-    template's Jinja extension reads the folder); this file imported as the template holds it
-    (`from hooks import ...` in tasks.py and the tests, with the template's folder on sys.path),
-    `rendered` is still Jinja, and the extension's module reads the folder beside it."""
+def of_the_template(rendered, reader, here=__file__):
+    """A fact of the template's own files, as JSON: cookiecutter renders it into `rendered`
+    through the template's Jinja extension (`template_identity(...)`, by the rendered checkout's
+    own copy of flask_appstack_identity); imported as the template holds it (`from hooks import
+    ...` in tasks.py and the tests, with the template's folder on sys.path), `rendered` is still
+    Jinja, and that module's function `reader` reads the fact beside this file."""
     if not rendered.startswith("{{"):
-        return tuple(rendered.split())
-    from flask_appstack_identity import pinned_pipenvs as listed
+        return json.loads(rendered)
+    import flask_appstack_identity
 
-    return tuple(listed(os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir)))
+    return getattr(flask_appstack_identity, reader)(os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir))
 
 
+# The pipenv releases the template pins with hashes, oldest first: one file each in its
+# templates/pipenv/ (made by tools/pipenv_pins.py), the only ones scripts/lock.py and the image
+# build install, and the only place that names them.
 # {% endraw %}
-PINNED_PIPENV = pinned_pipenvs("{{ cookiecutter._template | default('') | template_identity('pipenvs') | join(' ') }}")
+PINNED_PIPENV = tuple(
+    of_the_template(
+        r"""{{ cookiecutter._template | default('') | template_identity('pipenvs') | tojson }}""", "pinned_pipenvs"
+    )
+)
 # {% raw %}
 
 
@@ -253,24 +259,14 @@ def pipenv_version(value):
 # pvc_size becomes persistence.size and pvc_mount_path persistence.mountPath: the chart's
 # values.schema.json says which values it takes (its definitions byteQuantity and mountPath), and
 # this hook checks the answers by those definitions, so that what it accepts the chart takes.
-def chart_rules(rendered, here=__file__):
-    """{name: definition} of the chart's values.schema.json that answers follow. Rendered,
-    cookiecutter writes them into `rendered` as JSON (the template's Jinja extension reads the
-    chart's schema); imported unrendered, the extension's module reads the schema beside this file."""
-    if not rendered.startswith("{{"):
-        rules = json.loads(rendered)
-    else:
-        from flask_appstack_identity import chart_rules as read
-
-        rules = read(os.path.join(os.path.dirname(os.path.abspath(here)), os.pardir))
-    if not rules:  # a template bug, never an answer's
-        sys.exit("flask-appstack: the template's chart/values.schema.json was not found: nothing was generated")
-    return rules
-
-
 # {% endraw %}
-CHART_RULES = chart_rules(r"""{{ cookiecutter._template | default('') | template_identity('chart_rules') | tojson }}""")
+CHART_RULES = of_the_template(
+    r"""{{ cookiecutter._template | default('') | template_identity('chart_rules') | tojson }}""", "chart_rules"
+)
 # {% raw %}
+if not CHART_RULES:  # a template bug, never an answer's
+    sys.exit("flask-appstack: the template's chart/values.schema.json was not found: nothing was generated")
+
 SCHEMA_TYPES = {"string": str, "integer": int}
 
 
