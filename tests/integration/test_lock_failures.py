@@ -537,8 +537,18 @@ def cmdline(pid):
         return ""
 
 
+def parent(pid):
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def lock_program_process(project):
-    [pid] = [pid for pid in processes_in(project) if "scripts/lock.py lock" in cmdline(pid)]
+    """lock.py under make: of the processes with its command line, the one whose parent is not
+    one of them (a child lock.py forks has that command line until it runs its own program)."""
+    found = [pid for pid in processes_in(project) if "scripts/lock.py lock" in cmdline(pid)]
+    [pid] = [pid for pid in found if parent(pid) not in found]
     return pid
 
 
