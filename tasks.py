@@ -441,12 +441,26 @@ def docs(args):
     return 0
 
 
+def test_workers(fast=False):
+    """pytest's workers: one per core this process may use and, for the whole suite, one more.
+    The integration tests also wait on what runs outside their worker (docker builds in the
+    engine, the package index, servers starting, time limits); with a worker per core, a core
+    idled through those waits. The unit tier waits on nothing."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cores = os.cpu_count() or 1
+    return cores + (0 if fast else 1)
+
+
 def pytest_arguments(args, environ=os.environ):
-    """pytest's arguments for `tasks.py test ARGS`: the whole suite in parallel; with `--fast`
-    (anywhere among them), the unit tier (tests/unit) alone."""
-    if "--fast" in args:
+    """pytest's arguments for `tasks.py test ARGS`: the whole suite in parallel (test_workers(),
+    or APPSTACK_TEST_WORKERS); with `--fast` (anywhere among them), the unit tier (tests/unit) alone."""
+    fast = "--fast" in args
+    if fast:
         args = [str(HERE / "tests" / "unit"), *(arg for arg in args if arg != "--fast")]
-    return ["-m", "pytest", "-n", environ.get("APPSTACK_TEST_WORKERS", "auto"), "--dist", "loadgroup", *args]
+    workers = environ.get("APPSTACK_TEST_WORKERS") or str(test_workers(fast))
+    return ["-m", "pytest", "-n", workers, "--dist", "loadgroup", *args]
 
 
 def main(argv):

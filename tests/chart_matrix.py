@@ -79,16 +79,17 @@ def layered(defaults, values):
     return result
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """PyYAML reads YAML 1.1, where a plain `=` is the "value" type it cannot build; Kubernetes
-    reads YAML 1.2, where it is the string "=" (helm writes a drawn value so)."""
+    reads YAML 1.2, where it is the string "=" (helm writes a drawn value so). Built on libyaml
+    where PyYAML has it (its wheels do): the suite reads some thousand renders, eight times faster."""
 
 
 _Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
 
 
 def split_documents(text):
-    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc]  # nosec B506: _Loader is a SafeLoader
+    return [doc for doc in yaml.load_all(text, Loader=_Loader) if doc]  # nosec B506: _Loader is a safe loader
 
 
 def of_kind(objects, kind):

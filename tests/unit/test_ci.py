@@ -5,6 +5,7 @@ the Pythons the suite needs, cache what it installs, and install the same pinned
 (The generated project's pipeline, {{cookiecutter.app_name}}/azure-pipelines.yaml, is
 test_pipeline.py's.)"""
 
+import os
 import re
 
 import pytest
@@ -180,8 +181,18 @@ def test_the_fast_tier_is_the_unit_folder_and_the_suite_is_everything():
         "rules",
     ]
     assert tasks.pytest_arguments(["-q", "--fast"], environ={})[-2:] == [str(REPO / "tests" / "unit"), "-q"]
-    assert tasks.pytest_arguments([], environ={}) == ["-m", "pytest", "-n", "auto", "--dist", "loadgroup"]
+    assert tasks.pytest_arguments([], environ={})[:2] == ["-m", "pytest"]
     assert "tests/unit" in (REPO / "CONTRIBUTING.md").read_text()
+
+
+def test_the_suite_runs_a_worker_more_than_the_cores_it_may_use_and_the_unit_tier_one_per_core():
+    """The integration tests also wait on what runs outside their worker (docker builds, the
+    index, servers starting): a worker more keeps the cores busy through those waits. The unit
+    tier waits on nothing. APPSTACK_TEST_WORKERS says how many, for either."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert tasks.pytest_arguments([], environ={})[2:] == ["-n", str(cores + 1), "--dist", "loadgroup"]
+    assert tasks.pytest_arguments(["--fast"], environ={})[2:4] == ["-n", str(cores)]
+    assert tasks.pytest_arguments(["--fast"], environ={"APPSTACK_TEST_WORKERS": "1"})[2:4] == ["-n", "1"]
 
 
 def test_the_templates_pre_commit_hooks_pin_the_tools_of_requirements_dev_txt():
