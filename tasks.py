@@ -441,7 +441,7 @@ def docs(args):
     return 0
 
 
-def test_workers(fast=False):
+def suite_workers(fast=False):
     """pytest's workers: one per core this process may use and, for the whole suite, one more.
     The integration tests also wait on what runs outside their worker (docker builds in the
     engine, the package index, servers starting, time limits); with a worker per core, a core
@@ -454,12 +454,12 @@ def test_workers(fast=False):
 
 
 def pytest_arguments(args, environ=os.environ):
-    """pytest's arguments for `tasks.py test ARGS`: the whole suite in parallel (test_workers(),
+    """pytest's arguments for `tasks.py test ARGS`: the whole suite in parallel (suite_workers(),
     or APPSTACK_TEST_WORKERS); with `--fast` (anywhere among them), the unit tier (tests/unit) alone."""
     fast = "--fast" in args
     if fast:
         args = [str(HERE / "tests" / "unit"), *(arg for arg in args if arg != "--fast")]
-    workers = environ.get("APPSTACK_TEST_WORKERS") or str(test_workers(fast))
+    workers = environ.get("APPSTACK_TEST_WORKERS") or str(suite_workers(fast))
     return ["-m", "pytest", "-n", workers, "--dist", "loadgroup", *args]
 
 
