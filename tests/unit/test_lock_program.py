@@ -150,6 +150,39 @@ def test_without_the_projects_python_it_says_how_to_get_it(default_project, tmp_
     assert sorted(path.name for path in (project / "source").iterdir()) == ["Pipfile"]
 
 
+def held_and_sent(signum):
+    """For a child, before it runs its program: `signum` blocked, and sent, so it waits for the
+    program to take it (as a Ctrl-C while update.py starts lock.py with the stop signals held)."""
+
+    def hold():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
+        os.kill(os.getpid(), signum)
+
+    return hold
+
+
+def test_a_stop_held_while_the_lock_program_starts_is_its_own_interruption_not_a_traceback(default_project, tmp_path):
+    """A Ctrl-C while a Python starts up is the interpreter's traceback; update.py starts lock.py
+    with the stop signals held, and lock.py takes one that came meanwhile once it can: its one
+    message, nothing done (here, without it, it would go on and fail for want of Python)."""
+    project = project_copy(default_project, tmp_path)
+    (project / "scripts").mkdir()
+    (project / "scripts" / "lock.py").write_bytes((default_project / "scripts" / "lock.py").read_bytes())
+    result = subprocess.run(
+        [sys.executable, project / "scripts" / "lock.py", "lock"],
+        env={"PATH": str(tmp_path), "PYENV_ROOT": str(tmp_path)},
+        preexec_fn=held_and_sent(signal.SIGINT),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (
+        128 + signal.SIGINT,
+        "lock.py lock: interrupted (SIGINT); nothing was changed: run it again\n",
+    )
+    assert sorted(path.name for path in (project / "source").iterdir()) == ["Pipfile"]
+
+
 def test_a_failed_lock_puts_back_the_old_lock_and_keeps_a_venv_it_did_not_make(tmp_path):
     (tmp_path / "source" / ".venv").mkdir(parents=True)
     old = tmp_path / "source" / "Pipfile.lock"

@@ -740,6 +740,10 @@ def main(argv=None, project=None, environ=os.environ):
     for each in STOP_SIGNALS:
         signal.signal(each, on_stop)
     try:
+        # A caller may start this program with the stop signals held (update.py does), so that a
+        # Ctrl-C while its Python starts is not the interpreter's traceback: taken here, once
+        # they are this program's to handle.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
         if args.command == "lock":
             lock(project, environ)
         else:

@@ -508,14 +508,21 @@ def take(project, command, renders, heading, merges, commit, checkout):
 
 
 def relock(root):
-    """scripts/lock.py lock, its output the user's; a stop signal goes on to it, which cleans up."""
-    process = subprocess.Popen([sys.executable, str(root / "scripts" / "lock.py"), "lock"])
+    """scripts/lock.py lock, its output the user's; a stop signal goes on to it, which cleans up.
+    It starts with the stop signals held, which it takes once its handlers are in place: a
+    Ctrl-C while its Python starts up would otherwise print the interpreter's traceback."""
+    held, process = lock.hold_stop_signals(), None
     try:
+        process = subprocess.Popen([sys.executable, str(root / "scripts" / "lock.py"), "lock"])
+        lock.restore_signals(held)  # a stop that came meanwhile arrives now, and goes on to lock.py
         return process.wait()
     except lock.Interrupted as stop:
-        process.send_signal(stop.signum)
-        process.wait()
+        if process:
+            process.send_signal(stop.signum)
+            process.wait()
         raise
+    finally:
+        lock.restore_signals(held)
 
 
 def update(project, version):
