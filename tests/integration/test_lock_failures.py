@@ -548,7 +548,7 @@ def lock_program_process(project):
     """lock.py under make: of the processes with its command line, the one whose parent is not
     one of them (a child lock.py forks has that command line until it runs its own program)."""
     found = [pid for pid in processes_in(project) if "scripts/lock.py lock" in cmdline(pid)]
-    [pid] = [pid for pid in found if parent(pid) not in found]
+    [pid] = [pid for pid in found if parent(pid) not in [*found, None]]  # None: it has just ended
     return pid
 
 

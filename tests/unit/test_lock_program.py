@@ -438,6 +438,37 @@ def test_sigterm_as_the_tool_starts_ends_the_tool_too():
     assert blocked.split() == ["SigBlk:", "0000000000000000"]  # the tool itself can be stopped
 
 
+# The lock program's first tool, its handlers in place as in main(); then the watcher's blocked signals.
+WATCHER_AFTER_A_TOOL = """
+import os, signal, sys, time
+sys.path.insert(0, sys.argv[1])
+from tools.project import lock_program
+
+lock = lock_program()
+for each in lock.STOP_SIGNALS:
+    signal.signal(each, lock.on_stop)
+lock.run_tool([sys.executable, "-c", "pass"], "python", dict(os.environ), timeout=60)
+deadline = time.monotonic() + 10  # until it has started its own code
+while time.monotonic() < deadline:
+    status = open(f"/proc/{lock.Watcher.process.pid}/status").read()
+    blocked = [line for line in status.splitlines() if line.startswith("SigBlk:")][0]
+    if blocked.split()[1] == "0000000000000000":
+        break
+    time.sleep(0.05)
+print(blocked, flush=True)
+"""
+
+
+def test_the_watcher_can_be_stopped_although_it_starts_while_a_tool_starts():
+    """run_tool holds the stop signals while it starts a tool and tells the watcher of it (the
+    watcher's first start); the watcher does not keep them held (a `kill` must end it)."""
+    result = subprocess.run(
+        [sys.executable, "-c", WATCHER_AFTER_A_TOOL, str(REPO)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["SigBlk:", "0000000000000000"]
+
+
 # The lock program's stand-in: runs a tool that sleeps, in a session of its own, as lock.py runs
 # pipenv; prints the tool's pid and how it ended.
 ORPHAN = """

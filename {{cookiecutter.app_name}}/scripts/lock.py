@@ -249,6 +249,7 @@ def end_process_group(process):
 # with some not done (this program has ended, however), it ends and removes them.
 WATCHER_SOURCE = """
 import json, os, shutil, signal, sys, time
+signal.pthread_sigmask(signal.SIG_SETMASK, [])  # it starts while run_tool holds the stop signals
 groups, folders = set(), set()
 for line in sys.stdin:
     verb, what = json.loads(line)
