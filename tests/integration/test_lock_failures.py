@@ -525,9 +525,8 @@ def start_locking(way, tmp_path, index, env):
 
 def hook_process(cookiecutter_pid):
     """The post-generation hook: the child process of cookiecutter."""
-    children = Path(f"/proc/{cookiecutter_pid}/task/{cookiecutter_pid}/children").read_text().split()
-    assert len(children) == 1, children
-    return int(children[0])
+    [hook] = children(cookiecutter_pid)
+    return int(hook)
 
 
 def cmdline(pid):
@@ -537,18 +536,12 @@ def cmdline(pid):
         return ""
 
 
-def parent(pid):
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def lock_program_process(project):
-    """lock.py under make: of the processes with its command line, the one whose parent is not
-    one of them (a child lock.py forks has that command line until it runs its own program)."""
+    """lock.py under make: of the processes with its command line, the one that is no child of
+    another (a child lock.py forks has that command line until it runs its own program)."""
     found = [pid for pid in processes_in(project) if "scripts/lock.py lock" in cmdline(pid)]
-    [pid] = [pid for pid in found if parent(pid) not in [*found, None]]  # None: it has just ended
+    forked = {int(child) for pid in found for child in children(pid)}
+    [pid] = [pid for pid in found if pid not in forked]
     return pid
 
 
