@@ -465,7 +465,8 @@ def report(command, heading, changes):
 
 
 class Held:
-    """Stop signals held while the project is written: it is written whole, then they arrive."""
+    """Stop signals held while the project is written (it is written whole), or while lock.py
+    starts (relock); then they arrive."""
 
     def __enter__(self):
         self.mask = lock.hold_stop_signals()
@@ -511,18 +512,16 @@ def relock(root):
     """scripts/lock.py lock, its output the user's; a stop signal goes on to it, which cleans up.
     It starts with the stop signals held, which it takes once its handlers are in place: a
     Ctrl-C while its Python starts up would otherwise print the interpreter's traceback."""
-    held, process = lock.hold_stop_signals(), None
+    process = None
     try:
-        process = subprocess.Popen([sys.executable, str(root / "scripts" / "lock.py"), "lock"])
-        lock.restore_signals(held)  # a stop that came meanwhile arrives now, and goes on to lock.py
+        with Held():  # a stop that came meanwhile arrives as it ends, and goes on to lock.py
+            process = subprocess.Popen([sys.executable, str(root / "scripts" / "lock.py"), "lock"])
         return process.wait()
     except lock.Interrupted as stop:
         if process:
             process.send_signal(stop.signum)
             process.wait()
         raise
-    finally:
-        lock.restore_signals(held)
 
 
 def update(project, version):
