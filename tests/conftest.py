@@ -138,7 +138,7 @@ def project_venv(default_project):
 # The unit tier (tests/unit) runs no real tool: none of its tests may ask for a fixture that
 # brings one. Asking is refused when the suite is collected, naming the test and the fixture.
 REAL_TOOL_FIXTURES = {
-    "helms", "helm_unittest", "charts", "chart", "default_chart", "api_server",
+    "helms", "helm_unittest", "charts", "chart", "default_chart", "api_server", "kube",
     "locked", "installed", "installed_copy", "make_environment", "project_venv",
 }  # fmt: skip
 UNIT_TIER = Path(__file__).parent / "unit"
@@ -211,23 +211,51 @@ def helm_unittest():
         pytest.skip(str(missing))
 
 
+# The tests that use the API server share this xdist group, so that one worker starts it.
+API_SERVER_GROUP = "api-server"
+_api_servers = {}  # the running ApiServer of this worker, while its group's tests run
+
+
 @pytest.fixture(scope="session")
-def api_server(tmp_path_factory):
-    """A real Kubernetes API server (tools/kube.py: kube-apiserver and etcd on 127.0.0.1, started
-    once per worker that asks for it: the tests that do share the xdist group "api-server"),
-    with the CRDs of the chart's Ambassador and Prometheus objects. Without its binaries and
-    without Go to build them, the tests that use it skip, saying how to get them, and CI
-    (CI=true) counts that as a failure."""
+def kube(tmp_path_factory):
+    """(the API server's binaries, a folder for its servers): tools/kube.py's, else a skip that
+    says how to get them (CI, CI=true, counts it as a failure)."""
     try:
-        binaries = kube_binaries()
+        return kube_binaries(), tmp_path_factory.mktemp("api-server")
     except MissingTool as missing:
         pytest.skip(str(missing))
-    server = ApiServer(tmp_path_factory.mktemp("api-server"), binaries).start()
-    try:
-        server.install_crds()
-        yield server
-    finally:
-        server.stop()
+
+
+@pytest.fixture
+def api_server(kube):
+    """A real Kubernetes API server (tools/kube.py: kube-apiserver and etcd on 127.0.0.1) with the
+    CRDs of the chart's Ambassador and Prometheus objects. Started by the first test that asks for
+    it and stopped after the last test of its xdist group that runs in a row (so it does not idle
+    through the rest of the run); a later one starts it again."""
+    if "server" not in _api_servers:
+        binaries, folder = kube
+        server = ApiServer(folder / str(len(list(folder.iterdir()))), binaries).start()
+        try:
+            server.install_crds()
+        except BaseException:
+            server.stop()
+            raise
+        _api_servers["server"] = server
+    return _api_servers["server"]
+
+
+def in_the_api_server_group(item):
+    return item is not None and any(mark.args[:1] == (API_SERVER_GROUP,) for mark in item.iter_markers("xdist_group"))
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if "server" in _api_servers and not in_the_api_server_group(nextitem):
+        _api_servers.pop("server").stop()
+
+
+def pytest_sessionfinish(session):
+    if "server" in _api_servers:  # a run stopped early
+        _api_servers.pop("server").stop()
 
 
 @pytest.fixture(scope="session")
