@@ -359,7 +359,8 @@ def checkov_report(charts, default_chart, first_week, tmp_path_factory):
     return failed, report["summary"]
 
 
-# The tests that read the checkov scan run on one worker, so that it runs once.
+# The tests that read the checkov scan (and the schema checks below) run on one worker, so that
+# each runs once.
 scanned = pytest.mark.xdist_group("chart-checkov")
 
 
@@ -375,19 +376,6 @@ def test_every_object_is_valid_kubernetes(chart, written_renders):
             line for line in (result.stdout + result.stderr).splitlines() if line.strip() and AMBASSADOR not in line
         ]
         assert unknown == [], version
-
-
-def test_hosts_and_mappings_match_ambassador_schemas(chart, tmp_path):
-    for kind, schema in (("Host", "host_v3alpha1.json"), ("Mapping", "mapping_v3alpha1.json")):
-        files = []
-        for label in chart.labels:
-            for index, obj in enumerate(of_kind(chart.objects(label), kind)):
-                assert obj["apiVersion"] == AMBASSADOR
-                files.append(tmp_path / f"{kind}-{label}-{index}.json")
-                files[-1].write_text(json.dumps(obj))
-        assert files, f"no {kind} rendered"
-        result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "getambassador.io" / schema, *files])
-        assert result.returncode == 0, result.stdout + result.stderr
 
 
 @scanned
@@ -407,6 +395,64 @@ def test_checkov_finds_no_failed_check(chart, checkov_report):
 def test_checkov_finds_no_failed_check_with_the_first_week_values(checkov_report):
     failed, _ = checkov_report
     assert failed.get(FIRST_WEEK_FOLDER, []) == []
+
+
+# The JSON schemas each combination's files are checked against: the Ambassador objects it renders
+# (every values file) and its helm-unittest suites.
+HOST, MAPPING, SUITE = (
+    SCHEMAS / "getambassador.io" / "host_v3alpha1.json",
+    SCHEMAS / "getambassador.io" / "mapping_v3alpha1.json",
+    SCHEMAS / "helm-testsuite.json",
+)
+
+
+def check_jsonschema(schema, files):
+    """check-jsonschema's errors for each file against `schema`, all in one run: {file: [errors]}."""
+    result = run([tool("check-jsonschema"), "--output-format", "json", "--schemafile", schema, *files])
+    report = json.loads(result.stdout)
+    errors = {str(file): [] for file in files}
+    for error in report.get("errors", []) + report.get("parse_errors", []):  # neither when all pass
+        errors[error["filename"]].append(": ".join(filter(None, (error.get("path"), error["message"]))))
+    assert result.returncode == (1 if any(errors.values()) else 0), result.stdout + result.stderr
+    return errors
+
+
+@pytest.fixture(scope="module")
+def schema_checks(charts, tmp_path_factory):
+    """{(schema, combination index): errors of its files} for every combination, each schema
+    checked in one check-jsonschema run (its start-up dominates a check); a combination with no
+    file for a schema has no entry."""
+    root = tmp_path_factory.mktemp("schema-checks")
+    files = {schema: {} for schema in (HOST, MAPPING, SUITE)}  # {schema: {file: combination index}}
+    for index, answers in enumerate(COMBINATIONS):
+        chart = charts(answers)
+        files[SUITE].update((str(suite), index) for suite in suites(chart))
+        for kind, schema in (("Host", HOST), ("Mapping", MAPPING)):
+            for label in chart.labels:
+                for number, obj in enumerate(of_kind(chart.objects(label), kind)):
+                    assert obj["apiVersion"] == AMBASSADOR
+                    file = root / str(index) / f"{kind}-{label}-{number}.json"
+                    file.parent.mkdir(exist_ok=True)
+                    file.write_text(json.dumps(obj))
+                    files[schema][str(file)] = index
+    checks = {}
+    for schema, indexes in files.items():
+        for file, errors in check_jsonschema(schema, list(indexes)).items():
+            checks.setdefault((schema, indexes[file]), []).extend(f"{file}: {error}" for error in errors)
+    return checks
+
+
+@scanned  # on the worker that has every combination's chart
+def test_hosts_and_mappings_match_ambassador_schemas(chart, schema_checks):
+    index = COMBINATIONS.index(chart.answers_given)
+    for schema in (HOST, MAPPING):
+        assert (schema, index) in schema_checks, f"no object of {schema.name} rendered"
+        assert schema_checks[schema, index] == []
+
+
+@scanned
+def test_every_suite_validates_against_the_helm_unittest_schema(chart, schema_checks):
+    assert schema_checks[SUITE, COMBINATIONS.index(chart.answers_given)] == []
 
 
 def test_every_checkov_skip_is_justified(default_chart):
@@ -588,11 +634,6 @@ TOGGLES = {
 
 def suites(chart):
     return sorted((chart.dir / "tests").glob("*_test.yaml"))
-
-
-def test_every_suite_validates_against_the_helm_unittest_schema(chart):
-    result = run([tool("check-jsonschema"), "--schemafile", SCHEMAS / "helm-testsuite.json", *suites(chart)])
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def flatten(prefix, value):
