@@ -339,24 +339,48 @@ def unsafe(manifest):
     return yaml.safe_dump_all(documents)
 
 
+# The default chart's production render with a NetworkPolicy (test_chart_objects.py tests what it
+# renders), which must pass the check the chart skips until a team enables one: pods without a
+# NetworkPolicy (.checkov.yaml says why).
+NETWORK_POLICY_FOLDER, NETWORK_POLICY_CHECK = "network-policy", "CKV2_K8S_6"
+NETWORK_POLICY = {"networkPolicy": TEAM_VALUES["networkPolicy"]}  # Ambassador's namespace as its peer
+
+
 @pytest.fixture(scope="module")
 def checkov_report(charts, default_chart, first_week, tmp_path_factory):
     """One checkov scan (its start-up dominates a scan) of every combination's renders (folders
-    0, 1, ...), the first week's and the planted one: {folder: [failed checks]}, and the summary."""
+    0, 1, ...), the first week's, the planted one and the NetworkPolicy's: {folder: [failed
+    checks]}, {folder: {passed check ids}}, and the summary. The scan runs with the chart's skips
+    but the NetworkPolicy check, whose failures count in the NetworkPolicy's folder alone."""
+    scratch = tmp_path_factory.mktemp("checkov-inputs")
+    (scratch / "network-policy.yaml").write_text(yaml.safe_dump(NETWORK_POLICY))
+    policy = default_chart.template(default_chart.labels[-1], extra_values=[scratch / "network-policy.yaml"])
+    assert policy.returncode == 0, policy.stderr
     root = tmp_path_factory.mktemp("checkov")
     for index, answers in enumerate(COMBINATIONS):
         write_renders(charts(answers), root / str(index))
-    for folder, manifest in ((FIRST_WEEK_FOLDER, first_week["4"].stdout), (PLANTED, unsafe(first_week["4"].stdout))):
+    for folder, manifest in (
+        (FIRST_WEEK_FOLDER, first_week["4"].stdout),
+        (PLANTED, unsafe(first_week["4"].stdout)),
+        (NETWORK_POLICY_FOLDER, policy.stdout),
+    ):
         (root / folder).mkdir()
         (root / folder / "render.yaml").write_text(manifest)
-    result = run_checkov(root, config=default_chart.dir / ".checkov.yaml", output="json")
-    report = json.loads(result.stdout)
-    failed = {}
+    config = yaml.safe_load((default_chart.dir / ".checkov.yaml").read_text())
+    assert NETWORK_POLICY_CHECK in config["skip-check"]
+    config["skip-check"].remove(NETWORK_POLICY_CHECK)
+    (scratch / "checkov.yaml").write_text(yaml.safe_dump(config))
+    report = json.loads(run_checkov(root, config=scratch / "checkov.yaml", output="json").stdout)
+    failed, passed = {}, {}
     for check in report["results"]["failed_checks"]:
-        failed.setdefault(Path(check["file_path"]).parts[1], []).append(
-            f"{check['check_id']} {check['check_name']}: {check['resource']} in {check['file_path']}"
-        )
-    return failed, report["summary"]
+        folder = Path(check["file_path"]).parts[1]
+        if check["check_id"] != NETWORK_POLICY_CHECK or folder == NETWORK_POLICY_FOLDER:
+            failed.setdefault(folder, []).append(
+                f"{check['check_id']} {check['check_name']}: {check['resource']} in {check['file_path']}"
+            )
+    for check in report["results"]["passed_checks"]:
+        passed.setdefault(Path(check["file_path"]).parts[1], set()).add(check["check_id"])
+    return failed, passed, report["summary"]
 
 
 # The tests that read the checkov scan (and the schema checks below) run on one worker, so that
@@ -380,21 +404,28 @@ def test_every_object_is_valid_kubernetes(chart, written_renders):
 
 @scanned
 def test_checkov_fails_the_planted_privileged_container(checkov_report):
-    failed, summary = checkov_report
+    failed, _, summary = checkov_report
     assert summary["passed"] > 0
     assert [check for check in failed.get(PLANTED, []) if check.startswith("CKV_K8S_16 ")]  # privileged
 
 
 @scanned
 def test_checkov_finds_no_failed_check(chart, checkov_report):
-    failed, _ = checkov_report
+    failed, _, _ = checkov_report
     assert failed.get(str(COMBINATIONS.index(chart.answers_given)), []) == []
 
 
 @scanned
 def test_checkov_finds_no_failed_check_with_the_first_week_values(checkov_report):
-    failed, _ = checkov_report
+    failed, _, _ = checkov_report
     assert failed.get(FIRST_WEEK_FOLDER, []) == []
+
+
+@scanned
+def test_checkov_passes_the_check_the_chart_skips_once_a_network_policy_is_enabled(checkov_report):
+    failed, passed, _ = checkov_report
+    assert failed.get(NETWORK_POLICY_FOLDER, []) == []
+    assert NETWORK_POLICY_CHECK in passed[NETWORK_POLICY_FOLDER]
 
 
 # The JSON schemas each combination's files are checked against: the Ambassador objects it renders
