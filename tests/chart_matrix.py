@@ -122,6 +122,18 @@ TEAM_VALUES = {
 }
 
 
+class _Made(dict):
+    """A dict whose missing values are made by `make(key)` when first read, then kept."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        self[key] = self.make(key)
+        return self[key]
+
+
 class Chart:
     """A baked project's chart, rendered with each values file by each helm."""
 
@@ -135,12 +147,17 @@ class Chart:
         self.hostspaces = pre.hostspaces(self.answers)
         # "values.yaml" alone, then each hostspace as the pipeline deploys it.
         self.labels = ["values.yaml", *(f"values-{h}.yaml" for h in self.hostspaces)]
-        # helm 4 lints here, for the platform's Kubernetes version; helm 3.17 lints each hostspace's
-        # values in the project's own `make lint` (test_quality_gates.py), as a team runs it.
-        self.lints = {}
-        self.renders = {}
-        for label in self.labels:
-            self.lints[label] = run(
+        # Each helm's render of each values file, made when a test first reads it (a worker reads
+        # only some): renders[label, version].
+        self.renders = _Made(lambda key: self.template(key[0], helm=self.helms[key[1]]))
+
+    @cached_property
+    def lints(self):
+        """helm 4's lint of each values file, for the platform's Kubernetes version: {label: result}.
+        helm 3.17 lints each hostspace's values in the project's own `make lint`
+        (test_quality_gates.py), as a team runs it."""
+        return {
+            label: run(
                 [
                     self.helms["4"],
                     "lint",
@@ -152,8 +169,8 @@ class Chart:
                 ],
                 env=self.env,
             )
-            for version, helm in self.helms.items():
-                self.renders[label, version] = self.template(label, helm=helm)
+            for label in self.labels
+        }
 
     @property
     def number(self):
