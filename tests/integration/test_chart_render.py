@@ -33,6 +33,7 @@ from chart_matrix import (
     split_documents,
     tool,
 )
+from jobs import interruptible
 
 from tools.helm import helm_unittest_plugin
 from tools.validators import SCHEMAS, run_checkov
@@ -784,6 +785,7 @@ def test_make_helm_unittest_removes_its_copy_of_the_chart_however_the_run_ends(t
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
     try:
         deadline = time.monotonic() + 60

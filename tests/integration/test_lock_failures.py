@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
+from jobs import interruptible
 from releases import cookiecutter_config, make_template_repo
 
 from tools.net import silent_server
@@ -66,13 +67,6 @@ def cookiecutter(output, *answers, env=None, **popen):
         preexec_fn=interruptible,
         **popen,
     )
-
-
-def interruptible():
-    """In the child: SIGINT at its default, as a shell starts its foreground jobs. A suite
-    started in the background from a script inherits SIGINT ignored, and Ctrl-C would then
-    never reach cookiecutter or the hook."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def bake(output, *answers, env=None):

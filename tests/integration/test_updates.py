@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from jobs import interruptible
 from releases import (
     RELEASE,
     add_orders_route_to_the_example,
@@ -342,6 +343,7 @@ def start_make(project, *args, env=None):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=interruptible,
     )
 
 
