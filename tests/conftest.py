@@ -245,9 +245,12 @@ def api_server(kube):
 
 
 def in_the_api_server_group(item):
-    return item is not None and any(mark.args[:1] == (API_SERVER_GROUP,) for mark in item.iter_markers("xdist_group"))
+    """Whether xdist schedules `item` with the API server's group: that group's mark, and no other."""
+    names = {mark.kwargs.get("name", *mark.args[:1]) for mark in item.iter_markers("xdist_group")} if item else set()
+    return names == {API_SERVER_GROUP}
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own teardown: the test's fixtures may still use the server
 def pytest_runtest_teardown(item, nextitem):
     if "server" in _api_servers and not in_the_api_server_group(nextitem):
         _api_servers.pop("server").stop()

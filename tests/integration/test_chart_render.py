@@ -367,6 +367,10 @@ def checkov_report(charts, default_chart, first_week, tmp_path_factory):
     ):
         (root / folder).mkdir()
         (root / folder / "render.yaml").write_text(manifest)
+    # checkov lets a NetworkPolicy cover every matching Pod of the scan, whatever its folder: the
+    # NetworkPolicy's folder must be the only one with one, or another could pass its check.
+    others = [folder.name for folder in root.iterdir() if folder.name != NETWORK_POLICY_FOLDER]
+    assert [f for f in others for r in (root / f).iterdir() if "\nkind: NetworkPolicy\n" in r.read_text()] == []
     config = yaml.safe_load((default_chart.dir / ".checkov.yaml").read_text())
     assert NETWORK_POLICY_CHECK in config["skip-check"]
     config["skip-check"].remove(NETWORK_POLICY_CHECK)

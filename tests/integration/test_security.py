@@ -98,6 +98,8 @@ def scan(bake, tmp_path_factory):
             found.setdefault((framework, folder, "/".join(path)), []).append(
                 f"{check['check_id']} {check['check_name']}: {check['file_path']}:{check['file_line_range'][0]}"
             )
+    scanned = {(folder, path) for paths in where.values() for path, folder in paths.items()}
+    assert {(folder, path) for _, folder, path in found} <= scanned, "a finding in no file the scan was given"
     failed = {}
     for folder, paths in where.items():
         for path, scanned in paths.items():

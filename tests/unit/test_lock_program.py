@@ -442,6 +442,8 @@ def test_sigterm_as_the_tool_starts_ends_the_tool_too():
     assert not alive and ended == f"interrupted {int(signal.SIGTERM)}", result.stdout
     # The tool can be stopped: it blocks what its caller blocked before run_tool held the stop signals.
     assert blocked.split() == callers.split()
+    mask = int(blocked.split()[1], 16)
+    assert [signum for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if mask & 1 << signum - 1] == []
 
 
 # The lock program's first tool, its handlers in place as in main(); then the watcher's blocked signals.
