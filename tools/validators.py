@@ -13,6 +13,7 @@ CLI: ``python -m tools.validators`` installs checkov if needed and prints its ve
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -100,15 +101,32 @@ def run_checkov(
     return run(args, check=False, timeout=600, env=dict(os.environ, **CHECKOV_ENV))
 
 
-def check_builtin_schema(schema: str, path: Path, cwd: Path | None = None):
-    """check-jsonschema against a schema it ships (``vendor.github-workflows``,
-    ``vendor.azure-pipelines``), offline: every proxy points at a closed local port, so a
+def _check_jsonschema(args, cwd=None):
+    """check-jsonschema with `args`, offline: every proxy points at a closed local port, so a
     download attempt would fail the check. Returns the CompletedProcess."""
     offline = {**os.environ, "NO_PROXY": "", "no_proxy": ""}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         offline[name] = "http://127.0.0.1:9"
-    command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, "--regex-variant", "python", path]
-    return run(command, check=False, cwd=cwd, env=offline)
+    return run([sys.executable, "-m", "check_jsonschema", *args], check=False, cwd=cwd, env=offline)
+
+
+def check_builtin_schema(schema: str, path: Path, cwd: Path | None = None):
+    """check-jsonschema against a schema it ships (``vendor.github-workflows``,
+    ``vendor.azure-pipelines``), offline. Returns the CompletedProcess."""
+    return _check_jsonschema(["--builtin-schema", schema, "--regex-variant", "python", path], cwd=cwd)
+
+
+def check_schema_file(schema: Path, files) -> dict[str, list[str]]:
+    """check-jsonschema against a schema file, offline, every file in one run (its start-up
+    dominates a check): {file: [its errors]}, every file listed."""
+    result = _check_jsonschema(["--output-format", "json", "--schemafile", schema, *files])
+    report = json.loads(result.stdout)
+    errors = {str(file): [] for file in files}
+    for error in report.get("errors", []) + report.get("parse_errors", []):  # neither when all pass
+        errors[error["filename"]].append(": ".join(filter(None, (error.get("path"), error["message"]))))
+    if result.returncode != (1 if any(errors.values()) else 0):
+        raise ToolFailed(f"check-jsonschema: exit {result.returncode}: {result.stdout}{result.stderr}")
+    return errors
 
 
 #: The JSON schemas the chart tests validate against, kept in the repository with their

@@ -258,9 +258,9 @@ def test_deployment_is_hardened_and_drains_gracefully(chart):
 
 def test_network_policy_admits_only_its_peers_to_the_http_port(default_chart, tmp_path):
     label = default_chart.labels[-1]
-    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ambassador"}}}
+    (peer,) = TEAM_VALUES["networkPolicy"]["from"]  # Ambassador's namespace
     values = tmp_path / "networkpolicy.yaml"
-    values.write_text(yaml.safe_dump({"networkPolicy": {"enabled": True, "from": [peer]}}))
+    values.write_text(yaml.safe_dump({"networkPolicy": TEAM_VALUES["networkPolicy"]}))
     result = default_chart.template(label, extra_values=[values])
     assert result.returncode == 0, result.stderr
     objects = split_documents(result.stdout)

@@ -36,7 +36,7 @@ from chart_matrix import (
 from jobs import interruptible
 
 from tools.helm import helm_unittest_plugin
-from tools.validators import SCHEMAS, run_checkov
+from tools.validators import SCHEMAS, check_schema_file, run_checkov
 
 # --- helm itself -------------------------------------------------------------------------
 
@@ -440,17 +440,6 @@ HOST, MAPPING, SUITE = (
 )
 
 
-def check_jsonschema(schema, files):
-    """check-jsonschema's errors for each file against `schema`, all in one run: {file: [errors]}."""
-    result = run([tool("check-jsonschema"), "--output-format", "json", "--schemafile", schema, *files])
-    report = json.loads(result.stdout)
-    errors = {str(file): [] for file in files}
-    for error in report.get("errors", []) + report.get("parse_errors", []):  # neither when all pass
-        errors[error["filename"]].append(": ".join(filter(None, (error.get("path"), error["message"]))))
-    assert result.returncode == (1 if any(errors.values()) else 0), result.stdout + result.stderr
-    return errors
-
-
 @pytest.fixture(scope="module")
 def schema_checks(charts, tmp_path_factory):
     """{(schema, combination index): errors of its files} for every combination, each schema
@@ -471,7 +460,7 @@ def schema_checks(charts, tmp_path_factory):
                     files[schema][str(file)] = index
     checks = {}
     for schema, indexes in files.items():
-        for file, errors in check_jsonschema(schema, list(indexes)).items():
+        for file, errors in check_schema_file(schema, list(indexes)).items():
             checks.setdefault((schema, indexes[file]), []).extend(f"{file}: {error}" for error in errors)
     return checks
 
